@@ -1,0 +1,36 @@
+//! Every size a peer can influence, as named constants.
+//!
+//! Decoders check these before they allocate: an input longer than its limit
+//! is refused before parsing, and every length prefix inside it is checked
+//! against the limit of the field it describes.
+
+/// Largest opaque payload an envelope may carry (64 KiB).
+pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
+
+/// Largest encoded envelope: the payload plus a header and signature, which
+/// take at most 183 bytes; the slack keeps the bound simple to state.
+pub const MAX_ENVELOPE_LEN: usize = MAX_PAYLOAD_LEN + 256;
+
+/// Largest frame body on a stream, not counting its 4-byte length prefix.
+pub const MAX_FRAME_LEN: usize = 1024 * 1024;
+
+/// Most envelopes in one append or hello outbox batch.
+pub const MAX_BATCH: usize = 256;
+
+/// Most cursors a hello may carry, and most streams a sync answer may cover.
+pub const MAX_CURSORS: usize = 1024;
+
+/// Most entries in one page of a stream.
+pub const MAX_PAGE_ENTRIES: usize = 4096;
+
+/// Most devices a status answer lists.
+pub const MAX_DEVICES: usize = 256;
+
+/// Longest human-readable error message in an error frame, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 256;
+
+/// Longest registration invite code, in bytes.
+pub const MAX_INVITE_LEN: usize = 128;
+
+/// Largest encoded signed statement (certificate, revocation, grant).
+pub const MAX_STATEMENT_LEN: usize = 256;
