@@ -1,1 +1,76 @@
-fn main() {}
+//! cairn's project tasks (`cargo xtask <task>`).
+//!
+//! - `ci`: everything CI checks: formatting, clippy, a fuzz smoke run of
+//!   every target, then the whole test suite (which includes the spec-vector
+//!   and catalogue checks).
+//! - `vectors`: regenerate the test vectors in `spec/vectors/` from the code.
+//! - `fuzz [--seconds N] [TARGET...]`: run fuzz targets (nightly + cargo-fuzz,
+//!   installed when missing), seeded from the spec vectors.
+//! - `bench`: run the benchmarks and print their ratios.
+#![forbid(unsafe_code)]
+// A developer tool: it prints, and indexes JSON it generated itself.
+#![allow(clippy::print_stdout, clippy::indexing_slicing)]
+
+mod bench;
+mod fuzz;
+mod run;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        bail!("usage: cargo xtask <ci|vectors|fuzz|bench> [options]");
+    };
+    match task.as_str() {
+        "ci" => ci(),
+        "vectors" => vectors(),
+        "fuzz" => fuzz::run(&fuzz::Options::parse(rest)?),
+        "bench" => bench::run(),
+        other => bail!("unknown task `{other}`; expected ci, vectors, fuzz or bench"),
+    }
+}
+
+/// Seconds each fuzz target runs in the CI smoke run.
+const CI_FUZZ_SECONDS: u64 = 20;
+
+fn ci() -> Result<()> {
+    run::step("format", "cargo", &["fmt", "--all", "--check"])?;
+    run::step(
+        "clippy",
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    fuzz::run(&fuzz::Options::smoke(CI_FUZZ_SECONDS))?;
+    // Last, so that the run closes with the test runner's summary line.
+    run::step("tests", "cargo", &["test", "--workspace", "--locked"])
+}
+
+fn vectors() -> Result<()> {
+    run::step_with_env(
+        "regenerate vectors",
+        "cargo",
+        &[
+            "test",
+            "--workspace",
+            "--locked",
+            "vector",
+            "--",
+            "--test-threads=1",
+        ],
+        &[("CAIRN_REGENERATE_VECTORS", "1")],
+    )?;
+    run::step(
+        "check vectors",
+        "cargo",
+        &["test", "--workspace", "--locked", "vector"],
+    )
+}
