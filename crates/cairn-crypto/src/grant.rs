@@ -1,0 +1,210 @@
+//! Key grants and device-link bundles, sealed to an X25519 exchange key
+//! with HPKE (RFC 9180) in base mode, suite DHKEM(X25519, HKDF-SHA256),
+//! HKDF-SHA256, ChaCha20-Poly1305, through the `hpke` crate.
+//!
+//! Both travel as envelope payloads. The envelope header is the HPKE
+//! associated data, so a sealed message cannot be replayed under another
+//! author, device, sequence number or scope; a purpose-specific `info`
+//! keeps a grant from opening as a bundle and the reverse. What is granted
+//! (audience ids, epochs) is inside the ciphertext: the relay learns only
+//! that the author sent the recipient something.
+
+use cairn_wire::codec::V1;
+use cairn_wire::limits::MAX_PAYLOAD_LEN;
+use cairn_wire::{BoundedBytes, BoundedVec, EnvelopeHeader, ExchangeKey, Payload, Scope};
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::audience::{Audience, KeyGrant};
+use crate::error::{DecryptionFailed, GrantError};
+use crate::keys::{ExchangeSecret, RootKey};
+use crate::payload::{self, HpkeSealed, PayloadBody, SealedPayload};
+use crate::secret_codec;
+
+/// HPKE `info` of key grants.
+pub const INFO_KEY_GRANT: &str = "cairn/key-grant/v1";
+/// HPKE `info` of device-link bundles.
+pub const INFO_DEVICE_LINK: &str = "cairn/device-link/v1";
+/// Most keys one grant may carry.
+pub const MAX_GRANT_KEYS: usize = 256;
+
+type Kem = hpke::kem::X25519HkdfSha256;
+type Kdf = hpke::kdf::HkdfSha256;
+type Aead = hpke::aead::ChaCha20Poly1305;
+
+/// What a newly linked device needs to act as the user: the root key (to
+/// certify and revoke devices, sign friend grants), the user exchange key
+/// (to open the keys friends granted), and the private audience (to read
+/// and write the user's private notes, including client state kept there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkBundle {
+    version: V1,
+    /// The user's root key.
+    pub root: RootKey,
+    /// The user exchange key, shared by all the user's devices.
+    pub exchange: ExchangeSecret,
+    /// The private audience, with every epoch key it holds.
+    pub private: Audience,
+}
+
+impl LinkBundle {
+    /// A bundle in the current version.
+    pub fn new(root: RootKey, exchange: ExchangeSecret, private: Audience) -> Self {
+        Self {
+            version: V1,
+            root,
+            exchange,
+            private,
+        }
+    }
+}
+
+/// The plaintext of a key grant.
+#[derive(Serialize, Deserialize)]
+struct GrantPlaintext {
+    version: V1,
+    keys: BoundedVec<KeyGrant, MAX_GRANT_KEYS>,
+}
+
+/// Seals audience keys to `recipient` (a member's exchange key) under
+/// `header`, which must be a direct envelope's. Draws 32 bytes from `rng`:
+/// the HPKE ephemeral key's input keying material.
+pub fn seal_grant(
+    rng: &mut impl CryptoRng,
+    header: &EnvelopeHeader,
+    recipient: &ExchangeKey,
+    keys: &[KeyGrant],
+) -> Result<Payload, GrantError> {
+    if !matches!(header.scope, Scope::Direct(_)) {
+        return Err(GrantError::NotDirect);
+    }
+    if keys.is_empty() {
+        return Err(GrantError::Empty);
+    }
+    let keys = BoundedVec::new(keys.to_vec()).map_err(|e| GrantError::TooManyKeys {
+        count: e.len,
+        max: e.max,
+    })?;
+    let plaintext = secret_codec::encode(&GrantPlaintext { version: V1, keys });
+    let sealed = hpke_seal(rng, recipient, INFO_KEY_GRANT, header, &plaintext)?;
+    to_payload(PayloadBody::Grant(sealed))
+}
+
+/// Opens a key grant sealed to `secret` under `header`.
+pub fn open_grant(
+    header: &EnvelopeHeader,
+    payload: &[u8],
+    secret: &ExchangeSecret,
+) -> Result<Vec<KeyGrant>, DecryptionFailed> {
+    let decoded = payload::decode(payload).map_err(|_| DecryptionFailed)?;
+    let PayloadBody::Grant(sealed) = decoded.body() else {
+        return Err(DecryptionFailed);
+    };
+    let plaintext = hpke_open(secret, INFO_KEY_GRANT, header, sealed)?;
+    let grant: GrantPlaintext =
+        secret_codec::decode(&plaintext, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
+    if grant.keys.is_empty() {
+        return Err(DecryptionFailed);
+    }
+    Ok(grant.keys.into_vec())
+}
+
+/// Seals a device-link bundle to the new device's exchange key (from its
+/// certificate) under `header`, whose author must be the bundle's user.
+/// Draws 32 bytes from `rng`, as [`seal_grant`] does.
+pub fn seal_link(
+    rng: &mut impl CryptoRng,
+    header: &EnvelopeHeader,
+    new_device: &ExchangeKey,
+    bundle: &LinkBundle,
+) -> Result<Payload, GrantError> {
+    if bundle.root.user_id() != header.author {
+        return Err(GrantError::WrongUser);
+    }
+    let plaintext = secret_codec::encode(bundle);
+    let sealed = hpke_seal(rng, new_device, INFO_DEVICE_LINK, header, &plaintext)?;
+    to_payload(PayloadBody::Link(sealed))
+}
+
+/// Opens a device-link bundle sealed to `secret` (the new device's exchange
+/// secret) under `header`. A bundle whose root key is not the header's
+/// author fails like any other.
+pub fn open_link(
+    header: &EnvelopeHeader,
+    payload: &[u8],
+    secret: &ExchangeSecret,
+) -> Result<LinkBundle, DecryptionFailed> {
+    let decoded = payload::decode(payload).map_err(|_| DecryptionFailed)?;
+    let PayloadBody::Link(sealed) = decoded.body() else {
+        return Err(DecryptionFailed);
+    };
+    let plaintext = hpke_open(secret, INFO_DEVICE_LINK, header, sealed)?;
+    let bundle: LinkBundle =
+        secret_codec::decode(&plaintext, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
+    if bundle.root.user_id() != header.author {
+        return Err(DecryptionFailed);
+    }
+    Ok(bundle)
+}
+
+fn hpke_seal(
+    rng: &mut impl CryptoRng,
+    recipient: &ExchangeKey,
+    info: &str,
+    header: &EnvelopeHeader,
+    plaintext: &[u8],
+) -> Result<HpkeSealed, GrantError> {
+    let public = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient.as_bytes())
+        .map_err(|_| GrantError::BadRecipientKey)?;
+    let (enc, ciphertext) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
+        &OpModeS::Base,
+        &public,
+        info.as_bytes(),
+        plaintext,
+        &header.encode(),
+        rng,
+    )
+    .map_err(|_| GrantError::BadRecipientKey)?;
+    let len = ciphertext.len();
+    let ciphertext = BoundedBytes::new(ciphertext).map_err(|_| GrantError::TooLarge {
+        len,
+        max: MAX_PAYLOAD_LEN,
+    })?;
+    Ok(HpkeSealed {
+        enc: enc.to_bytes().into(),
+        ciphertext,
+    })
+}
+
+fn hpke_open(
+    secret: &ExchangeSecret,
+    info: &str,
+    header: &EnvelopeHeader,
+    sealed: &HpkeSealed,
+) -> Result<Zeroizing<Vec<u8>>, DecryptionFailed> {
+    let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(secret.as_bytes())
+        .map_err(|_| DecryptionFailed)?;
+    let enc =
+        <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed.enc).map_err(|_| DecryptionFailed)?;
+    hpke::single_shot_open::<Aead, Kdf, Kem>(
+        &OpModeR::Base,
+        &private,
+        &enc,
+        info.as_bytes(),
+        sealed.ciphertext.as_slice(),
+        &header.encode(),
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| DecryptionFailed)
+}
+
+fn to_payload(body: PayloadBody) -> Result<Payload, GrantError> {
+    SealedPayload::new(body)
+        .to_payload()
+        .map_err(|len| GrantError::TooLarge {
+            len,
+            max: MAX_PAYLOAD_LEN,
+        })
+}
