@@ -1,0 +1,432 @@
+//! The storage trait the relay programs against, and the values it passes.
+//!
+//! Nothing here names redb: a second backend (NATS JetStream is the planned
+//! one) implements the same trait. What the trait asks of a backend is what
+//! a replicated log can give: one writer per stream assigns positions at
+//! commit, an append is acknowledged only once durable, and commits are
+//! published after they are durable, in position order per stream.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use cairn_wire::{
+    AppendAck, AppendOutcome, Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Entry,
+    Envelope, EnvelopeId, ErrorCode, ErrorDetail, FriendGrant, FriendRevocation, StreamId, UserId,
+    WireError,
+};
+use tokio::sync::broadcast;
+
+use crate::error::{AppendError, BackupError, ReadError, WriteError};
+
+/// The relay's storage.
+///
+/// The relay verifies envelope and statement signatures before it calls
+/// the store; the store enforces everything that depends on stored state:
+/// the device registry, device sequence numbers, equivocation, duplicates
+/// and the order of statements. Every method returns a `Send` future that
+/// never blocks the async runtime.
+pub trait Store: Send + Sync + 'static {
+    /// Appends a batch of verified envelopes and returns one outcome per
+    /// envelope, in batch order, once the stored ones are durable.
+    ///
+    /// Envelopes of one device are considered in batch order; a refused
+    /// envelope does not stop the ones after it from being considered (the
+    /// next one of the same device then usually is a gap). A refused
+    /// envelope changes nothing.
+    fn append(
+        &self,
+        batch: Vec<Envelope>,
+    ) -> impl Future<Output = Result<Vec<ItemOutcome>, AppendError>> + Send;
+
+    /// Entries of `stream` after position `after`, at most `limit`, in
+    /// position order with no gaps.
+    fn read_stream(
+        &self,
+        stream: StreamId,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<StreamRead, ReadError>> + Send;
+
+    /// The last position of `stream` (0: empty or unknown).
+    fn stream_head(&self, stream: StreamId) -> impl Future<Output = Result<u64, ReadError>> + Send;
+
+    /// An envelope by id, with where it is stored.
+    fn envelope(
+        &self,
+        id: EnvelopeId,
+    ) -> impl Future<Output = Result<Option<StoredEnvelope>, ReadError>> + Send;
+
+    /// Every stream `owner` has written to, with its head.
+    fn streams_of(
+        &self,
+        owner: UserId,
+    ) -> impl Future<Output = Result<Vec<StreamHead>, ReadError>> + Send;
+
+    /// Every direct stream addressed to `recipient`, with its head.
+    fn direct_streams_to(
+        &self,
+        recipient: UserId,
+    ) -> impl Future<Output = Result<Vec<StreamHead>, ReadError>> + Send;
+
+    /// Registers a device certificate (already verified).
+    fn register_device(
+        &self,
+        certificate: DeviceCertificate,
+    ) -> impl Future<Output = Result<StatementOutcome, WriteError>> + Send;
+
+    /// Applies a device revocation (already verified). A revoked device
+    /// stays revoked for good.
+    fn revoke_device(
+        &self,
+        revocation: DeviceRevocation,
+    ) -> impl Future<Output = Result<StatementOutcome, WriteError>> + Send;
+
+    /// Applies a friend grant (already verified).
+    fn grant_friend(
+        &self,
+        grant: FriendGrant,
+    ) -> impl Future<Output = Result<StatementOutcome, WriteError>> + Send;
+
+    /// Applies a friend revocation (already verified).
+    fn revoke_friend(
+        &self,
+        revocation: FriendRevocation,
+    ) -> impl Future<Output = Result<StatementOutcome, WriteError>> + Send;
+
+    /// The registration of one device of one user.
+    fn device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, ReadError>> + Send;
+
+    /// Every device `user` has certified or revoked.
+    fn devices(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>, ReadError>> + Send;
+
+    /// The grants `granter` has made and not revoked: who may read the
+    /// granter's friends stream.
+    fn grants_by(
+        &self,
+        granter: UserId,
+    ) -> impl Future<Output = Result<Vec<FriendGrant>, ReadError>> + Send;
+
+    /// The users who have granted `grantee`: whose friends streams the
+    /// grantee may read.
+    fn granters_of(
+        &self,
+        grantee: UserId,
+    ) -> impl Future<Output = Result<Vec<UserId>, ReadError>> + Send;
+
+    /// Records that `device` has seen `cursor.stream` up to
+    /// `cursor.position`. Monotonic: a lower position never moves the
+    /// stored one back; a position past the head is clamped to the head.
+    /// Returns the stored position.
+    fn ack(
+        &self,
+        device: DeviceId,
+        cursor: Cursor,
+    ) -> impl Future<Output = Result<u64, WriteError>> + Send;
+
+    /// Every cursor `device` has acknowledged.
+    fn acked(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Vec<Cursor>, ReadError>> + Send;
+
+    /// Counts for `cairn-relay stats` and metrics.
+    fn stats(&self) -> impl Future<Output = Result<Stats, ReadError>> + Send;
+
+    /// Counters of the commit path since the store was opened.
+    fn commit_counters(&self) -> CommitCounters;
+
+    /// Live commits: see [`Committed`] for the contract.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<[Committed]>>;
+
+    /// Every stream with its head, in key order, for export.
+    fn all_streams(&self) -> impl Future<Output = Result<Vec<StreamHead>, ReadError>> + Send;
+
+    /// Every stored signed statement, for export.
+    fn statements(&self) -> impl Future<Output = Result<Vec<StoredStatement>, ReadError>> + Send;
+
+    /// Writes a consistent copy of the whole store to `path` (which must not
+    /// exist) while the store keeps serving.
+    fn backup(&self, path: &Path) -> impl Future<Output = Result<(), BackupError>> + Send;
+
+    /// Checks the store's invariants: positions gap-free, indexes consistent
+    /// with the log, device sequences gap-free, counters right.
+    fn verify(&self) -> impl Future<Output = Result<VerifyReport, ReadError>> + Send;
+}
+
+/// The outcome of one envelope of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Stored by this append, durably.
+    Stored {
+        /// The envelope's id.
+        id: EnvelopeId,
+        /// Its position in its stream.
+        position: u64,
+    },
+    /// The same envelope was stored before; this is its original position.
+    Duplicate {
+        /// The envelope's id.
+        id: EnvelopeId,
+        /// Its position in its stream.
+        position: u64,
+    },
+    /// Refused; nothing was stored.
+    Refused(Refusal),
+}
+
+/// Why an envelope was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Another envelope with the same device and sequence number is stored.
+    Equivocation {
+        /// The id of the stored one.
+        existing: EnvelopeId,
+    },
+    /// The sequence number is not the device's next one.
+    SeqGap {
+        /// The sequence number the store expects next from the device.
+        expected: u64,
+    },
+    /// The device is not registered for anyone.
+    UnknownDevice,
+    /// The device is registered, but for another user than the author.
+    NotAuthor,
+    /// The author has revoked the device.
+    DeviceRevoked,
+}
+
+/// The outcome of a signed statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementOutcome {
+    /// Applied now.
+    Applied,
+    /// Already in effect (the same statement, or the device is already
+    /// revoked by an earlier revocation); nothing changed.
+    Unchanged,
+    /// Refused; nothing changed.
+    Refused(StatementRefusal),
+}
+
+/// Why a statement was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StatementRefusal {
+    /// Older than the statement stored for the same subject.
+    Stale,
+    /// A certificate for a device its user has revoked.
+    DeviceRevoked,
+}
+
+/// One page of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRead {
+    /// Entries in position order, consecutive.
+    pub entries: Vec<Entry>,
+    /// The stream's last position when read (0: empty).
+    pub head: u64,
+}
+
+impl StreamRead {
+    /// Whether entries past this page exist.
+    pub fn more(&self) -> bool {
+        self.entries.last().is_some_and(|e| e.position < self.head)
+    }
+}
+
+/// An envelope with where it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    /// Its stream.
+    pub stream: StreamId,
+    /// Its position there.
+    pub position: u64,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// A stream and its last position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamHead {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its last position (at least 1: streams exist from their first entry).
+    pub head: u64,
+}
+
+/// What the store holds about one device of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+    /// Its certificate, if one was registered.
+    pub certificate: Option<DeviceCertificate>,
+    /// Its revocation, if revoked.
+    pub revocation: Option<DeviceRevocation>,
+    /// Its last stored sequence number (0: none).
+    pub last_seq: u64,
+}
+
+impl DeviceRecord {
+    /// Certified and not revoked: may authenticate and append.
+    pub fn is_active(&self) -> bool {
+        self.certificate.is_some() && self.revocation.is_none()
+    }
+}
+
+/// A stored signed statement, for export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredStatement {
+    /// A device certificate.
+    DeviceCertificate(DeviceCertificate),
+    /// A device revocation.
+    DeviceRevocation(DeviceRevocation),
+    /// The current friend grant of a pair.
+    FriendGrant(FriendGrant),
+    /// The current friend revocation of a pair.
+    FriendRevocation(FriendRevocation),
+}
+
+/// Counts of what the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Users with at least one registered device.
+    pub users: u64,
+    /// Registered devices (revoked ones included).
+    pub devices: u64,
+    /// Revoked devices.
+    pub revoked_devices: u64,
+    /// Streams with at least one envelope.
+    pub streams: u64,
+    /// Stored envelopes.
+    pub envelopes: u64,
+    /// Sum of the encoded sizes of the stored envelopes.
+    pub envelope_bytes: u64,
+}
+
+/// Counters of the commit path since the store was opened; they show
+/// whether group commit groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitCounters {
+    /// Durable commits made.
+    pub commits: u64,
+    /// Write requests (appends, statements, acks) carried by them.
+    pub requests: u64,
+    /// Envelopes stored by them.
+    pub envelopes: u64,
+    /// Commits that failed.
+    pub failed_commits: u64,
+}
+
+/// One envelope made durable, as published to [`Store::subscribe`]rs.
+///
+/// Contract: the store publishes one `Arc<[Committed]>` per commit, only
+/// after the commit is durable and before the appending callers are
+/// answered, in commit order. Within one publication and across
+/// publications, the entries of one stream come in position order with no
+/// gap. A receiver that falls behind gets `RecvError::Lagged` and must read
+/// the missing positions from storage; storage is the source of truth.
+/// To go from a backlog to live without gap or duplicate, subscribe first,
+/// then read the backlog, then skip live entries at or below the last
+/// position read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The stream.
+    pub stream: StreamId,
+    /// The position assigned.
+    pub position: u64,
+    /// The envelope's id.
+    pub id: EnvelopeId,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// The result of [`Store::verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Streams checked.
+    pub streams: u64,
+    /// Envelopes checked.
+    pub envelopes: u64,
+    /// Devices checked.
+    pub devices: u64,
+    /// Every broken invariant found, in words; empty when the store is
+    /// consistent.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether every invariant holds.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl ItemOutcome {
+    /// The wire form of the outcome, for append and hello answers.
+    pub fn to_wire(&self) -> AppendOutcome {
+        match *self {
+            Self::Stored { id, position } => AppendOutcome::Stored(AppendAck { id, position }),
+            Self::Duplicate { id, position } => {
+                AppendOutcome::Duplicate(AppendAck { id, position })
+            }
+            Self::Refused(refusal) => AppendOutcome::Refused(refusal.to_wire()),
+        }
+    }
+}
+
+impl Refusal {
+    /// The catalogue code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Equivocation { .. } => ErrorCode::EQUIVOCATION,
+            Self::SeqGap { .. } => ErrorCode::SEQ_GAP,
+            Self::UnknownDevice => ErrorCode::UNKNOWN_DEVICE,
+            Self::NotAuthor => ErrorCode::NOT_AUTHOR,
+            Self::DeviceRevoked => ErrorCode::DEVICE_REVOKED,
+        }
+    }
+
+    /// The wire error, with the expected sequence number for a gap.
+    pub fn to_wire(&self) -> WireError {
+        let error = WireError::new(self.code(), &self.to_string());
+        match self {
+            Self::SeqGap { expected } => error.with_detail(ErrorDetail::ExpectedSeq(*expected)),
+            _ => error,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Equivocation { .. } => {
+                f.write_str("another envelope with this device and sequence number is stored")
+            }
+            Self::SeqGap { expected } => write!(f, "sequence gap: expected {expected}"),
+            Self::UnknownDevice => f.write_str("device not registered"),
+            Self::NotAuthor => f.write_str("device registered to another user"),
+            Self::DeviceRevoked => f.write_str("device revoked"),
+        }
+    }
+}
+
+impl StatementRefusal {
+    /// The catalogue code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Stale => ErrorCode::STALE_STATEMENT,
+            Self::DeviceRevoked => ErrorCode::DEVICE_REVOKED,
+        }
+    }
+}

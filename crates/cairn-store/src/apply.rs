@@ -1,0 +1,442 @@
+//! The rules of every write, applied inside one redb write transaction.
+//!
+//! Each function first decides, reading only, whether the item is refused,
+//! and writes only once it is accepted: a refused item never changes stored
+//! data. Reads inside the transaction see the writes of earlier items of
+//! the same group commit, so items are judged in commit order.
+
+use cairn_wire::{
+    Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeId, FriendGrant,
+    FriendRevocation, Signed, Statement, StreamId, UserId,
+};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use crate::api::{Committed, ItemOutcome, Refusal, StatementOutcome, StatementRefusal};
+use crate::keys;
+use crate::schema;
+
+/// An envelope with its encoding and id, computed by the caller's task so
+/// that the writer thread only writes.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// Its canonical encoding.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`.
+    pub id: EnvelopeId,
+}
+
+impl Prepared {
+    /// Encodes and hashes `envelope`.
+    pub fn new(envelope: Envelope) -> Self {
+        let bytes = envelope.encode();
+        let id = Envelope::id_of_encoding(&bytes);
+        Self {
+            envelope,
+            bytes,
+            id,
+        }
+    }
+}
+
+/// A signed statement to apply.
+#[derive(Debug, Clone)]
+pub enum StatementIn {
+    /// Register a device.
+    Certificate(DeviceCertificate),
+    /// Revoke a device.
+    DeviceRevocation(DeviceRevocation),
+    /// Grant a friend.
+    Grant(FriendGrant),
+    /// Revoke a friend.
+    FriendRevocation(FriendRevocation),
+}
+
+type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
+
+/// Every table, open in one write transaction.
+pub struct WriteTables<'t> {
+    meta: T<'t>,
+    envelopes: T<'t>,
+    envelope_ids: T<'t>,
+    streams: T<'t>,
+    direct_streams: T<'t>,
+    device_seqs: T<'t>,
+    device_certs: T<'t>,
+    device_revocations: T<'t>,
+    device_users: T<'t>,
+    users: T<'t>,
+    friends: T<'t>,
+    friends_by_grantee: T<'t>,
+    acks: T<'t>,
+    added_bytes: u64,
+}
+
+impl<'t> WriteTables<'t> {
+    /// Opens every table of the schema in `txn`.
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self, redb::Error> {
+        Ok(Self {
+            meta: txn.open_table(schema::META)?,
+            envelopes: txn.open_table(schema::ENVELOPES)?,
+            envelope_ids: txn.open_table(schema::ENVELOPE_IDS)?,
+            streams: txn.open_table(schema::STREAMS)?,
+            direct_streams: txn.open_table(schema::DIRECT_STREAMS)?,
+            device_seqs: txn.open_table(schema::DEVICE_SEQS)?,
+            device_certs: txn.open_table(schema::DEVICE_CERTS)?,
+            device_revocations: txn.open_table(schema::DEVICE_REVOCATIONS)?,
+            device_users: txn.open_table(schema::DEVICE_USERS)?,
+            users: txn.open_table(schema::USERS)?,
+            friends: txn.open_table(schema::FRIENDS)?,
+            friends_by_grantee: txn.open_table(schema::FRIENDS_BY_GRANTEE)?,
+            acks: txn.open_table(schema::ACKS)?,
+            added_bytes: 0,
+        })
+    }
+
+    /// Judges one envelope and stores it if accepted.
+    pub fn append(
+        &mut self,
+        item: Prepared,
+    ) -> Result<(ItemOutcome, Option<Committed>), redb::Error> {
+        let header = item.envelope.header();
+        let (author, device, seq) = (header.author, header.device, header.seq);
+        if let Some(refusal) = self.registry_refusal(&author, &device)? {
+            return Ok((ItemOutcome::Refused(refusal), None));
+        }
+        if let Some(position) = self.position_of(&item.id)? {
+            let outcome = ItemOutcome::Duplicate {
+                id: item.id,
+                position,
+            };
+            return Ok((outcome, None));
+        }
+        if let Some(refusal) = self.seq_refusal(&author, &device, seq)? {
+            return Ok((ItemOutcome::Refused(refusal), None));
+        }
+        let committed = self.store(item)?;
+        let outcome = ItemOutcome::Stored {
+            id: committed.id,
+            position: committed.position,
+        };
+        Ok((outcome, Some(committed)))
+    }
+
+    /// Applies a statement under the ordering rules of `spec/storage.md`.
+    pub fn statement(&mut self, statement: &StatementIn) -> Result<StatementOutcome, redb::Error> {
+        match statement {
+            StatementIn::Certificate(cert) => self.certificate(cert),
+            StatementIn::DeviceRevocation(rev) => self.device_revocation(rev),
+            StatementIn::Grant(grant) => self.friend_statement(grant, FriendKind::Grant),
+            StatementIn::FriendRevocation(rev) => {
+                self.friend_statement(rev, FriendKind::Revocation)
+            }
+        }
+    }
+
+    /// Moves `device`'s cursor on a stream forward, never back, never past
+    /// the head.
+    pub fn ack(&mut self, device: &DeviceId, cursor: &Cursor) -> Result<u64, redb::Error> {
+        let head = self.head(&keys::stream_key(&cursor.stream))?;
+        let key = keys::ack_key(device, &cursor.stream);
+        let old = match self.acks.get(key.as_slice())? {
+            Some(v) => read_u64(v.value(), "acked position")?,
+            None => 0,
+        };
+        let new = old.max(cursor.position.min(head));
+        if new > old {
+            self.acks
+                .insert(key.as_slice(), new.to_be_bytes().as_slice())?;
+        }
+        Ok(new)
+    }
+
+    /// Writes the counters the group changed; call once before commit.
+    pub fn finish(mut self) -> Result<(), redb::Error> {
+        if self.added_bytes == 0 {
+            return Ok(());
+        }
+        let old = match self.meta.get(schema::META_ENVELOPE_BYTES)? {
+            Some(v) => read_u64(v.value(), "envelope byte count")?,
+            None => 0,
+        };
+        let new = old.saturating_add(self.added_bytes);
+        self.meta
+            .insert(schema::META_ENVELOPE_BYTES, new.to_be_bytes().as_slice())?;
+        Ok(())
+    }
+
+    fn registry_refusal(
+        &self,
+        author: &UserId,
+        device: &DeviceId,
+    ) -> Result<Option<Refusal>, redb::Error> {
+        let key = keys::pair_key(author.as_bytes(), device.as_bytes());
+        if self.device_revocations.get(key.as_slice())?.is_some() {
+            return Ok(Some(Refusal::DeviceRevoked));
+        }
+        if self.device_certs.get(key.as_slice())?.is_some() {
+            return Ok(None);
+        }
+        let range = keys::prefix_range(device.as_bytes());
+        let other_owner = self
+            .device_users
+            .range::<&[u8]>(keys::as_slices(&range))?
+            .next();
+        Ok(Some(match other_owner {
+            Some(_) => Refusal::NotAuthor,
+            None => Refusal::UnknownDevice,
+        }))
+    }
+
+    fn position_of(&self, id: &EnvelopeId) -> Result<Option<u64>, redb::Error> {
+        let Some(location) = self.envelope_ids.get(id.as_bytes().as_slice())? else {
+            return Ok(None);
+        };
+        let (_, position) = keys::parse_entry_key(location.value()).map_err(corrupt)?;
+        Ok(Some(position))
+    }
+
+    fn seq_refusal(
+        &self,
+        author: &UserId,
+        device: &DeviceId,
+        seq: u64,
+    ) -> Result<Option<Refusal>, redb::Error> {
+        let last = last_seq(&self.device_seqs, author, device)?;
+        let expected = last.saturating_add(1);
+        if seq == expected {
+            return Ok(None);
+        }
+        if seq == 0 || seq > expected {
+            return Ok(Some(Refusal::SeqGap { expected }));
+        }
+        let key = keys::device_seq_key(author, device, seq);
+        match self.device_seqs.get(key.as_slice())? {
+            Some(existing) => Ok(Some(Refusal::Equivocation {
+                existing: keys::parse_envelope_id(existing.value()).map_err(corrupt)?,
+            })),
+            None => Err(corrupt_msg("device sequence has a gap")),
+        }
+    }
+
+    fn store(&mut self, item: Prepared) -> Result<Committed, redb::Error> {
+        let header = item.envelope.header();
+        let stream = header.stream();
+        let stream_key = keys::stream_key(&stream);
+        let position = self.head(&stream_key)?.saturating_add(1);
+        let entry_key = keys::entry_key(&stream, position);
+        let seq_key = keys::device_seq_key(&header.author, &header.device, header.seq);
+        self.envelopes
+            .insert(entry_key.as_slice(), item.bytes.as_slice())?;
+        self.envelope_ids
+            .insert(item.id.as_bytes().as_slice(), entry_key.as_slice())?;
+        self.device_seqs
+            .insert(seq_key.as_slice(), item.id.as_bytes().as_slice())?;
+        self.streams
+            .insert(stream_key.as_slice(), position.to_be_bytes().as_slice())?;
+        if position == 1 {
+            self.index_direct(&stream)?;
+        }
+        self.added_bytes = self.added_bytes.saturating_add(item.bytes.len() as u64);
+        Ok(Committed {
+            stream,
+            position,
+            id: item.id,
+            envelope: item.envelope,
+        })
+    }
+
+    fn index_direct(&mut self, stream: &StreamId) -> Result<(), redb::Error> {
+        if let Some(recipient) = stream.scope.recipient() {
+            let key = keys::pair_key(recipient.as_bytes(), stream.owner.as_bytes());
+            self.direct_streams.insert(key.as_slice(), [].as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn head(&self, stream_key: &[u8]) -> Result<u64, redb::Error> {
+        match self.streams.get(stream_key)? {
+            Some(v) => read_u64(v.value(), "stream head"),
+            None => Ok(0),
+        }
+    }
+
+    fn certificate(&mut self, cert: &DeviceCertificate) -> Result<StatementOutcome, redb::Error> {
+        let body = cert.body();
+        let key = keys::pair_key(body.user.as_bytes(), body.device.as_bytes());
+        if self.device_revocations.get(key.as_slice())?.is_some() {
+            return Ok(StatementOutcome::Refused(StatementRefusal::DeviceRevoked));
+        }
+        let encoded = cert.encode();
+        if let Some(stored) = self.device_certs.get(key.as_slice())? {
+            let stored = DeviceCertificate::decode(stored.value()).map_err(corrupt)?;
+            if stored == *cert {
+                return Ok(StatementOutcome::Unchanged);
+            }
+            if stored.body().issued_ms >= body.issued_ms {
+                return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
+            }
+        }
+        self.device_certs
+            .insert(key.as_slice(), encoded.as_slice())?;
+        let owner_key = keys::pair_key(body.device.as_bytes(), body.user.as_bytes());
+        self.device_users
+            .insert(owner_key.as_slice(), [].as_slice())?;
+        self.users
+            .insert(body.user.as_bytes().as_slice(), [].as_slice())?;
+        Ok(StatementOutcome::Applied)
+    }
+
+    fn device_revocation(
+        &mut self,
+        rev: &DeviceRevocation,
+    ) -> Result<StatementOutcome, redb::Error> {
+        let body = rev.body();
+        let key = keys::pair_key(body.user.as_bytes(), body.device.as_bytes());
+        if let Some(stored) = self.device_revocations.get(key.as_slice())? {
+            let stored = DeviceRevocation::decode(stored.value()).map_err(corrupt)?;
+            return Ok(if body.revoked_ms < stored.body().revoked_ms {
+                StatementOutcome::Refused(StatementRefusal::Stale)
+            } else {
+                StatementOutcome::Unchanged
+            });
+        }
+        if let Some(cert) = self.device_certs.get(key.as_slice())? {
+            let cert = DeviceCertificate::decode(cert.value()).map_err(corrupt)?;
+            if body.revoked_ms < cert.body().issued_ms {
+                return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
+            }
+        }
+        self.device_revocations
+            .insert(key.as_slice(), rev.encode().as_slice())?;
+        Ok(StatementOutcome::Applied)
+    }
+
+    fn friend_statement<B: FriendBody>(
+        &mut self,
+        statement: &Signed<B>,
+        kind: FriendKind,
+    ) -> Result<StatementOutcome, redb::Error> {
+        let body = statement.body();
+        let (granter, grantee) = (body.granter(), body.grantee());
+        let key = keys::pair_key(granter.as_bytes(), grantee.as_bytes());
+        let mut record = vec![kind.tag()];
+        record.extend_from_slice(&statement.encode());
+        if let Some(stored) = self.friends.get(key.as_slice())? {
+            let stored = stored.value();
+            if stored == record.as_slice() {
+                return Ok(StatementOutcome::Unchanged);
+            }
+            if friend_order(stored)? >= (body.at_ms(), kind) {
+                return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
+            }
+        }
+        self.friends.insert(key.as_slice(), record.as_slice())?;
+        let reverse = keys::pair_key(grantee.as_bytes(), granter.as_bytes());
+        match kind {
+            FriendKind::Grant => {
+                self.friends_by_grantee
+                    .insert(reverse.as_slice(), [].as_slice())?;
+            }
+            FriendKind::Revocation => {
+                self.friends_by_grantee.remove(reverse.as_slice())?;
+            }
+        }
+        Ok(StatementOutcome::Applied)
+    }
+}
+
+/// The last sequence number stored for a device (0: none), by a reverse
+/// range scan over its `device_seqs` prefix.
+pub fn last_seq<R: ReadableTable<&'static [u8], &'static [u8]>>(
+    device_seqs: &R,
+    user: &UserId,
+    device: &DeviceId,
+) -> Result<u64, redb::Error> {
+    let range = keys::prefix_range(&keys::pair_key(user.as_bytes(), device.as_bytes()));
+    let Some(last) = device_seqs
+        .range::<&[u8]>(keys::as_slices(&range))?
+        .next_back()
+    else {
+        return Ok(0);
+    };
+    let (key, _) = last?;
+    let (_, _, seq) = keys::parse_device_seq_key(key.value()).map_err(corrupt)?;
+    Ok(seq)
+}
+
+/// Grants and revocations of one pair, ordered: at equal times a
+/// revocation wins, so a grant issued at or before a revocation is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum FriendKind {
+    Grant,
+    Revocation,
+}
+
+impl FriendKind {
+    fn tag(self) -> u8 {
+        match self {
+            Self::Grant => keys::FRIEND_GRANT,
+            Self::Revocation => keys::FRIEND_REVOCATION,
+        }
+    }
+}
+
+/// What grants and friend revocations have in common.
+trait FriendBody: Statement {
+    fn granter(&self) -> UserId;
+    fn grantee(&self) -> UserId;
+    fn at_ms(&self) -> u64;
+}
+
+impl FriendBody for cairn_wire::FriendGrantBody {
+    fn granter(&self) -> UserId {
+        self.granter
+    }
+    fn grantee(&self) -> UserId {
+        self.grantee
+    }
+    fn at_ms(&self) -> u64 {
+        self.issued_ms
+    }
+}
+
+impl FriendBody for cairn_wire::FriendRevocationBody {
+    fn granter(&self) -> UserId {
+        self.granter
+    }
+    fn grantee(&self) -> UserId {
+        self.grantee
+    }
+    fn at_ms(&self) -> u64 {
+        self.revoked_ms
+    }
+}
+
+/// The (time, kind) of a stored `friends` record.
+fn friend_order(record: &[u8]) -> Result<(u64, FriendKind), redb::Error> {
+    match record.split_first() {
+        Some((&keys::FRIEND_GRANT, bytes)) => {
+            let grant = FriendGrant::decode(bytes).map_err(corrupt)?;
+            Ok((grant.body().issued_ms, FriendKind::Grant))
+        }
+        Some((&keys::FRIEND_REVOCATION, bytes)) => {
+            let rev = FriendRevocation::decode(bytes).map_err(corrupt)?;
+            Ok((rev.body().revoked_ms, FriendKind::Revocation))
+        }
+        _ => Err(corrupt_msg("unknown friend record tag")),
+    }
+}
+
+fn read_u64(bytes: &[u8], what: &'static str) -> Result<u64, redb::Error> {
+    keys::parse_u64(bytes, what).map_err(corrupt)
+}
+
+fn corrupt(err: impl std::fmt::Display) -> redb::Error {
+    redb::Error::Corrupted(err.to_string())
+}
+
+fn corrupt_msg(msg: &str) -> redb::Error {
+    redb::Error::Corrupted(msg.to_string())
+}

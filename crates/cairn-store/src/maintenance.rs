@@ -1,0 +1,378 @@
+//! Online backup and the invariant check behind `cairn-relay check`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cairn_wire::{Envelope, StreamId};
+use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableHandle};
+
+use crate::api::VerifyReport;
+use crate::error::{BackendError, BackupError, ReadError};
+use crate::keys;
+use crate::reader::{self, Ro, backend, table};
+use crate::schema::{self, Def};
+
+/// Rows copied per write transaction of a backup, so that a large store
+/// never needs one huge transaction in memory.
+const BACKUP_CHUNK_ROWS: usize = 8192;
+
+/// Most problems a verify report lists; past that it says how many more.
+const MAX_PROBLEMS: usize = 100;
+
+/// Copies one read snapshot of every table to a new file at `target`.
+///
+/// The copy goes to `target` with a `.partial` suffix first and is renamed
+/// into place after its final durable commit, so `target` either does not
+/// exist or is a complete, consistent store.
+pub fn backup(db: &Database, target: &Path) -> Result<(), BackupError> {
+    if target.exists() {
+        return Err(BackupError::Exists(target.to_path_buf()));
+    }
+    let partial = partial_path(target);
+    let write_err = |e: redb::Error| BackupError::Write {
+        path: target.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let _ = fs::remove_file(&partial);
+    let snapshot = reader::begin(db)?;
+    let copy = Database::create(&partial).map_err(|e| write_err(e.into()))?;
+    for def in schema::TABLES {
+        copy_table(&snapshot, &copy, def)?;
+    }
+    drop(copy);
+    fs::rename(&partial, target).map_err(|e| write_err(e.into()))?;
+    sync_parent(target);
+    Ok(())
+}
+
+/// Checks every invariant of `spec/storage.md` in one snapshot.
+pub fn verify(db: &Database) -> Result<VerifyReport, ReadError> {
+    let txn = reader::begin(db)?;
+    let mut check = Check::new(&txn)?;
+    check.streams()?;
+    check.device_seqs()?;
+    check.counts()?;
+    check.direct_index()?;
+    check.registry()?;
+    check.friends()?;
+    check.acks()?;
+    Ok(check.finish())
+}
+
+fn copy_table(snapshot: &ReadTransaction, copy: &Database, def: Def) -> Result<(), BackupError> {
+    let write_err = |e: redb::Error| BackupError::Write {
+        path: PathBuf::from(def.name()),
+        source: BackendError::new(e),
+    };
+    let source = table(snapshot, def)?;
+    let mut rows = source.iter().map_err(backend)?.peekable();
+    loop {
+        let txn = copy.begin_write().map_err(|e| write_err(e.into()))?;
+        {
+            let mut dest = txn.open_table(def).map_err(|e| write_err(e.into()))?;
+            for row in rows.by_ref().take(BACKUP_CHUNK_ROWS) {
+                let (key, value) = row.map_err(backend)?;
+                dest.insert(key.value(), value.value())
+                    .map_err(|e| write_err(e.into()))?;
+            }
+        }
+        txn.commit().map_err(|e| write_err(e.into()))?;
+        if rows.peek().is_none() {
+            return Ok(());
+        }
+    }
+}
+
+fn partial_path(target: &Path) -> PathBuf {
+    let mut name = target.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Makes the rename durable where the platform allows; a failure here
+/// leaves a complete file that may, after a power cut, be missing.
+fn sync_parent(target: &Path) {
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(dir) = fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+}
+
+/// An invariant check in progress.
+struct Check {
+    envelopes: Ro,
+    envelope_ids: Ro,
+    streams: Ro,
+    direct_streams: Ro,
+    device_seqs: Ro,
+    device_certs: Ro,
+    device_users: Ro,
+    users: Ro,
+    friends: Ro,
+    friends_by_grantee: Ro,
+    acks: Ro,
+    meta: Ro,
+    report: VerifyReport,
+    more_problems: u64,
+    bytes: u64,
+}
+
+impl Check {
+    fn new(txn: &ReadTransaction) -> Result<Self, ReadError> {
+        Ok(Self {
+            envelopes: table(txn, schema::ENVELOPES)?,
+            envelope_ids: table(txn, schema::ENVELOPE_IDS)?,
+            streams: table(txn, schema::STREAMS)?,
+            direct_streams: table(txn, schema::DIRECT_STREAMS)?,
+            device_seqs: table(txn, schema::DEVICE_SEQS)?,
+            device_certs: table(txn, schema::DEVICE_CERTS)?,
+            device_users: table(txn, schema::DEVICE_USERS)?,
+            users: table(txn, schema::USERS)?,
+            friends: table(txn, schema::FRIENDS)?,
+            friends_by_grantee: table(txn, schema::FRIENDS_BY_GRANTEE)?,
+            acks: table(txn, schema::ACKS)?,
+            meta: table(txn, schema::META)?,
+            report: VerifyReport::default(),
+            more_problems: 0,
+            bytes: 0,
+        })
+    }
+
+    fn problem(&mut self, text: String) {
+        if self.report.problems.len() < MAX_PROBLEMS {
+            self.report.problems.push(text);
+        } else {
+            self.more_problems += 1;
+        }
+    }
+
+    fn finish(mut self) -> VerifyReport {
+        if self.more_problems > 0 {
+            let more = self.more_problems;
+            self.report.problems.push(format!("... and {more} more"));
+        }
+        self.report
+    }
+
+    /// Every stream holds exactly positions 1..=head, each envelope decodes,
+    /// belongs to the stream and is indexed by id and by device sequence.
+    fn streams(&mut self) -> Result<(), ReadError> {
+        let mut heads = Vec::new();
+        for row in self.streams.iter().map_err(backend)? {
+            let (key, value) = row.map_err(backend)?;
+            let stream = keys::parse_stream_key(key.value())?;
+            heads.push((stream, keys::parse_u64(value.value(), "stream head")?));
+        }
+        for (stream, head) in heads {
+            self.report.streams += 1;
+            self.stream(&stream, head)?;
+        }
+        Ok(())
+    }
+
+    fn stream(&mut self, stream: &StreamId, head: u64) -> Result<(), ReadError> {
+        let range = keys::prefix_range(&keys::stream_key(stream));
+        let mut expected = 1u64;
+        let mut rows = Vec::new();
+        for row in self
+            .envelopes
+            .range::<&[u8]>(keys::as_slices(&range))
+            .map_err(backend)?
+        {
+            let (key, value) = row.map_err(backend)?;
+            rows.push((key.value().to_vec(), value.value().to_vec()));
+        }
+        for (key, bytes) in rows {
+            let (in_stream, position) = keys::parse_entry_key(&key)?;
+            if in_stream != *stream || position != expected {
+                self.problem(format!(
+                    "{stream}: expected position {expected}, found {position}"
+                ));
+            }
+            expected = position.saturating_add(1);
+            self.entry(stream, &key, &bytes)?;
+        }
+        if expected.saturating_sub(1) != head {
+            let last = expected.saturating_sub(1);
+            self.problem(format!("{stream}: head is {head}, last entry is {last}"));
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, stream: &StreamId, key: &[u8], bytes: &[u8]) -> Result<(), ReadError> {
+        self.report.envelopes += 1;
+        self.bytes = self.bytes.saturating_add(bytes.len() as u64);
+        let envelope = Envelope::decode(bytes)?;
+        let id = Envelope::id_of_encoding(bytes);
+        if envelope.stream() != *stream {
+            self.problem(format!(
+                "{id}: stored in {stream}, belongs to {}",
+                envelope.stream()
+            ));
+        }
+        let indexed = self
+            .envelope_ids
+            .get(id.as_bytes().as_slice())
+            .map_err(backend)?;
+        if indexed.as_ref().map(|v| v.value()) != Some(key) {
+            self.problem(format!("{id}: id index does not point at its entry"));
+        }
+        let h = envelope.header();
+        let seq_key = keys::device_seq_key(&h.author, &h.device, h.seq);
+        let by_seq = self.device_seqs.get(seq_key.as_slice()).map_err(backend)?;
+        if by_seq.as_ref().map(|v| v.value()) != Some(id.as_bytes().as_slice()) {
+            self.problem(format!("{id}: device sequence index does not point at it"));
+        }
+        Ok(())
+    }
+
+    /// Every device's sequence numbers are exactly 1..=last.
+    fn device_seqs(&mut self) -> Result<(), ReadError> {
+        let mut last: Option<([u8; 64], u64)> = None;
+        let mut problems = Vec::new();
+        for row in self.device_seqs.iter().map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            let (user, device, seq) = keys::parse_device_seq_key(key.value())?;
+            let mut pair = [0u8; 64];
+            pair.copy_from_slice(&keys::pair_key(user.as_bytes(), device.as_bytes()));
+            let expected = match last {
+                Some((p, s)) if p == pair => s.saturating_add(1),
+                _ => 1,
+            };
+            if seq != expected {
+                problems.push(format!(
+                    "device {device} of {user}: expected seq {expected}, found {seq}"
+                ));
+            }
+            last = Some((pair, seq));
+        }
+        problems.into_iter().for_each(|p| self.problem(p));
+        Ok(())
+    }
+
+    fn counts(&mut self) -> Result<(), ReadError> {
+        let envelopes = self.report.envelopes;
+        let tables = [
+            ("envelopes", self.envelopes.len().map_err(backend)?),
+            (
+                "envelope id index",
+                self.envelope_ids.len().map_err(backend)?,
+            ),
+            (
+                "device sequence index",
+                self.device_seqs.len().map_err(backend)?,
+            ),
+        ];
+        for (name, len) in tables {
+            if len != envelopes {
+                self.problem(format!("{name} holds {len} rows, streams hold {envelopes}"));
+            }
+        }
+        let stored = reader::envelope_bytes(&self.meta)?;
+        if stored != self.bytes {
+            let bytes = self.bytes;
+            self.problem(format!("byte counter is {stored}, envelopes take {bytes}"));
+        }
+        Ok(())
+    }
+
+    /// The direct index lists exactly the direct streams.
+    fn direct_index(&mut self) -> Result<(), ReadError> {
+        let mut indexed = BTreeSet::new();
+        for row in self.direct_streams.iter().map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            let (recipient, owner) = keys::parse_pair_key(key.value())?;
+            indexed.insert((owner, recipient));
+        }
+        let mut direct = BTreeSet::new();
+        for row in self.streams.iter().map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            let stream = keys::parse_stream_key(key.value())?;
+            if let Some(recipient) = stream.scope.recipient() {
+                direct.insert((*stream.owner.as_bytes(), *recipient.as_bytes()));
+            }
+        }
+        if indexed != direct {
+            self.problem("direct stream index does not match the direct streams".into());
+        }
+        Ok(())
+    }
+
+    /// Device owners and users match the certificates.
+    fn registry(&mut self) -> Result<(), ReadError> {
+        let mut owners = BTreeSet::new();
+        let mut users = BTreeSet::new();
+        for row in self.device_certs.iter().map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            let (user, device) = keys::parse_pair_key(key.value())?;
+            owners.insert((device, user));
+            users.insert(user);
+            self.report.devices += 1;
+        }
+        let indexed_owners = pairs(&self.device_users)?;
+        let mut indexed_users = BTreeSet::new();
+        for row in self.users.iter().map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            indexed_users.insert(keys::parse_32(key.value(), "user key")?);
+        }
+        if owners != indexed_owners {
+            self.problem("device owner index does not match the certificates".into());
+        }
+        if users != indexed_users {
+            self.problem("user index does not match the certificates".into());
+        }
+        Ok(())
+    }
+
+    /// The grantee index lists exactly the pairs whose latest statement is a
+    /// grant.
+    fn friends(&mut self) -> Result<(), ReadError> {
+        let mut granted = BTreeSet::new();
+        for row in self.friends.iter().map_err(backend)? {
+            let (key, value) = row.map_err(backend)?;
+            let (granter, grantee) = keys::parse_pair_key(key.value())?;
+            if value.value().first() == Some(&keys::FRIEND_GRANT) {
+                granted.insert((grantee, granter));
+            }
+            reader::friend_record(value.value())?;
+        }
+        if granted != pairs(&self.friends_by_grantee)? {
+            self.problem("grantee index does not match the friend grants".into());
+        }
+        Ok(())
+    }
+
+    /// No acknowledged cursor is past its stream's head.
+    fn acks(&mut self) -> Result<(), ReadError> {
+        let mut cursors = BTreeMap::new();
+        for row in self.acks.iter().map_err(backend)? {
+            let (key, value) = row.map_err(backend)?;
+            let (device, stream) = keys::parse_ack_key(key.value())?;
+            let position = keys::parse_u64(value.value(), "acked position")?;
+            cursors.insert((device, stream), position);
+        }
+        for ((device, stream), position) in cursors {
+            let head = reader::head(&self.streams, &stream)?;
+            if position > head {
+                self.problem(format!(
+                    "{device} acked {stream} at {position}, head is {head}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A set of 32-byte id pairs, as the pair-keyed indexes hold them.
+type Pairs = BTreeSet<([u8; 32], [u8; 32])>;
+
+fn pairs(index: &Ro) -> Result<Pairs, ReadError> {
+    let mut set = BTreeSet::new();
+    for row in index.iter().map_err(backend)? {
+        let (key, _) = row.map_err(backend)?;
+        set.insert(keys::parse_pair_key(key.value())?);
+    }
+    Ok(set)
+}

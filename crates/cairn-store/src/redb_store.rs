@@ -1,0 +1,359 @@
+//! [`RedbStore`]: the embedded backend, one redb file.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cairn_wire::{
+    Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeId, FriendGrant,
+    FriendRevocation, StreamId, UserId,
+};
+use redb::Database;
+use tokio::sync::{Semaphore, broadcast, oneshot};
+
+use crate::api::{
+    CommitCounters, Committed, DeviceRecord, ItemOutcome, StatementOutcome, Stats, Store,
+    StoredEnvelope, StoredStatement, StreamHead, StreamRead, VerifyReport,
+};
+use crate::apply::{Prepared, StatementIn};
+use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
+use crate::writer::{Counters, GroupLimits, Queued, Reply, Work, Writer};
+use crate::{maintenance, reader, schema};
+
+/// Tuning of a [`RedbStore`]. The defaults suit a relay.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most envelopes one commit carries (default 1024).
+    pub max_batch_envelopes: usize,
+    /// Most envelope bytes one commit carries (default 8 MiB).
+    pub max_batch_bytes: usize,
+    /// How long the writer lingers for more requests once the queue is
+    /// empty (default 0: requests that arrive during a commit make the next
+    /// group, which is what groups under load).
+    pub max_wait: Duration,
+    /// Most write requests waiting for the writer; callers past it wait
+    /// asynchronously (default 4096).
+    pub queue_depth: usize,
+    /// Commit publications a subscriber may fall behind before it lags
+    /// (default 1024).
+    pub notify_capacity: usize,
+    /// Whether commits are durable (default true). Turn off only in tests.
+    pub durable: bool,
+    /// Record every commit's latency, for benchmarks (default false).
+    pub record_latencies: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_batch_envelopes: 1024,
+            max_batch_bytes: 8 * 1024 * 1024,
+            max_wait: Duration::ZERO,
+            queue_depth: 4096,
+            notify_capacity: 1024,
+            durable: true,
+            record_latencies: false,
+        }
+    }
+}
+
+/// The relay's store in one redb file, written by one thread with group
+/// commit and read on tokio's blocking pool.
+///
+/// Dropping it stops the writer once queued requests are done; [`close`]
+/// also waits for that.
+///
+/// [`close`]: RedbStore::close
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Arc<Database>,
+    path: PathBuf,
+    requests: Mutex<Option<mpsc::Sender<Queued>>>,
+    room: Arc<Semaphore>,
+    commits: broadcast::Sender<Arc<[Committed]>>,
+    counters: Arc<Counters>,
+    latencies: Option<Arc<Mutex<Vec<u32>>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    repaired: bool,
+}
+
+impl RedbStore {
+    /// Opens the store at `path`, creating it if missing, with defaults.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, Config::default())
+    }
+
+    /// Opens the store at `path`, creating it if missing. Refuses a file
+    /// with another schema version, a damaged file and a non-store file.
+    pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let opened = schema::open(&path)?;
+        let db = Arc::new(opened.db);
+        let (tx, rx) = mpsc::channel();
+        let (commits, _) = broadcast::channel(config.notify_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let latencies = config.record_latencies.then(Arc::default);
+        let writer = Writer {
+            db: Arc::clone(&db),
+            requests: rx,
+            limits: limits(&config),
+            publish: commits.clone(),
+            counters: Arc::clone(&counters),
+            latencies: latencies.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("cairn-store-writer".into())
+            .spawn(move || writer.run())
+            .map_err(OpenError::Thread)?;
+        Ok(Self {
+            db,
+            path,
+            requests: Mutex::new(Some(tx)),
+            room: Arc::new(Semaphore::new(config.queue_depth.max(1))),
+            commits,
+            counters,
+            latencies,
+            writer: Mutex::new(Some(handle)),
+            repaired: opened.repaired,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether opening had to repair the file (it should not: every commit
+    /// records what a crash recovery needs).
+    pub fn repaired_on_open(&self) -> bool {
+        self.repaired
+    }
+
+    /// Commit latencies recorded so far, in microseconds, if
+    /// [`Config::record_latencies`] is on.
+    pub fn commit_latencies(&self) -> Vec<u32> {
+        self.latencies
+            .as_ref()
+            .and_then(|l| l.lock().ok().map(|l| l.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Stops taking writes, lets the writer finish what is queued, and
+    /// waits for it. Reads in flight finish on their own.
+    pub async fn close(self) {
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    async fn submit<A>(
+        &self,
+        work: Work,
+        reply: Reply,
+        answer: oneshot::Receiver<Result<A, String>>,
+    ) -> Result<A, Submit> {
+        let permit = Arc::clone(&self.room)
+            .acquire_owned()
+            .await
+            .map_err(|_| Submit::Closed)?;
+        let queued = Queued {
+            work,
+            reply,
+            permit,
+        };
+        let sender = self.requests.lock().ok().and_then(|s| s.clone());
+        match sender {
+            Some(sender) => sender.send(queued).map_err(|_| Submit::Closed)?,
+            None => return Err(Submit::Closed),
+        }
+        match answer.await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(message)) => Err(Submit::Failed(message)),
+            Err(_) => Err(Submit::Closed),
+        }
+    }
+
+    async fn statement(&self, statement: StatementIn) -> Result<StatementOutcome, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Work::Statement(statement), Reply::Statement(tx), rx)
+            .await
+            .map_err(Submit::into_write)
+    }
+
+    /// Runs a read on the blocking pool with the database.
+    async fn read<R, F>(&self, read: F) -> Result<R, ReadError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Database) -> Result<R, ReadError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || read(&db))
+            .await
+            .map_err(|e| ReadError::Task(e.to_string()))?
+    }
+}
+
+impl Store for RedbStore {
+    async fn append(&self, batch: Vec<Envelope>) -> Result<Vec<ItemOutcome>, AppendError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = batch.into_iter().map(Prepared::new).collect();
+        let (tx, rx) = oneshot::channel();
+        self.submit(Work::Append(items), Reply::Append(tx), rx)
+            .await
+            .map_err(|e| match e {
+                Submit::Closed => AppendError::Closed,
+                Submit::Failed(message) => AppendError::Backend(BackendError::new(message)),
+            })
+    }
+
+    async fn read_stream(
+        &self,
+        stream: StreamId,
+        after: u64,
+        limit: usize,
+    ) -> Result<StreamRead, ReadError> {
+        self.read(move |db| reader::read_stream(db, &stream, after, limit))
+            .await
+    }
+
+    async fn stream_head(&self, stream: StreamId) -> Result<u64, ReadError> {
+        self.read(move |db| reader::stream_head(db, &stream)).await
+    }
+
+    async fn envelope(&self, id: EnvelopeId) -> Result<Option<StoredEnvelope>, ReadError> {
+        self.read(move |db| reader::envelope(db, &id)).await
+    }
+
+    async fn streams_of(&self, owner: UserId) -> Result<Vec<StreamHead>, ReadError> {
+        self.read(move |db| reader::streams_with_prefix(db, owner.as_bytes()))
+            .await
+    }
+
+    async fn direct_streams_to(&self, recipient: UserId) -> Result<Vec<StreamHead>, ReadError> {
+        self.read(move |db| reader::direct_streams_to(db, &recipient))
+            .await
+    }
+
+    async fn register_device(
+        &self,
+        certificate: DeviceCertificate,
+    ) -> Result<StatementOutcome, WriteError> {
+        self.statement(StatementIn::Certificate(certificate)).await
+    }
+
+    async fn revoke_device(
+        &self,
+        revocation: DeviceRevocation,
+    ) -> Result<StatementOutcome, WriteError> {
+        self.statement(StatementIn::DeviceRevocation(revocation))
+            .await
+    }
+
+    async fn grant_friend(&self, grant: FriendGrant) -> Result<StatementOutcome, WriteError> {
+        self.statement(StatementIn::Grant(grant)).await
+    }
+
+    async fn revoke_friend(
+        &self,
+        revocation: FriendRevocation,
+    ) -> Result<StatementOutcome, WriteError> {
+        self.statement(StatementIn::FriendRevocation(revocation))
+            .await
+    }
+
+    async fn device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+    ) -> Result<Option<DeviceRecord>, ReadError> {
+        self.read(move |db| reader::device(db, &user, &device))
+            .await
+    }
+
+    async fn devices(&self, user: UserId) -> Result<Vec<DeviceRecord>, ReadError> {
+        self.read(move |db| reader::devices(db, &user)).await
+    }
+
+    async fn grants_by(&self, granter: UserId) -> Result<Vec<FriendGrant>, ReadError> {
+        self.read(move |db| reader::grants_by(db, &granter)).await
+    }
+
+    async fn granters_of(&self, grantee: UserId) -> Result<Vec<UserId>, ReadError> {
+        self.read(move |db| reader::granters_of(db, &grantee)).await
+    }
+
+    async fn ack(&self, device: DeviceId, cursor: Cursor) -> Result<u64, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Work::Ack(device, cursor), Reply::Ack(tx), rx)
+            .await
+            .map_err(Submit::into_write)
+    }
+
+    async fn acked(&self, device: DeviceId) -> Result<Vec<Cursor>, ReadError> {
+        self.read(move |db| reader::acked(db, &device)).await
+    }
+
+    async fn stats(&self) -> Result<Stats, ReadError> {
+        self.read(reader::stats).await
+    }
+
+    fn commit_counters(&self) -> CommitCounters {
+        self.counters.snapshot()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<[Committed]>> {
+        self.commits.subscribe()
+    }
+
+    async fn all_streams(&self) -> Result<Vec<StreamHead>, ReadError> {
+        self.read(|db| reader::streams_with_prefix(db, &[])).await
+    }
+
+    async fn statements(&self) -> Result<Vec<StoredStatement>, ReadError> {
+        self.read(reader::statements).await
+    }
+
+    async fn backup(&self, path: &Path) -> Result<(), BackupError> {
+        let db = Arc::clone(&self.db);
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || maintenance::backup(&db, &path))
+            .await
+            .map_err(|e| BackupError::Read(ReadError::Task(e.to_string())))?
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, ReadError> {
+        self.read(maintenance::verify).await
+    }
+}
+
+/// Why a queued write got no answer.
+enum Submit {
+    Closed,
+    Failed(String),
+}
+
+impl Submit {
+    fn into_write(self) -> WriteError {
+        match self {
+            Self::Closed => WriteError::Closed,
+            Self::Failed(message) => WriteError::Backend(BackendError::new(message)),
+        }
+    }
+}
+
+fn limits(config: &Config) -> GroupLimits {
+    GroupLimits {
+        max_batch_envelopes: config.max_batch_envelopes.max(1),
+        max_batch_bytes: config.max_batch_bytes.max(1),
+        max_wait: config.max_wait,
+        durable: config.durable,
+    }
+}

@@ -1,0 +1,193 @@
+//! The tables of schema version 1 and opening a file: creating the schema
+//! in a new file, refusing a file whose schema this build does not know.
+//! `spec/storage.md` is the normative description.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::{
+    Database, DatabaseError, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
+};
+
+use crate::error::{BackendError, OpenError};
+use crate::keys;
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Every table is bytes to bytes; `keys` gives the layouts.
+pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// `name -> value`: the schema version and counters.
+pub const META: Def = TableDefinition::new("cairn_meta");
+/// `stream_key || position -> envelope bytes`: the log.
+pub const ENVELOPES: Def = TableDefinition::new("cairn_envelopes");
+/// `envelope id -> stream_key || position`: idempotency.
+pub const ENVELOPE_IDS: Def = TableDefinition::new("cairn_envelope_ids");
+/// `stream_key -> head (u64 BE)`: every stream and its last position.
+pub const STREAMS: Def = TableDefinition::new("cairn_streams");
+/// `recipient || owner -> ()`: direct streams by recipient.
+pub const DIRECT_STREAMS: Def = TableDefinition::new("cairn_direct_streams");
+/// `user || device || seq -> envelope id`: device sequences.
+pub const DEVICE_SEQS: Def = TableDefinition::new("cairn_device_seqs");
+/// `user || device -> certificate bytes`.
+pub const DEVICE_CERTS: Def = TableDefinition::new("cairn_device_certs");
+/// `user || device -> revocation bytes`.
+pub const DEVICE_REVOCATIONS: Def = TableDefinition::new("cairn_device_revocations");
+/// `device || user -> ()`: which users certified a device.
+pub const DEVICE_USERS: Def = TableDefinition::new("cairn_device_users");
+/// `user -> ()`: users with at least one certificate.
+pub const USERS: Def = TableDefinition::new("cairn_users");
+/// `granter || grantee -> tag || statement bytes`: the latest friend
+/// statement of each pair.
+pub const FRIENDS: Def = TableDefinition::new("cairn_friends");
+/// `grantee || granter -> ()`: the pairs whose latest statement is a grant.
+pub const FRIENDS_BY_GRANTEE: Def = TableDefinition::new("cairn_friends_by_grantee");
+/// `device || stream_key -> position (u64 BE)`: acknowledged cursors.
+pub const ACKS: Def = TableDefinition::new("cairn_acks");
+
+/// Every table of the schema, in the order `spec/storage.md` lists them.
+pub const TABLES: [Def; 13] = [
+    META,
+    ENVELOPES,
+    ENVELOPE_IDS,
+    STREAMS,
+    DIRECT_STREAMS,
+    DEVICE_SEQS,
+    DEVICE_CERTS,
+    DEVICE_REVOCATIONS,
+    DEVICE_USERS,
+    USERS,
+    FRIENDS,
+    FRIENDS_BY_GRANTEE,
+    ACKS,
+];
+
+/// Meta key of the schema version (u32 BE).
+pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+/// Meta key of the sum of stored envelope sizes (u64 BE).
+pub const META_ENVELOPE_BYTES: &[u8] = b"envelope_bytes";
+
+/// An open database and whether opening it had to repair it.
+#[derive(Debug)]
+pub struct Opened {
+    /// The database, with its schema checked.
+    pub db: Database,
+    /// Whether the engine repaired the file on open (it should not, even
+    /// after a crash, since every commit records the allocator state).
+    pub repaired: bool,
+}
+
+/// Opens or creates the store at `path` and checks its schema.
+pub fn open(path: &Path) -> Result<Opened, OpenError> {
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&repaired);
+    let db = Database::builder()
+        .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
+        .create(path)
+        .map_err(|e| open_error(path, e))?;
+    init_or_check(&db, path)?;
+    Ok(Opened {
+        db,
+        repaired: repaired.load(Ordering::Relaxed),
+    })
+}
+
+/// Creates every table and the schema record in a new file, or checks the
+/// schema record of an existing one.
+pub fn init_or_check(db: &Database, path: &Path) -> Result<(), OpenError> {
+    let backend = |e: redb::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let txn = db.begin_write().map_err(|e| backend(e.into()))?;
+    match stored_version(&txn, path)? {
+        Some(SCHEMA_VERSION) => Ok(()),
+        Some(found) => Err(OpenError::UnsupportedSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        None => {
+            create_tables(&txn).map_err(backend)?;
+            txn.commit().map_err(|e| backend(e.into()))
+        }
+    }
+}
+
+/// Starts a write transaction the way every write of the store does:
+/// durable, and recording the allocator state so that a crash never needs a
+/// repair on the next open.
+pub fn begin_write(db: &Database, durable: bool) -> Result<WriteTransaction, redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(true);
+    if !durable {
+        txn.set_durability(redb::Durability::None)?;
+    }
+    Ok(txn)
+}
+
+fn stored_version(txn: &WriteTransaction, path: &Path) -> Result<Option<u32>, OpenError> {
+    let corrupt = |e: redb::Error| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let has_meta = txn
+        .list_tables()
+        .map_err(|e| corrupt(e.into()))?
+        .any(|t| t.name() == META.name());
+    if !has_meta {
+        let empty = txn
+            .list_tables()
+            .map_err(|e| corrupt(e.into()))?
+            .next()
+            .is_none();
+        return if empty {
+            Ok(None)
+        } else {
+            Err(OpenError::NotAStore {
+                path: path.to_path_buf(),
+            })
+        };
+    }
+    let meta = txn.open_table(META).map_err(|e| corrupt(e.into()))?;
+    let value = meta
+        .get(META_SCHEMA_VERSION)
+        .map_err(|e| corrupt(e.into()))?
+        .ok_or_else(|| OpenError::NotAStore {
+            path: path.to_path_buf(),
+        })?;
+    keys::parse_u32(value.value(), "schema version")
+        .map(Some)
+        .map_err(|e| corrupt(redb::Error::Corrupted(e.to_string())))
+}
+
+fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    for table in TABLES {
+        txn.open_table(table)?;
+    }
+    let mut meta = txn.open_table(META)?;
+    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes().as_slice())?;
+    meta.insert(META_ENVELOPE_BYTES, 0u64.to_be_bytes().as_slice())?;
+    Ok(())
+}
+
+fn open_error(path: &Path, err: DatabaseError) -> OpenError {
+    let path = path.to_path_buf();
+    match err {
+        DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyOpen { path },
+        DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() != std::io::ErrorKind::InvalidData =>
+        {
+            OpenError::Backend {
+                path,
+                source: BackendError::new(io),
+            }
+        }
+        other => OpenError::Corrupt {
+            path,
+            source: BackendError::new(other),
+        },
+    }
+}
