@@ -2,7 +2,8 @@
 //! in a new file, refusing a file whose schema this build does not know.
 //! `spec/storage.md` is the normative description.
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,12 +81,19 @@ pub struct Opened {
 }
 
 /// Opens or creates the store at `path` and checks its schema.
+///
+/// A new store is made under a temporary name and renamed into place once
+/// its schema is durable, so a crash while creating never leaves a partial
+/// file at `path`.
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
+    if !path.exists() {
+        create_fresh(path)?;
+    }
     let repaired = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&repaired);
     let db = Database::builder()
         .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
-        .create(path)
+        .open(path)
         .map_err(|e| open_error(path, e))?;
     init_or_check(&db, path)?;
     Ok(Opened {
@@ -126,6 +134,33 @@ pub fn begin_write(db: &Database, durable: bool) -> Result<WriteTransaction, red
         txn.set_durability(redb::Durability::None)?;
     }
     Ok(txn)
+}
+
+fn create_fresh(path: &Path) -> Result<(), OpenError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".init-{}", std::process::id()));
+    let temp = PathBuf::from(name);
+    let io = |e: std::io::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    match fs::remove_file(&temp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let db = Database::create(&temp).map_err(|e| open_error(&temp, e))?;
+    init_or_check(&db, &temp)?;
+    drop(db);
+    fs::File::open(&temp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    fs::rename(&temp, path).map_err(io)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 fn stored_version(txn: &WriteTransaction, path: &Path) -> Result<Option<u32>, OpenError> {
