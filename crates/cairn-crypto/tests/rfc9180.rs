@@ -2,6 +2,15 @@
 //! HKDF-SHA256, ChaCha20-Poly1305) run against the `hpke` crate, from the
 //! data file in `spec/vectors/rfc9180`.
 
+// Test code: a panic is the failure report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 mod common;
 
 use hpke::aead::ChaCha20Poly1305;

@@ -1,5 +1,14 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+
+// Test code: a panic is the failure report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    dead_code
+)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
