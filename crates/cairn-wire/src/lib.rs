@@ -10,6 +10,7 @@ pub mod bounded;
 pub mod codec;
 pub mod envelope;
 pub mod error_code;
+mod fingerprint;
 mod fixed;
 pub mod frames;
 pub mod ids;
@@ -22,6 +23,7 @@ pub use bounded::{BoundedBytes, BoundedString, BoundedVec, TooLong};
 pub use codec::DecodeError;
 pub use envelope::{Envelope, EnvelopeHeader, Payload, UnsignedEnvelope};
 pub use error_code::{CATALOGUE, ErrorCode, ErrorInfo};
+pub use fingerprint::{Fingerprint, FingerprintParseError};
 pub use frames::{
     AppendAck, AppendOutcome, AppendRequest, AuthOk, AuthRequest, Cursor, DeviceStatus, Entry,
     ErrorDetail, FrameError, HelloRequest, ReadRequest, Request, Response, StatusResponse,

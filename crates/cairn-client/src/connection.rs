@@ -1,0 +1,252 @@
+//! An authenticated connection to a relay.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_wire::frames::{ALPN, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
+use cairn_wire::{
+    AuthOk, AuthRequest, BoundedString, DeviceCertificate, Fingerprint, Request, Response,
+    SigningKey, SubscribeRequest, SubscriptionEvent, WireError,
+};
+use quinn::crypto::rustls::QuicClientConfig;
+
+use crate::frame_io::{FrameReadError, read_frame};
+use crate::pin::{MISMATCH, PinnedVerifier};
+
+/// How long a connection may stay silent before it is considered dead.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Keep-alive interval, well inside the relay's idle timeout.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Connecting or authenticating failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The relay presented a certificate other than the pinned one.
+    #[error(
+        "the relay's certificate does not match the pinned fingerprint {pin}: \
+         this is not the relay you set up, or its certificate changed"
+    )]
+    FingerprintMismatch {
+        /// The pin that was expected.
+        pin: Fingerprint,
+    },
+    /// No connection could be made (unreachable, refused, timed out).
+    #[error("cannot reach the relay at {addr}: {reason}")]
+    Unreachable {
+        /// Where.
+        addr: SocketAddr,
+        /// The transport's account.
+        reason: String,
+    },
+    /// The relay refused the device.
+    #[error("the relay refused this device: {0}")]
+    Refused(WireError),
+    /// The relay answered something the protocol does not allow here.
+    #[error("the relay broke the protocol: {0}")]
+    Protocol(String),
+    /// Setting up TLS failed locally.
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+}
+
+/// A request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The connection is gone.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// The answer was not a valid frame.
+    #[error("the relay sent an invalid frame: {0}")]
+    BadFrame(String),
+    /// The stream ended without an answer.
+    #[error("the relay closed the stream without answering")]
+    NoAnswer,
+}
+
+/// An authenticated connection to a relay, as one device.
+#[derive(Debug)]
+pub struct Connection {
+    endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+    auth: AuthOk,
+}
+
+impl Connection {
+    /// Connects to the relay at `addr` pinned to `pin` and authenticates
+    /// as the device `device_key` certified by `certificate`.
+    pub async fn open(
+        addr: SocketAddr,
+        pin: Fingerprint,
+        device_key: &SigningKey,
+        certificate: DeviceCertificate,
+        invite: Option<&str>,
+    ) -> Result<Self, ConnectError> {
+        let (endpoint, connection) = dial(addr, pin).await?;
+        let auth = authenticate(&connection, device_key, certificate, invite).await?;
+        Ok(Self {
+            endpoint,
+            connection,
+            auth,
+        })
+    }
+
+    /// Who the relay says this connection is.
+    pub fn auth(&self) -> &AuthOk {
+        &self.auth
+    }
+
+    /// Sends one request on its own stream and waits for its answer.
+    pub async fn request(&self, request: &Request) -> Result<Response, RequestError> {
+        request_on(&self.connection, request).await
+    }
+
+    /// Starts a subscription; read its events with [`Subscription::next`].
+    pub async fn subscribe(&self, request: SubscribeRequest) -> Result<Subscription, RequestError> {
+        let (mut send, recv) = self.connection.open_bi().await.map_err(lost)?;
+        send.write_all(&Request::Subscribe(request).to_frame())
+            .await
+            .map_err(lost)?;
+        Ok(Subscription { _send: send, recv })
+    }
+
+    /// The underlying QUIC connection, for tests that speak raw frames.
+    pub fn quic(&self) -> &quinn::Connection {
+        &self.connection
+    }
+
+    /// Closes the connection and waits until the relay has been told.
+    pub async fn close(self) {
+        self.connection.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// A live subscription's stream of events.
+#[derive(Debug)]
+pub struct Subscription {
+    _send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl Subscription {
+    /// The next event; `None` once the relay finished the stream.
+    pub async fn next(&mut self) -> Result<Option<SubscriptionEvent>, RequestError> {
+        let Some(body) = read_frame(&mut self.recv).await.map_err(frame_error)? else {
+            return Ok(None);
+        };
+        match Response::decode(&body).map_err(|e| RequestError::BadFrame(e.to_string()))? {
+            Response::Subscription(event) => Ok(Some(event)),
+            Response::Error(error) => Ok(Some(SubscriptionEvent::End(error))),
+            other => Err(RequestError::BadFrame(format!("unexpected {other:?}"))),
+        }
+    }
+}
+
+/// Opens a QUIC connection pinned to `pin`, without authenticating.
+pub async fn dial(
+    addr: SocketAddr,
+    pin: Fingerprint,
+) -> Result<(quinn::Endpoint, quinn::Connection), ConnectError> {
+    let unreachable = |reason: String| ConnectError::Unreachable { addr, reason };
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .map_err(|_| ConnectError::Tls("bad bind address".into()))?;
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| unreachable(e.to_string()))?;
+    endpoint.set_default_client_config(client_config(pin)?);
+    let connecting = endpoint
+        .connect(addr, "cairn-relay")
+        .map_err(|e| unreachable(e.to_string()))?;
+    match connecting.await {
+        Ok(connection) => Ok((endpoint, connection)),
+        Err(e) if e.to_string().contains(MISMATCH) => {
+            Err(ConnectError::FingerprintMismatch { pin })
+        }
+        Err(e) => Err(unreachable(e.to_string())),
+    }
+}
+
+/// Sends `request` on a new stream of `connection` and reads one answer.
+pub async fn request_on(
+    connection: &quinn::Connection,
+    request: &Request,
+) -> Result<Response, RequestError> {
+    let (mut send, mut recv) = connection.open_bi().await.map_err(lost)?;
+    send.write_all(&request.to_frame()).await.map_err(lost)?;
+    send.finish().map_err(lost)?;
+    let body = read_frame(&mut recv)
+        .await
+        .map_err(frame_error)?
+        .ok_or(RequestError::NoAnswer)?;
+    Response::decode(&body).map_err(|e| RequestError::BadFrame(e.to_string()))
+}
+
+/// The connection's exporter keying material for the auth proof.
+pub fn auth_exporter(
+    connection: &quinn::Connection,
+) -> Result<[u8; AUTH_EXPORTER_LEN], ConnectError> {
+    let mut exporter = [0u8; AUTH_EXPORTER_LEN];
+    connection
+        .export_keying_material(&mut exporter, AUTH_EXPORTER_LABEL, b"")
+        .map_err(|_| ConnectError::Tls("cannot export keying material".into()))?;
+    Ok(exporter)
+}
+
+async fn authenticate(
+    connection: &quinn::Connection,
+    device_key: &SigningKey,
+    certificate: DeviceCertificate,
+    invite: Option<&str>,
+) -> Result<AuthOk, ConnectError> {
+    let proof = AuthRequest::prove(device_key, &auth_exporter(connection)?);
+    let invite = invite.map(BoundedString::truncating);
+    let request = Request::Authenticate(AuthRequest {
+        certificate,
+        proof,
+        invite,
+    });
+    match request_on(connection, &request).await {
+        Ok(Response::Authenticated(ok)) => Ok(ok),
+        Ok(Response::Error(error)) => Err(ConnectError::Refused(error)),
+        Ok(other) => Err(ConnectError::Protocol(format!(
+            "unexpected answer {other:?}"
+        ))),
+        Err(e) => Err(ConnectError::Protocol(e.to_string())),
+    }
+}
+
+fn client_config(pin: Fingerprint) -> Result<quinn::ClientConfig, ConnectError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(PinnedVerifier::new(pin, provider.clone()));
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ConnectError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| ConnectError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+fn lost(e: impl std::fmt::Display) -> RequestError {
+    RequestError::ConnectionLost(e.to_string())
+}
+
+fn frame_error(e: FrameReadError) -> RequestError {
+    match e {
+        FrameReadError::Read(e) => RequestError::ConnectionLost(e.to_string()),
+        other => RequestError::BadFrame(other.to_string()),
+    }
+}

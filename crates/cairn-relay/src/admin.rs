@@ -1,0 +1,123 @@
+//! The admin HTTP listener: Prometheus `/metrics`, `/healthz`, and the
+//! operator's API. It binds to loopback by default and has no
+//! authentication of its own: whoever can reach it operates the relay.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use cairn_store::Store;
+use cairn_wire::{DeviceId, ErrorCode};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::ops;
+use crate::server::Shared;
+
+/// Serves the admin API on `listener` until the relay stops.
+pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener) {
+    let router = Router::new()
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(prometheus))
+        .route("/admin/stats", get(stats::<S>))
+        .route("/admin/users", get(users::<S>))
+        .route("/admin/devices/{device}/ban", post(ban::<S>))
+        .route("/admin/backup", post(backup::<S>))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+async fn healthz<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    match shared.store.stats().await {
+        Ok(_) if !shared.shutdown.is_cancelled() => (StatusCode::OK, "ok\n").into_response(),
+        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn prometheus() -> Response {
+    match crate::metrics::prometheus() {
+        Some(handle) => handle.render().into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn stats<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    match ops::stats_json(&shared.store).await {
+        Ok(stats) => Json(stats).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn users<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    match ops::users(&shared.store).await {
+        Ok(users) => Json(users).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn ban<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path(device): Path<String>,
+) -> Response {
+    let device: DeviceId = match device.parse() {
+        Ok(device) => device,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match shared.bans.add(device) {
+        Ok(new) => {
+            shared.sessions.close_device(
+                device,
+                ErrorCode::DEVICE_REVOKED,
+                "device banned by the relay operator",
+            );
+            Json(BanAnswer {
+                device: device.to_text(),
+                newly_banned: new,
+            })
+            .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// The body of `POST /admin/backup`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BackupRequest {
+    /// Where to write the snapshot; must not exist.
+    pub out: PathBuf,
+}
+
+async fn backup<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    Json(request): Json<BackupRequest>,
+) -> Response {
+    match shared.store.backup(&request.out).await {
+        Ok(()) => Json(serde_json::json!({ "out": request.out })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct BanAnswer {
+    device: String,
+    newly_banned: bool,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}

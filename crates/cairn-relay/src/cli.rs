@@ -1,0 +1,294 @@
+//! The `cairn-relay` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use cairn_relay::config::{FlagOverrides, LogFormat, RelayConfig};
+use cairn_relay::tls::TlsIdentity;
+use cairn_relay::{ops, start};
+use cairn_store::{RedbStore, Store};
+use clap::{Args, Parser, Subcommand};
+
+/// A zero-knowledge relay for end-to-end-encrypted, audience-scoped messages.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-relay", version)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// TOML configuration file (layered under `CAIRN_RELAY_*` variables and flags).
+    #[arg(long, global = true, env = "CAIRN_RELAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: database, certificate, key.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// QUIC listen address.
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Admin HTTP listen address (metrics, health, admin API).
+    #[arg(long, global = true)]
+    admin_listen: Option<SocketAddr>,
+    /// Log format: text or json (filter with RUST_LOG).
+    #[arg(long, global = true, value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the relay (creates the data directory and certificate on first start).
+    Serve,
+    /// Print the certificate fingerprint clients pin (`cairn init --fingerprint`).
+    Fingerprint,
+    /// Verify the database's invariants (relay stopped).
+    Check,
+    /// Print counts of users, devices, streams and envelopes.
+    Stats,
+    /// Write a consistent snapshot of the database, online or offline.
+    Backup {
+        /// Snapshot file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List users and their devices (ids only).
+    Users,
+    /// Ban a device from this relay and close its connections.
+    Ban {
+        /// The device id (`cd1...`).
+        device: String,
+    },
+}
+
+/// Runs the command line and maps failures to exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cairn-relay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let flags = FlagOverrides {
+        data_dir: cli.global.data_dir,
+        listen: cli.global.listen,
+        admin_listen: cli.global.admin_listen,
+        log_format: cli.global.log_format,
+    };
+    let config = RelayConfig::load(cli.global.config.as_deref(), &flags)?;
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Fingerprint => fingerprint(&config),
+            Command::Check => check(&config).await,
+            Command::Stats => stats(&config).await,
+            Command::Backup { out } => backup(&config, &out).await,
+            Command::Users => users(&config).await,
+            Command::Ban { device } => ban(&config, &device),
+        }
+    })
+}
+
+async fn serve(config: RelayConfig) -> Result<ExitCode> {
+    let relay = start(config).await?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "cairn relay listening on {} (admin {})",
+            relay.addr, relay.admin_addr
+        );
+        println!("fingerprint {}", relay.fingerprint);
+    }
+    let trigger = relay.trigger();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        trigger.cancel();
+    });
+    relay.wait().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn fingerprint(config: &RelayConfig) -> Result<ExitCode> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let identity = TlsIdentity::load_or_create(config)?;
+    println!("{}", identity.fingerprint());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+async fn check(config: &RelayConfig) -> Result<ExitCode> {
+    let store = open_offline(config)?;
+    let report = store.verify().await?;
+    println!(
+        "checked {} streams, {} envelopes, {} devices",
+        report.streams, report.envelopes, report.devices
+    );
+    if report.is_ok() {
+        println!("database is consistent");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+#[allow(clippy::print_stdout)]
+async fn stats(config: &RelayConfig) -> Result<ExitCode> {
+    let json = match try_open(config)? {
+        Some(store) => serde_json::to_value(ops::stats_json(&store).await?)?,
+        None => admin_get(config, "/admin/stats")?,
+    };
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+async fn backup(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
+    if out.exists() {
+        bail!("{} exists; choose a new file", out.display());
+    }
+    let out = std::path::absolute(out)?;
+    match try_open(config)? {
+        Some(store) => store.backup(&out).await?,
+        None => {
+            admin_post(config, "/admin/backup", &serde_json::json!({ "out": out }))?;
+        }
+    }
+    println!("backup written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+async fn users(config: &RelayConfig) -> Result<ExitCode> {
+    let json = match try_open(config)? {
+        Some(store) => serde_json::to_value(ops::users(&store).await?)?,
+        None => admin_get(config, "/admin/users")?,
+    };
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
+    let device: cairn_wire::DeviceId = device.parse()?;
+    if try_open_blocking(config)?.is_some() {
+        let bans = cairn_relay::bans::Bans::load(&config.data_dir)?;
+        bans.add(device)?;
+    } else {
+        admin_post(
+            config,
+            &format!("/admin/devices/{device}/ban"),
+            &serde_json::json!({}),
+        )?;
+    }
+    println!("banned {device}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database, failing if it is missing or in use.
+fn open_offline(config: &RelayConfig) -> Result<RedbStore> {
+    try_open(config)?.with_context(|| {
+        format!(
+            "{} is in use by a running relay; stop it first",
+            config.database_path().display()
+        )
+    })
+}
+
+/// Opens the database if no relay holds it; `None` when one does.
+fn try_open(config: &RelayConfig) -> Result<Option<RedbStore>> {
+    try_open_blocking(config)
+}
+
+fn try_open_blocking(config: &RelayConfig) -> Result<Option<RedbStore>> {
+    let path = config.database_path();
+    if !path.exists() {
+        bail!(
+            "no relay database at {}; is --data-dir right?",
+            path.display()
+        );
+    }
+    match RedbStore::open(&path) {
+        Ok(store) => Ok(Some(store)),
+        Err(cairn_store::OpenError::AlreadyOpen { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn admin_url(config: &RelayConfig, path: &str) -> String {
+    format!("http://{}{path}", config.admin_listen)
+}
+
+fn admin_get(config: &RelayConfig, path: &str) -> Result<serde_json::Value> {
+    let url = admin_url(config, path);
+    let mut response = ureq::get(&url)
+        .call()
+        .with_context(|| format!("asking the running relay at {url}"))?;
+    Ok(response.body_mut().read_json()?)
+}
+
+fn admin_post(
+    config: &RelayConfig,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value> {
+    let url = admin_url(config, path);
+    let mut response = ureq::post(&url)
+        .send_json(body)
+        .with_context(|| format!("asking the running relay at {url}"))?;
+    Ok(response.body_mut().read_json()?)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!(
+            "unknown log format `{other}`; expected text or json"
+        )),
+    }
+}

@@ -1,0 +1,201 @@
+//! The relay's configuration, layered: built-in defaults < TOML file <
+//! `CAIRN_RELAY_*` environment variables < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the relay can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Holds the database, the certificate and the key.
+    pub data_dir: PathBuf,
+    /// QUIC listen address.
+    pub listen: SocketAddr,
+    /// Admin HTTP listen address (metrics, health, admin); loopback by
+    /// default, because the admin API is unauthenticated.
+    pub admin_listen: SocketAddr,
+    /// A PEM certificate chain and key to use instead of the self-signed one.
+    pub tls: Option<TlsFiles>,
+    /// Who may register.
+    pub registration: Registration,
+    /// Bounds on what peers may use.
+    pub limits: Limits,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+}
+
+/// Paths of a configured certificate chain and its private key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Certificate chain, end-entity first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, SEC1 or PKCS#1).
+    pub key: PathBuf,
+}
+
+/// Registration policy for users the relay has not seen.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Registration {
+    /// `open`, `invite` or `allow-list`.
+    pub policy: RegistrationPolicy,
+    /// Accepted invite codes (policy `invite`); each may be used again.
+    pub invites: Vec<String>,
+    /// Admitted user ids in text form (policy `allow-list`).
+    pub allow: Vec<String>,
+}
+
+/// How new users are admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistrationPolicy {
+    /// Anyone with a valid certificate.
+    #[default]
+    Open,
+    /// Anyone presenting one of the configured invite codes.
+    Invite,
+    /// Only the configured user ids.
+    AllowList,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Bounds on what peers may use. Defaults suit a small community relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Concurrent connections from one IP address.
+    pub connections_per_ip: u32,
+    /// Concurrent request streams per connection.
+    pub streams_per_connection: u32,
+    /// Concurrent subscriptions per connection.
+    pub subscriptions_per_connection: u32,
+    /// Seconds of silence before a connection is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a peer has to authenticate or to send a whole request frame.
+    pub request_timeout_secs: u64,
+    /// Sustained requests per second per user.
+    pub requests_per_second_per_user: u32,
+    /// Burst of requests per user.
+    pub request_burst_per_user: u32,
+    /// Sustained requests per second per IP address.
+    pub requests_per_second_per_ip: u32,
+    /// Burst of requests per IP address.
+    pub request_burst_per_ip: u32,
+    /// Live entries queued for one subscriber before it is switched to
+    /// catching up from storage.
+    pub subscriber_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections_per_ip: 64,
+            streams_per_connection: 64,
+            subscriptions_per_connection: 32,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 20,
+            requests_per_second_per_user: 500,
+            request_burst_per_user: 1000,
+            requests_per_second_per_ip: 1000,
+            request_burst_per_ip: 2000,
+            subscriber_queue: 1024,
+        }
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_ADMIN_PORT)),
+            tls: None,
+            registration: Registration::default(),
+            limits: Limits::default(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Default QUIC port.
+pub const DEFAULT_PORT: u16 = 7439;
+/// Default admin HTTP port.
+pub const DEFAULT_ADMIN_PORT: u16 = 7440;
+
+/// Prefix of the environment variables the relay reads; nested keys use
+/// `__`, e.g. `CAIRN_RELAY_LIMITS__CONNECTIONS_PER_IP`.
+pub const ENV_PREFIX: &str = "CAIRN_RELAY_";
+
+/// Values given as command-line flags; only the ones given override.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--admin-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Configuration could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl RelayConfig {
+    /// Layers defaults, the TOML file (if given), the environment and the
+    /// flags, in that order.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("relay.redb")
+    }
+}
+
+/// `$XDG_DATA_HOME/cairn-relay` (or the platform's equivalent), else
+/// `./cairn-relay-data`.
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir().map_or_else(
+        || PathBuf::from("cairn-relay-data"),
+        |d| d.join("cairn-relay"),
+    )
+}

@@ -1,0 +1,72 @@
+//! Frames on the relay's side of a QUIC stream.
+
+use std::time::Duration;
+
+use cairn_wire::frames::{FRAME_HEADER_LEN, frame_body_len};
+use cairn_wire::{ErrorCode, FrameError, Response, WireError};
+use quinn::{ReadExactError, RecvStream, SendStream};
+
+/// Why no request frame could be read.
+#[derive(Debug)]
+pub enum ReadFailure {
+    /// The stream ended before a whole frame, or the peer reset it.
+    Gone,
+    /// The peer took longer than the request timeout.
+    TimedOut,
+    /// The length prefix exceeds the limit: the peer misbehaved.
+    TooLarge(FrameError),
+}
+
+/// Reads one request frame body within `limit`. Memory grows with the
+/// bytes that arrive, never with what the prefix announces.
+pub async fn read_request(recv: &mut RecvStream, limit: Duration) -> Result<Vec<u8>, ReadFailure> {
+    tokio::time::timeout(limit, read_body(recv))
+        .await
+        .map_err(|_| ReadFailure::TimedOut)?
+}
+
+async fn read_body(recv: &mut RecvStream) -> Result<Vec<u8>, ReadFailure> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    recv.read_exact(&mut header)
+        .await
+        .map_err(|_: ReadExactError| ReadFailure::Gone)?;
+    let len = frame_body_len(header).map_err(ReadFailure::TooLarge)?;
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    while body.len() < len {
+        match recv.read_chunk(len - body.len(), true).await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
+            Ok(None) | Err(_) => return Err(ReadFailure::Gone),
+        }
+    }
+    Ok(body)
+}
+
+/// Writes one response frame; a peer that went away is not an error worth
+/// more than a debug line.
+pub async fn write_response(send: &mut SendStream, response: &Response) -> bool {
+    match send.write_all(&response.to_frame()).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "peer went away before the answer");
+            false
+        }
+    }
+}
+
+/// Writes a final answer and finishes the stream.
+pub async fn answer(send: &mut SendStream, response: &Response) {
+    if write_response(send, response).await {
+        let _ = send.finish();
+    }
+}
+
+/// Answers with an error and finishes the stream.
+pub async fn refuse(send: &mut SendStream, code: ErrorCode, message: &str) {
+    answer(send, &Response::Error(WireError::new(code, message))).await;
+}
+
+/// Waits, briefly, until the peer has the stream's data, so that a closing
+/// error frame is read before the connection closes under it.
+pub async fn flush(send: &mut SendStream) {
+    let _ = tokio::time::timeout(Duration::from_millis(500), send.stopped()).await;
+}

@@ -1,0 +1,144 @@
+//! One task per request stream: read the frame, check limits, dispatch,
+//! answer. Every refusal carries a catalogue code and changes nothing.
+
+mod append;
+mod pages;
+mod statements;
+mod status;
+mod subscribe;
+mod sync;
+
+use cairn_store::Store;
+use cairn_wire::{ErrorCode, ErrorDetail, Request, Response, WireError};
+use quinn::{RecvStream, SendStream};
+
+use crate::frame_io::{self, ReadFailure};
+use crate::metrics;
+use crate::server::Shared;
+use crate::session::{Session, close_with};
+
+pub use append::append;
+
+/// Serves one request stream.
+pub async fn handle_stream<S: Store>(
+    shared: &Shared<S>,
+    session: &Session,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) {
+    let body = match frame_io::read_request(&mut recv, shared.request_timeout()).await {
+        Ok(body) => body,
+        Err(ReadFailure::TooLarge(e)) => {
+            return fatal(session, &mut send, e.code(), &e.to_string()).await;
+        }
+        Err(ReadFailure::TimedOut) => {
+            return refuse(
+                &mut send,
+                ErrorCode::MALFORMED_FRAME,
+                "request frame not received in time",
+            )
+            .await;
+        }
+        Err(ReadFailure::Gone) => return,
+    };
+    let request = match Request::decode(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return fatal(
+                session,
+                &mut send,
+                ErrorCode::MALFORMED_FRAME,
+                &e.to_string(),
+            )
+            .await;
+        }
+    };
+    metrics::request(kind(&request));
+    if let Err(wait) = shared.limits.check(session.user, session.ip) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        let error = WireError::new(ErrorCode::RATE_LIMITED, "too many requests")
+            .with_detail(ErrorDetail::RetryAfterMs(ms));
+        metrics::refusal(ErrorCode::RATE_LIMITED);
+        return frame_io::answer(&mut send, &Response::Error(error)).await;
+    }
+    match request {
+        Request::Subscribe(request) => subscribe::run(shared, session, request, send).await,
+        Request::Authenticate(_) => {
+            fatal(
+                session,
+                &mut send,
+                ErrorCode::UNEXPECTED_FRAME,
+                "already authenticated",
+            )
+            .await
+        }
+        other => {
+            let response = dispatch(shared, session, other).await;
+            if let Response::Error(error) = &response {
+                metrics::refusal(error.code);
+            }
+            frame_io::answer(&mut send, &response).await;
+        }
+    }
+}
+
+async fn dispatch<S: Store>(shared: &Shared<S>, session: &Session, request: Request) -> Response {
+    match request {
+        Request::Hello(hello) => sync::hello(shared, session, hello).await,
+        Request::Append(append) => {
+            Response::Appended(append::append(shared, session, append.envelopes.into_vec()).await)
+        }
+        Request::Read(read) => pages::read(shared, session, read).await,
+        Request::Ack(cursor) => sync::ack(shared, session, cursor).await,
+        Request::RegisterDevice(c) => statements::register_device(shared, session, c).await,
+        Request::RevokeDevice(r) => statements::revoke_device(shared, session, r).await,
+        Request::GrantFriend(g) => statements::grant_friend(shared, session, g).await,
+        Request::RevokeFriend(r) => statements::revoke_friend(shared, session, r).await,
+        Request::Status => status::status(shared, session).await,
+        Request::Authenticate(_) | Request::Subscribe(_) => {
+            error(ErrorCode::UNEXPECTED_FRAME, "not here")
+        }
+    }
+}
+
+/// The metric label of a request.
+fn kind(request: &Request) -> &'static str {
+    match request {
+        Request::Authenticate(_) => "authenticate",
+        Request::Hello(_) => "hello",
+        Request::Append(_) => "append",
+        Request::Read(_) => "read",
+        Request::Subscribe(_) => "subscribe",
+        Request::Ack(_) => "ack",
+        Request::RegisterDevice(_) => "register_device",
+        Request::RevokeDevice(_) => "revoke_device",
+        Request::GrantFriend(_) => "grant_friend",
+        Request::RevokeFriend(_) => "revoke_friend",
+        Request::Status => "status",
+    }
+}
+
+/// An error answer.
+pub(crate) fn error(code: ErrorCode, message: &str) -> Response {
+    Response::Error(WireError::new(code, message))
+}
+
+/// The answer when the store fails: nothing was changed.
+pub(crate) fn internal(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "storage failed");
+    error(
+        ErrorCode::INTERNAL,
+        "storage unavailable; nothing was changed",
+    )
+}
+
+async fn refuse(send: &mut SendStream, code: ErrorCode, message: &str) {
+    metrics::refusal(code);
+    frame_io::refuse(send, code, message).await;
+}
+
+/// A refusal whose code closes the connection.
+async fn fatal(session: &Session, send: &mut SendStream, code: ErrorCode, message: &str) {
+    tracing::debug!(device = %session.device, code = %code, message, "closing a misbehaving connection");
+    close_with(&session.connection, send, WireError::new(code, message)).await;
+}

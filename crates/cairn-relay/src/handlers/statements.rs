@@ -1,0 +1,102 @@
+//! Statements signed by the connection user's root key: device
+//! registration and revocation, friend grants and their revocation.
+
+use cairn_store::{StatementOutcome, Store};
+use cairn_wire::{
+    DeviceCertificate, DeviceRevocation, ErrorCode, FriendGrant, FriendRevocation, Response, Scope,
+    Signed, Statement, StreamId, UserId,
+};
+
+use super::{error, internal};
+use crate::server::Shared;
+use crate::session::Session;
+
+/// Registers another device of the user.
+pub async fn register_device<S: Store>(
+    shared: &Shared<S>,
+    session: &Session,
+    certificate: DeviceCertificate,
+) -> Response {
+    if let Err(refusal) = check(session, &certificate) {
+        return refusal;
+    }
+    answer(shared.store.register_device(certificate).await)
+}
+
+/// Revokes a device of the user and closes its connections at once.
+pub async fn revoke_device<S: Store>(
+    shared: &Shared<S>,
+    session: &Session,
+    revocation: DeviceRevocation,
+) -> Response {
+    if let Err(refusal) = check(session, &revocation) {
+        return refusal;
+    }
+    let device = revocation.body().device;
+    let response = answer(shared.store.revoke_device(revocation).await);
+    if response == Response::Done {
+        shared.sessions.close_device(
+            device,
+            ErrorCode::DEVICE_REVOKED,
+            "device revoked by its user",
+        );
+    }
+    response
+}
+
+/// Lets a user read the connection user's friends stream.
+pub async fn grant_friend<S: Store>(
+    shared: &Shared<S>,
+    session: &Session,
+    grant: FriendGrant,
+) -> Response {
+    if let Err(refusal) = check(session, &grant) {
+        return refusal;
+    }
+    answer(shared.store.grant_friend(grant).await)
+}
+
+/// Withdraws a grant; the former friend's open subscriptions to the
+/// friends stream end at once.
+pub async fn revoke_friend<S: Store>(
+    shared: &Shared<S>,
+    session: &Session,
+    revocation: FriendRevocation,
+) -> Response {
+    if let Err(refusal) = check(session, &revocation) {
+        return refusal;
+    }
+    let grantee: UserId = revocation.body().grantee;
+    let response = answer(shared.store.revoke_friend(revocation).await);
+    if response == Response::Done {
+        shared
+            .hub
+            .detach_reader(StreamId::new(session.user, Scope::Friends), grantee);
+    }
+    response
+}
+
+/// The statement must verify and be the connection user's own.
+fn check<B: Statement>(session: &Session, statement: &Signed<B>) -> Result<(), Response> {
+    let body = statement.verify().map_err(|_| {
+        error(
+            ErrorCode::BAD_STATEMENT,
+            "statement signature does not verify",
+        )
+    })?;
+    if body.signer() != session.user {
+        return Err(error(
+            ErrorCode::BAD_STATEMENT,
+            "statement is not signed by this connection's user",
+        ));
+    }
+    Ok(())
+}
+
+fn answer(outcome: Result<StatementOutcome, cairn_store::WriteError>) -> Response {
+    match outcome {
+        Ok(StatementOutcome::Applied | StatementOutcome::Unchanged) => Response::Done,
+        Ok(StatementOutcome::Refused(refusal)) => error(refusal.code(), refusal.code().name()),
+        Err(e) => internal(&e),
+    }
+}

@@ -1,0 +1,29 @@
+//! cairn's relay: a zero-knowledge QUIC server that stores opaque signed
+//! envelopes and routes them to the devices their scope admits.
+//!
+//! A connection starts unauthenticated ([`session::Unauthenticated`]); a
+//! device proves its key over the TLS exporter and becomes a
+//! [`session::Session`], which alone can serve requests. Every request is a
+//! frame on its own QUIC stream; the handlers in [`handlers`] check access
+//! ([`access`]), call the [`cairn_store::Store`], and answer. Appends
+//! publish after their durable commit; the [`fanout`] hub routes each
+//! commit to live subscribers, whose bounded queues fall back to reading
+//! storage when full.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod admin;
+pub mod bans;
+pub mod config;
+pub mod fanout;
+mod frame_io;
+pub mod handlers;
+pub mod limits;
+pub mod metrics;
+pub mod ops;
+pub mod server;
+pub mod session;
+pub mod tls;
+
+pub use config::RelayConfig;
+pub use server::{RelayHandle, StartError, start};

@@ -1,0 +1,287 @@
+//! Starting, running and stopping the relay.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_store::{RedbStore, Store};
+use cairn_wire::{ErrorCode, Fingerprint};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin;
+use crate::bans::{Bans, BansError};
+use crate::config::{Limits, RelayConfig};
+use crate::fanout::Hub;
+use crate::limits::{ConnectionCounts, RateLimits};
+use crate::metrics;
+use crate::session::{Sessions, Unauthenticated};
+use crate::tls::{TlsError, TlsIdentity};
+
+/// How long shutdown waits for in-flight requests before closing anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often idle rate-limiter keys are forgotten.
+const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(60);
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared<S: Store> {
+    /// The log.
+    pub store: S,
+    /// The configuration in force.
+    pub config: RelayConfig,
+    /// Live subscribers.
+    pub hub: Arc<Hub>,
+    /// Request rate limits.
+    pub limits: RateLimits,
+    /// Open sessions by device.
+    pub sessions: Sessions,
+    /// Devices the operator banned.
+    pub bans: Bans,
+    /// Cancelled when the relay begins to shut down.
+    pub shutdown: CancellationToken,
+    /// Every request task, so shutdown can drain them.
+    pub tasks: TaskTracker,
+}
+
+impl<S: Store> Shared<S> {
+    /// How long a peer has to send a whole request frame.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.limits.request_timeout_secs.max(1))
+    }
+}
+
+/// The relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// Which directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS identity could not be loaded or created.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The database could not be opened.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] cairn_store::OpenError),
+    /// The ban list could not be read.
+    #[error(transparent)]
+    Bans(#[from] BansError),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Which address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct RelayHandle {
+    /// The QUIC address it listens on.
+    pub addr: SocketAddr,
+    /// The admin HTTP address.
+    pub admin_addr: SocketAddr,
+    /// The certificate fingerprint clients pin.
+    pub fingerprint: Fingerprint,
+    shutdown: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// Begins a graceful shutdown and waits until it is complete.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.done.await;
+    }
+
+    /// Waits until the relay has stopped (after [`RelayHandle::trigger`]).
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+
+    /// A token that, when cancelled, shuts the relay down.
+    pub fn trigger(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts a relay on `config`: creates the data directory, the TLS identity
+/// and the database if needed, binds both listeners, and serves until shut
+/// down.
+pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let identity = TlsIdentity::load_or_create(&config)?;
+    let store = RedbStore::open(config.database_path())?;
+    let bans = Bans::load(&config.data_dir)?;
+    let endpoint = bind_quic(&identity, &config)?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.admin_listen,
+            source,
+        })?;
+    let addr = endpoint.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.admin_listen,
+            source,
+        })?;
+    let fingerprint = identity.fingerprint();
+    tracing::info!(listen = %addr, admin = %admin_addr, fingerprint = %fingerprint, data_dir = %config.data_dir.display(), "cairn relay listening");
+
+    let shutdown = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        limits: RateLimits::new(&config.limits),
+        hub: Arc::new(Hub::default()),
+        sessions: Sessions::default(),
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        bans,
+        config,
+        store,
+    });
+    let done = tokio::spawn(run(shared, endpoint, admin_listener));
+    Ok(RelayHandle {
+        addr,
+        admin_addr,
+        fingerprint,
+        shutdown,
+        done,
+    })
+}
+
+fn bind_quic(identity: &TlsIdentity, config: &RelayConfig) -> Result<quinn::Endpoint, StartError> {
+    let crypto = identity.quic_server_config()?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport(&config.limits)));
+    quinn::Endpoint::server(server, config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })
+}
+
+/// Transport limits: request streams per connection (a peer cannot open
+/// more; QUIC flow control enforces it), no unidirectional streams, and the
+/// idle timeout.
+fn transport(limits: &Limits) -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(limits.streams_per_connection.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.max_idle_timeout(
+        Duration::from_secs(limits.idle_timeout_secs.max(1))
+            .try_into()
+            .ok(),
+    );
+    transport
+}
+
+async fn run<S: Store>(
+    shared: Arc<Shared<S>>,
+    endpoint: quinn::Endpoint,
+    admin_listener: TcpListener,
+) {
+    let hub = shared.hub.clone();
+    let feed = shared.store.subscribe();
+    let hub_task = tokio::spawn(async move { hub.run(feed).await });
+    let admin_task = tokio::spawn(admin::serve(shared.clone(), admin_listener));
+    let housekeeping = tokio::spawn(forget_idle_limiter_keys(shared.clone()));
+    accept_loop(&shared, &endpoint).await;
+    drain(&shared, &endpoint).await;
+    hub_task.abort();
+    admin_task.abort();
+    housekeeping.abort();
+    tracing::info!("cairn relay stopped");
+}
+
+async fn accept_loop<S: Store>(shared: &Arc<Shared<S>>, endpoint: &quinn::Endpoint) {
+    let connections = ConnectionCounts::default();
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            () = shared.shutdown.cancelled() => return,
+        };
+        let Some(incoming) = incoming else { return };
+        let (shared, connections) = (shared.clone(), connections.clone());
+        shared
+            .tasks
+            .clone()
+            .spawn(async move { connection(shared, connections, incoming).await });
+    }
+}
+
+async fn connection<S: Store>(
+    shared: Arc<Shared<S>>,
+    counts: ConnectionCounts,
+    incoming: quinn::Incoming,
+) {
+    let Ok(connection) = incoming.await else {
+        return;
+    };
+    metrics::counter(metrics::CONNECTIONS);
+    let ip = connection.remote_address().ip();
+    let Some(_slot) = counts.acquire(ip, shared.config.limits.connections_per_ip) else {
+        metrics::refusal(ErrorCode::TOO_MANY_CONNECTIONS);
+        connection.close(
+            u32::from(ErrorCode::TOO_MANY_CONNECTIONS.0).into(),
+            b"too many connections from this address",
+        );
+        return;
+    };
+    metrics::gauge_add(metrics::CONNECTIONS_OPEN, 1.0);
+    let authenticate = Unauthenticated::new(connection.clone()).authenticate(&shared);
+    match tokio::time::timeout(shared.request_timeout(), authenticate).await {
+        Ok(Some(session)) => session.serve(shared.clone()).await,
+        Ok(None) => {}
+        Err(_) => connection.close(
+            u32::from(ErrorCode::UNAUTHENTICATED.0).into(),
+            b"no authentication in time",
+        ),
+    }
+    metrics::gauge_add(metrics::CONNECTIONS_OPEN, -1.0);
+}
+
+/// Stops accepting, lets subscribers and in-flight requests finish (they
+/// see the cancelled token), then closes every connection.
+async fn drain<S: Store>(shared: &Shared<S>, endpoint: &quinn::Endpoint) {
+    tracing::info!("shutting down: draining requests");
+    endpoint.set_server_config(None);
+    shared.tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, shared.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the drain timeout; closing anyway");
+    }
+    shared
+        .sessions
+        .close_all(ErrorCode::SHUTTING_DOWN, "relay shutting down");
+    endpoint.close(
+        u32::from(ErrorCode::SHUTTING_DOWN.0).into(),
+        b"relay shutting down",
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+}
+
+async fn forget_idle_limiter_keys<S: Store>(shared: Arc<Shared<S>>) {
+    let mut tick = tokio::time::interval(LIMITER_HOUSEKEEPING);
+    loop {
+        tick.tick().await;
+        shared.limits.forget_idle();
+    }
+}

@@ -1,0 +1,319 @@
+//! A connection's phases as types: an [`Unauthenticated`] connection can
+//! only authenticate; a [`Session`] (an authenticated device) can serve
+//! requests.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use cairn_store::{StatementOutcome, Store};
+use cairn_wire::frames::{AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
+use cairn_wire::{AuthOk, AuthRequest, DeviceId, ErrorCode, Request, Response, UserId, WireError};
+use tokio::sync::Semaphore;
+
+use crate::config::RegistrationPolicy;
+use crate::frame_io::{self, ReadFailure};
+use crate::handlers;
+use crate::metrics;
+use crate::server::Shared;
+
+/// A connection that has not proven which device it is.
+#[derive(Debug)]
+pub struct Unauthenticated {
+    connection: quinn::Connection,
+    ip: IpAddr,
+}
+
+/// An authenticated device on one connection.
+#[derive(Debug)]
+pub struct Session {
+    /// The QUIC connection.
+    pub connection: quinn::Connection,
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+    /// The peer's address, for per-IP limits.
+    pub ip: IpAddr,
+    /// Permits for concurrent subscriptions.
+    pub subscriptions: Arc<Semaphore>,
+}
+
+/// A refusal that ends the connection.
+#[derive(Debug)]
+pub struct Fatal(pub WireError);
+
+impl Fatal {
+    fn new(code: ErrorCode, message: &str) -> Self {
+        Self(WireError::new(code, message))
+    }
+}
+
+impl Unauthenticated {
+    /// Wraps a freshly accepted connection.
+    pub fn new(connection: quinn::Connection) -> Self {
+        let ip = connection.remote_address().ip();
+        Self { connection, ip }
+    }
+
+    /// Waits for the authenticate request on the first stream, checks it,
+    /// answers it, and becomes a session; or refuses and closes.
+    pub async fn authenticate<S: Store>(self, shared: &Shared<S>) -> Option<Session> {
+        let (mut send, mut recv) = self.connection.accept_bi().await.ok()?;
+        let outcome = match frame_io::read_request(&mut recv, shared.request_timeout()).await {
+            Ok(body) => self.check(shared, &body).await,
+            Err(ReadFailure::TooLarge(_)) => {
+                Err(Fatal::new(ErrorCode::FRAME_TOO_LARGE, "frame too large"))
+            }
+            Err(ReadFailure::TimedOut) => Err(Fatal::new(
+                ErrorCode::UNAUTHENTICATED,
+                "no authentication in time",
+            )),
+            Err(ReadFailure::Gone) => return None,
+        };
+        match outcome {
+            Ok(ok) => {
+                frame_io::answer(&mut send, &Response::Authenticated(ok.clone())).await;
+                metrics::counter(metrics::AUTHENTICATED);
+                Some(self.into_session(shared, ok))
+            }
+            Err(Fatal(error)) => {
+                close_with(&self.connection, &mut send, error).await;
+                None
+            }
+        }
+    }
+
+    async fn check<S: Store>(&self, shared: &Shared<S>, body: &[u8]) -> Result<AuthOk, Fatal> {
+        let request = Request::decode(body)
+            .map_err(|e| Fatal::new(ErrorCode::MALFORMED_FRAME, &e.to_string()))?;
+        let Request::Authenticate(auth) = request else {
+            return Err(Fatal::new(ErrorCode::UNAUTHENTICATED, "authenticate first"));
+        };
+        let exporter = self.exporter()?;
+        auth.verify_proof(&exporter).map_err(|_| {
+            Fatal::new(
+                ErrorCode::AUTH_FAILED,
+                "proof does not verify for this connection",
+            )
+        })?;
+        let body = auth
+            .certificate
+            .verify()
+            .map_err(|_| {
+                Fatal::new(
+                    ErrorCode::BAD_CERTIFICATE,
+                    "certificate not signed by the user's root key",
+                )
+            })?
+            .clone();
+        if shared.bans.contains(&body.device) {
+            return Err(Fatal::new(
+                ErrorCode::DEVICE_REVOKED,
+                "device banned by the relay operator",
+            ));
+        }
+        let registered = admit(shared, &auth).await?;
+        Ok(AuthOk {
+            user: body.user,
+            device: body.device,
+            registered,
+        })
+    }
+
+    fn exporter(&self) -> Result<[u8; AUTH_EXPORTER_LEN], Fatal> {
+        let mut exporter = [0u8; AUTH_EXPORTER_LEN];
+        self.connection
+            .export_keying_material(&mut exporter, AUTH_EXPORTER_LABEL, b"")
+            .map_err(|_| Fatal::new(ErrorCode::INTERNAL, "no keying material"))?;
+        Ok(exporter)
+    }
+
+    fn into_session<S: Store>(self, shared: &Shared<S>, ok: AuthOk) -> Session {
+        let permits = usize::try_from(shared.config.limits.subscriptions_per_connection)
+            .unwrap_or(usize::MAX);
+        Session {
+            connection: self.connection,
+            user: ok.user,
+            device: ok.device,
+            ip: self.ip,
+            subscriptions: Arc::new(Semaphore::new(permits)),
+        }
+    }
+}
+
+/// Decides whether the certified device may in: a known active device is;
+/// a revoked one never is; a new device of a known user must be registered
+/// by another of their devices first; a new user is registered when the
+/// policy admits them. Returns whether this registered the user.
+async fn admit<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> Result<bool, Fatal> {
+    let body = auth.certificate.body();
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "registry lookup failed");
+        Fatal::new(ErrorCode::INTERNAL, "registry unavailable")
+    };
+    let devices = shared
+        .store
+        .devices(body.user)
+        .await
+        .map_err(|e| internal(&e))?;
+    if let Some(record) = devices.iter().find(|r| r.device == body.device) {
+        return match record.is_active() {
+            true => Ok(false),
+            false => Err(Fatal::new(
+                ErrorCode::DEVICE_REVOKED,
+                "device revoked by its user",
+            )),
+        };
+    }
+    if !devices.is_empty() {
+        return Err(Fatal::new(
+            ErrorCode::UNKNOWN_DEVICE,
+            "device not registered; approve it from another device",
+        ));
+    }
+    if !registration_allows(shared, auth) {
+        return Err(Fatal::new(
+            ErrorCode::REGISTRATION_REFUSED,
+            "this relay does not admit new users without an invitation",
+        ));
+    }
+    match shared
+        .store
+        .register_device(auth.certificate.clone())
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        StatementOutcome::Applied | StatementOutcome::Unchanged => Ok(true),
+        StatementOutcome::Refused(refusal) => {
+            Err(Fatal::new(refusal.code(), "registration refused"))
+        }
+    }
+}
+
+fn registration_allows<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> bool {
+    let registration = &shared.config.registration;
+    match registration.policy {
+        RegistrationPolicy::Open => true,
+        RegistrationPolicy::Invite => auth
+            .invite
+            .as_ref()
+            .is_some_and(|code| registration.invites.iter().any(|i| i == code.as_str())),
+        RegistrationPolicy::AllowList => {
+            let user = auth.certificate.body().user.to_text();
+            registration.allow.contains(&user)
+        }
+    }
+}
+
+impl Session {
+    /// Serves request streams until the connection ends or the relay shuts
+    /// down; each request runs in its own task, so a slow one never holds
+    /// up another.
+    pub async fn serve<S: Store>(self, shared: Arc<Shared<S>>) {
+        let session = Arc::new(self);
+        let _registered = shared.sessions.register(&session);
+        loop {
+            let accepted = tokio::select! {
+                accepted = session.connection.accept_bi() => accepted,
+                () = shared.shutdown.cancelled() => break,
+            };
+            let Ok((send, recv)) = accepted else { break };
+            let (shared, session) = (shared.clone(), session.clone());
+            shared
+                .tasks
+                .clone()
+                .spawn(async move { handlers::handle_stream(&shared, &session, send, recv).await });
+        }
+    }
+
+    /// Closes the connection with a catalogue code.
+    pub fn close(&self, code: ErrorCode, reason: &str) {
+        self.connection
+            .close(u32::from(code.0).into(), reason.as_bytes());
+    }
+}
+
+/// Sends a fatal error on `send`, lets it arrive, and closes the connection
+/// with the same code.
+pub async fn close_with(
+    connection: &quinn::Connection,
+    send: &mut quinn::SendStream,
+    error: WireError,
+) {
+    metrics::refusal(error.code);
+    frame_io::answer(send, &Response::Error(error.clone())).await;
+    frame_io::flush(send).await;
+    connection.close(
+        u32::from(error.code.0).into(),
+        error.message.as_str().as_bytes(),
+    );
+}
+
+/// Open sessions by device, so that revoking or banning a device closes
+/// its connections at once.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_device: Mutex<HashMap<DeviceId, Vec<(u64, quinn::Connection)>>>,
+    next_id: AtomicU64,
+}
+
+/// Unregisters a session when dropped.
+#[derive(Debug)]
+pub struct SessionEntry<'a> {
+    sessions: &'a Sessions,
+    device: DeviceId,
+    id: u64,
+}
+
+impl Sessions {
+    fn register(&self, session: &Session) -> SessionEntry<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(session.device)
+            .or_default()
+            .push((id, session.connection.clone()));
+        SessionEntry {
+            sessions: self,
+            device: session.device,
+            id,
+        }
+    }
+
+    /// Closes every connection of `device` with `code`.
+    pub fn close_device(&self, device: DeviceId, code: ErrorCode, reason: &str) {
+        if let Some(connections) = self.lock().remove(&device) {
+            for (_, connection) in connections {
+                connection.close(u32::from(code.0).into(), reason.as_bytes());
+            }
+        }
+    }
+
+    /// Closes every connection with `code`.
+    pub fn close_all(&self, code: ErrorCode, reason: &str) {
+        for (_, connections) in self.lock().drain() {
+            for (_, connection) in connections {
+                connection.close(u32::from(code.0).into(), reason.as_bytes());
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<DeviceId, Vec<(u64, quinn::Connection)>>> {
+        self.by_device
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for SessionEntry<'_> {
+    fn drop(&mut self) {
+        let mut by_device = self.sessions.lock();
+        if let Some(list) = by_device.get_mut(&self.device) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                by_device.remove(&self.device);
+            }
+        }
+    }
+}
