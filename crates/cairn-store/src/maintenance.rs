@@ -100,8 +100,14 @@ fn sync_parent(target: &Path) {
     }
 }
 
-/// An invariant check in progress.
+/// An invariant check in progress: the tables of one snapshot, and what
+/// was found so far (apart, so that a scan over a table can record problems).
 struct Check {
+    t: Tables,
+    found: Found,
+}
+
+struct Tables {
     envelopes: Ro,
     envelope_ids: Ro,
     streams: Ro,
@@ -114,32 +120,16 @@ struct Check {
     friends_by_grantee: Ro,
     acks: Ro,
     meta: Ro,
+}
+
+#[derive(Default)]
+struct Found {
     report: VerifyReport,
     more_problems: u64,
     bytes: u64,
 }
 
-impl Check {
-    fn new(txn: &ReadTransaction) -> Result<Self, ReadError> {
-        Ok(Self {
-            envelopes: table(txn, schema::ENVELOPES)?,
-            envelope_ids: table(txn, schema::ENVELOPE_IDS)?,
-            streams: table(txn, schema::STREAMS)?,
-            direct_streams: table(txn, schema::DIRECT_STREAMS)?,
-            device_seqs: table(txn, schema::DEVICE_SEQS)?,
-            device_certs: table(txn, schema::DEVICE_CERTS)?,
-            device_users: table(txn, schema::DEVICE_USERS)?,
-            users: table(txn, schema::USERS)?,
-            friends: table(txn, schema::FRIENDS)?,
-            friends_by_grantee: table(txn, schema::FRIENDS_BY_GRANTEE)?,
-            acks: table(txn, schema::ACKS)?,
-            meta: table(txn, schema::META)?,
-            report: VerifyReport::default(),
-            more_problems: 0,
-            bytes: 0,
-        })
-    }
-
+impl Found {
     fn problem(&mut self, text: String) {
         if self.report.problems.len() < MAX_PROBLEMS {
             self.report.problems.push(text);
@@ -155,18 +145,45 @@ impl Check {
         }
         self.report
     }
+}
+
+impl Check {
+    fn new(txn: &ReadTransaction) -> Result<Self, ReadError> {
+        let t = Tables {
+            envelopes: table(txn, schema::ENVELOPES)?,
+            envelope_ids: table(txn, schema::ENVELOPE_IDS)?,
+            streams: table(txn, schema::STREAMS)?,
+            direct_streams: table(txn, schema::DIRECT_STREAMS)?,
+            device_seqs: table(txn, schema::DEVICE_SEQS)?,
+            device_certs: table(txn, schema::DEVICE_CERTS)?,
+            device_users: table(txn, schema::DEVICE_USERS)?,
+            users: table(txn, schema::USERS)?,
+            friends: table(txn, schema::FRIENDS)?,
+            friends_by_grantee: table(txn, schema::FRIENDS_BY_GRANTEE)?,
+            acks: table(txn, schema::ACKS)?,
+            meta: table(txn, schema::META)?,
+        };
+        Ok(Self {
+            t,
+            found: Found::default(),
+        })
+    }
+
+    fn finish(self) -> VerifyReport {
+        self.found.finish()
+    }
 
     /// Every stream holds exactly positions 1..=head, each envelope decodes,
     /// belongs to the stream and is indexed by id and by device sequence.
     fn streams(&mut self) -> Result<(), ReadError> {
         let mut heads = Vec::new();
-        for row in self.streams.iter().map_err(backend)? {
+        for row in self.t.streams.iter().map_err(backend)? {
             let (key, value) = row.map_err(backend)?;
             let stream = keys::parse_stream_key(key.value())?;
             heads.push((stream, keys::parse_u64(value.value(), "stream head")?));
         }
         for (stream, head) in heads {
-            self.report.streams += 1;
+            self.found.report.streams += 1;
             self.stream(&stream, head)?;
         }
         Ok(())
@@ -175,55 +192,27 @@ impl Check {
     fn stream(&mut self, stream: &StreamId, head: u64) -> Result<(), ReadError> {
         let range = keys::prefix_range(&keys::stream_key(stream));
         let mut expected = 1u64;
-        let mut rows = Vec::new();
         for row in self
+            .t
             .envelopes
             .range::<&[u8]>(keys::as_slices(&range))
             .map_err(backend)?
         {
             let (key, value) = row.map_err(backend)?;
-            rows.push((key.value().to_vec(), value.value().to_vec()));
-        }
-        for (key, bytes) in rows {
-            let (in_stream, position) = keys::parse_entry_key(&key)?;
+            let (in_stream, position) = keys::parse_entry_key(key.value())?;
             if in_stream != *stream || position != expected {
-                self.problem(format!(
+                self.found.problem(format!(
                     "{stream}: expected position {expected}, found {position}"
                 ));
             }
             expected = position.saturating_add(1);
-            self.entry(stream, &key, &bytes)?;
+            self.t
+                .entry(&mut self.found, stream, key.value(), value.value())?;
         }
-        if expected.saturating_sub(1) != head {
-            let last = expected.saturating_sub(1);
-            self.problem(format!("{stream}: head is {head}, last entry is {last}"));
-        }
-        Ok(())
-    }
-
-    fn entry(&mut self, stream: &StreamId, key: &[u8], bytes: &[u8]) -> Result<(), ReadError> {
-        self.report.envelopes += 1;
-        self.bytes = self.bytes.saturating_add(bytes.len() as u64);
-        let envelope = Envelope::decode(bytes)?;
-        let id = Envelope::id_of_encoding(bytes);
-        if envelope.stream() != *stream {
-            self.problem(format!(
-                "{id}: stored in {stream}, belongs to {}",
-                envelope.stream()
-            ));
-        }
-        let indexed = self
-            .envelope_ids
-            .get(id.as_bytes().as_slice())
-            .map_err(backend)?;
-        if indexed.as_ref().map(|v| v.value()) != Some(key) {
-            self.problem(format!("{id}: id index does not point at its entry"));
-        }
-        let h = envelope.header();
-        let seq_key = keys::device_seq_key(&h.author, &h.device, h.seq);
-        let by_seq = self.device_seqs.get(seq_key.as_slice()).map_err(backend)?;
-        if by_seq.as_ref().map(|v| v.value()) != Some(id.as_bytes().as_slice()) {
-            self.problem(format!("{id}: device sequence index does not point at it"));
+        let last = expected.saturating_sub(1);
+        if last != head {
+            self.found
+                .problem(format!("{stream}: head is {head}, last entry is {last}"));
         }
         Ok(())
     }
@@ -232,7 +221,7 @@ impl Check {
     fn device_seqs(&mut self) -> Result<(), ReadError> {
         let mut last: Option<([u8; 64], u64)> = None;
         let mut problems = Vec::new();
-        for row in self.device_seqs.iter().map_err(backend)? {
+        for row in self.t.device_seqs.iter().map_err(backend)? {
             let (key, _) = row.map_err(backend)?;
             let (user, device, seq) = keys::parse_device_seq_key(key.value())?;
             let mut pair = [0u8; 64];
@@ -248,32 +237,34 @@ impl Check {
             }
             last = Some((pair, seq));
         }
-        problems.into_iter().for_each(|p| self.problem(p));
+        problems.into_iter().for_each(|p| self.found.problem(p));
         Ok(())
     }
 
     fn counts(&mut self) -> Result<(), ReadError> {
-        let envelopes = self.report.envelopes;
+        let envelopes = self.found.report.envelopes;
         let tables = [
-            ("envelopes", self.envelopes.len().map_err(backend)?),
+            ("envelopes", self.t.envelopes.len().map_err(backend)?),
             (
                 "envelope id index",
-                self.envelope_ids.len().map_err(backend)?,
+                self.t.envelope_ids.len().map_err(backend)?,
             ),
             (
                 "device sequence index",
-                self.device_seqs.len().map_err(backend)?,
+                self.t.device_seqs.len().map_err(backend)?,
             ),
         ];
         for (name, len) in tables {
             if len != envelopes {
-                self.problem(format!("{name} holds {len} rows, streams hold {envelopes}"));
+                self.found
+                    .problem(format!("{name} holds {len} rows, streams hold {envelopes}"));
             }
         }
-        let stored = reader::envelope_bytes(&self.meta)?;
-        if stored != self.bytes {
-            let bytes = self.bytes;
-            self.problem(format!("byte counter is {stored}, envelopes take {bytes}"));
+        let stored = reader::envelope_bytes(&self.t.meta)?;
+        if stored != self.found.bytes {
+            let bytes = self.found.bytes;
+            self.found
+                .problem(format!("byte counter is {stored}, envelopes take {bytes}"));
         }
         Ok(())
     }
@@ -281,13 +272,13 @@ impl Check {
     /// The direct index lists exactly the direct streams.
     fn direct_index(&mut self) -> Result<(), ReadError> {
         let mut indexed = BTreeSet::new();
-        for row in self.direct_streams.iter().map_err(backend)? {
+        for row in self.t.direct_streams.iter().map_err(backend)? {
             let (key, _) = row.map_err(backend)?;
             let (recipient, owner) = keys::parse_pair_key(key.value())?;
             indexed.insert((owner, recipient));
         }
         let mut direct = BTreeSet::new();
-        for row in self.streams.iter().map_err(backend)? {
+        for row in self.t.streams.iter().map_err(backend)? {
             let (key, _) = row.map_err(backend)?;
             let stream = keys::parse_stream_key(key.value())?;
             if let Some(recipient) = stream.scope.recipient() {
@@ -295,7 +286,8 @@ impl Check {
             }
         }
         if indexed != direct {
-            self.problem("direct stream index does not match the direct streams".into());
+            self.found
+                .problem("direct stream index does not match the direct streams".into());
         }
         Ok(())
     }
@@ -304,24 +296,26 @@ impl Check {
     fn registry(&mut self) -> Result<(), ReadError> {
         let mut owners = BTreeSet::new();
         let mut users = BTreeSet::new();
-        for row in self.device_certs.iter().map_err(backend)? {
+        for row in self.t.device_certs.iter().map_err(backend)? {
             let (key, _) = row.map_err(backend)?;
             let (user, device) = keys::parse_pair_key(key.value())?;
             owners.insert((device, user));
             users.insert(user);
-            self.report.devices += 1;
+            self.found.report.devices += 1;
         }
-        let indexed_owners = pairs(&self.device_users)?;
+        let indexed_owners = pairs(&self.t.device_users)?;
         let mut indexed_users = BTreeSet::new();
-        for row in self.users.iter().map_err(backend)? {
+        for row in self.t.users.iter().map_err(backend)? {
             let (key, _) = row.map_err(backend)?;
             indexed_users.insert(keys::parse_32(key.value(), "user key")?);
         }
         if owners != indexed_owners {
-            self.problem("device owner index does not match the certificates".into());
+            self.found
+                .problem("device owner index does not match the certificates".into());
         }
         if users != indexed_users {
-            self.problem("user index does not match the certificates".into());
+            self.found
+                .problem("user index does not match the certificates".into());
         }
         Ok(())
     }
@@ -330,7 +324,7 @@ impl Check {
     /// grant.
     fn friends(&mut self) -> Result<(), ReadError> {
         let mut granted = BTreeSet::new();
-        for row in self.friends.iter().map_err(backend)? {
+        for row in self.t.friends.iter().map_err(backend)? {
             let (key, value) = row.map_err(backend)?;
             let (granter, grantee) = keys::parse_pair_key(key.value())?;
             if value.value().first() == Some(&keys::FRIEND_GRANT) {
@@ -338,8 +332,9 @@ impl Check {
             }
             reader::friend_record(value.value())?;
         }
-        if granted != pairs(&self.friends_by_grantee)? {
-            self.problem("grantee index does not match the friend grants".into());
+        if granted != pairs(&self.t.friends_by_grantee)? {
+            self.found
+                .problem("grantee index does not match the friend grants".into());
         }
         Ok(())
     }
@@ -347,19 +342,60 @@ impl Check {
     /// No acknowledged cursor is past its stream's head.
     fn acks(&mut self) -> Result<(), ReadError> {
         let mut cursors = BTreeMap::new();
-        for row in self.acks.iter().map_err(backend)? {
+        for row in self.t.acks.iter().map_err(backend)? {
             let (key, value) = row.map_err(backend)?;
             let (device, stream) = keys::parse_ack_key(key.value())?;
             let position = keys::parse_u64(value.value(), "acked position")?;
             cursors.insert((device, stream), position);
         }
         for ((device, stream), position) in cursors {
-            let head = reader::head(&self.streams, &stream)?;
+            let head = reader::head(&self.t.streams, &stream)?;
             if position > head {
-                self.problem(format!(
+                self.found.problem(format!(
                     "{device} acked {stream} at {position}, head is {head}"
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Tables {
+    fn entry(
+        &self,
+        found: &mut Found,
+        stream: &StreamId,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<(), ReadError> {
+        found.report.envelopes += 1;
+        found.bytes = found.bytes.saturating_add(bytes.len() as u64);
+        let id = Envelope::id_of_encoding(bytes);
+        let envelope = match Envelope::decode(bytes) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                found.problem(format!("{stream}: entry {id} does not decode: {err}"));
+                return Ok(());
+            }
+        };
+        if envelope.stream() != *stream {
+            found.problem(format!(
+                "{id}: stored in {stream}, belongs to {}",
+                envelope.stream()
+            ));
+        }
+        let indexed = self
+            .envelope_ids
+            .get(id.as_bytes().as_slice())
+            .map_err(backend)?;
+        if indexed.as_ref().map(|v| v.value()) != Some(key) {
+            found.problem(format!("{id}: id index does not point at its entry"));
+        }
+        let h = envelope.header();
+        let seq_key = keys::device_seq_key(&h.author, &h.device, h.seq);
+        let by_seq = self.device_seqs.get(seq_key.as_slice()).map_err(backend)?;
+        if by_seq.as_ref().map(|v| v.value()) != Some(id.as_bytes().as_slice()) {
+            found.problem(format!("{id}: device sequence index does not point at it"));
         }
         Ok(())
     }

@@ -528,3 +528,54 @@ async fn backup_while_writing_is_a_consistent_prefix() {
         store.statements().await.unwrap()
     );
 }
+
+#[tokio::test]
+async fn verify_finds_a_gap_and_reads_report_corrupt_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cairn.redb");
+    let alice = User::new(1);
+    let laptop = alice.device(1);
+    let store = RedbStore::open_with(&path, fast()).unwrap();
+    register(&store, &alice, &laptop).await;
+    let envelopes = (1..=3)
+        .map(|s| laptop.envelope(s, Scope::Private, b"x"))
+        .collect();
+    store.append(envelopes).await.unwrap();
+    assert!(store.verify().await.unwrap().is_ok());
+    store.close().await;
+
+    let stream = StreamId::new(alice.id, Scope::Private);
+    let mut key = alice.id.as_bytes().to_vec();
+    key.push(0x00);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<'_, &[u8], &[u8]> =
+                redb::TableDefinition::new("cairn_envelopes");
+            let mut envelopes = txn.open_table(def).unwrap();
+            let second = [key.as_slice(), &2u64.to_be_bytes()].concat();
+            envelopes.remove(second.as_slice()).unwrap();
+            let third = [key.as_slice(), &3u64.to_be_bytes()].concat();
+            envelopes
+                .insert(third.as_slice(), b"garbage".as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open_with(&path, fast()).unwrap();
+    assert!(matches!(
+        store.read_stream(stream, 0, 10).await,
+        Err(cairn_store::ReadError::Corrupt(_))
+    ));
+    let report = store.verify().await.unwrap();
+    assert!(!report.is_ok());
+    let problems = report.problems.join("\n");
+    assert!(
+        problems.contains("expected position 2, found 3"),
+        "{problems}"
+    );
+    assert!(problems.contains("does not decode"), "{problems}");
+    let first = store.read_stream(stream, 0, 1).await.unwrap();
+    assert_eq!(first.entries.len(), 1);
+}
