@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use cairn_wire::frames::{ALPN, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
 use cairn_wire::{
-    AuthOk, AuthRequest, BoundedString, DeviceCertificate, Fingerprint, Request, Response,
-    SigningKey, SubscribeRequest, SubscriptionEvent, WireError,
+    AuthOk, AuthRequest, BoundedString, DeviceCertificate, ErrorCode, Fingerprint, Request,
+    Response, SigningKey, SubscribeRequest, SubscriptionEvent, WireError,
 };
 use quinn::crypto::rustls::QuicClientConfig;
 
@@ -55,6 +55,10 @@ pub enum ConnectError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
+    /// The relay closed the connection with a catalogue code (revoked,
+    /// shutting down, misbehaviour...).
+    #[error("the relay closed the connection: {0}")]
+    Closed(WireError),
     /// The connection is gone.
     #[error("connection lost: {0}")]
     ConnectionLost(String),
@@ -134,8 +138,13 @@ pub struct Subscription {
 impl Subscription {
     /// The next event; `None` once the relay finished the stream.
     pub async fn next(&mut self) -> Result<Option<SubscriptionEvent>, RequestError> {
-        let Some(body) = read_frame(&mut self.recv).await.map_err(frame_error)? else {
-            return Ok(None);
+        let body = match read_frame(&mut self.recv).await.map_err(frame_error) {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(None),
+            // A relay that closes the connection (shutting down, revoked)
+            // ends the subscription with that code.
+            Err(RequestError::Closed(error)) => return Ok(Some(SubscriptionEvent::End(error))),
+            Err(e) => return Err(e),
         };
         match Response::decode(&body).map_err(|e| RequestError::BadFrame(e.to_string()))? {
             Response::Subscription(event) => Ok(Some(event)),
@@ -143,6 +152,18 @@ impl Subscription {
             other => Err(RequestError::BadFrame(format!("unexpected {other:?}"))),
         }
     }
+}
+
+/// The relay's refusal carried by a connection close, if it was one.
+pub fn closed_by_relay(error: &quinn::ConnectionError) -> Option<WireError> {
+    let quinn::ConnectionError::ApplicationClosed(close) = error else {
+        return None;
+    };
+    let code = u16::try_from(close.error_code.into_inner()).unwrap_or(u16::MAX);
+    Some(WireError::new(
+        ErrorCode(code),
+        &String::from_utf8_lossy(&close.reason),
+    ))
 }
 
 /// Opens a QUIC connection pinned to `pin`, without authenticating.
@@ -240,13 +261,48 @@ fn client_config(pin: Fingerprint) -> Result<quinn::ClientConfig, ConnectError> 
     Ok(config)
 }
 
-fn lost(e: impl std::fmt::Display) -> RequestError {
-    RequestError::ConnectionLost(e.to_string())
+fn lost(e: impl Into<LostConnection>) -> RequestError {
+    match e.into().0 {
+        Some(error) => closed_or_lost(&error),
+        None => RequestError::ConnectionLost("stream closed".into()),
+    }
+}
+
+fn closed_or_lost(error: &quinn::ConnectionError) -> RequestError {
+    closed_by_relay(error).map_or_else(
+        || RequestError::ConnectionLost(error.to_string()),
+        RequestError::Closed,
+    )
 }
 
 fn frame_error(e: FrameReadError) -> RequestError {
     match e {
+        FrameReadError::Read(quinn::ReadError::ConnectionLost(error)) => closed_or_lost(&error),
         FrameReadError::Read(e) => RequestError::ConnectionLost(e.to_string()),
         other => RequestError::BadFrame(other.to_string()),
+    }
+}
+
+/// The connection error behind a stream operation's failure, if any.
+struct LostConnection(Option<quinn::ConnectionError>);
+
+impl From<quinn::ConnectionError> for LostConnection {
+    fn from(e: quinn::ConnectionError) -> Self {
+        Self(Some(e))
+    }
+}
+
+impl From<quinn::WriteError> for LostConnection {
+    fn from(e: quinn::WriteError) -> Self {
+        match e {
+            quinn::WriteError::ConnectionLost(e) => Self(Some(e)),
+            _ => Self(None),
+        }
+    }
+}
+
+impl From<quinn::ClosedStream> for LostConnection {
+    fn from(_: quinn::ClosedStream) -> Self {
+        Self(None)
     }
 }

@@ -123,6 +123,9 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         source,
     })?;
     let identity = TlsIdentity::load_or_create(&config)?;
+    if metrics::prometheus().is_none() {
+        tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+    }
     let store = RedbStore::open(config.database_path())?;
     let bans = Bans::load(&config.data_dir)?;
     let endpoint = bind_quic(&identity, &config)?;
@@ -191,22 +194,36 @@ fn transport(limits: &Limits) -> quinn::TransportConfig {
     transport
 }
 
-async fn run<S: Store>(
-    shared: Arc<Shared<S>>,
+async fn run(
+    shared: Arc<Shared<RedbStore>>,
     endpoint: quinn::Endpoint,
     admin_listener: TcpListener,
 ) {
     let hub = shared.hub.clone();
     let feed = shared.store.subscribe();
-    let hub_task = tokio::spawn(async move { hub.run(feed).await });
-    let admin_task = tokio::spawn(admin::serve(shared.clone(), admin_listener));
-    let housekeeping = tokio::spawn(forget_idle_limiter_keys(shared.clone()));
+    let background = [
+        tokio::spawn(async move { hub.run(feed).await }),
+        tokio::spawn(admin::serve(shared.clone(), admin_listener)),
+        tokio::spawn(forget_idle_limiter_keys(shared.clone())),
+    ];
     accept_loop(&shared, &endpoint).await;
     drain(&shared, &endpoint).await;
-    hub_task.abort();
-    admin_task.abort();
-    housekeeping.abort();
+    for task in background {
+        task.abort();
+        let _ = task.await;
+    }
+    close_store(shared).await;
     tracing::info!("cairn relay stopped");
+}
+
+/// Waits for the writer to finish its last commit and releases the file.
+async fn close_store(shared: Arc<Shared<RedbStore>>) {
+    match Arc::try_unwrap(shared) {
+        Ok(shared) => shared.store.close().await,
+        Err(_) => tracing::warn!(
+            "the store is still in use at shutdown; it closes when the last user lets go"
+        ),
+    }
 }
 
 async fn accept_loop<S: Store>(shared: &Arc<Shared<S>>, endpoint: &quinn::Endpoint) {

@@ -18,6 +18,9 @@ use crate::handlers;
 use crate::metrics;
 use crate::server::Shared;
 
+/// How long a session lingers at shutdown for its client to leave.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A connection that has not proven which device it is.
 #[derive(Debug)]
 pub struct Unauthenticated {
@@ -225,6 +228,13 @@ impl Session {
                 .tasks
                 .clone()
                 .spawn(async move { handlers::handle_stream(&shared, &session, send, recv).await });
+        }
+        if shared.shutdown.is_cancelled() {
+            // Subscribers are being sent `End(shutting_down)`: give the
+            // client a moment to read it and leave, then close explicitly
+            // so that it learns why even if it did not read.
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.connection.closed()).await;
+            session.close(ErrorCode::SHUTTING_DOWN, "relay shutting down");
         }
     }
 

@@ -1,7 +1,7 @@
 //! Statements signed by the connection user's root key: device
 //! registration and revocation, friend grants and their revocation.
 
-use cairn_store::{StatementOutcome, Store};
+use cairn_store::{StatementOutcome, StatementRefusal, Store};
 use cairn_wire::{
     DeviceCertificate, DeviceRevocation, ErrorCode, FriendGrant, FriendRevocation, Response, Scope,
     Signed, Statement, StreamId, UserId,
@@ -96,7 +96,16 @@ fn check<B: Statement>(session: &Session, statement: &Signed<B>) -> Result<(), R
 fn answer(outcome: Result<StatementOutcome, cairn_store::WriteError>) -> Response {
     match outcome {
         Ok(StatementOutcome::Applied | StatementOutcome::Unchanged) => Response::Done,
-        Ok(StatementOutcome::Refused(refusal)) => error(refusal.code(), refusal.code().name()),
+        // A certificate for a device its user revoked is superseded by the
+        // revocation: answered as stale, since `device_revoked` would close
+        // the connection of a device that did nothing wrong.
+        Ok(StatementOutcome::Refused(StatementRefusal::DeviceRevoked)) => error(
+            ErrorCode::STALE_STATEMENT,
+            "that device was revoked; revocation is final",
+        ),
+        Ok(StatementOutcome::Refused(refusal)) => {
+            error(refusal.code(), "statement older than the one in effect")
+        }
         Err(e) => internal(&e),
     }
 }
