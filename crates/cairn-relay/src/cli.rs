@@ -56,6 +56,27 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Replace the database with a backup (relay stopped).
+    Restore {
+        /// Backup file written by `backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write every statement and envelope in the export line format (relay stopped).
+    Export {
+        /// Export file to create (`-` for standard output).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load an export into a data directory that has no database yet.
+    Import {
+        /// Export file to read.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// List users and their devices (ids only).
     Users,
     /// Ban a device from this relay and close its connections.
@@ -97,6 +118,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Check => check(&config).await,
             Command::Stats => stats(&config).await,
             Command::Backup { out } => backup(&config, &out).await,
+            Command::Restore { from, force } => restore(&config, &from, force).await,
+            Command::Export { out } => export(&config, &out).await,
+            Command::Import { from } => import(&config, &from).await,
             Command::Users => users(&config).await,
             Command::Ban { device } => ban(&config, &device),
         }
@@ -200,6 +224,102 @@ fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
     }
     println!("banned {device}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies `from` into the data directory under a temporary name, checks
+/// that it opens as a consistent store, then moves it into place.
+#[allow(clippy::print_stdout)]
+async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitCode> {
+    let target = config.database_path();
+    if target.exists() {
+        if !force {
+            bail!("{} exists; pass --force to replace it", target.display());
+        }
+        if try_open(config)?.is_none() {
+            bail!(
+                "{} is in use by a running relay; stop it first",
+                target.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let staging = config.data_dir.join("relay.redb.restoring");
+    std::fs::copy(from, &staging).with_context(|| format!("copying {}", from.display()))?;
+    let store = RedbStore::open(&staging)
+        .with_context(|| format!("{} is not a usable backup", from.display()))?;
+    let report = store.verify().await?;
+    store.close().await;
+    if !report.is_ok() {
+        let _ = std::fs::remove_file(&staging);
+        bail!(
+            "{} is inconsistent: {}",
+            from.display(),
+            report.problems.join("; ")
+        );
+    }
+    std::fs::rename(&staging, &target)?;
+    println!(
+        "restored {} envelopes in {} streams into {}",
+        report.envelopes,
+        report.streams,
+        target.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+async fn export(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
+    let store = open_offline(config)?;
+    let counts = if out == Path::new("-") {
+        cairn_relay::export::export(
+            &store,
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+        )
+        .await?
+    } else {
+        let file = std::fs::File::create_new(out)
+            .with_context(|| format!("creating {}", out.display()))?;
+        let mut writer = std::io::BufWriter::new(file);
+        let counts = cairn_relay::export::export(&store, &mut writer).await?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+        counts
+    };
+    eprintln!(
+        "exported {} statements and {} envelopes",
+        counts.statements, counts.envelopes
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+async fn import(config: &RelayConfig, from: &Path) -> Result<ExitCode> {
+    if config.database_path().exists() {
+        bail!(
+            "{} already has a database; import into an empty data directory",
+            config.data_dir.display()
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let file = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+    let store = RedbStore::open(config.database_path())?;
+    let result = cairn_relay::export::import(&store, std::io::BufReader::new(file)).await;
+    store.close().await;
+    match result {
+        Ok(counts) => {
+            println!(
+                "imported {} statements and {} envelopes",
+                counts.statements, counts.envelopes
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(config.database_path());
+            Err(e).context(format!("importing {}", from.display()))
+        }
+    }
 }
 
 /// Opens the database, failing if it is missing or in use.

@@ -15,6 +15,7 @@ pub mod access;
 pub mod admin;
 pub mod bans;
 pub mod config;
+pub mod export;
 pub mod fanout;
 mod frame_io;
 pub mod handlers;

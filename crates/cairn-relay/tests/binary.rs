@@ -1,0 +1,328 @@
+//! The `cairn-relay` binary as an operator runs it: serve on defaults in a
+//! data directory, health and metrics, graceful stop on SIGTERM, online
+//! backup, restore, export and import, check and fingerprint.
+
+// Test code: a panic is the failure report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_wire::*;
+use support::*;
+use tempfile::TempDir;
+
+/// A `cairn-relay serve` child process.
+struct RelayProcess {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    fingerprint: Fingerprint,
+}
+
+impl RelayProcess {
+    fn spawn(data_dir: &Path) -> Self {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("cairn-relay"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = lines.next().unwrap().unwrap();
+        let fingerprint = lines.next().unwrap().unwrap();
+        // "cairn relay listening on ADDR (admin ADDR)"
+        let words: Vec<&str> = listening.split_whitespace().collect();
+        let addr = words[4].parse().unwrap();
+        let admin = words[6].trim_end_matches(')').parse().unwrap();
+        let fingerprint = fingerprint
+            .strip_prefix("fingerprint ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            admin,
+            fingerprint,
+        }
+    }
+
+    async fn connect(&self, device: &Device) -> cairn_client::Connection {
+        cairn_client::Connection::open(
+            self.addr,
+            self.fingerprint,
+            &device.key,
+            device.certificate.clone(),
+            None,
+        )
+        .await
+        .unwrap()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.admin);
+        let mut response = ureq::get(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "relay exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn relay_cmd(args: &[&str], data_dir: &Path) -> assert_cmd::assert::Assert {
+    assert_cmd::Command::cargo_bin("cairn-relay")
+        .unwrap()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .assert()
+}
+
+fn stdout(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(assert.get_output().stdout.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_an_empty_data_dir_then_stop_gracefully_on_sigterm() {
+    let dir = TempDir::new().unwrap();
+    let relay = RelayProcess::spawn(dir.path());
+    assert_eq!(relay.get("/healthz"), (200, "ok\n".to_owned()));
+    let alice = User::new(1);
+    let device = alice.device(2);
+    let c = relay.connect(&device).await;
+    append_one(&c, device.envelope(1, Scope::Private, b"hello")).await;
+    let (status, metrics) = relay.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metric_value(&metrics, "cairn_envelopes_stored_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(&alice.id.to_text()),
+        "metrics must not name users"
+    );
+    // The fingerprint subcommand prints exactly what clients pin.
+    let printed = stdout(&relay_cmd(&["fingerprint"], dir.path()).success());
+    assert_eq!(printed.trim(), relay.fingerprint.to_string());
+    relay.terminate();
+    // After a clean stop, the database checks out.
+    let check = stdout(&relay_cmd(&["check"], dir.path()).success());
+    assert!(check.contains("database is consistent"), "{check}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() {
+    let dir = TempDir::new().unwrap();
+    let relay = RelayProcess::spawn(dir.path());
+    let (alice, bob) = (User::new(1), User::new(4));
+    let (laptop, phone, bob_device) = (alice.device(2), alice.device(3), bob.device(5));
+    let a = relay.connect(&laptop).await;
+    request(&a, Request::RegisterDevice(phone.certificate.clone())).await;
+    request(&a, Request::GrantFriend(alice.grant(&bob))).await;
+    let b = relay.connect(&bob_device).await;
+    for seq in 1..=20 {
+        let scope = [Scope::Private, Scope::Friends, Scope::Direct(bob.id)]
+            [usize::try_from(seq % 3).unwrap()];
+        append_one(
+            &a,
+            laptop.envelope(seq, scope, format!("alice {seq}").as_bytes()),
+        )
+        .await;
+    }
+    append_one(&b, bob_device.envelope(1, Scope::Friends, b"bob")).await;
+    request(&a, Request::RevokeDevice(alice.revoke(&phone))).await;
+
+    // Online backup while the relay serves, through its admin listener.
+    let backup_dir = TempDir::new().unwrap();
+    let backup = backup_dir.path().join("relay.backup");
+    let admin = relay.admin.to_string();
+    relay_cmd(
+        &[
+            "backup",
+            "--admin-listen",
+            &admin,
+            "--out",
+            backup.to_str().unwrap(),
+        ],
+        dir.path(),
+    )
+    .success();
+    let before = snapshot(&a, &alice, &bob).await;
+    drop((a, b));
+    relay.terminate();
+
+    // Restore into a new data directory and serve it: the same log.
+    let restored = TempDir::new().unwrap();
+    relay_cmd(
+        &["restore", "--from", backup.to_str().unwrap()],
+        restored.path(),
+    )
+    .success();
+    std::fs::copy(
+        dir.path().join("relay-cert.pem"),
+        restored.path().join("relay-cert.pem"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("relay-key.pem"),
+        restored.path().join("relay-key.pem"),
+    )
+    .unwrap();
+    let relay = RelayProcess::spawn(restored.path());
+    let a = relay.connect(&laptop).await;
+    assert_eq!(snapshot(&a, &alice, &bob).await, before);
+    // The revoked device stays revoked.
+    let refused = cairn_client::Connection::open(
+        relay.addr,
+        relay.fingerprint,
+        &phone.key,
+        phone.certificate.clone(),
+        None,
+    )
+    .await;
+    assert!(refused.is_err());
+    drop(a);
+    relay.terminate();
+
+    // Export, import into an empty directory, export again: identical.
+    let first = backup_dir.path().join("first.export");
+    relay_cmd(
+        &["export", "--out", first.to_str().unwrap()],
+        restored.path(),
+    )
+    .success();
+    let imported = TempDir::new().unwrap();
+    let out = stdout(
+        &relay_cmd(
+            &["import", "--from", first.to_str().unwrap()],
+            imported.path(),
+        )
+        .success(),
+    );
+    assert!(
+        out.contains("imported 5 statements and 21 envelopes"),
+        "{out}"
+    );
+    let second = backup_dir.path().join("second.export");
+    relay_cmd(
+        &["export", "--out", second.to_str().unwrap()],
+        imported.path(),
+    )
+    .success();
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap()
+    );
+    relay_cmd(&["check"], imported.path()).success();
+}
+
+#[test]
+fn import_refuses_a_truncated_or_tampered_export() {
+    let dir = TempDir::new().unwrap();
+    let header = r#"{"type":"header","format":"cairn-relay-export","version":1}"#;
+    let truncated = dir.path().join("truncated.export");
+    std::fs::write(&truncated, format!("{header}\n")).unwrap();
+    let target = TempDir::new().unwrap();
+    let err = relay_cmd(
+        &["import", "--from", truncated.to_str().unwrap()],
+        target.path(),
+    )
+    .failure();
+    assert!(String::from_utf8_lossy(&err.get_output().stderr).contains("truncated"));
+    let tampered = dir.path().join("tampered.export");
+    let device = User::new(1).device(2);
+    let mut bytes = device.envelope(1, Scope::Private, b"x").encode();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let line = format!(
+        r#"{{"type":"envelope","position":1,"hex":"{}"}}"#,
+        hex::encode(bytes)
+    );
+    std::fs::write(&tampered, format!("{header}\n{line}\n")).unwrap();
+    let target = TempDir::new().unwrap();
+    let err = relay_cmd(
+        &["import", "--from", tampered.to_str().unwrap()],
+        target.path(),
+    )
+    .failure();
+    assert!(
+        String::from_utf8_lossy(&err.get_output().stderr).contains("signature"),
+        "{err:?}"
+    );
+    assert!(
+        !target.path().join("relay.redb").exists(),
+        "a failed import leaves no database behind"
+    );
+}
+
+/// Every readable stream's ids in order, as seen by `connection`.
+async fn snapshot(
+    connection: &cairn_client::Connection,
+    alice: &User,
+    bob: &User,
+) -> Vec<(StreamId, Vec<(u64, EnvelopeId)>)> {
+    let streams = [
+        StreamId::new(alice.id, Scope::Private),
+        StreamId::new(alice.id, Scope::Friends),
+        StreamId::new(alice.id, Scope::Direct(bob.id)),
+    ];
+    let mut out = Vec::new();
+    for stream in streams {
+        match read(connection, stream, 0).await {
+            Response::Page(page) => out.push((
+                stream,
+                page.entries
+                    .iter()
+                    .map(|e| (e.position, e.envelope.id()))
+                    .collect(),
+            )),
+            other => panic!("{other:?}"),
+        }
+    }
+    out
+}
