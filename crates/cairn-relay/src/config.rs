@@ -199,3 +199,73 @@ fn default_data_dir() -> PathBuf {
         |d| d.join("cairn-relay"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    #[test]
+    fn defaults_file_environment_and_flags_layer_in_that_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "relay.toml",
+                r#"
+                    data_dir = "/from/file"
+                    listen = "127.0.0.1:1111"
+                    admin_listen = "127.0.0.1:2222"
+                    [limits]
+                    connections_per_ip = 5
+                    [registration]
+                    policy = "invite"
+                    invites = ["abc"]
+                "#,
+            )?;
+            jail.set_env("CAIRN_RELAY_LISTEN", "127.0.0.1:3333");
+            jail.set_env("CAIRN_RELAY_LIMITS__CONNECTIONS_PER_IP", "7");
+            let flags = FlagOverrides {
+                admin_listen: Some("127.0.0.1:4444".parse().unwrap()),
+                ..FlagOverrides::default()
+            };
+            let config = RelayConfig::load(Some(Path::new("relay.toml")), &flags).unwrap();
+            assert_eq!(config.data_dir, PathBuf::from("/from/file")); // file over default
+            assert_eq!(config.listen, "127.0.0.1:3333".parse().unwrap()); // env over file
+            assert_eq!(config.admin_listen, "127.0.0.1:4444".parse().unwrap()); // flag over file
+            assert_eq!(config.limits.connections_per_ip, 7); // nested env over file
+            assert_eq!(
+                config.limits.streams_per_connection,
+                Limits::default().streams_per_connection
+            );
+            assert_eq!(config.registration.policy, RegistrationPolicy::Invite);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn without_file_or_environment_the_defaults_hold() {
+        Jail::expect_with(|_| {
+            let config = RelayConfig::load(None, &FlagOverrides::default()).unwrap();
+            assert_eq!(config.listen.port(), DEFAULT_PORT);
+            assert!(
+                config.admin_listen.ip().is_loopback(),
+                "the admin API must default to loopback"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_clear_errors() {
+        Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "listen_addr = \"127.0.0.1:1\"\n")?;
+            let err = RelayConfig::load(Some(Path::new("typo.toml")), &FlagOverrides::default())
+                .unwrap_err();
+            assert!(err.to_string().contains("listen_addr"), "{err}");
+            let err = RelayConfig::load(Some(Path::new("missing.toml")), &FlagOverrides::default())
+                .unwrap_err();
+            assert!(err.to_string().contains("does not exist"), "{err}");
+            Ok(())
+        });
+    }
+}
