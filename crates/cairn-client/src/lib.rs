@@ -2,15 +2,45 @@
 //!
 //! [`connection`] opens a QUIC connection to a relay pinned to its
 //! certificate fingerprint, authenticates a device on it, and speaks the
-//! request/response protocol of `spec/protocol.md`. The client never trusts
-//! the relay for confidentiality or integrity: it pins the relay only so
-//! that a stranger cannot impersonate it to collect metadata or drop
-//! writes, and checks every envelope's signature itself.
+//! request/response protocol of `spec/protocol.md`. [`Client`] is one
+//! device of a user on top of it: a local redb store per home directory
+//! with its secrets encrypted at rest, an offline outbox, a sync engine,
+//! notes, friends, audiences, posts, device linking and live updates, as
+//! specified in `spec/client.md`.
+//!
+//! The client never trusts the relay for confidentiality or integrity: it
+//! pins the relay only so that a stranger cannot impersonate it to collect
+//! metadata or drop writes, checks every envelope's signature itself, and
+//! accepts a record only when the certificate inside it shows that the
+//! signing device is its author's.
 #![forbid(unsafe_code)]
 
+mod client;
 pub mod connection;
+mod devices;
+mod error;
 mod frame_io;
+mod identity;
+mod link;
+mod local;
+mod notes;
+mod open;
 mod pin;
+pub mod record;
+mod social;
+mod state;
+mod sync;
+mod vault;
+mod watch;
 
+pub use client::{Client, Options, Whoami};
 pub use connection::{ConnectError, Connection, RequestError, Subscription};
+pub use devices::DeviceView;
+pub use error::{Error, ErrorKind};
 pub use frame_io::FrameReadError;
+pub use link::LinkCode;
+pub use local::STORE_FILE;
+pub use state::{AudienceView, FeedItem, Friend, Note};
+pub use sync::{NoProgress, Progress, SyncReport};
+pub use vault::{INSECURE_FAST_KDF_ENV, Passphrase};
+pub use watch::WatchEvent;

@@ -1,0 +1,181 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// cairn: end-to-end-encrypted notes and posts, synced through a relay.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Where this device keeps its keys and data [default: the platform
+    /// config directory's `cairn`].
+    #[arg(long, global = true, env = "CAIRN_HOME")]
+    pub home: Option<PathBuf>,
+    /// Machine-readable output: JSON (JSON lines for `watch`); errors as
+    /// JSON on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Give up on reaching the relay after this long (e.g. `2s`).
+    #[arg(long, global = true, env = "CAIRN_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create your user and this first device, and register with a relay.
+    Init {
+        /// The relay, HOST:PORT.
+        #[arg(long)]
+        relay: String,
+        /// The relay's fingerprint, as `cairn-relay fingerprint` prints it.
+        #[arg(long)]
+        fingerprint: String,
+        /// A name for this device.
+        #[arg(long)]
+        name: Option<String>,
+        /// Invite code, if the relay asks for one.
+        #[arg(long, env = "CAIRN_INVITE")]
+        invite: Option<String>,
+    },
+    /// Show your user id and this device.
+    Whoami,
+    /// Private notes, on all your devices.
+    #[command(subcommand)]
+    Note(NoteCommand),
+    /// Push what is queued and pull everything new.
+    Sync,
+    /// Print new notes and posts as they arrive, until interrupted.
+    Watch,
+    /// Link, list and revoke devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Friends: who may read your posts' stream, and whose you follow.
+    #[command(subcommand)]
+    Friend(FriendCommand),
+    /// Named groups of friends that posts are sealed to.
+    #[command(subcommand)]
+    Audience(AudienceCommand),
+    /// Post to one or more audiences.
+    Post {
+        /// An audience to post to (repeat for several).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        /// The text, or `-` to read it from stdin.
+        text: String,
+    },
+    /// Your posts and the friends' posts you can read.
+    Feed,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NoteCommand {
+    /// Add a note.
+    Add {
+        /// The text, or `-` to read it from stdin.
+        text: String,
+    },
+    /// List notes, oldest first.
+    List,
+    /// Replace a note's text.
+    Edit {
+        /// The note's id (or a unique prefix of it).
+        id: String,
+        /// The new text, or `-` to read it from stdin.
+        text: String,
+    },
+    /// Remove a note.
+    Rm {
+        /// The note's id (or a unique prefix of it).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Make this home a new device of an existing user: prints a link
+    /// code to approve on a linked device, then run `cairn sync` here.
+    Join {
+        /// The relay, HOST:PORT.
+        #[arg(long)]
+        relay: String,
+        /// The relay's fingerprint.
+        #[arg(long)]
+        fingerprint: String,
+        /// A name for this device.
+        #[arg(long)]
+        name: Option<String>,
+        /// Invite code, if the relay asks for one.
+        #[arg(long, env = "CAIRN_INVITE")]
+        invite: Option<String>,
+    },
+    /// Approve a joining device with the code it printed.
+    Approve {
+        /// The link code.
+        code: String,
+    },
+    /// List your devices with their sync positions.
+    List,
+    /// Revoke a device for good.
+    Revoke {
+        /// The device id (`cd1…`).
+        device: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FriendCommand {
+    /// Let a user read your posts' stream, and follow theirs.
+    Add {
+        /// Their user id (`cu1…`).
+        user: String,
+        /// What to call them.
+        #[arg(long)]
+        name: String,
+    },
+    /// Stop a friend reading your stream; they leave your audiences.
+    Rm {
+        /// The friend's name.
+        name: String,
+    },
+    /// List friends.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AudienceCommand {
+    /// Create an audience.
+    Create {
+        /// Its name.
+        name: String,
+        /// A friend to include (repeat for several).
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    /// Add a friend to an audience (they read what is posted from now on).
+    Add {
+        /// The audience.
+        name: String,
+        /// The friend.
+        member: String,
+    },
+    /// Remove a member; the audience's key rotates.
+    Remove {
+        /// The audience.
+        name: String,
+        /// The member.
+        member: String,
+    },
+    /// List audiences.
+    List,
+}

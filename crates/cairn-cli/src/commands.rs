@@ -1,0 +1,465 @@
+//! One function per command: open the client, call the library, print.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow};
+use cairn_client::{Client, Error, LinkCode, Options, SyncReport, WatchEvent};
+use cairn_wire::{DeviceId, Fingerprint, UserId};
+use serde_json::json;
+
+use crate::cli::{
+    AudienceCommand, Cli, Command, DeviceCommand, FriendCommand, Global, NoteCommand,
+};
+use crate::output::{self, short, time};
+use crate::passphrase;
+use crate::progress::Bar;
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx::new(cli.global)?;
+    match cli.command {
+        Command::Init {
+            relay,
+            fingerprint,
+            name,
+            invite,
+        } => init(&ctx, &relay, &fingerprint, name, invite).await,
+        Command::Whoami => whoami(&ctx),
+        Command::Note(command) => note(&ctx, command).await,
+        Command::Sync => sync(&ctx).await,
+        Command::Watch => watch(&ctx).await,
+        Command::Device(command) => device(&ctx, command).await,
+        Command::Friend(command) => friend(&ctx, command).await,
+        Command::Audience(command) => audience(&ctx, command).await,
+        Command::Post { to, text } => post(&ctx, &to, &text).await,
+        Command::Feed => feed(&ctx),
+    }
+}
+
+/// What every command needs.
+struct Ctx {
+    home: PathBuf,
+    json: bool,
+    options: Options,
+}
+
+impl Ctx {
+    fn new(global: Global) -> Result<Self> {
+        let home = match global.home {
+            Some(home) => home,
+            None => dirs::config_dir()
+                .map(|dir| dir.join("cairn"))
+                .ok_or_else(|| anyhow!("no platform config directory: pass --home"))?,
+        };
+        let options = Options {
+            connect_timeout: global.connect_timeout,
+            ..Options::default()
+        };
+        Ok(Self {
+            home,
+            json: global.json,
+            options,
+        })
+    }
+
+    /// Opens this home's client, asking for the passphrase.
+    fn client(&self) -> Result<Client> {
+        if !Client::exists(&self.home) {
+            return Err(Error::NotInitialised {
+                home: self.home.clone(),
+            }
+            .into());
+        }
+        let passphrase = passphrase::existing()?;
+        Ok(Client::open(&self.home, &passphrase, self.options.clone())?)
+    }
+
+    fn with_invite(&self, invite: Option<String>) -> Options {
+        Options {
+            invite,
+            ..self.options.clone()
+        }
+    }
+}
+
+async fn init(
+    ctx: &Ctx,
+    relay: &str,
+    fingerprint: &str,
+    name: Option<String>,
+    invite: Option<String>,
+) -> Result<()> {
+    let fingerprint = parse_fingerprint(fingerprint)?;
+    check_fresh(ctx)?;
+    let passphrase = passphrase::new()?;
+    let name = name.unwrap_or_else(default_device_name);
+    let options = ctx.with_invite(invite);
+    let client = Client::init(&ctx.home, &passphrase, relay, fingerprint, &name, options).await?;
+    let who = client.whoami();
+    if ctx.json {
+        return output::json(&json!({ "user": who.user, "device": who.device }));
+    }
+    println!("{}", who.user.unwrap_or_default());
+    eprintln!("created your user and this device ({name}); share the line above with friends");
+    Ok(())
+}
+
+fn whoami(ctx: &Ctx) -> Result<()> {
+    let who = ctx.client()?.whoami();
+    if ctx.json {
+        return output::json(&who);
+    }
+    println!(
+        "user    {}",
+        who.user.as_deref().unwrap_or("(waiting for approval)")
+    );
+    println!("device  {} ({})", who.device, who.name);
+    println!("relay   {}", who.relay);
+    Ok(())
+}
+
+async fn note(ctx: &Ctx, command: NoteCommand) -> Result<()> {
+    let mut client = ctx.client()?;
+    let (verb, id) = match command {
+        NoteCommand::List => return note_list(ctx, &client),
+        NoteCommand::Add { text } => ("added", client.add_note(&read_text(&text)?)?),
+        NoteCommand::Edit { id, text } => ("edited", client.edit_note(&id, &read_text(&text)?)?),
+        NoteCommand::Rm { id } => ("removed", client.remove_note(&id)?),
+    };
+    let queued = push(&mut client).await?;
+    if ctx.json {
+        return output::json(&json!({ "id": id.to_text(), "queued": queued }));
+    }
+    println!("{}", id.to_text());
+    report_change(verb, queued);
+    Ok(())
+}
+
+fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
+    let notes = client.notes()?;
+    if ctx.json {
+        return output::json(&notes);
+    }
+    for note in notes {
+        let edited = if note.edited.is_some() {
+            " (edited)"
+        } else {
+            ""
+        };
+        println!(
+            "{}  {}{edited}  {}",
+            short(&note.id),
+            time(note.created),
+            note.text
+        );
+    }
+    Ok(())
+}
+
+async fn sync(ctx: &Ctx) -> Result<()> {
+    let mut client = ctx.client()?;
+    let mut bar = Bar::new(ctx.json);
+    let report = client.sync(&mut bar).await;
+    bar.finish();
+    let report = report?;
+    if ctx.json {
+        return output::json(&report);
+    }
+    print_sync(&client, &report)
+}
+
+fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
+    if report.linked {
+        println!(
+            "linked: this device is now a device of {}",
+            client.user()?.to_text()
+        );
+    }
+    println!(
+        "synced: {} pushed, {} pulled, {} queued",
+        report.pushed, report.pulled, report.queued
+    );
+    Ok(())
+}
+
+async fn watch(ctx: &Ctx) -> Result<()> {
+    let mut client = ctx.client()?;
+    let json = ctx.json;
+    let mut print = move |event: WatchEvent| print_event(json, &event);
+    tokio::select! {
+        outcome = client.watch(&mut print) => Ok(outcome?),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+fn print_event(json: bool, event: &WatchEvent) {
+    if json {
+        if let Ok(line) = serde_json::to_string(event) {
+            println!("{line}");
+        }
+        return;
+    }
+    match event {
+        WatchEvent::Post(post) => println!("{}  {}: {}", time(post.created), post.from, post.text),
+        WatchEvent::Note {
+            op,
+            id,
+            text,
+            created,
+        } => println!(
+            "{}  note {op} {}  {}",
+            time(*created),
+            short(id),
+            text.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
+    match command {
+        DeviceCommand::Join {
+            relay,
+            fingerprint,
+            name,
+            invite,
+        } => join(ctx, &relay, &fingerprint, name, invite).await,
+        DeviceCommand::Approve { code } => approve(ctx, &code).await,
+        DeviceCommand::List => device_list(ctx).await,
+        DeviceCommand::Revoke { device } => revoke(ctx, &device).await,
+    }
+}
+
+async fn join(
+    ctx: &Ctx,
+    relay: &str,
+    fingerprint: &str,
+    name: Option<String>,
+    invite: Option<String>,
+) -> Result<()> {
+    let fingerprint = parse_fingerprint(fingerprint)?;
+    check_fresh(ctx)?;
+    let passphrase = passphrase::new()?;
+    let name = name.unwrap_or_else(default_device_name);
+    let options = ctx.with_invite(invite);
+    let (_, code) =
+        Client::join(&ctx.home, &passphrase, relay, fingerprint, &name, options).await?;
+    if ctx.json {
+        return output::json(&json!({ "code": code.to_string() }));
+    }
+    println!("{code}");
+    eprintln!(
+        "on a linked device run `cairn device approve CODE` with the line above, \
+         then `cairn sync` here"
+    );
+    Ok(())
+}
+
+async fn approve(ctx: &Ctx, code: &str) -> Result<()> {
+    let code: LinkCode = code.parse()?;
+    let mut client = ctx.client()?;
+    let device = client.approve(&code).await?;
+    if ctx.json {
+        return output::json(&json!({ "device": device.to_text(), "name": code.name.as_str() }));
+    }
+    println!("{}", device.to_text());
+    eprintln!(
+        "approved {:?}; run `cairn sync` on it to finish linking",
+        code.name.as_str()
+    );
+    Ok(())
+}
+
+async fn device_list(ctx: &Ctx) -> Result<()> {
+    let mut client = ctx.client()?;
+    let devices = client.devices().await?;
+    if ctx.json {
+        return output::json(&devices);
+    }
+    for d in devices {
+        let state = if d.revoked { "revoked" } else { "active" };
+        let this = if d.this { " (this device)" } else { "" };
+        let name = d.name.as_deref().unwrap_or("-");
+        println!(
+            "{}  {name:<12} {state:<8} seq {:<6} synced private@{}{this}",
+            d.device, d.last_seq, d.private_position
+        );
+    }
+    Ok(())
+}
+
+async fn revoke(ctx: &Ctx, device: &str) -> Result<()> {
+    let device: DeviceId = device.parse().map_err(|e| Error::Invalid(format!("{e}")))?;
+    let mut client = ctx.client()?;
+    client.revoke_device(device).await?;
+    if ctx.json {
+        return output::json(&json!({ "revoked": device.to_text() }));
+    }
+    println!("revoked {}", device.to_text());
+    Ok(())
+}
+
+async fn friend(ctx: &Ctx, command: FriendCommand) -> Result<()> {
+    let mut client = ctx.client()?;
+    match command {
+        FriendCommand::Add { user, name } => {
+            let user: UserId = user.parse().map_err(|e| Error::Invalid(format!("{e}")))?;
+            client.add_friend(user, &name).await?;
+            done(
+                ctx,
+                json!({ "friend": name, "user": user.to_text() }),
+                &format!("added friend {name}"),
+            )
+        }
+        FriendCommand::Rm { name } => {
+            client.remove_friend(&name).await?;
+            done(
+                ctx,
+                json!({ "removed": name }),
+                &format!("removed friend {name}"),
+            )
+        }
+        FriendCommand::List => {
+            let friends = client.friends()?;
+            if ctx.json {
+                return output::json(&friends);
+            }
+            for f in friends {
+                let key = if f.key_known {
+                    ""
+                } else {
+                    "  (has not added you yet)"
+                };
+                println!("{:<16} {}{key}", f.name, f.user);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn audience(ctx: &Ctx, command: AudienceCommand) -> Result<()> {
+    let mut client = ctx.client()?;
+    let message = match command {
+        AudienceCommand::List => return audience_list(ctx, &client),
+        AudienceCommand::Create { name, members } => {
+            client.create_audience(&name, &members).await?;
+            format!("created audience {name}")
+        }
+        AudienceCommand::Add { name, member } => {
+            client.add_member(&name, &member).await?;
+            format!("added {member} to {name}")
+        }
+        AudienceCommand::Remove { name, member } => {
+            client.remove_member(&name, &member)?;
+            format!("removed {member} from {name}; its key rotated")
+        }
+    };
+    let queued = push(&mut client).await?;
+    if ctx.json {
+        return output::json(&json!({ "ok": true, "queued": queued }));
+    }
+    println!("{message}");
+    report_change("saved", queued);
+    Ok(())
+}
+
+fn audience_list(ctx: &Ctx, client: &Client) -> Result<()> {
+    let audiences = client.audiences()?;
+    if ctx.json {
+        return output::json(&audiences);
+    }
+    for a in audiences {
+        println!(
+            "{:<16} epoch {:<4} {}",
+            a.name,
+            a.epoch,
+            a.members.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn post(ctx: &Ctx, to: &[String], text: &str) -> Result<()> {
+    let mut client = ctx.client()?;
+    let id = client.post(to, &read_text(text)?)?;
+    let queued = push(&mut client).await?;
+    if ctx.json {
+        return output::json(&json!({ "id": id.to_text(), "queued": queued }));
+    }
+    println!("{}", id.to_text());
+    report_change("posted", queued);
+    Ok(())
+}
+
+fn feed(ctx: &Ctx) -> Result<()> {
+    let feed = ctx.client()?.feed()?;
+    if ctx.json {
+        return output::json(&feed);
+    }
+    for post in feed {
+        println!(
+            "{}  {:<12} [{}]  {}",
+            time(post.created),
+            post.from,
+            post.audiences.join(", "),
+            post.text
+        );
+    }
+    Ok(())
+}
+
+/// Pushes queued work if the relay answers; returns whether it stays
+/// queued.
+async fn push(client: &mut Client) -> Result<bool> {
+    Ok(client.push().await?.is_none())
+}
+
+fn report_change(verb: &str, queued: bool) {
+    if queued {
+        eprintln!(
+            "{verb} locally and queued: the relay is unreachable; `cairn sync` sends it later"
+        );
+    }
+}
+
+fn done(ctx: &Ctx, value: serde_json::Value, text: &str) -> Result<()> {
+    if ctx.json {
+        return output::json(&value);
+    }
+    println!("{text}");
+    Ok(())
+}
+
+fn check_fresh(ctx: &Ctx) -> Result<()> {
+    if Client::exists(&ctx.home) {
+        return Err(Error::AlreadyInitialised {
+            home: ctx.home.clone(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint> {
+    text.parse()
+        .map_err(|e| Error::Invalid(format!("{e}")).into())
+}
+
+/// The text argument, or stdin for `-`.
+fn read_text(text: &str) -> Result<String> {
+    if text != "-" {
+        return Ok(text.to_owned());
+    }
+    let mut buffer = String::new();
+    std::io::stdin()
+        .read_to_string(&mut buffer)
+        .context("cannot read the text from stdin")?;
+    Ok(buffer.trim_end_matches('\n').to_owned())
+}
+
+fn default_device_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "device".to_owned())
+}

@@ -1,0 +1,300 @@
+//! The local store: one redb file per home directory.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | vault header, sealed identity, sealed keyring, next seq |
+//! | `outbox` | seq (u64) | envelope encoding, not yet acknowledged by the relay |
+//! | `envelopes` | envelope id | envelope encoding: every envelope known here |
+//! | `items` | envelope id | decrypted record, sealed under the data key |
+//! | `pending` | envelope id | nothing: envelopes not openable yet (keys missing) |
+//! | `cursors` | stream id encoding | last position synced |
+//!
+//! Every change of one sync step is one [`Batch`], committed in one write
+//! transaction, so that an interruption never leaves a cursor ahead of the
+//! envelopes it covers or an acknowledged envelope still in the outbox.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cairn_wire::codec;
+use cairn_wire::{Cursor, Envelope, EnvelopeId, StreamId};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+
+use crate::error::Error;
+
+type Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+const META: TableDefinition<'static, &'static str, &'static [u8]> = TableDefinition::new("meta");
+const OUTBOX: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("outbox");
+const ENVELOPES: Bytes = TableDefinition::new("envelopes");
+const ITEMS: Bytes = TableDefinition::new("items");
+const PENDING: Bytes = TableDefinition::new("pending");
+const CURSORS: TableDefinition<'static, &'static [u8], u64> = TableDefinition::new("cursors");
+
+/// File name of the store in the home directory.
+pub const STORE_FILE: &str = "cairn.redb";
+/// How long to wait for another cairn process (e.g. `cairn watch`) to
+/// release the store.
+const BUSY_WAIT: Duration = Duration::from_secs(15);
+
+/// Meta keys.
+pub(crate) mod meta {
+    pub const VAULT: &str = "vault";
+    pub const IDENTITY: &str = "identity";
+    pub const KEYRING: &str = "keyring";
+    pub const NEXT_SEQ: &str = "next_seq";
+}
+
+/// The local store. It opens the redb file for each operation and closes
+/// it after, so that a long-running `cairn watch` never locks other cairn
+/// commands on the same home out for longer than one write.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalStore {
+    path: PathBuf,
+}
+
+/// Changes committed together.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub envelopes: Vec<(EnvelopeId, Vec<u8>)>,
+    pub items: Vec<(EnvelopeId, Vec<u8>)>,
+    pub pending_add: Vec<EnvelopeId>,
+    pub pending_remove: Vec<EnvelopeId>,
+    pub cursors: Vec<(StreamId, u64)>,
+    pub meta: Vec<(&'static str, Vec<u8>)>,
+    pub outbox_add: Vec<(u64, Vec<u8>)>,
+    pub outbox_remove: Vec<u64>,
+}
+
+impl LocalStore {
+    /// Whether `home` holds a store.
+    pub fn exists(home: &Path) -> bool {
+        home.join(STORE_FILE).is_file()
+    }
+
+    /// Creates the store (and the home directory).
+    pub fn create(home: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(home)
+            .map_err(|e| Error::store(format!("cannot create {}: {e}", home.display())))?;
+        restrict(home);
+        let path = home.join(STORE_FILE);
+        drop(Database::create(&path)?);
+        let store = Self { path };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    /// An existing store.
+    pub fn open(home: &Path) -> Result<Self, Error> {
+        let path = home.join(STORE_FILE);
+        if !path.is_file() {
+            return Err(Error::NotInitialised {
+                home: home.to_owned(),
+            });
+        }
+        Ok(Self { path })
+    }
+
+    /// Opens the file, waiting a while if another process holds it.
+    fn db(&self) -> Result<Database, Error> {
+        let started = Instant::now();
+        loop {
+            match Database::open(&self.path) {
+                Ok(db) => return Ok(db),
+                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < BUSY_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(Error::Busy(self.path.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn create_tables(&self) -> Result<(), Error> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        txn.open_table(META)?;
+        txn.open_table(OUTBOX)?;
+        txn.open_table(ENVELOPES)?;
+        txn.open_table(ITEMS)?;
+        txn.open_table(PENDING)?;
+        txn.open_table(CURSORS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A meta value.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(META)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The next sequence number this device signs with.
+    pub fn next_seq(&self) -> Result<u64, Error> {
+        let bytes = self.meta(meta::NEXT_SEQ)?;
+        Ok(bytes
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(1, u64::from_be_bytes))
+    }
+
+    /// Commits a batch of changes in one transaction. Cursors only move
+    /// forward.
+    pub fn commit(&self, batch: Batch) -> Result<(), Error> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        {
+            let mut envelopes = txn.open_table(ENVELOPES)?;
+            for (id, bytes) in &batch.envelopes {
+                envelopes.insert(id.as_bytes().as_slice(), bytes.as_slice())?;
+            }
+            let mut items = txn.open_table(ITEMS)?;
+            for (id, sealed) in &batch.items {
+                items.insert(id.as_bytes().as_slice(), sealed.as_slice())?;
+            }
+            let mut pending = txn.open_table(PENDING)?;
+            for id in &batch.pending_add {
+                pending.insert(id.as_bytes().as_slice(), [].as_slice())?;
+            }
+            for id in &batch.pending_remove {
+                pending.remove(id.as_bytes().as_slice())?;
+            }
+            let mut cursors = txn.open_table(CURSORS)?;
+            for (stream, position) in &batch.cursors {
+                let key = codec::encode(stream);
+                let old = cursors.get(key.as_slice())?.map_or(0, |v| v.value());
+                if *position > old {
+                    cursors.insert(key.as_slice(), *position)?;
+                }
+            }
+            let mut meta = txn.open_table(META)?;
+            for (key, value) in &batch.meta {
+                meta.insert(*key, value.as_slice())?;
+            }
+            let mut outbox = txn.open_table(OUTBOX)?;
+            for (seq, bytes) in &batch.outbox_add {
+                outbox.insert(*seq, bytes.as_slice())?;
+            }
+            for seq in &batch.outbox_remove {
+                outbox.remove(*seq)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The ids of every envelope known here.
+    pub fn known_ids(&self) -> Result<std::collections::HashSet<EnvelopeId>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(ENVELOPES)?;
+        let mut out = std::collections::HashSet::new();
+        for row in table.iter()? {
+            let (key, _) = row?;
+            out.insert(id_from(key.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The oldest outbox envelopes, at most `count` and about `max_bytes`.
+    pub fn outbox(&self, count: usize, max_bytes: usize) -> Result<Vec<(u64, Envelope)>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for row in table.iter()? {
+            let (seq, value) = row?;
+            let value = value.value();
+            if out.len() == count || (!out.is_empty() && bytes + value.len() > max_bytes) {
+                break;
+            }
+            bytes += value.len();
+            out.push((seq.value(), decode_envelope(value)?));
+        }
+        Ok(out)
+    }
+
+    /// Number of envelopes waiting to be pushed.
+    pub fn outbox_len(&self) -> Result<u64, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        Ok(txn.open_table(OUTBOX)?.len()?)
+    }
+
+    /// Every cursor held.
+    pub fn cursors(&self) -> Result<Vec<Cursor>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(CURSORS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, position) = row?;
+            let stream: StreamId = codec::decode(key.value(), 256)
+                .map_err(|e| Error::store(format!("cursor key: {e}")))?;
+            out.push(Cursor {
+                stream,
+                position: position.value(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every sealed item.
+    pub fn items(&self) -> Result<Vec<(EnvelopeId, Vec<u8>)>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(ITEMS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            out.push((id_from(key.value())?, value.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Envelopes that could not be opened yet.
+    pub fn pending(&self) -> Result<Vec<Envelope>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let ids = txn.open_table(PENDING)?;
+        let envelopes = txn.open_table(ENVELOPES)?;
+        let mut out = Vec::new();
+        for row in ids.iter()? {
+            let (key, _) = row?;
+            if let Some(bytes) = envelopes.get(key.value())? {
+                out.push(decode_envelope(bytes.value())?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn decode_envelope(bytes: &[u8]) -> Result<Envelope, Error> {
+    Envelope::decode(bytes).map_err(|e| Error::store(format!("stored envelope: {e}")))
+}
+
+fn id_from(bytes: &[u8]) -> Result<EnvelopeId, Error> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::store("envelope id of the wrong length"))?;
+    Ok(EnvelopeId::from_bytes(bytes))
+}
+
+/// Makes the home directory private to its owner where that means
+/// something.
+fn restrict(home: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700));
+    }
+    #[cfg(not(unix))]
+    let _ = home;
+}

@@ -1,0 +1,200 @@
+//! Opening envelopes: check the signature, then decrypt with the keys this
+//! device holds. Nothing from the relay is trusted: an envelope whose
+//! signature fails is dropped, and a record counts only if its embedded
+//! certificate shows the signing device is its author's.
+
+use std::cmp::Ordering;
+
+use cairn_crypto::payload::{self, PayloadBody};
+use cairn_crypto::{
+    Audience, AudienceId, AudienceKey, Epoch, ExchangeSecret, KeyGrant, KeyLookup, Keyring,
+    LinkBundle,
+};
+use cairn_wire::codec::{self, V1};
+use cairn_wire::{Envelope, EnvelopeHeader, EnvelopeId, Scope, UserId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::record::Record;
+
+/// Domain of the public audience's key (see `spec/client.md`).
+pub const DOMAIN_PUBLIC_AUDIENCE: &str = "cairn/public-audience/v1";
+/// The public audience: a key anyone who can read the stream can derive.
+/// Used only for the exchange key announcement, which is not secret.
+pub const PUBLIC_AUDIENCE: AudienceId = AudienceId::from_bytes([0; 16]);
+
+/// A decrypted record with the envelope it came in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Item {
+    version: V1,
+    pub id: EnvelopeId,
+    pub header: EnvelopeHeader,
+    /// The audiences the post's key was wrapped for.
+    pub audiences: Vec<AudienceId>,
+    pub record: Record,
+}
+
+impl Item {
+    pub fn new(
+        id: EnvelopeId,
+        header: EnvelopeHeader,
+        audiences: Vec<AudienceId>,
+        record: Record,
+    ) -> Self {
+        Self {
+            version: V1,
+            id,
+            header,
+            audiences,
+            record,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        codec::decode(bytes, 2 * cairn_wire::limits::MAX_PAYLOAD_LEN).ok()
+    }
+
+    /// Author order: timestamp, device seq, device id.
+    pub fn author_order(&self, other: &Self) -> Ordering {
+        author_order(&self.header, &other.header)
+    }
+}
+
+/// The total order clients show items in.
+pub(crate) fn author_order(a: &EnvelopeHeader, b: &EnvelopeHeader) -> Ordering {
+    (a.timestamp_ms, a.seq, a.device).cmp(&(b.timestamp_ms, b.seq, b.device))
+}
+
+/// What an envelope turned out to be.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// A record to keep.
+    Item(Box<Item>),
+    /// Audience keys granted to this user by the envelope's author.
+    Keys(UserId, Vec<KeyGrant>),
+    /// A device-link bundle sealed to this device.
+    Link(Box<LinkBundle>),
+    /// Genuine but not for this device (a grant to someone else...).
+    Foreign,
+    /// Not openable with the keys held now; try again when keys arrive.
+    Pending,
+    /// Forged or malformed: dropped.
+    Invalid,
+}
+
+/// The keys a device opens envelopes with.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyState {
+    pub me: UserId,
+    /// Every key held: received grants and the user's own audiences.
+    pub keyring: Keyring,
+    /// Only the received grants: what is stored (own audiences are in
+    /// private records and the identity).
+    pub grants: Keyring,
+    pub user_exchange: ExchangeSecret,
+    pub device_exchange: ExchangeSecret,
+}
+
+impl KeyState {
+    /// Adds every key of one of this user's audiences.
+    pub fn add_own(&mut self, audience: &Audience) {
+        self.keyring.insert_audience(self.me, audience);
+    }
+
+    /// Adds keys that `owner` granted to this user.
+    pub fn add_grants(&mut self, owner: UserId, keys: Vec<KeyGrant>) {
+        self.grants.insert(owner, keys.iter().cloned());
+        self.keyring.insert(owner, keys);
+    }
+
+    /// Opens one envelope.
+    pub fn open(&self, envelope: &Envelope) -> Opened {
+        if envelope.verify().is_err() {
+            return Opened::Invalid;
+        }
+        let Ok(decoded) = payload::decode(envelope.payload().as_slice()) else {
+            return Opened::Invalid;
+        };
+        let header = envelope.header();
+        let to_me = header.scope == Scope::Direct(self.me);
+        match decoded.body() {
+            PayloadBody::Post(post) => {
+                let audiences = post.wraps.iter().map(|w| w.audience).collect();
+                self.open_post(envelope, audiences)
+            }
+            PayloadBody::Grant(_) if to_me && header.author != self.me => {
+                let payload = envelope.payload().as_slice();
+                match cairn_crypto::open_grant(header, payload, &self.user_exchange) {
+                    Ok(keys) => Opened::Keys(header.author, keys),
+                    Err(_) => Opened::Foreign,
+                }
+            }
+            PayloadBody::Link(_) => {
+                let payload = envelope.payload().as_slice();
+                match cairn_crypto::open_link(header, payload, &self.device_exchange) {
+                    Ok(bundle) => Opened::Link(Box::new(bundle)),
+                    Err(_) => Opened::Foreign,
+                }
+            }
+            PayloadBody::Grant(_) => Opened::Foreign,
+        }
+    }
+
+    fn open_post(&self, envelope: &Envelope, audiences: Vec<AudienceId>) -> Opened {
+        let header = envelope.header();
+        let lookup = Lookup {
+            keys: self,
+            author: header.author,
+            public: public_audience_key(&header.author),
+        };
+        let Ok(plaintext) = cairn_crypto::open_envelope(envelope, &lookup) else {
+            return Opened::Pending;
+        };
+        let Ok(record) = Record::decode(&plaintext) else {
+            return Opened::Invalid;
+        };
+        if !record.vouches_for(header) {
+            return Opened::Invalid;
+        }
+        Opened::Item(Box::new(Item::new(
+            envelope.id(),
+            header.clone(),
+            audiences,
+            record,
+        )))
+    }
+}
+
+/// The key of `author`'s public audience: anyone can derive it, so it
+/// protects nothing beyond what the relay's scope check does.
+pub(crate) fn public_audience_key(author: &UserId) -> AudienceKey {
+    let mut hash = Sha256::new();
+    hash.update(DOMAIN_PUBLIC_AUDIENCE.as_bytes());
+    hash.update([0u8]);
+    hash.update(author.as_bytes());
+    AudienceKey::from_bytes(&hash.finalize().into())
+}
+
+struct Lookup<'a> {
+    keys: &'a KeyState,
+    author: UserId,
+    public: AudienceKey,
+}
+
+impl KeyLookup for Lookup<'_> {
+    fn audience_key(
+        &self,
+        author: &UserId,
+        audience: &AudienceId,
+        epoch: Epoch,
+    ) -> Option<&AudienceKey> {
+        if *audience == PUBLIC_AUDIENCE && epoch == Epoch::FIRST && *author == self.author {
+            return Some(&self.public);
+        }
+        self.keys.keyring.audience_key(author, audience, epoch)
+    }
+}

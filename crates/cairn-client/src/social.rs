@@ -1,0 +1,240 @@
+//! Friends, audiences and posts.
+//!
+//! `friend add` grants the friend read access to this user's friends
+//! stream (a `GrantFriend` statement the relay enforces) and records the
+//! name privately. A friend's user exchange key comes from the
+//! announcement at the start of their friends stream, readable once they
+//! have added this user back. Audience keys reach members as key grants
+//! in direct envelopes sealed to that exchange key; the audience itself
+//! (keys and members) is kept as a private record after every change.
+
+use cairn_crypto::{Audience, Member, os};
+use cairn_wire::{EnvelopeId, ExchangeKey, Request, Response, Scope, UserId};
+
+use crate::client::{Client, now_ms};
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::record::{FriendOp, RecordBody};
+use crate::state::{AudienceView, FeedItem, Friend, State};
+use crate::sync::NoProgress;
+
+impl Client {
+    /// Lets `user` read this user's friends stream, names them, and syncs
+    /// (needs the relay: the grant is a statement, not an envelope).
+    pub async fn add_friend(&mut self, user: UserId, name: &str) -> Result<(), Error> {
+        check_name(name)?;
+        if user == self.user()? {
+            return Err(Error::Invalid("that is your own user id".into()));
+        }
+        if let Some(other) = self.state()?.friend(name)
+            && other != user
+        {
+            return Err(Error::Exists(format!("a friend is already named {name:?}")));
+        }
+        let connection = self.connect().await?;
+        let grant = self.identity.linked()?.root.grant_friend(user, now_ms());
+        statement(&connection, Request::GrantFriend(grant)).await?;
+        let op = FriendOp::Add {
+            name: name.to_owned(),
+            user,
+        };
+        self.append_private(RecordBody::Friend(op))?;
+        self.sync_on(&connection, &mut NoProgress).await?;
+        connection.close().await;
+        Ok(())
+    }
+
+    /// Withdraws the friend's access, removes them from every audience
+    /// (each rotates), and forgets the name.
+    pub async fn remove_friend(&mut self, name: &str) -> Result<(), Error> {
+        let state = self.state()?;
+        let user = state
+            .friend(name)
+            .ok_or_else(|| Error::UnknownFriend(name.to_owned()))?;
+        let connection = self.connect().await?;
+        let revocation = self.identity.linked()?.root.revoke_friend(user, now_ms());
+        statement(&connection, Request::RevokeFriend(revocation)).await?;
+        for audience in state.audiences.values().filter(|a| a.is_member(&user)) {
+            self.remove_from(audience.clone(), &user)?;
+        }
+        self.append_private(RecordBody::Friend(FriendOp::Remove { user }))?;
+        self.sync_on(&connection, &mut NoProgress).await?;
+        connection.close().await;
+        Ok(())
+    }
+
+    /// The friends.
+    pub fn friends(&self) -> Result<Vec<Friend>, Error> {
+        Ok(self.state()?.friend_views())
+    }
+
+    /// Creates an audience with `members` (friend names) and grants them
+    /// its key. Local: pushed on the next sync.
+    pub async fn create_audience(&mut self, name: &str, members: &[String]) -> Result<(), Error> {
+        check_name(name)?;
+        let state = self.state_with_keys_of(members).await?;
+        if state.audience(name).is_some() {
+            return Err(Error::Exists(format!(
+                "an audience is already named {name:?}"
+            )));
+        }
+        let resolved = members
+            .iter()
+            .map(|m| self.member(&state, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut audience = Audience::new(&mut os::rng(), name)?;
+        for member in &resolved {
+            audience.add_member(*member)?;
+        }
+        for member in &resolved {
+            self.append_grant(
+                member.user,
+                &member.exchange_key,
+                &[audience.current_grant()],
+            )?;
+        }
+        self.append_private(RecordBody::Audience(audience))?;
+        Ok(())
+    }
+
+    /// Adds a friend to an audience and grants them its current key (not
+    /// older ones: they read from now on).
+    pub async fn add_member(&mut self, audience: &str, member: &str) -> Result<(), Error> {
+        let state = self.state_with_keys_of(&[member.to_owned()]).await?;
+        let mut current = state
+            .audience(audience)
+            .cloned()
+            .ok_or_else(|| Error::UnknownAudience(audience.to_owned()))?;
+        let member = self.member(&state, member)?;
+        current.add_member(member)?;
+        self.append_grant(
+            member.user,
+            &member.exchange_key,
+            &[current.current_grant()],
+        )?;
+        self.append_private(RecordBody::Audience(current))?;
+        Ok(())
+    }
+
+    /// Removes a member: the audience rotates to a new epoch whose key
+    /// only the remaining members get.
+    pub fn remove_member(&mut self, audience: &str, member: &str) -> Result<(), Error> {
+        let state = self.state()?;
+        let current = state
+            .audience(audience)
+            .cloned()
+            .ok_or_else(|| Error::UnknownAudience(audience.to_owned()))?;
+        let user = state
+            .friend(member)
+            .or_else(|| member.parse().ok())
+            .ok_or_else(|| Error::UnknownFriend(member.to_owned()))?;
+        if !current.is_member(&user) {
+            return Err(Error::Invalid(format!("{member} is not in {audience}")));
+        }
+        self.remove_from(current, &user)
+    }
+
+    /// The audiences.
+    pub fn audiences(&self) -> Result<Vec<AudienceView>, Error> {
+        Ok(self.state()?.audience_views(self.user()?))
+    }
+
+    /// Posts `text` to the friends stream, readable by the members of
+    /// `audiences` (names). Local: pushed on the next sync.
+    pub fn post(&mut self, audiences: &[String], text: &str) -> Result<EnvelopeId, Error> {
+        if audiences.is_empty() {
+            return Err(Error::Invalid(
+                "name at least one audience with --to".into(),
+            ));
+        }
+        let state = self.state()?;
+        let chosen = audiences
+            .iter()
+            .map(|name| {
+                state
+                    .audience(name)
+                    .cloned()
+                    .ok_or_else(|| Error::UnknownAudience(name.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets: Vec<_> = chosen.iter().map(Audience::target).collect();
+        let body = RecordBody::Post {
+            text: text.to_owned(),
+        };
+        self.append_record(Scope::Friends, &targets, body)
+    }
+
+    /// This user's posts and the friends' posts this device can read,
+    /// oldest first.
+    pub fn feed(&self) -> Result<Vec<FeedItem>, Error> {
+        Ok(self.state()?.feed)
+    }
+
+    fn remove_from(&mut self, mut audience: Audience, user: &UserId) -> Result<(), Error> {
+        audience.remove_member(&mut os::rng(), user)?;
+        let grant = audience.current_grant();
+        let members: Vec<Member> = audience.members().collect();
+        for member in members {
+            self.append_grant(
+                member.user,
+                &member.exchange_key,
+                std::slice::from_ref(&grant),
+            )?;
+        }
+        self.append_private(RecordBody::Audience(audience))?;
+        Ok(())
+    }
+
+    /// A friend as an audience member, with their exchange key.
+    fn member(&self, state: &State, name: &str) -> Result<Member, Error> {
+        let user = state
+            .friend(name)
+            .ok_or_else(|| Error::UnknownFriend(name.to_owned()))?;
+        let exchange_key: ExchangeKey = state
+            .exchange_keys
+            .get(&user)
+            .map(|(_, key)| *key)
+            .ok_or_else(|| Error::ExchangeKeyUnknown {
+                name: name.to_owned(),
+                you: self.user().map(|u| u.to_text()).unwrap_or_default(),
+            })?;
+        Ok(Member { user, exchange_key })
+    }
+
+    /// The state, synced first if a named friend's key is missing and the
+    /// relay can be reached.
+    async fn state_with_keys_of(&mut self, names: &[String]) -> Result<State, Error> {
+        let state = self.state()?;
+        let missing = names.iter().any(|name| {
+            state
+                .friend(name)
+                .is_some_and(|user| !state.exchange_keys.contains_key(&user))
+        });
+        if !missing {
+            return Ok(state);
+        }
+        self.push().await?;
+        self.state()
+    }
+}
+
+/// Sends a root-signed statement; the relay must answer `Done`.
+async fn statement(connection: &Connection, request: Request) -> Result<(), Error> {
+    match connection.request(&request).await? {
+        Response::Done => Ok(()),
+        Response::Error(e) => Err(Error::Refused(e)),
+        other => Err(Error::Protocol(format!("statement answered {other:?}"))),
+    }
+}
+
+/// Names are for people: non-empty, one line, at most 64 bytes.
+fn check_name(name: &str) -> Result<(), Error> {
+    let ok = !name.trim().is_empty() && name.len() <= 64 && !name.contains(['\n', '\r']);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{name:?} is not a usable name (1 to 64 bytes, one line)"
+        )))
+    }
+}

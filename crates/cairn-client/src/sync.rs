@@ -1,0 +1,381 @@
+//! The sync engine: push the outbox and pull what is new with hello
+//! requests until the relay has nothing more, committing each step
+//! locally in one transaction (envelopes, decrypted items, cursors, and
+//! the removal of acknowledged outbox entries together). An interrupted
+//! sync resumes from the last committed step: the relay answers an
+//! envelope it already has with `Duplicate`, and the client skips
+//! envelopes it already holds, so nothing is lost or doubled.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use cairn_wire::limits::{MAX_BATCH, MAX_CURSORS};
+use cairn_wire::{
+    AppendOutcome, BoundedVec, Cursor, Envelope, EnvelopeId, ErrorCode, ErrorDetail, HelloRequest,
+    Request, Response, StreamId, StreamPage, SyncResponse, WireError,
+};
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::identity::LinkState;
+use crate::local::Batch;
+use crate::open::{Item, KeyState, Opened};
+use crate::record::RecordBody;
+
+/// Bytes of envelopes one hello pushes at most, well inside the frame.
+const OUTBOX_BYTES: usize = 768 * 1024;
+/// Hello rounds one sync makes at most (each pulls up to a frame).
+const MAX_ROUNDS: usize = 100_000;
+/// Longest wait a `rate_limited` answer can impose before a retry.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Told how a sync is going, e.g. to draw a progress bar.
+pub trait Progress {
+    /// `pushed` envelopes were acknowledged, `pulled` received so far.
+    fn update(&mut self, pushed: u64, pulled: u64, more: bool);
+}
+
+/// Reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn update(&mut self, _: u64, _: u64, _: bool) {}
+}
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Envelopes pushed and acknowledged.
+    pub pushed: u64,
+    /// New envelopes received.
+    pub pulled: u64,
+    /// New items decrypted.
+    pub items: u64,
+    /// Envelopes still in the outbox.
+    pub queued: u64,
+    /// Whether this sync completed the device's link.
+    pub linked: bool,
+}
+
+/// What one ingest step produced.
+#[derive(Debug, Default)]
+pub(crate) struct Ingested {
+    pub pulled: u64,
+    pub items: Vec<Item>,
+}
+
+impl Client {
+    /// Pushes the outbox and pulls everything new, reconnecting with
+    /// backoff if the connection drops. On a device waiting for approval,
+    /// first completes the link.
+    pub async fn sync(&mut self, progress: &mut dyn Progress) -> Result<SyncReport, Error> {
+        let linked = match self.identity.state {
+            LinkState::Pending(_) => {
+                self.complete_link().await?;
+                true
+            }
+            LinkState::Linked(_) => false,
+        };
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            let connection = self.connect().await?;
+            let outcome = self.sync_on(&connection, progress).await;
+            connection.close().await;
+            match outcome {
+                Err(Error::Request(e)) if attempt < self.options.attempts => {
+                    tracing::debug!(error = %e, "sync interrupted; resuming");
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                    attempt += 1;
+                }
+                Ok(mut report) => {
+                    report.linked = linked;
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Pushes what is queued if the relay can be reached quickly; `None`
+    /// when it cannot (the work stays queued for the next sync).
+    pub async fn push(&mut self) -> Result<Option<SyncReport>, Error> {
+        let attempts = std::mem::replace(&mut self.options.attempts, 1);
+        let outcome = self.sync(&mut NoProgress).await;
+        self.options.attempts = attempts;
+        match outcome {
+            Ok(report) => Ok(Some(report)),
+            Err(e) if e.is_unreachable() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hello rounds on one connection until nothing is left either way.
+    pub(crate) async fn sync_on(
+        &mut self,
+        connection: &Connection,
+        progress: &mut dyn Progress,
+    ) -> Result<SyncReport, Error> {
+        let mut keys = self.key_state()?;
+        let mut known = self.store.known_ids()?;
+        let mut report = SyncReport::default();
+        for _ in 0..MAX_ROUNDS {
+            let outbox = self.store.outbox(MAX_BATCH, OUTBOX_BYTES)?;
+            let synced = self.hello(connection, &outbox).await?;
+            let mut batch = Batch::default();
+            let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+            let ingested =
+                self.ingest(&mut keys, &mut known, synced.pages.into_vec(), &mut batch)?;
+            self.store.commit(batch)?;
+            report.pushed += pushed;
+            report.pulled += ingested.pulled;
+            report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
+            progress.update(report.pushed, report.pulled, synced.more);
+            if let Some(refusal) = refusal {
+                return Err(Error::Refused(refusal));
+            }
+            let idle = pushed == 0 && ingested.pulled == 0;
+            if idle || (!synced.more && self.store.outbox_len()? == 0) {
+                break;
+            }
+        }
+        self.acknowledge(connection).await;
+        report.queued = self.store.outbox_len()?;
+        Ok(report)
+    }
+
+    /// One hello, retried after the delay a `rate_limited` answer asks for.
+    async fn hello(
+        &self,
+        connection: &Connection,
+        outbox: &[(u64, Envelope)],
+    ) -> Result<SyncResponse, Error> {
+        let mut cursors = self.store.cursors()?;
+        cursors.truncate(MAX_CURSORS);
+        let envelopes = outbox.iter().map(|(_, e)| e.clone()).collect();
+        let request = Request::Hello(HelloRequest {
+            cursors: BoundedVec::new(cursors).map_err(|_| Error::Invalid("cursors".into()))?,
+            outbox: BoundedVec::new(envelopes).map_err(|_| Error::Invalid("outbox".into()))?,
+        });
+        loop {
+            match connection.request(&request).await? {
+                Response::Synced(synced) => return Ok(synced),
+                Response::Error(e) => match retry_after(&e) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(Error::Refused(e)),
+                },
+                other => return Err(Error::Protocol(format!("hello answered {other:?}"))),
+            }
+        }
+    }
+
+    /// Opens pulled entries, queueing their effects in `batch`, and retries
+    /// envelopes that were waiting for keys when new keys arrive.
+    pub(crate) fn ingest(
+        &mut self,
+        keys: &mut KeyState,
+        known: &mut HashSet<EnvelopeId>,
+        pages: Vec<StreamPage>,
+        batch: &mut Batch,
+    ) -> Result<Ingested, Error> {
+        let mut ingested = Ingested::default();
+        let mut waiting = Vec::new();
+        let mut keys_changed = false;
+        for page in pages {
+            let stream = page.stream;
+            for entry in page.entries.into_vec() {
+                batch.cursors.push((stream, entry.position));
+                let envelope = entry.envelope;
+                let id = envelope.id();
+                if envelope.stream() != stream || !known.insert(id) {
+                    continue;
+                }
+                ingested.pulled += 1;
+                batch.envelopes.push((id, envelope.encode()));
+                keys_changed |= self.apply(keys, &envelope, batch, &mut ingested, &mut waiting)?;
+            }
+        }
+        if keys_changed {
+            self.retry_waiting(keys, batch, &mut ingested, waiting)?;
+            self.save_keyring(&keys.grants, batch)?;
+        } else {
+            batch.pending_add.extend(waiting.iter().map(Envelope::id));
+        }
+        Ok(ingested)
+    }
+
+    /// Applies one opened envelope; returns whether keys changed.
+    fn apply(
+        &mut self,
+        keys: &mut KeyState,
+        envelope: &Envelope,
+        batch: &mut Batch,
+        ingested: &mut Ingested,
+        waiting: &mut Vec<Envelope>,
+    ) -> Result<bool, Error> {
+        match keys.open(envelope) {
+            Opened::Item(item) => {
+                let own_audience = match &item.record.body {
+                    RecordBody::Audience(audience) if item.header.author == keys.me => {
+                        keys.add_own(audience);
+                        true
+                    }
+                    _ => false,
+                };
+                batch.items.push((item.id, self.seal_item(&item)?));
+                ingested.items.push(*item);
+                Ok(own_audience)
+            }
+            Opened::Keys(owner, grants) => {
+                keys.add_grants(owner, grants);
+                Ok(true)
+            }
+            Opened::Link(bundle) => self.relink(keys, &bundle, batch),
+            Opened::Pending => {
+                waiting.push(envelope.clone());
+                Ok(false)
+            }
+            Opened::Foreign | Opened::Invalid => Ok(false),
+        }
+    }
+
+    /// A bundle from the user (e.g. after a device was revoked and the
+    /// private audience rotated): adopt its newer private audience.
+    fn relink(
+        &mut self,
+        keys: &mut KeyState,
+        bundle: &cairn_crypto::LinkBundle,
+        batch: &mut Batch,
+    ) -> Result<bool, Error> {
+        if bundle.root.user_id() != keys.me {
+            return Ok(false);
+        }
+        keys.add_own(&bundle.private);
+        let linked = self.identity.linked_mut()?;
+        if bundle.private.id() == linked.private.id()
+            && bundle.private.epoch() > linked.private.epoch()
+        {
+            linked.private = bundle.private.clone();
+            self.save_identity(batch)?;
+        }
+        Ok(true)
+    }
+
+    /// Tries every waiting envelope again until no more open.
+    fn retry_waiting(
+        &mut self,
+        keys: &mut KeyState,
+        batch: &mut Batch,
+        ingested: &mut Ingested,
+        mut waiting: Vec<Envelope>,
+    ) -> Result<(), Error> {
+        let stored: Vec<Envelope> = self.store.pending()?;
+        let stored_ids: HashSet<EnvelopeId> = stored.iter().map(Envelope::id).collect();
+        waiting.extend(stored);
+        loop {
+            let mut still = Vec::new();
+            let mut progressed = false;
+            for envelope in waiting {
+                let mut again = Vec::new();
+                progressed |= self.apply(keys, &envelope, batch, ingested, &mut again)?;
+                if again.is_empty() {
+                    progressed = true;
+                    batch.pending_remove.push(envelope.id());
+                } else {
+                    still.extend(again);
+                }
+            }
+            waiting = still;
+            if !progressed || waiting.is_empty() {
+                break;
+            }
+        }
+        for envelope in waiting {
+            let id = envelope.id();
+            batch.pending_remove.retain(|p| *p != id);
+            if !stored_ids.contains(&id) {
+                batch.pending_add.push(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the relay how far this device has synced, so that `device
+    /// list` shows it and a hello without cursors starts there. Best
+    /// effort: the local cursors are what this device syncs from.
+    async fn acknowledge(&self, connection: &Connection) {
+        let Ok(cursors) = self.store.cursors() else {
+            return;
+        };
+        for cursor in cursors {
+            if let Err(e) = connection.request(&Request::Ack(cursor)).await {
+                tracing::debug!(error = %e, "ack failed");
+                return;
+            }
+        }
+    }
+
+    /// The cursor of `stream`, 0 when nothing was synced.
+    pub(crate) fn cursor(&self, stream: StreamId) -> Result<u64, Error> {
+        Ok(self
+            .store
+            .cursors()?
+            .into_iter()
+            .find(|c: &Cursor| c.stream == stream)
+            .map_or(0, |c| c.position))
+    }
+}
+
+/// Matches acknowledgements to the outbox: acknowledged envelopes leave
+/// it. Returns how many did, and the first refusal.
+fn settle(
+    outbox: &[(u64, Envelope)],
+    acks: &BoundedVec<AppendOutcome, MAX_BATCH>,
+    batch: &mut Batch,
+) -> Result<(u64, Option<WireError>), Error> {
+    if acks.len() != outbox.len() {
+        return Err(Error::Protocol(format!(
+            "{} acknowledgements for {} envelopes",
+            acks.len(),
+            outbox.len()
+        )));
+    }
+    let mut pushed = 0;
+    for ((seq, _), outcome) in outbox.iter().zip(acks.iter()) {
+        match outcome {
+            AppendOutcome::Stored(_) | AppendOutcome::Duplicate(_) => {
+                batch.outbox_remove.push(*seq);
+                pushed += 1;
+            }
+            AppendOutcome::Refused(e) => return Ok((pushed, Some(explain(*seq, e)))),
+        }
+    }
+    Ok((pushed, None))
+}
+
+/// Adds what to do to a refusal of an outbox envelope.
+fn explain(seq: u64, error: &WireError) -> WireError {
+    match (error.code, error.detail) {
+        (ErrorCode::SEQ_GAP, ErrorDetail::ExpectedSeq(expected)) => WireError::new(
+            error.code,
+            &format!(
+                "the relay expects seq {expected} from this device but the outbox holds {seq}: \
+                 this local store is older than what the relay has (restored from a backup?)"
+            ),
+        ),
+        _ => error.clone(),
+    }
+}
+
+fn retry_after(error: &WireError) -> Option<Duration> {
+    match (error.code, error.detail) {
+        (ErrorCode::RATE_LIMITED, ErrorDetail::RetryAfterMs(ms)) => {
+            Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,166 @@
+//! Live updates: catch up with a sync, then subscribe to every stream this
+//! device follows (its own private and friends streams, each friend's
+//! friends stream and direct stream to this user) and report each new note
+//! operation and post as it arrives. A lost connection is retried with
+//! backoff; the local cursors make the resumed subscriptions start where
+//! the last ones stopped.
+
+use std::time::Duration;
+
+use cairn_wire::{
+    ErrorCode, Scope, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, UserId,
+};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+use crate::connection::{RequestError, Subscription};
+use crate::error::Error;
+use crate::local::Batch;
+use crate::open::Item;
+use crate::record::{NoteOp, RecordBody};
+use crate::state::{FeedItem, State};
+use crate::sync::NoProgress;
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Something new, as `cairn watch` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WatchEvent {
+    /// A post in the feed.
+    Post(FeedItem),
+    /// A note added, edited or removed.
+    Note {
+        /// `add`, `edit` or `remove`.
+        op: String,
+        /// The note's id.
+        id: String,
+        /// Its text (none for a removal).
+        text: Option<String>,
+        /// When the operation was made (ms since the Unix epoch).
+        created: u64,
+    },
+}
+
+type Event = (StreamId, Result<Option<SubscriptionEvent>, RequestError>);
+
+impl Client {
+    /// Reports new items to `on_event` until an error that retrying cannot
+    /// fix (revoked, forbidden at auth...). Runs until dropped otherwise.
+    pub async fn watch(&mut self, on_event: &mut dyn FnMut(WatchEvent)) -> Result<(), Error> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.watch_once(on_event).await {
+                Err(e) if !e.is_unreachable() => return Err(e),
+                Err(e) => tracing::debug!(error = %e, "watch connection lost; retrying"),
+                Ok(()) => delay = Duration::from_millis(200),
+            }
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn watch_once(&mut self, on_event: &mut dyn FnMut(WatchEvent)) -> Result<(), Error> {
+        let connection = self.connect().await?;
+        self.sync_on(&connection, &mut NoProgress).await?;
+        let (tx, mut rx) = mpsc::channel::<Event>(64);
+        for stream in self.watched_streams()? {
+            let after = self.cursor(stream)?;
+            let subscription = connection
+                .subscribe(SubscribeRequest { stream, after })
+                .await?;
+            tokio::spawn(forward(stream, subscription, tx.clone()));
+        }
+        drop(tx);
+        let mut keys = self.key_state()?;
+        let mut known = self.store.known_ids()?;
+        while let Some((stream, event)) = rx.recv().await {
+            let entries = match event? {
+                Some(SubscriptionEvent::Entries(entries)) => entries,
+                Some(SubscriptionEvent::End(e)) if e.code == ErrorCode::FORBIDDEN => continue,
+                Some(SubscriptionEvent::End(e)) if e.code == ErrorCode::DEVICE_REVOKED => {
+                    return Err(Error::Refused(e));
+                }
+                Some(SubscriptionEvent::End(_)) => break,
+                Some(SubscriptionEvent::Live { .. }) | None => continue,
+            };
+            let page = StreamPage {
+                stream,
+                entries,
+                more: false,
+            };
+            let mut batch = Batch::default();
+            let ingested = self.ingest(&mut keys, &mut known, vec![page], &mut batch)?;
+            self.store.commit(batch)?;
+            if !ingested.items.is_empty() {
+                let state = self.state()?;
+                ingested
+                    .items
+                    .iter()
+                    .filter_map(|item| event_of(&state, item))
+                    .for_each(&mut *on_event);
+            }
+        }
+        Ok(())
+    }
+
+    /// The streams to follow.
+    fn watched_streams(&self) -> Result<Vec<StreamId>, Error> {
+        let me = self.user()?;
+        let friends: Vec<UserId> = self.state()?.friends.values().copied().collect();
+        let mut streams = vec![
+            StreamId::new(me, Scope::Private),
+            StreamId::new(me, Scope::Friends),
+            StreamId::new(me, Scope::Direct(me)),
+        ];
+        for friend in friends {
+            streams.push(StreamId::new(friend, Scope::Friends));
+            streams.push(StreamId::new(friend, Scope::Direct(me)));
+        }
+        Ok(streams)
+    }
+}
+
+/// Relays a subscription's events to the watch loop until it ends.
+async fn forward(stream: StreamId, mut subscription: Subscription, tx: mpsc::Sender<Event>) {
+    loop {
+        let event = subscription.next().await;
+        let goes_on = matches!(
+            event,
+            Ok(Some(
+                SubscriptionEvent::Entries(_) | SubscriptionEvent::Live { .. }
+            ))
+        );
+        if tx.send((stream, event)).await.is_err() || !goes_on {
+            return;
+        }
+    }
+}
+
+/// What to report for a new item.
+fn event_of(state: &State, item: &Item) -> Option<WatchEvent> {
+    let created = item.header.timestamp_ms;
+    let note = |op: &str, id: String, text: Option<String>| WatchEvent::Note {
+        op: op.to_owned(),
+        id,
+        text,
+        created,
+    };
+    match &item.record.body {
+        RecordBody::Post { .. } => {
+            let id = item.id.to_text();
+            let post = state.feed.iter().find(|p| p.id == id)?;
+            Some(WatchEvent::Post(post.clone()))
+        }
+        RecordBody::Note(NoteOp::Add { text }) => {
+            Some(note("add", item.id.to_text(), Some(text.clone())))
+        }
+        RecordBody::Note(NoteOp::Edit { target, text }) => {
+            Some(note("edit", target.to_text(), Some(text.clone())))
+        }
+        RecordBody::Note(NoteOp::Remove { target }) => Some(note("remove", target.to_text(), None)),
+        _ => None,
+    }
+}
