@@ -2,7 +2,9 @@
 //! signature); the store checks the rest and commits durably.
 
 use cairn_store::Store;
-use cairn_wire::{AppendOutcome, BoundedVec, Envelope, ErrorCode, WireError, limits::MAX_BATCH};
+use cairn_wire::{
+    AppendOutcome, BoundedVec, DeviceId, Envelope, ErrorCode, UserId, WireError, limits::MAX_BATCH,
+};
 
 use crate::metrics;
 use crate::server::Shared;
@@ -15,10 +17,15 @@ pub async fn append<S: Store>(
     session: &Session,
     envelopes: Vec<Envelope>,
 ) -> BoundedVec<AppendOutcome, MAX_BATCH> {
-    let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(envelopes.len());
-    let mut accepted = Vec::with_capacity(envelopes.len());
-    for envelope in envelopes {
-        match precheck(session, &envelope) {
+    let batch_len = envelopes.len();
+    let Some(checked) = prechecked(session.user, session.device, envelopes).await else {
+        let refused = (0..batch_len).map(|_| internal_refusal()).collect();
+        return BoundedVec::new(refused).unwrap_or_default();
+    };
+    let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(checked.len());
+    let mut accepted = Vec::with_capacity(checked.len());
+    for (envelope, verdict) in checked {
+        match verdict {
             Ok(()) => {
                 outcomes.push(None);
                 accepted.push(envelope);
@@ -36,10 +43,36 @@ pub async fn append<S: Store>(
     BoundedVec::new(merged).unwrap_or_default()
 }
 
+/// Batches larger than this are verified on the blocking pool, so that
+/// signature checks never stall the async workers.
+const VERIFY_INLINE_AT_MOST: usize = 4;
+
+type Checked = Vec<(Envelope, Result<(), WireError>)>;
+
+/// Runs [`precheck`] on every envelope; `None` if the check itself failed.
+async fn prechecked(user: UserId, device: DeviceId, envelopes: Vec<Envelope>) -> Option<Checked> {
+    let check = move |envelopes: Vec<Envelope>| -> Checked {
+        envelopes
+            .into_iter()
+            .map(|e| {
+                let verdict = precheck(user, device, &e);
+                (e, verdict)
+            })
+            .collect()
+    };
+    if envelopes.len() <= VERIFY_INLINE_AT_MOST {
+        return Some(check(envelopes));
+    }
+    tokio::task::spawn_blocking(move || check(envelopes))
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "signature check task failed"))
+        .ok()
+}
+
 /// Checks that need no stored state.
-fn precheck(session: &Session, envelope: &Envelope) -> Result<(), WireError> {
+fn precheck(user: UserId, device: DeviceId, envelope: &Envelope) -> Result<(), WireError> {
     let header = envelope.header();
-    if header.author != session.user || header.device != session.device {
+    if header.author != user || header.device != device {
         return Err(WireError::new(
             ErrorCode::NOT_AUTHOR,
             "envelope not made by this device",
