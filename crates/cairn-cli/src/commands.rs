@@ -194,6 +194,10 @@ async fn watch(ctx: &Ctx) -> Result<()> {
 }
 
 fn print_event(json: bool, event: &WatchEvent) {
+    if *event == WatchEvent::Live {
+        eprintln!("watching for new notes and posts (Ctrl-C to stop)");
+        return;
+    }
     if json {
         if let Ok(line) = serde_json::to_string(event) {
             println!("{line}");
@@ -213,6 +217,7 @@ fn print_event(json: bool, event: &WatchEvent) {
             short(id),
             text.as_deref().unwrap_or("")
         ),
+        _ => {}
     }
 }
 

@@ -29,6 +29,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WatchEvent {
+    /// Caught up and subscribed: everything from now on is reported.
+    Live,
     /// A post in the feed.
     Post(FeedItem),
     /// A note added, edited or removed.
@@ -74,6 +76,7 @@ impl Client {
             tokio::spawn(forward(stream, subscription, tx.clone()));
         }
         drop(tx);
+        on_event(WatchEvent::Live);
         let mut keys = self.key_state()?;
         let mut known = self.store.known_ids()?;
         while let Some((stream, event)) = rx.recv().await {
