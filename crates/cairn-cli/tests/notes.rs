@@ -148,3 +148,32 @@ fn errors_say_what_to_do() {
     assert_eq!(output.status.code(), Some(9));
     assert!(String::from_utf8_lossy(&output.stderr).contains("CAIRN_PASSPHRASE"));
 }
+
+#[test]
+fn a_sync_replayed_after_an_interruption_neither_loses_nor_doubles() {
+    let mut relay = Relay::start();
+    let laptop = Home::new();
+    let phone = Home::new();
+    laptop.init(&relay, "laptop");
+    link(&relay, &laptop, &phone);
+
+    relay.stop();
+    for text in ["one", "two", "three"] {
+        assert_eq!(laptop.json(&["note", "add", text])["queued"], true);
+    }
+    relay.restart();
+    // Keep the store as it was before the sync: the relay will have the
+    // envelopes while this copy still has them queued, as after a crash
+    // between the relay's acknowledgement and the local commit.
+    let store = laptop.path().join(cairn_client::STORE_FILE);
+    let before = std::fs::read(&store).unwrap();
+    let first = laptop.json(&["sync"]);
+    assert_eq!(first["pushed"], 3);
+    std::fs::write(&store, before).unwrap();
+    let replay = laptop.json(&["sync"]);
+    assert_eq!(replay["pushed"], 3, "the relay answers duplicates");
+    assert_eq!(replay["queued"], 0);
+    assert_eq!(laptop.note_texts(), ["one", "two", "three"]);
+    phone.ok(&["sync"]);
+    assert_eq!(phone.note_texts(), ["one", "two", "three"]);
+}

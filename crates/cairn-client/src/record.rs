@@ -98,6 +98,13 @@ impl Record {
         }
     }
 
+    /// The same record with another body.
+    #[cfg(test)]
+    pub fn with_body(mut self, body: RecordBody) -> Self {
+        self.body = body;
+        self
+    }
+
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         codec::encode(self)

@@ -277,3 +277,177 @@ impl NoteFold {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use cairn_crypto::{DeviceKeys, RootKey, os};
+    use cairn_wire::{EnvelopeHeader, EnvelopeId};
+
+    use super::*;
+    use crate::record::Record;
+
+    struct Author {
+        root: RootKey,
+        device: DeviceKeys,
+    }
+
+    impl Author {
+        fn new() -> Self {
+            Self {
+                root: RootKey::generate(&mut os::rng()),
+                device: DeviceKeys::generate(&mut os::rng()),
+            }
+        }
+
+        fn item(&self, id: u8, seq: u64, at: u64, body: RecordBody) -> Item {
+            let cert =
+                self.root
+                    .certify_device(self.device.device_id(), self.device.exchange_key(), 1);
+            let header = EnvelopeHeader::new(
+                self.root.user_id(),
+                self.device.device_id(),
+                seq,
+                at,
+                Scope::Private,
+            );
+            Item::new(
+                EnvelopeId::from_bytes([id; 32]),
+                header,
+                vec![],
+                Record::new(
+                    cert,
+                    RecordBody::Note(NoteOp::Add {
+                        text: String::new(),
+                    }),
+                )
+                .with_body(body),
+            )
+        }
+    }
+
+    fn note(op: NoteOp) -> RecordBody {
+        RecordBody::Note(op)
+    }
+
+    #[test]
+    fn notes_fold_in_author_order_whatever_the_arrival_order() {
+        let me = Author::new();
+        let a = EnvelopeId::from_bytes([1; 32]);
+        let items = vec![
+            me.item(
+                3,
+                3,
+                30,
+                note(NoteOp::Edit {
+                    target: a,
+                    text: "second".into(),
+                }),
+            ),
+            me.item(
+                1,
+                1,
+                10,
+                note(NoteOp::Add {
+                    text: "first".into(),
+                }),
+            ),
+            me.item(
+                2,
+                2,
+                20,
+                note(NoteOp::Add {
+                    text: "other".into(),
+                }),
+            ),
+            me.item(
+                4,
+                4,
+                40,
+                note(NoteOp::Remove {
+                    target: EnvelopeId::from_bytes([2; 32]),
+                }),
+            ),
+        ];
+        let state = State::fold(me.root.user_id(), items);
+        assert_eq!(state.notes.len(), 1);
+        assert_eq!(state.notes[0].text, "second");
+        assert_eq!(state.notes[0].edited, Some(30));
+        assert_eq!(state.notes[0].created, 10);
+    }
+
+    #[test]
+    fn a_removal_is_final_and_foreign_private_records_do_not_count() {
+        let me = Author::new();
+        let stranger = Author::new();
+        let a = EnvelopeId::from_bytes([1; 32]);
+        let items = vec![
+            me.item(
+                1,
+                1,
+                10,
+                note(NoteOp::Add {
+                    text: "first".into(),
+                }),
+            ),
+            me.item(2, 2, 20, note(NoteOp::Remove { target: a })),
+            me.item(
+                3,
+                3,
+                30,
+                note(NoteOp::Edit {
+                    target: a,
+                    text: "again".into(),
+                }),
+            ),
+            stranger.item(
+                9,
+                1,
+                5,
+                note(NoteOp::Add {
+                    text: "not mine".into(),
+                }),
+            ),
+        ];
+        let state = State::fold(me.root.user_id(), items);
+        assert!(state.notes.is_empty());
+    }
+
+    #[test]
+    fn friends_are_renamed_and_removed() {
+        let me = Author::new();
+        let friend = Author::new().root.user_id();
+        let items = vec![
+            me.item(
+                1,
+                1,
+                10,
+                RecordBody::Friend(FriendOp::Add {
+                    name: "bob".into(),
+                    user: friend,
+                }),
+            ),
+            me.item(
+                2,
+                2,
+                20,
+                RecordBody::Friend(FriendOp::Add {
+                    name: "robert".into(),
+                    user: friend,
+                }),
+            ),
+        ];
+        let state = State::fold(me.root.user_id(), items.clone());
+        assert_eq!(state.friend("robert"), Some(friend));
+        assert_eq!(state.friend("bob"), None);
+        let mut more = items;
+        more.push(me.item(
+            3,
+            3,
+            30,
+            RecordBody::Friend(FriendOp::Remove { user: friend }),
+        ));
+        assert!(State::fold(me.root.user_id(), more).friends.is_empty());
+    }
+}

@@ -128,6 +128,7 @@ impl Client {
             let synced = self.hello(connection, &outbox).await?;
             let mut batch = Batch::default();
             let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+            let received: usize = synced.pages.iter().map(|p| p.entries.len()).sum();
             let ingested =
                 self.ingest(&mut keys, &mut known, synced.pages.into_vec(), &mut batch)?;
             self.store.commit(batch)?;
@@ -138,7 +139,9 @@ impl Client {
             if let Some(refusal) = refusal {
                 return Err(Error::Refused(refusal));
             }
-            let idle = pushed == 0 && ingested.pulled == 0;
+            // Entries already held still move the cursors: only a round
+            // that moved nothing at all means the relay has nothing more.
+            let idle = pushed == 0 && received == 0;
             if idle || (!synced.more && self.store.outbox_len()? == 0) {
                 break;
             }
