@@ -1,0 +1,247 @@
+//! Kill -9 under load: a relay process is SIGKILLed again and again while
+//! 64 clients append. After each restart the clients reconnect and resend
+//! what was in flight; in the end every acknowledged envelope is stored at
+//! the position it was acknowledged with, streams have no gaps, and the
+//! database checks out.
+
+// Test code: a panic is the failure report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_client::Connection;
+use cairn_wire::*;
+use rand::RngExt;
+use support::*;
+use tokio::sync::watch;
+
+const CLIENTS: u16 = 64;
+const KILLS: usize = 5;
+/// Resends that found their envelope already committed: the relay died
+/// after the commit but before the answer reached the client.
+static RESENT_ALREADY_STORED: AtomicUsize = AtomicUsize::new(0);
+/// Clients that got an append through after the last restart.
+static RESUMED: AtomicUsize = AtomicUsize::new(0);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where clients find the relay: its address and fingerprint, or `None`
+/// while it is down.
+type Target = watch::Receiver<Option<(std::net::SocketAddr, Fingerprint, usize)>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_envelope_is_lost_when_the_relay_is_killed_under_load() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let listen = free_udp_port();
+    let mut relay = RelayProcess::spawn(dir.path(), listen);
+    let (target_tx, target) = watch::channel(Some((relay.addr, relay.fingerprint, 0)));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| tokio::spawn(client(Device::new_user(i), target.clone(), stop.clone())))
+        .collect();
+
+    for generation in 1..=KILLS {
+        let pause = rand::rng().random_range(1000..2000);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        target_tx.send_replace(None);
+        relay.kill9();
+        relay = RelayProcess::spawn(dir.path(), listen);
+        target_tx.send_replace(Some((relay.addr, relay.fingerprint, generation)));
+    }
+    // Every client must resume after the last restart.
+    let deadline = Instant::now() + WAIT;
+    while RESUMED.load(Ordering::Relaxed) < usize::from(CLIENTS) {
+        assert!(
+            Instant::now() < deadline,
+            "only {} clients resumed after the last restart",
+            RESUMED.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.notify_waiters();
+    let mut acknowledged = Vec::new();
+    for client in clients {
+        acknowledged.push(
+            tokio::time::timeout(WAIT, client)
+                .await
+                .expect("client stuck")
+                .unwrap(),
+        );
+    }
+    let total: usize = acknowledged.iter().map(|(_, acks)| acks.len()).sum();
+    let idle = acknowledged
+        .iter()
+        .filter(|(_, acks)| acks.is_empty())
+        .count();
+    assert_eq!(idle, 0, "{idle} clients never got an append through");
+    eprintln!(
+        "{KILLS} kills, {total} acknowledged appends, {} resends found already stored",
+        RESENT_ALREADY_STORED.load(Ordering::Relaxed)
+    );
+
+    // Every acknowledged envelope is where it was acknowledged, gap-free.
+    for (device, acks) in &acknowledged {
+        let connection = connect(device, relay.addr, relay.fingerprint)
+            .await
+            .unwrap();
+        let stream = StreamId::new(device.user, Scope::Private);
+        let stored = read_all(&connection, stream).await;
+        assert_eq!(
+            stored.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            (1..=stored.len() as u64).collect::<Vec<_>>()
+        );
+        for (position, id) in acks {
+            assert_eq!(
+                stored
+                    .get(usize::try_from(*position - 1).unwrap())
+                    .map(|(_, i)| i),
+                Some(id),
+                "acknowledged envelope missing"
+            );
+        }
+    }
+    relay.kill9();
+    let check = std::process::Command::new(relay_binary())
+        .arg("check")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+/// Appends envelope after envelope, reconnecting whenever the relay goes
+/// away and resending the one in flight, until told to stop. Returns the
+/// acknowledged (position, id) pairs.
+async fn client(
+    device: Device,
+    mut target: Target,
+    stop: Arc<tokio::sync::Notify>,
+) -> (Device, Vec<(u64, EnvelopeId)>) {
+    let mut acks = Vec::new();
+    let mut restarts_seen = 0;
+    let mut resumed = false;
+    let mut seq = 1;
+    let mut connection: Option<Connection> = None;
+    // The envelope in flight is kept until acknowledged: a resend must be
+    // the same bytes, or the relay rightly calls it equivocation.
+    let mut in_flight: Option<Envelope> = None;
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    loop {
+        let envelope = in_flight
+            .get_or_insert_with(|| device.envelope(seq, Scope::Private, &[0x42; 1024]))
+            .clone();
+        let current = match connection.take() {
+            Some(current) => current,
+            None => tokio::select! {
+                (fresh, generation) = reconnect(&device, &mut target) => {
+                    restarts_seen = generation;
+                    fresh
+                }
+                () = &mut stopped => return (device, acks),
+            },
+        };
+        let request = Request::Append(AppendRequest {
+            envelopes: BoundedVec::new(vec![envelope.clone()]).unwrap(),
+        });
+        let answer = tokio::select! {
+            // A killed relay never answers: give up on the connection after
+            // a while, as a client's sync engine does, and reconnect.
+            answer = tokio::time::timeout(REQUEST_TIMEOUT, current.request(&request)) => answer.ok().and_then(Result::ok),
+            // The harness restarted the relay: this connection is dead.
+            _ = target.changed() => None,
+            () = &mut stopped => return (device, acks),
+        };
+        let Some(answer) = answer else { continue };
+        match answer {
+            Response::Appended(outcomes) => match outcomes.as_slice() {
+                [outcome @ (AppendOutcome::Stored(ack) | AppendOutcome::Duplicate(ack))] => {
+                    if matches!(outcome, AppendOutcome::Duplicate(_)) {
+                        RESENT_ALREADY_STORED.fetch_add(1, Ordering::Relaxed);
+                    }
+                    assert_eq!(ack.id, envelope.id());
+                    acks.push((ack.position, ack.id));
+                    seq += 1;
+                    in_flight = None;
+                    if restarts_seen == KILLS && !resumed {
+                        resumed = true;
+                        RESUMED.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                other => panic!("append refused: {other:?}"),
+            },
+            other => panic!("unexpected answer {other:?}"),
+        }
+        connection = Some(current);
+    }
+}
+
+/// Connects to the current relay; returns the connection and how many
+/// restarts that relay has been through.
+async fn reconnect(device: &Device, target: &mut Target) -> (Connection, usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "relay never came back");
+        let current = *target.borrow_and_update();
+        if let Some((addr, fingerprint, generation)) = current {
+            if let Ok(connection) = connect(device, addr, fingerprint).await {
+                return (connection, generation);
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), target.changed()).await;
+    }
+}
+
+async fn connect(
+    device: &Device,
+    addr: std::net::SocketAddr,
+    fingerprint: Fingerprint,
+) -> Result<Connection, cairn_client::ConnectError> {
+    let open = Connection::open(
+        addr,
+        fingerprint,
+        &device.key,
+        device.certificate.clone(),
+        None,
+    );
+    match tokio::time::timeout(Duration::from_secs(10), open).await {
+        Ok(result) => result,
+        Err(_) => Err(cairn_client::ConnectError::Protocol(
+            "connect timed out".into(),
+        )),
+    }
+}
+
+async fn read_all(connection: &Connection, stream: StreamId) -> Vec<(u64, EnvelopeId)> {
+    let mut out = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |(p, _)| *p);
+        let request = Request::Read(ReadRequest {
+            stream,
+            after,
+            limit: 4096,
+        });
+        match connection.request(&request).await.unwrap() {
+            Response::Page(page) => {
+                out.extend(page.entries.iter().map(|e| (e.position, e.envelope.id())));
+                if !page.more {
+                    return out;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
