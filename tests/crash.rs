@@ -196,10 +196,11 @@ async fn reconnect(device: &Device, target: &mut Target) -> (Connection, usize) 
     loop {
         assert!(Instant::now() < deadline, "relay never came back");
         let current = *target.borrow_and_update();
-        if let Some((addr, fingerprint, generation)) = current {
-            if let Ok(connection) = connect(device, addr, fingerprint).await {
-                return (connection, generation);
-            }
+        if let Some((addr, fingerprint, generation)) = current
+            && let Ok(connection) = connect(device, addr, fingerprint).await
+        {
+            return (connection, generation);
+        }
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), target.changed()).await;
     }
