@@ -201,7 +201,6 @@ async fn reconnect(device: &Device, target: &mut Target) -> (Connection, usize) 
         {
             return (connection, generation);
         }
-        }
         let _ = tokio::time::timeout(Duration::from_millis(100), target.changed()).await;
     }
 }
