@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::bounded::BoundedBytes;
 use crate::codec::{self, DecodeError, V1};
 use crate::ids::{DeviceId, EnvelopeId, Signature, UserId};
-use crate::limits::{MAX_ENVELOPE_LEN, MAX_PAYLOAD_LEN};
+use crate::limits::{MAX_ENVELOPE_LEN, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::scope::{Scope, StreamId};
 use crate::signing::{self, BadSignature, DOMAIN_ENVELOPE};
 
@@ -58,6 +58,11 @@ impl EnvelopeHeader {
     /// The canonical encoding of the header alone.
     pub fn encode(&self) -> Vec<u8> {
         codec::encode(self)
+    }
+
+    /// Decodes a header encoded alone, of at most [`MAX_HEADER_LEN`] bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        codec::decode_versioned(bytes, MAX_HEADER_LEN)
     }
 }
 

@@ -125,7 +125,8 @@ byte_id!(
     EnvelopeId, 32, "ce", "envelope id"
 );
 byte_id!(
-    /// A device's X25519 public key, to which key grants are sealed.
+    /// An X25519 public key to which key grants are sealed: a device's own,
+    /// or the exchange key a user shares across their devices.
     ExchangeKey, 32, "cx", "exchange key"
 );
 byte_id!(

@@ -11,6 +11,10 @@ pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
 /// take at most 183 bytes; the slack keeps the bound simple to state.
 pub const MAX_ENVELOPE_LEN: usize = MAX_PAYLOAD_LEN + 256;
 
+/// Largest encoded envelope header: version, two 32-byte ids, two
+/// varints of at most 10 bytes and a direct scope of 33 bytes.
+pub const MAX_HEADER_LEN: usize = 1 + 32 + 32 + 10 + 10 + 1 + 32;
+
 /// Largest frame body on a stream, not counting its 4-byte length prefix.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 

@@ -219,6 +219,13 @@ proptest! {
     }
 
     #[test]
+    fn headers_round_trip_alone(env in envelope()) {
+        let bytes = env.header().encode();
+        prop_assert!(bytes.len() <= limits::MAX_HEADER_LEN);
+        prop_assert_eq!(&EnvelopeHeader::decode(&bytes).unwrap(), env.header());
+    }
+
+    #[test]
     fn statements_round_trip(cert in certificate()) {
         prop_assert_eq!(DeviceCertificate::decode(&cert.encode()).unwrap(), cert);
     }
