@@ -196,15 +196,3 @@ fn assert_refused(result: Result<cairn_client::Connection, ConnectError>, code: 
         other => panic!("expected a refusal with {code}, got {other:?}"),
     }
 }
-
-async fn assert_closed_with(connection: &quinn::Connection, code: ErrorCode) {
-    let reason = tokio::time::timeout(WAIT, connection.closed())
-        .await
-        .expect("connection not closed");
-    match reason {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code, u32::from(code.0).into())
-        }
-        other => panic!("expected an application close with {code}, got {other:?}"),
-    }
-}

@@ -236,3 +236,16 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
         .next()
         .unwrap_or(0.0)
 }
+
+/// Waits (bounded) until the relay closes `connection` with `code`.
+pub async fn assert_closed_with(connection: &quinn::Connection, code: ErrorCode) {
+    let reason = tokio::time::timeout(WAIT, connection.closed())
+        .await
+        .expect("connection not closed");
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, u32::from(code.0).into())
+        }
+        other => panic!("expected an application close with {code}, got {other:?}"),
+    }
+}
