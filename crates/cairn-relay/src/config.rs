@@ -201,6 +201,8 @@ fn default_data_dir() -> PathBuf {
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use figment::Jail;
 
