@@ -196,3 +196,31 @@ fn assert_refused(result: Result<cairn_client::Connection, ConnectError>, code: 
         other => panic!("expected a refusal with {code}, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_configured_pem_certificate_is_served_instead_of_the_self_signed_one() {
+    let pem_dir = tempfile::TempDir::new().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["relay.example".to_owned()]).unwrap();
+    let (cert, key) = (
+        pem_dir.path().join("cert.pem"),
+        pem_dir.path().join("key.pem"),
+    );
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let relay = TestRelay::start_with(|c| {
+        c.tls = Some(cairn_relay::config::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    })
+    .await;
+    assert_eq!(
+        relay.handle.fingerprint,
+        Fingerprint::of_certificate(generated.cert.der())
+    );
+    relay.connect(&User::new(1).device(2)).await;
+    assert!(
+        !relay.dir.path().join("relay-cert.pem").exists(),
+        "no self-signed certificate when one is configured"
+    );
+}

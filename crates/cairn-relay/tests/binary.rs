@@ -326,3 +326,40 @@ async fn snapshot(
     }
     out
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_fingerprint() {
+    let dir = TempDir::new().unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("cairn-relay"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert!(
+        line["fields"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{line}"
+    );
+}
