@@ -1,0 +1,419 @@
+//! Live fan-out: one publisher appends to its friends stream, and every
+//! subscription to that stream receives every entry.
+//!
+//! Subscribers are friend users (granted by the publisher), a few
+//! subscriptions per connection. The publisher appends batches of
+//! envelopes, one request in flight; each payload starts with the time it
+//! was made, so that each subscriber measures publish-to-delivery latency
+//! as it decodes the entry.
+//!
+//! Baseline, same run, same connection layout: a bare quinn server writes
+//! the same frames (the relay's encoding of a one-entry subscription
+//! event, stamped the same way) on one stream per subscriber, from one
+//! task per stream fed by the producer in the same batches.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use cairn_client::{Connection, Subscription};
+use cairn_wire::frames::FRAME_HEADER_LEN;
+use cairn_wire::limits::MAX_FRAME_LEN;
+use cairn_wire::{
+    BoundedVec, Entry, Envelope, Request, Response, Scope, StreamId, SubscribeRequest,
+    SubscriptionEvent,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::ident::{
+    Device, PAYLOAD_LEN, User, age_of_stamp, overwrite, stamp_now, stamped_payload,
+};
+use crate::net;
+use crate::relay::InProcess;
+use crate::report::{Figure, Latencies, P50, P99, Report, Target, rate};
+use crate::requests::{WAIT, append_stored, grant_friend, open};
+
+const SCENARIO: &str = "fanout";
+/// Identity domain of this scenario's users.
+const DOMAIN: u8 = 2;
+/// Signature bytes at the end of an encoded envelope.
+const SIGNATURE_LEN: usize = 64;
+
+/// How much to fan out.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Subscriptions in all.
+    pub subscribers: usize,
+    /// Subscriptions per connection.
+    pub per_connection: usize,
+    /// Envelopes published.
+    pub messages: usize,
+    /// Envelopes per append request.
+    pub batch: usize,
+}
+
+impl Size {
+    /// 100 subscribers.
+    pub const FULL_100: Self = Self {
+        subscribers: 100,
+        per_connection: 50,
+        messages: 1000,
+        batch: 16,
+    };
+    /// 1000 subscribers.
+    pub const FULL_1000: Self = Self {
+        subscribers: 1000,
+        per_connection: 50,
+        messages: 200,
+        batch: 16,
+    };
+    /// A quick check that the scenario still works.
+    pub const SMOKE: Self = Self {
+        subscribers: 6,
+        per_connection: 4,
+        messages: 8,
+        batch: 3,
+    };
+
+    fn connections(self) -> usize {
+        self.subscribers.div_ceil(self.per_connection.max(1))
+    }
+
+    /// How many subscriptions connection `c` carries.
+    fn on_connection(self, c: usize) -> usize {
+        let before = c * self.per_connection;
+        self.per_connection
+            .min(self.subscribers.saturating_sub(before))
+    }
+}
+
+/// What one side of the comparison measured.
+struct Run {
+    elapsed: Duration,
+    latencies: Latencies,
+}
+
+/// Runs the relay fan-out and its raw quinn baseline.
+pub async fn run(size: Size) -> Result<Report> {
+    let mut relay = relay_run(size).await?;
+    let mut raw = raw_run(size).await?;
+    let deliveries = size.subscribers * size.messages;
+    let n = size.subscribers;
+    let figures = vec![
+        Figure::plain(
+            SCENARIO,
+            &format!("fan-out to {n} subscribers"),
+            rate(deliveries, relay.elapsed),
+            "deliveries/s",
+        )
+        .target(Target::AtLeast(0.5))
+        .against(
+            "raw quinn: same frames, one server stream per subscriber",
+            rate(deliveries, raw.elapsed),
+            None,
+        ),
+        Figure::plain(
+            SCENARIO,
+            &format!("fan-out to {n}: publish-to-delivery p50"),
+            relay.latencies.quantile_ms(P50),
+            "ms",
+        )
+        .against("raw quinn p50", raw.latencies.quantile_ms(P50), None),
+        Figure::plain(
+            SCENARIO,
+            &format!("fan-out to {n}: publish-to-delivery p99"),
+            relay.latencies.quantile_ms(P99),
+            "ms",
+        )
+        .against("raw quinn p99", raw.latencies.quantile_ms(P99), None),
+    ];
+    let notes = vec![format!(
+        "{n} subscribers over {} connections ({} subscriptions each), {} envelopes of \
+         {PAYLOAD_LEN} B payload published in appends of {}, one append in flight; \
+         latency runs from making the envelope (before signing and the durable commit) \
+         to decoding it at the subscriber, over all {deliveries} deliveries",
+        size.connections(),
+        size.per_connection,
+        size.messages,
+        size.batch
+    )];
+    Ok(Report { figures, notes })
+}
+
+// ---- through the relay ----
+
+async fn relay_run(size: Size) -> Result<Run> {
+    let relay = InProcess::start().await?;
+    let publisher = User::new(DOMAIN, 0);
+    let device = publisher.device(0);
+    let connection = open(relay.addr(), relay.pin(), &device).await?;
+    let stream = StreamId::new(publisher.id, Scope::Friends);
+    let mut readers = Vec::new();
+    let mut held = Vec::new();
+    for c in 0..size.connections() {
+        let friend = User::new(DOMAIN, u32::try_from(c + 1)?);
+        grant_friend(&connection, publisher.grant(friend.id)).await?;
+        let subscriber = open(relay.addr(), relay.pin(), &friend.device(0)).await?;
+        for _ in 0..size.on_connection(c) {
+            let subscription = subscribe_live(&subscriber, stream).await?;
+            readers.push(tokio::spawn(read_entries(subscription, size.messages)));
+        }
+        held.push(subscriber);
+    }
+    let started = Instant::now();
+    publish(&connection, &device, size).await?;
+    let run = gather(readers, started).await?;
+    for subscriber in held {
+        subscriber.close().await;
+    }
+    connection.close().await;
+    relay.stop().await;
+    Ok(run)
+}
+
+/// Subscribes from the start of the stream and waits until it is live.
+async fn subscribe_live(connection: &Connection, stream: StreamId) -> Result<Subscription> {
+    let mut subscription = connection
+        .subscribe(SubscribeRequest { stream, after: 0 })
+        .await?;
+    match next_event(&mut subscription).await? {
+        SubscriptionEvent::Live { .. } => Ok(subscription),
+        SubscriptionEvent::Entries(_) => bail!("entries before anything was published"),
+        SubscriptionEvent::End(error) => bail!("subscription refused: {error:?}"),
+    }
+}
+
+async fn next_event(subscription: &mut Subscription) -> Result<SubscriptionEvent> {
+    tokio::time::timeout(WAIT, subscription.next())
+        .await
+        .context("subscription stalled")??
+        .ok_or_else(|| anyhow!("subscription ended"))
+}
+
+/// Reads until `expected` entries arrived; returns their latencies and
+/// when the last one arrived.
+async fn read_entries(
+    mut subscription: Subscription,
+    expected: usize,
+) -> Result<(Latencies, Instant)> {
+    let mut latencies = Latencies::with_capacity(expected);
+    while latencies.len() < expected {
+        match next_event(&mut subscription).await? {
+            SubscriptionEvent::Entries(entries) => {
+                for entry in entries.iter() {
+                    let payload = entry.envelope.payload().as_slice();
+                    latencies.record(age_of_stamp(payload).context("unstamped payload")?);
+                }
+            }
+            SubscriptionEvent::Live { .. } => {}
+            SubscriptionEvent::End(error) => bail!("subscription ended: {error:?}"),
+        }
+    }
+    Ok((latencies, Instant::now()))
+}
+
+/// Appends `size.messages` stamped envelopes in batches, one in flight.
+async fn publish(connection: &Connection, device: &Device, size: Size) -> Result<()> {
+    let mut seq = 0u64;
+    let mut left = size.messages;
+    while left > 0 {
+        let count = left.min(size.batch.max(1));
+        let batch = (0..count)
+            .map(|_| {
+                seq += 1;
+                device.envelope(seq, Scope::Friends, stamped_payload())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        append_stored(connection, batch).await?;
+        left -= count;
+    }
+    Ok(())
+}
+
+type Reader = JoinHandle<Result<(Latencies, Instant)>>;
+
+/// Joins the readers: all latencies, and the time from `started` until the
+/// last delivery.
+async fn gather(readers: Vec<Reader>, started: Instant) -> Result<Run> {
+    let mut latencies = Latencies::default();
+    let mut last = started;
+    for reader in readers {
+        let (some, finished) = reader.await??;
+        latencies.merge(some);
+        last = last.max(finished);
+    }
+    Ok(Run {
+        elapsed: last - started,
+        latencies,
+    })
+}
+
+// ---- raw quinn ----
+
+async fn raw_run(size: Size) -> Result<Run> {
+    let (server, pin) = net::bare_server()?;
+    let addr = server.local_addr()?;
+    let (register, mut registered) = mpsc::channel(size.subscribers.max(1));
+    let acceptor = tokio::spawn(accept_subscribers(server.clone(), register));
+    let template = Arc::new(template_frame()?);
+    let mut readers = Vec::new();
+    let mut held = Vec::new();
+    for c in 0..size.connections() {
+        let endpoint = net::client_endpoint(pin)?;
+        let connection = net::connect(&endpoint, addr).await?;
+        for _ in 0..size.on_connection(c) {
+            let (mut send, recv) = connection.open_bi().await?;
+            send.write_all(&subscribe_frame()).await?;
+            readers.push(tokio::spawn(read_raw(send, recv, size.messages)));
+        }
+        held.push((endpoint, connection));
+    }
+    let mut writers = Vec::with_capacity(size.subscribers);
+    for _ in 0..size.subscribers {
+        let send = registered
+            .recv()
+            .await
+            .context("a subscriber never arrived")?;
+        writers.push(spawn_writer(send));
+    }
+    let started = Instant::now();
+    produce(&writers, &template, size).await?;
+    let run = gather(readers, started).await?;
+    drop(writers);
+    for (endpoint, connection) in held {
+        connection.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+    }
+    acceptor.abort();
+    server.close(0u32.into(), b"done");
+    Ok(run)
+}
+
+/// The request a subscriber sends, so that the baseline's streams carry
+/// the same first bytes as the relay's.
+fn subscribe_frame() -> Vec<u8> {
+    let stream = StreamId::new(User::new(DOMAIN, 0).id, Scope::Friends);
+    Request::Subscribe(SubscribeRequest { stream, after: 0 }).to_frame()
+}
+
+/// The relay's frame for one live entry of this scenario; the producer
+/// copies it and writes the stamp into the payload.
+fn template_frame() -> Result<Vec<u8>> {
+    let envelope: Envelope =
+        User::new(DOMAIN, 0)
+            .device(0)
+            .envelope(1, Scope::Friends, vec![0xa5; PAYLOAD_LEN])?;
+    let entries = BoundedVec::new(vec![Entry {
+        position: 1,
+        envelope,
+    }])
+    .map_err(|_| anyhow!("one entry fits"))?;
+    Ok(Response::Subscription(SubscriptionEvent::Entries(entries)).to_frame())
+}
+
+/// Where the payload starts in a frame: it is followed only by the
+/// envelope's signature.
+fn stamp_offset(frame_len: usize) -> usize {
+    frame_len.saturating_sub(SIGNATURE_LEN + PAYLOAD_LEN)
+}
+
+/// Accepts connections and their streams; passes on each stream's send
+/// half once its subscribe frame has been read.
+async fn accept_subscribers(server: quinn::Endpoint, register: mpsc::Sender<quinn::SendStream>) {
+    while let Some(incoming) = server.accept().await {
+        let register = register.clone();
+        tokio::spawn(async move {
+            let Ok(connection) = incoming.await else {
+                return;
+            };
+            while let Ok((send, mut recv)) = connection.accept_bi().await {
+                if read_frame(&mut recv).await.is_ok_and(|f| f.is_some()) {
+                    let _ = register.send(send).await;
+                }
+            }
+        });
+    }
+}
+
+type Batch = Arc<Vec<Vec<u8>>>;
+
+/// One task per subscriber stream writing each batch's frames in turn.
+fn spawn_writer(mut send: quinn::SendStream) -> mpsc::Sender<Batch> {
+    let (tx, mut rx) = mpsc::channel::<Batch>(64);
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            for frame in batch.iter() {
+                if send.write_all(frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = send.finish();
+    });
+    tx
+}
+
+/// Stamps frames in the relay run's batches and hands each batch to every
+/// writer.
+async fn produce(writers: &[mpsc::Sender<Batch>], template: &[u8], size: Size) -> Result<()> {
+    let offset = stamp_offset(template.len());
+    let mut left = size.messages;
+    while left > 0 {
+        let count = left.min(size.batch.max(1));
+        let batch: Batch = Arc::new(
+            (0..count)
+                .map(|_| {
+                    let mut frame = template.to_vec();
+                    if let Some(payload) = frame.get_mut(offset..) {
+                        overwrite(payload, &stamp_now().to_le_bytes());
+                    }
+                    frame
+                })
+                .collect(),
+        );
+        for writer in writers {
+            writer
+                .send(batch.clone())
+                .await
+                .map_err(|_| anyhow!("a writer stopped"))?;
+        }
+        left -= count;
+    }
+    Ok(())
+}
+
+/// Reads `expected` frames, measuring each one's stamp.
+async fn read_raw(
+    _send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    expected: usize,
+) -> Result<(Latencies, Instant)> {
+    let mut latencies = Latencies::with_capacity(expected);
+    while latencies.len() < expected {
+        let frame = tokio::time::timeout(WAIT, read_frame(&mut recv))
+            .await
+            .context("raw stream stalled")??
+            .context("raw stream ended early")?;
+        let payload = frame.get(stamp_offset(frame.len())..).unwrap_or_default();
+        latencies.record(age_of_stamp(payload).context("short raw frame")?);
+    }
+    Ok((latencies, Instant::now()))
+}
+
+/// One length-prefixed frame body; `None` at the end of the stream.
+pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    match recv.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = usize::try_from(u32::from_be_bytes(header))?;
+    if len > MAX_FRAME_LEN {
+        bail!("frame of {len} bytes");
+    }
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await?;
+    Ok(Some(body))
+}

@@ -1,0 +1,167 @@
+//! QUIC on both sides of the baselines: a bare quinn server with the
+//! relay's TLS set-up (rustls with ring, TLS 1.3 only, ALPN `cairn/1`, a
+//! self-signed ECDSA P-256 certificate from rcgen), and client endpoints
+//! configured like `cairn-client`'s (pinned certificate, same keep-alive
+//! and idle timeout), one endpoint shared by many connections when a
+//! scenario needs thousands of them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use cairn_client::connection::{auth_exporter, request_on};
+use cairn_wire::frames::ALPN;
+use cairn_wire::{AuthRequest, Fingerprint, Request, Response};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+
+use crate::ident::Device;
+
+/// The client's keep-alive and idle timeout, as in `cairn-client`.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bidirectional streams a bare server lets each connection open, as the
+/// relay's benchmark configuration does.
+pub const STREAMS_PER_CONNECTION: u32 = 1024;
+
+/// A bare quinn server endpoint on loopback and the pin of its certificate.
+pub fn bare_server() -> Result<(quinn::Endpoint, Fingerprint)> {
+    let names = vec!["cairn-relay".to_owned(), "localhost".to_owned()];
+    let generated =
+        rcgen::generate_simple_self_signed(names).context("generating a certificate")?;
+    let der = CertificateDer::from(generated.cert.der().to_vec());
+    let pin = Fingerprint::of_certificate(&der);
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        generated.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(STREAMS_PER_CONNECTION.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+    server.transport_config(Arc::new(transport));
+    let endpoint = quinn::Endpoint::server(server, loopback())?;
+    Ok((endpoint, pin))
+}
+
+/// A client endpoint on loopback whose connections pin `pin`.
+pub fn client_endpoint(pin: Fingerprint) -> Result<quinn::Endpoint> {
+    let mut endpoint = quinn::Endpoint::client(loopback())?;
+    endpoint.set_default_client_config(client_config(pin)?);
+    Ok(endpoint)
+}
+
+/// Connects `endpoint` to `addr` (QUIC and TLS handshake only).
+pub async fn connect(endpoint: &quinn::Endpoint, addr: SocketAddr) -> Result<quinn::Connection> {
+    Ok(endpoint.connect(addr, "cairn-relay")?.await?)
+}
+
+/// Connects and authenticates as `device`, the way `cairn-client` does,
+/// but on a shared endpoint.
+pub async fn connect_authenticated(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    device: &Device,
+) -> Result<quinn::Connection> {
+    let connection = connect(endpoint, addr).await?;
+    let exporter = auth_exporter(&connection)?;
+    let request = Request::Authenticate(AuthRequest {
+        certificate: device.certificate.clone(),
+        proof: AuthRequest::prove(&device.key, &exporter),
+        invite: None,
+    });
+    match request_on(&connection, &request).await? {
+        Response::Authenticated(_) => Ok(connection),
+        Response::Error(error) => bail!("authentication refused: {error:?}"),
+        other => Err(anyhow!("unexpected answer to authenticate: {other:?}")),
+    }
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn client_config(pin: Fingerprint) -> Result<quinn::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Pinned {
+        pin,
+        provider: provider.clone(),
+    });
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// Accepts exactly the pinned certificate and still checks the handshake
+/// signature, as `cairn-client`'s verifier does, so that both sides do the
+/// same handshake work as a real client.
+#[derive(Debug)]
+struct Pinned {
+    pin: Fingerprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if Fingerprint::of_certificate(end_entity) == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "certificate is not the pinned one".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

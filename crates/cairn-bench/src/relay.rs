@@ -1,0 +1,235 @@
+//! Relays under test: in the load generator's process (most scenarios),
+//! or as a child process of its own, so that its memory can be read apart
+//! from the load generator's.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use cairn_relay::config::{FlagOverrides, Limits, RelayConfig};
+use cairn_relay::{RelayHandle, start};
+use cairn_wire::Fingerprint;
+use serde::Serialize;
+use tempfile::TempDir;
+
+/// How long a child relay may take to say where it listens.
+const CHILD_START: Duration = Duration::from_secs(30);
+
+/// Limits high enough that only the machine bounds the load: every
+/// scenario connects from one address, as one or few users, with many
+/// streams and subscriptions per connection.
+pub fn bench_limits() -> Limits {
+    Limits {
+        connections_per_ip: 100_000,
+        streams_per_connection: crate::net::STREAMS_PER_CONNECTION,
+        subscriptions_per_connection: 1024,
+        idle_timeout_secs: 120,
+        request_timeout_secs: 60,
+        requests_per_second_per_user: 10_000_000,
+        request_burst_per_user: 10_000_000,
+        requests_per_second_per_ip: 10_000_000,
+        request_burst_per_ip: 10_000_000,
+        ..Limits::default()
+    }
+}
+
+/// A relay running in this process on loopback, with its data directory.
+#[derive(Debug)]
+pub struct InProcess {
+    /// The running relay.
+    pub handle: RelayHandle,
+    _dir: TempDir,
+}
+
+impl InProcess {
+    /// Starts a relay on a fresh data directory.
+    pub async fn start() -> Result<Self> {
+        Self::start_in(TempDir::new()?).await
+    }
+
+    /// Starts a relay on `dir`, which may already hold a database.
+    pub async fn start_in(dir: TempDir) -> Result<Self> {
+        let handle = start(config_in(dir.path())).await?;
+        Ok(Self { handle, _dir: dir })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.addr
+    }
+
+    /// The pin of its certificate.
+    pub fn pin(&self) -> Fingerprint {
+        self.handle.fingerprint
+    }
+
+    /// Shuts it down gracefully and removes its data.
+    pub async fn stop(self) {
+        self.handle.shutdown().await;
+    }
+}
+
+/// The benchmark configuration of a relay on `dir`.
+pub fn config_in(dir: &Path) -> RelayConfig {
+    RelayConfig {
+        data_dir: dir.to_owned(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        limits: bench_limits(),
+        ..RelayConfig::default()
+    }
+}
+
+/// A relay in a child process, killed when dropped.
+#[derive(Debug)]
+pub struct Child {
+    process: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The pin of its certificate.
+    pub pin: Fingerprint,
+    _dir: TempDir,
+}
+
+/// The configuration file a child relay reads: the benchmark limits.
+#[derive(Serialize)]
+struct ConfigFile {
+    limits: Limits,
+}
+
+impl Child {
+    /// Starts `cairn-relay serve` from `relay_bin`, or, without one, this
+    /// program's `serve-relay`, which runs the same library entry point.
+    pub fn spawn(relay_bin: Option<&Path>) -> Result<Self> {
+        let dir = TempDir::new()?;
+        let config = dir.path().join("relay.toml");
+        let limits = bench_limits();
+        std::fs::write(&config, toml::to_string(&ConfigFile { limits })?)?;
+        let data = dir.path().join("data");
+        let mut command = match relay_bin {
+            Some(bin) => {
+                let mut relay = Command::new(bin);
+                relay.arg("--config").arg(&config).arg("serve");
+                relay.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+                relay
+            }
+            None => {
+                let mut own = Command::new(std::env::current_exe()?);
+                own.arg("serve-relay").arg("--config").arg(&config);
+                own
+            }
+        };
+        command
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut process = command.spawn().context("starting the relay process")?;
+        let lines = forward_lines(&mut process)?;
+        match listening(&lines) {
+            Ok((addr, pin)) => Ok(Self {
+                process,
+                addr,
+                pin,
+                _dir: dir,
+            }),
+            Err(e) => {
+                let _ = process.kill();
+                let _ = process.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// The relay process's resident memory now, in bytes.
+    pub fn rss_bytes(&self) -> Result<u64> {
+        rss_of(&format!("/proc/{}/status", self.process.id()))
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Reads the child's stdout on a thread (so that the pipe never fills) and
+/// passes its lines on.
+fn forward_lines(process: &mut std::process::Child) -> Result<mpsc::Receiver<String>> {
+    let stdout = process.stdout.take().context("relay stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Waits for `cairn relay listening on ADDR (admin ADDR)` and
+/// `fingerprint sha256:...`.
+fn listening(lines: &mpsc::Receiver<String>) -> Result<(SocketAddr, Fingerprint)> {
+    let (mut addr, mut pin) = (None, None);
+    while addr.is_none() || pin.is_none() {
+        let line = lines
+            .recv_timeout(CHILD_START)
+            .map_err(|_| anyhow!("the relay did not say where it listens"))?;
+        if let Some(rest) = line.strip_prefix("cairn relay listening on ") {
+            let text = rest.split_whitespace().next().unwrap_or_default();
+            addr = Some(text.parse::<SocketAddr>()?);
+        } else if let Some(text) = line.strip_prefix("fingerprint ") {
+            pin = Some(text.parse::<Fingerprint>()?);
+        }
+    }
+    addr.zip(pin).context("relay start-up lines")
+}
+
+/// `VmRSS` of a `/proc/<pid>/status` file, in bytes.
+pub fn rss_of(status: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(status).with_context(|| format!("reading {status}"))?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("no VmRSS line")?;
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse()?;
+    Ok(kib * 1024)
+}
+
+/// `cairn-load serve-relay`: what `cairn-relay serve` does, from the
+/// library, for runs that were not given the relay binary.
+pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf) -> Result<()> {
+    let flags = FlagOverrides {
+        data_dir: Some(data_dir),
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        log_format: None,
+    };
+    let config = RelayConfig::load(Some(config_file), &flags)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let relay = start(config).await?;
+        say(&format!(
+            "cairn relay listening on {} (admin {})",
+            relay.addr, relay.admin_addr
+        ));
+        say(&format!("fingerprint {}", relay.fingerprint));
+        relay.wait().await;
+        bail!("the relay stopped")
+    })
+}
+
+/// A line on stdout, for the parent process to read.
+#[allow(clippy::print_stdout)]
+fn say(line: &str) {
+    println!("{line}");
+}

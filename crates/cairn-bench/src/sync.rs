@@ -1,0 +1,212 @@
+//! Cold sync: a user's new device pulls the whole backlog of the user's
+//! private stream, saying hello with its cursor until the relay says
+//! nothing more is waiting, as the client's sync engine does.
+//!
+//! The backlog is loaded into the relay's database with the store
+//! directly (signed envelopes, 256 per durable commit) before the relay
+//! starts, because what is measured is the pull, not the load.
+//!
+//! Baseline, same run: a bare quinn server pushes the same number of bytes
+//! on one stream to a client that asked for them.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cairn_client::Connection;
+use cairn_store::{ItemOutcome, RedbStore, StatementOutcome, Store};
+use cairn_wire::{BoundedVec, Cursor, HelloRequest, Request, Response, Scope, StreamId};
+use tempfile::TempDir;
+
+use crate::fanout::read_frame;
+use crate::ident::{Device, PAYLOAD_LEN, User, stamped_payload};
+use crate::net;
+use crate::relay::{InProcess, config_in};
+use crate::report::{Figure, Report, Target};
+use crate::requests::{WAIT, open, register_device, request};
+
+const SCENARIO: &str = "sync";
+/// Identity domain of this scenario's users.
+const DOMAIN: u8 = 3;
+/// Envelopes per durable commit while loading the backlog.
+const LOAD_BATCH: usize = 256;
+/// Bytes per write on the baseline's stream.
+const RAW_CHUNK: usize = 1 << 20;
+
+/// How much to pull.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Envelopes in the backlog.
+    pub envelopes: usize,
+}
+
+impl Size {
+    /// The figure of record: 100k envelopes.
+    pub const FULL: Self = Self { envelopes: 100_000 };
+    /// A quick check: still several pages.
+    pub const SMOKE: Self = Self { envelopes: 800 };
+}
+
+/// Runs the cold sync and its raw quinn baseline.
+pub async fn run(size: Size) -> Result<Report> {
+    let user = User::new(DOMAIN, 0);
+    let (old, new) = (user.device(0), user.device(1));
+    let dir = TempDir::new()?;
+    let loading = Instant::now();
+    let bytes = preload(dir.path(), &old, size.envelopes).await?;
+    let load_time = loading.elapsed();
+
+    let relay = InProcess::start_in(dir).await?;
+    let existing = open(relay.addr(), relay.pin(), &old).await?;
+    register_device(&existing, new.certificate.clone()).await?;
+    let puller = open(relay.addr(), relay.pin(), &new).await?;
+    let stream = StreamId::new(user.id, Scope::Private);
+    let (elapsed, hellos) = pull_all(&puller, stream, size.envelopes).await?;
+    puller.close().await;
+    existing.close().await;
+    relay.stop().await;
+
+    let raw = raw_push(bytes).await?;
+    let megabytes = bytes as f64 / 1e6;
+    let figures = vec![
+        Figure::plain(
+            SCENARIO,
+            &format!("cold sync of {} envelopes", size.envelopes),
+            megabytes / elapsed.as_secs_f64(),
+            "MB/s",
+        )
+        .target(Target::AtLeast(0.5))
+        .against(
+            "raw quinn: the same bytes on one stream",
+            megabytes / raw.as_secs_f64(),
+            None,
+        ),
+        Figure::plain(
+            SCENARIO,
+            &format!("cold sync of {} envelopes: time", size.envelopes),
+            elapsed.as_secs_f64(),
+            "s",
+        ),
+    ];
+    let notes = vec![format!(
+        "{} envelopes of {PAYLOAD_LEN} B payload ({megabytes:.1} MB of envelope encodings, \
+         MB = 10^6 bytes) pulled by a new device in {hellos} hellos, one at a time; the \
+         client decodes every answer but does not verify signatures; loading the backlog \
+         took {:.1} s and is not timed",
+        size.envelopes,
+        load_time.as_secs_f64()
+    )];
+    Ok(Report { figures, notes })
+}
+
+/// Loads `count` envelopes by `device` into the database the relay will
+/// open in `dir`; returns the bytes of their encodings.
+async fn preload(dir: &Path, device: &Device, count: usize) -> Result<u64> {
+    let store = RedbStore::open(config_in(dir).database_path())?;
+    match store.register_device(device.certificate.clone()).await? {
+        StatementOutcome::Applied => {}
+        other => bail!("registering the loading device: {other:?}"),
+    }
+    let mut bytes = 0u64;
+    let mut seq = 0u64;
+    while usize::try_from(seq)? < count {
+        let take = (count - usize::try_from(seq)?).min(LOAD_BATCH);
+        let batch = (0..take)
+            .map(|_| {
+                seq += 1;
+                device.envelope(seq, Scope::Private, stamped_payload())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        bytes += batch.iter().map(|e| e.encode().len() as u64).sum::<u64>();
+        for outcome in store.append(batch).await? {
+            if !matches!(outcome, ItemOutcome::Stored { .. }) {
+                bail!("loading the backlog: {outcome:?}");
+            }
+        }
+    }
+    store.close().await;
+    Ok(bytes)
+}
+
+/// Says hello with the cursor until nothing more is waiting; returns the
+/// time it took and how many hellos.
+async fn pull_all(
+    connection: &Connection,
+    stream: StreamId,
+    expected: usize,
+) -> Result<(Duration, usize)> {
+    let started = Instant::now();
+    let (mut position, mut received, mut hellos) = (0u64, 0usize, 0usize);
+    loop {
+        let cursors = BoundedVec::new(vec![Cursor { stream, position }])
+            .map_err(|_| anyhow::anyhow!("one cursor fits"))?;
+        let hello = Request::Hello(HelloRequest {
+            cursors,
+            outbox: BoundedVec::empty(),
+        });
+        hellos += 1;
+        let Response::Synced(synced) = request(connection, &hello).await? else {
+            bail!("unexpected answer to hello");
+        };
+        for page in synced.pages.iter().filter(|p| p.stream == stream) {
+            received += page.entries.len();
+            if let Some(last) = page.entries.as_slice().last() {
+                position = last.position;
+            }
+        }
+        if !synced.more {
+            break;
+        }
+    }
+    if received != expected || usize::try_from(position)? != expected {
+        bail!("pulled {received} entries up to {position}, expected {expected}");
+    }
+    Ok((started.elapsed(), hellos))
+}
+
+/// The time a bare quinn server takes to push `bytes` on one stream to a
+/// client that asked with one small frame.
+async fn raw_push(bytes: u64) -> Result<Duration> {
+    let (server, pin) = net::bare_server()?;
+    let addr = server.local_addr()?;
+    let pusher = tokio::spawn(serve_push(server.clone(), bytes));
+    let endpoint = net::client_endpoint(pin)?;
+    let connection = net::connect(&endpoint, addr).await?;
+    let started = Instant::now();
+    let (mut send, mut recv) = connection.open_bi().await?;
+    send.write_all(&Request::Status.to_frame()).await?;
+    let mut received = 0u64;
+    while let Some(chunk) = tokio::time::timeout(WAIT, recv.read_chunk(usize::MAX, true))
+        .await
+        .context("raw push stalled")??
+    {
+        received += chunk.bytes.len() as u64;
+    }
+    let elapsed = started.elapsed();
+    connection.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    pusher.await??;
+    server.close(0u32.into(), b"done");
+    if received != bytes {
+        bail!("raw push delivered {received} of {bytes} bytes");
+    }
+    Ok(elapsed)
+}
+
+async fn serve_push(server: quinn::Endpoint, bytes: u64) -> Result<()> {
+    let incoming = server.accept().await.context("no client")?;
+    let connection = incoming.await?;
+    let (mut send, mut recv) = connection.accept_bi().await?;
+    read_frame(&mut recv).await?.context("no request")?;
+    let chunk = vec![0x5a; RAW_CHUNK];
+    let mut left = bytes;
+    while left > 0 {
+        let take = usize::try_from(left)?.min(RAW_CHUNK);
+        send.write_all(chunk.get(..take).unwrap_or_default())
+            .await?;
+        left -= take as u64;
+    }
+    send.finish()?;
+    connection.closed().await;
+    Ok(())
+}
