@@ -124,6 +124,10 @@ impl Error {
                 ErrorKind::FingerprintMismatch
             }
             Self::Connect(ConnectError::Refused(e)) | Self::Refused(e) => refusal_kind(e),
+            Self::Request(RequestError::Closed(e)) => match refusal_kind(e) {
+                ErrorKind::Other => ErrorKind::Unreachable,
+                kind => kind,
+            },
             Self::Request(_) => ErrorKind::Unreachable,
             Self::UnknownFriend(_) | Self::UnknownAudience(_) | Self::UnknownNote(_) => {
                 ErrorKind::Unknown

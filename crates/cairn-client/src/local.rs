@@ -14,6 +14,7 @@
 //! envelopes it covers or an acknowledged envelope still in the outbox.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cairn_wire::codec;
@@ -48,12 +49,15 @@ pub(crate) mod meta {
     pub const NEXT_SEQ: &str = "next_seq";
 }
 
-/// The local store. It opens the redb file for each operation and closes
-/// it after, so that a long-running `cairn watch` never locks other cairn
-/// commands on the same home out for longer than one write.
-#[derive(Debug, Clone)]
+/// The local store. The redb file is opened on first use and kept open
+/// until [`LocalStore::release`]: a long-running `cairn watch` releases it
+/// between writes and the sync engine before each network round trip, so
+/// that other cairn commands on the same home are never locked out for
+/// long.
+#[derive(Debug)]
 pub(crate) struct LocalStore {
     path: PathBuf,
+    db: Mutex<Option<Arc<Database>>>,
 }
 
 /// Changes committed together.
@@ -82,7 +86,10 @@ impl LocalStore {
         restrict(home);
         let path = home.join(STORE_FILE);
         drop(Database::create(&path)?);
-        let store = Self { path };
+        let store = Self {
+            path,
+            db: Mutex::new(None),
+        };
         store.create_tables()?;
         Ok(store)
     }
@@ -95,11 +102,35 @@ impl LocalStore {
                 home: home.to_owned(),
             });
         }
-        Ok(Self { path })
+        Ok(Self {
+            path,
+            db: Mutex::new(None),
+        })
+    }
+
+    /// Closes the file until the next operation, letting other processes
+    /// in.
+    pub fn release(&self) {
+        self.lock().take();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Database>>> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open database, opening it if needed.
+    fn db(&self) -> Result<Arc<Database>, Error> {
+        let mut slot = self.lock();
+        if let Some(db) = &*slot {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(self.open_file()?);
+        *slot = Some(db.clone());
+        Ok(db)
     }
 
     /// Opens the file, waiting a while if another process holds it.
-    fn db(&self) -> Result<Database, Error> {
+    fn open_file(&self) -> Result<Database, Error> {
         let started = Instant::now();
         loop {
             match Database::open(&self.path) {

@@ -200,13 +200,17 @@ impl State {
         let mut views: Vec<AudienceView> = self
             .audiences
             .values()
-            .map(|a| AudienceView {
-                name: a.name().to_owned(),
-                epoch: a.epoch().0,
-                members: a
+            .map(|a| {
+                let mut members: Vec<String> = a
                     .members()
                     .map(|m| self.name_of(me, &m.user.to_text()))
-                    .collect(),
+                    .collect();
+                members.sort();
+                AudienceView {
+                    name: a.name().to_owned(),
+                    epoch: a.epoch().0,
+                    members,
+                }
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));

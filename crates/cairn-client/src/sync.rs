@@ -82,6 +82,7 @@ impl Client {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
         loop {
+            self.store.release();
             let connection = self.connect().await?;
             let outcome = self.sync_on(&connection, progress).await;
             connection.close().await;
@@ -159,6 +160,7 @@ impl Client {
     ) -> Result<SyncResponse, Error> {
         let mut cursors = self.store.cursors()?;
         cursors.truncate(MAX_CURSORS);
+        self.store.release();
         let envelopes = outbox.iter().map(|(_, e)| e.clone()).collect();
         let request = Request::Hello(HelloRequest {
             cursors: BoundedVec::new(cursors).map_err(|_| Error::Invalid("cursors".into()))?,

@@ -79,6 +79,7 @@ impl Client {
         on_event(WatchEvent::Live);
         let mut keys = self.key_state()?;
         let mut known = self.store.known_ids()?;
+        self.store.release();
         while let Some((stream, event)) = rx.recv().await {
             let entries = match event? {
                 Some(SubscriptionEvent::Entries(entries)) => entries,
@@ -105,6 +106,7 @@ impl Client {
                     .filter_map(|item| event_of(&state, item))
                     .for_each(&mut *on_event);
             }
+            self.store.release();
         }
         Ok(())
     }
