@@ -177,3 +177,28 @@ fn a_sync_replayed_after_an_interruption_neither_loses_nor_doubles() {
     phone.ok(&["sync"]);
     assert_eq!(phone.note_texts(), ["one", "two", "three"]);
 }
+
+#[test]
+fn note_text_can_come_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay, "laptop");
+    let mut child = home
+        .cmd(&["--json", "note", "add", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\nline two\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(home.note_texts(), ["line one\nline two"]);
+}

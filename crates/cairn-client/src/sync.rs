@@ -16,7 +16,7 @@ use cairn_wire::{
 };
 use serde::Serialize;
 
-use crate::client::Client;
+use crate::client::{Client, Options};
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::identity::LinkState;
@@ -28,6 +28,9 @@ use crate::record::RecordBody;
 const OUTBOX_BYTES: usize = 768 * 1024;
 /// Hello rounds one sync makes at most (each pulls up to a frame).
 const MAX_ROUNDS: usize = 100_000;
+/// Longest a push after a local change waits for the relay: the change is
+/// safe in the outbox either way.
+const QUICK_CONNECT: Duration = Duration::from_secs(3);
 /// Longest wait a `rate_limited` answer can impose before a retry.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -105,9 +108,14 @@ impl Client {
     /// Pushes what is queued if the relay can be reached quickly; `None`
     /// when it cannot (the work stays queued for the next sync).
     pub async fn push(&mut self) -> Result<Option<SyncReport>, Error> {
-        let attempts = std::mem::replace(&mut self.options.attempts, 1);
+        let quick = Options {
+            attempts: 1,
+            connect_timeout: self.options.connect_timeout.min(QUICK_CONNECT),
+            ..self.options.clone()
+        };
+        let usual = std::mem::replace(&mut self.options, quick);
         let outcome = self.sync(&mut NoProgress).await;
-        self.options.attempts = attempts;
+        self.options = usual;
         match outcome {
             Ok(report) => Ok(Some(report)),
             Err(e) if e.is_unreachable() => Ok(None),
