@@ -287,3 +287,42 @@ fn refusal(outcomes: &[AppendOutcome]) -> (ErrorCode, ErrorDetail) {
         other => panic!("expected one refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn pages_of_large_envelopes_fit_a_frame_and_continue_without_gaps() {
+    let relay = TestRelay::start().await;
+    let alice = User::new(1);
+    let device = alice.device(2);
+    let c = relay.connect(&device).await;
+    let big = vec![0x33; 60 * 1024];
+    let batch: Vec<Envelope> = (1..=40)
+        .map(|seq| device.envelope(seq, Scope::Private, &big))
+        .collect();
+    for chunk in batch.chunks(8) {
+        assert!(
+            append(&c, chunk.to_vec())
+                .await
+                .iter()
+                .all(|o| matches!(o, AppendOutcome::Stored(_)))
+        );
+    }
+    let stream = StreamId::new(alice.id, Scope::Private);
+    let (mut after, mut pages, mut seen) = (0, 0, Vec::new());
+    loop {
+        let Response::Page(page) = read(&c, stream, after).await else {
+            panic!("expected a page")
+        };
+        assert!(
+            page.entries.len() < 40,
+            "a page of 40 × 60 KiB would exceed the frame limit"
+        );
+        seen.extend(page.entries.iter().map(|e| e.position));
+        after = *seen.last().unwrap();
+        pages += 1;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+    assert!(pages >= 3, "{pages} pages");
+}
