@@ -355,7 +355,7 @@ async fn audience(ctx: &Ctx, command: AudienceCommand) -> Result<()> {
             format!("added {member} to {name}")
         }
         AudienceCommand::Remove { name, member } => {
-            client.remove_member(&name, &member)?;
+            client.remove_member(&name, &member).await?;
             format!("removed {member} from {name}; its key rotated")
         }
     };
@@ -386,7 +386,7 @@ fn audience_list(ctx: &Ctx, client: &Client) -> Result<()> {
 
 async fn post(ctx: &Ctx, to: &[String], text: &str) -> Result<()> {
     let mut client = ctx.client()?;
-    let id = client.post(to, &read_text(text)?)?;
+    let id = client.post(to, &read_text(text)?).await?;
     let queued = push(&mut client).await?;
     if ctx.json {
         return output::json(&json!({ "id": id.to_text(), "queued": queued }));
@@ -402,13 +402,12 @@ fn feed(ctx: &Ctx) -> Result<()> {
         return output::json(&feed);
     }
     for post in feed {
-        println!(
-            "{}  {:<12} [{}]  {}",
-            time(post.created),
-            post.from,
-            post.audiences.join(", "),
-            post.text
-        );
+        // Friends' audience names are theirs alone; show only ours.
+        let to = match post.from.as_str() {
+            "me" => format!(" [{}]", post.audiences.join(", ")),
+            _ => String::new(),
+        };
+        println!("{}  {}{to}: {}", time(post.created), post.from, post.text);
     }
     Ok(())
 }

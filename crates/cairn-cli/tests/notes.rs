@@ -9,28 +9,7 @@
 
 mod support;
 
-use support::{Home, Relay};
-
-/// Links `phone` to the user of `laptop` the way the README says.
-fn link(relay: &Relay, laptop: &Home, phone: &Home) {
-    let joined = phone.json(&[
-        "device",
-        "join",
-        "--relay",
-        &relay.addr,
-        "--fingerprint",
-        &relay.fingerprint,
-        "--name",
-        "phone",
-    ]);
-    let code = joined["code"].as_str().unwrap().to_owned();
-    let (code_before, message) = phone.fails(&["sync"]);
-    assert_eq!(code_before, 10, "not approved yet: {message}");
-    assert!(message.contains("not approved yet"), "{message}");
-    laptop.ok(&["device", "approve", &code]);
-    let report = phone.json(&["sync"]);
-    assert_eq!(report["linked"], true);
-}
+use support::{Home, Relay, link};
 
 #[test]
 fn notes_flow_across_two_devices_with_one_offline() {

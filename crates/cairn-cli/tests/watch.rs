@@ -10,15 +10,16 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Home, Relay, line_reader};
+use support::{Home, Relay, line_reader, link};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn watch_receives_a_post_live() {
     let relay = Relay::start();
-    let (alice, bob) = (Home::new(), Home::new());
+    let (alice, alice_phone, bob) = (Home::new(), Home::new(), Home::new());
     let a = alice.init(&relay, "alice");
+    link(&relay, &alice, &alice_phone);
     let b = bob.init(&relay, "bob");
     alice.ok(&["friend", "add", &b, "--name", "bob"]);
     bob.ok(&["friend", "add", &a, "--name", "alice"]);
@@ -29,7 +30,9 @@ fn watch_receives_a_post_live() {
     let ready = status.recv_timeout(WAIT).expect("watch reports it is live");
     assert!(ready.contains("watching"), "{ready}");
 
-    alice.ok(&["post", "--to", "close", "live hello"]);
+    // The phone has not synced since the audience was made: posting
+    // pulls it first.
+    alice_phone.ok(&["post", "--to", "close", "live hello"]);
     bob.ok(&["note", "add", "a note while watching"]);
     let mut seen = Vec::new();
     let deadline = Instant::now() + WAIT;

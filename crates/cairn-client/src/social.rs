@@ -72,7 +72,7 @@ impl Client {
     /// its key. Local: pushed on the next sync.
     pub async fn create_audience(&mut self, name: &str, members: &[String]) -> Result<(), Error> {
         check_name(name)?;
-        let state = self.state_with_keys_of(members).await?;
+        let state = self.state_knowing(&[], members).await?;
         if state.audience(name).is_some() {
             return Err(Error::Exists(format!(
                 "an audience is already named {name:?}"
@@ -100,7 +100,9 @@ impl Client {
     /// Adds a friend to an audience and grants them its current key (not
     /// older ones: they read from now on).
     pub async fn add_member(&mut self, audience: &str, member: &str) -> Result<(), Error> {
-        let state = self.state_with_keys_of(&[member.to_owned()]).await?;
+        let state = self
+            .state_knowing(&[audience.to_owned()], &[member.to_owned()])
+            .await?;
         let mut current = state
             .audience(audience)
             .cloned()
@@ -118,8 +120,8 @@ impl Client {
 
     /// Removes a member: the audience rotates to a new epoch whose key
     /// only the remaining members get.
-    pub fn remove_member(&mut self, audience: &str, member: &str) -> Result<(), Error> {
-        let state = self.state()?;
+    pub async fn remove_member(&mut self, audience: &str, member: &str) -> Result<(), Error> {
+        let state = self.state_knowing(&[audience.to_owned()], &[]).await?;
         let current = state
             .audience(audience)
             .cloned()
@@ -141,13 +143,13 @@ impl Client {
 
     /// Posts `text` to the friends stream, readable by the members of
     /// `audiences` (names). Local: pushed on the next sync.
-    pub fn post(&mut self, audiences: &[String], text: &str) -> Result<EnvelopeId, Error> {
+    pub async fn post(&mut self, audiences: &[String], text: &str) -> Result<EnvelopeId, Error> {
         if audiences.is_empty() {
             return Err(Error::Invalid(
                 "name at least one audience with --to".into(),
             ));
         }
-        let state = self.state()?;
+        let state = self.state_knowing(audiences, &[]).await?;
         let chosen = audiences
             .iter()
             .map(|name| {
@@ -201,16 +203,23 @@ impl Client {
         Ok(Member { user, exchange_key })
     }
 
-    /// The state, synced first if a named friend's key is missing and the
-    /// relay can be reached.
-    async fn state_with_keys_of(&mut self, names: &[String]) -> Result<State, Error> {
+    /// The state, synced first when it lacks a named audience, friend or
+    /// friend's key and the relay can be reached: another device of the
+    /// user may have made them since this one last synced.
+    async fn state_knowing(
+        &mut self,
+        audiences: &[String],
+        friends: &[String],
+    ) -> Result<State, Error> {
         let state = self.state()?;
-        let missing = names.iter().any(|name| {
+        let knows_friend = |name: &String| {
             state
                 .friend(name)
-                .is_some_and(|user| !state.exchange_keys.contains_key(&user))
-        });
-        if !missing {
+                .is_some_and(|user| state.exchange_keys.contains_key(&user))
+        };
+        let complete = audiences.iter().all(|a| state.audience(a).is_some())
+            && friends.iter().all(knows_friend);
+        if complete {
             return Ok(state);
         }
         self.push().await?;

@@ -248,3 +248,24 @@ pub fn texts(value: &Value) -> Vec<String> {
         .map(|v| v["text"].as_str().expect("text").to_owned())
         .collect()
 }
+
+/// Links `phone` to the user of `laptop` the way the README says.
+pub fn link(relay: &Relay, laptop: &Home, phone: &Home) {
+    let joined = phone.json(&[
+        "device",
+        "join",
+        "--relay",
+        &relay.addr,
+        "--fingerprint",
+        &relay.fingerprint,
+        "--name",
+        "phone",
+    ]);
+    let code = joined["code"].as_str().unwrap().to_owned();
+    let (code_before, message) = phone.fails(&["sync"]);
+    assert_eq!(code_before, 10, "not approved yet: {message}");
+    assert!(message.contains("not approved yet"), "{message}");
+    laptop.ok(&["device", "approve", &code]);
+    let report = phone.json(&["sync"]);
+    assert_eq!(report["linked"], true);
+}
