@@ -12,7 +12,9 @@
 //! Memory: a `cairn-relay serve` child process (so that only the relay's
 //! memory is counted) is sent thousands of authenticated connections of
 //! distinct new users that then stay idle; the growth of its resident set
-//! divided by the connection count is the cost of one.
+//! divided by the connection count is the cost of one. A bare quinn server
+//! in a child process, sent as many handshakes, shows how much of that is
+//! QUIC and TLS state that any server on quinn holds.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -24,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::ident::{Device, User};
 use crate::net;
-use crate::relay::{Child, InProcess};
+use crate::relay::{Child, InProcess, Serves};
 use crate::report::{Figure, Report, Target, rate};
 
 const SCENARIO: &str = "connect";
@@ -78,8 +80,9 @@ impl Size {
 /// Runs the connect-rate comparison and the idle memory measurement.
 pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
     let (authenticated, bare) = connect_rates(size).await?;
-    let idle = idle_memory(size, relay_bin).await?;
-    let per_connection_kib = idle.growth as f64 / size.idle.max(1) as f64 / 1024.0;
+    let relay = idle_memory(size, Serves::Relay(relay_bin)).await?;
+    let quinn = idle_memory(size, Serves::Bare).await?;
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     let figures = vec![
         Figure::plain(
             SCENARIO,
@@ -99,37 +102,46 @@ pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
                 "relay memory per idle authenticated connection, {} open",
                 size.idle
             ),
-            per_connection_kib,
+            relay.per_connection_kib(size.idle),
             "KiB",
+        )
+        .against(
+            "bare quinn server, per idle connection",
+            quinn.per_connection_kib(size.idle),
+            None,
         ),
         Figure::plain(
             SCENARIO,
             &format!("relay resident set with {} idle connections", size.idle),
-            idle.total as f64 / f64::from(1 << 20),
+            mib(relay.total),
             "MiB",
         ),
     ];
+    let relay_process = match relay_bin {
+        Some(_) => "a `cairn-relay serve` child process",
+        None => "a child process (`cairn-load serve-relay`)",
+    };
     let notes = vec![
         format!(
-            "connects: {} workers on one client endpoint, {} connects per round cycling \
+            "connects: {} workers on one client endpoint, full handshakes (no session \
+             resumption, as `cairn-client` makes none), {} connects per round cycling \
              through {} registered devices, best of {} alternating rounds",
             size.workers, size.connects, size.devices, size.rounds
         ),
         format!(
-            "memory: {} relay process, VmRSS {:.1} MiB before (one connection open) and \
-             {:.1} MiB after {} more authenticated connections of new users, opened {} at \
-             a time in {:.1} s, then idle for {:.1} s",
-            if relay_bin.is_some() {
-                "a `cairn-relay serve`"
-            } else {
-                "a child (`cairn-load serve-relay`)"
-            },
-            idle.before as f64 / f64::from(1 << 20),
-            idle.total as f64 / f64::from(1 << 20),
+            "memory: {relay_process}, VmRSS {:.1} MiB with one connection open, {:.1} MiB \
+             after {} more authenticated connections of new users (each registers its \
+             user), opened {} at a time in {:.1} s, then idle for {:.1} s; the bare quinn \
+             server (`cairn-load serve-bare`, same TLS set-up) went from {:.1} to {:.1} MiB \
+             with the same number of handshakes",
+            mib(relay.before),
+            mib(relay.total),
             size.idle,
             size.idle_workers,
-            idle.opening.as_secs_f64(),
-            size.settle.as_secs_f64()
+            relay.opening.as_secs_f64(),
+            size.settle.as_secs_f64(),
+            mib(quinn.before),
+            mib(quinn.total),
         ),
     ];
     Ok(Report { figures, notes })
@@ -139,7 +151,7 @@ pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
 async fn connect_rates(size: Size) -> Result<(f64, f64)> {
     let relay = InProcess::start().await?;
     let (server, bare_pin) = net::bare_server()?;
-    let acceptor = tokio::spawn(accept_and_hold(server.clone()));
+    let acceptor = tokio::spawn(net::accept_and_hold(server.clone()));
     let devices: Arc<Vec<Device>> = Arc::new(
         (0..u32::try_from(size.devices)?)
             .map(|n| User::new(DOMAIN, n).device(0))
@@ -211,72 +223,80 @@ async fn connect_once(endpoint: &quinn::Endpoint, peer: Peer, device: &Device) -
     Ok(())
 }
 
-/// The bare server's side: complete each handshake and hold the
-/// connection until the client closes it.
-async fn accept_and_hold(server: quinn::Endpoint) {
-    while let Some(incoming) = server.accept().await {
-        tokio::spawn(async move {
-            if let Ok(connection) = incoming.await {
-                connection.closed().await;
-            }
-        });
-    }
-}
-
-/// The child relay's resident set before and after the idle connections.
+/// A child server's resident set before and after the idle connections.
 struct IdleMemory {
     before: u64,
     total: u64,
-    growth: u64,
     opening: Duration,
 }
 
-async fn idle_memory(size: Size, relay_bin: Option<&Path>) -> Result<IdleMemory> {
-    let relay = Child::spawn(relay_bin)?;
-    let endpoint = net::client_endpoint(relay.pin)?;
-    let first = User::new(IDLE_DOMAIN, 0).device(0);
-    let warm = net::connect_authenticated(&endpoint, relay.addr, &first).await?;
+impl IdleMemory {
+    /// Growth per connection, in KiB.
+    fn per_connection_kib(&self, connections: usize) -> f64 {
+        self.total.saturating_sub(self.before) as f64 / connections.max(1) as f64 / 1024.0
+    }
+}
+
+/// Opens one connection, lets the server settle and reads its memory,
+/// opens `size.idle` more, lets it settle and reads it again.
+async fn idle_memory(size: Size, serves: Serves<'_>) -> Result<IdleMemory> {
+    let server = Child::spawn(serves)?;
+    let endpoint = net::client_endpoint(server.pin)?;
+    let warm = open_idle(&endpoint, server.addr, serves, 0..1, 1).await?;
     tokio::time::sleep(size.settle).await;
-    let before = relay.rss_bytes()?;
+    let before = server.rss_bytes()?;
     let started = Instant::now();
-    let held = open_idle(&endpoint, relay.addr, size).await?;
+    let held = open_idle(
+        &endpoint,
+        server.addr,
+        serves,
+        1..size.idle + 1,
+        size.idle_workers,
+    )
+    .await?;
     let opening = started.elapsed();
     tokio::time::sleep(size.settle).await;
-    let total = relay.rss_bytes()?;
-    for connection in held.iter().chain([&warm]) {
+    let total = server.rss_bytes()?;
+    for connection in held.iter().chain(&warm) {
         connection.close(0u32.into(), b"done");
     }
     let _ = tokio::time::timeout(size.settle, endpoint.wait_idle()).await;
-    drop(relay);
+    drop(server);
     Ok(IdleMemory {
         before,
         total,
-        growth: total.saturating_sub(before),
         opening,
     })
 }
 
-/// Opens `size.idle` authenticated connections, each as the first device
-/// of a new user, `size.idle_workers` at a time.
+/// Opens a connection for each user number in `users`, `workers` at a
+/// time: to a relay, authenticated as the first device of a new user; to
+/// a bare server, handshake only.
 async fn open_idle(
     endpoint: &quinn::Endpoint,
     addr: SocketAddr,
-    size: Size,
+    serves: Serves<'_>,
+    users: std::ops::Range<usize>,
+    workers: usize,
 ) -> Result<Vec<quinn::Connection>> {
-    let workers = size.idle_workers.max(1);
+    let authenticate = matches!(serves, Serves::Relay(_));
+    let workers = workers.max(1);
     let mut tasks = JoinSet::new();
     for worker in 0..workers {
-        let endpoint = endpoint.clone();
+        let (endpoint, users) = (endpoint.clone(), users.clone());
         tasks.spawn(async move {
             let mut held = Vec::new();
-            for n in (worker..size.idle).step_by(workers) {
-                let device = User::new(IDLE_DOMAIN, u32::try_from(n + 1)?).device(0);
-                held.push(net::connect_authenticated(&endpoint, addr, &device).await?);
+            for n in users.skip(worker).step_by(workers) {
+                let device = User::new(IDLE_DOMAIN, u32::try_from(n)?).device(0);
+                held.push(match authenticate {
+                    true => net::connect_authenticated(&endpoint, addr, &device).await?,
+                    false => net::connect(&endpoint, addr).await?,
+                });
             }
             anyhow::Ok(held)
         });
     }
-    let mut all = Vec::with_capacity(size.idle);
+    let mut all = Vec::with_capacity(users.len());
     while let Some(done) = tasks.join_next().await {
         all.extend(done??);
     }

@@ -2,17 +2,23 @@
 //! subscription to that stream receives every entry.
 //!
 //! Subscribers are friend users (granted by the publisher), a few
-//! subscriptions per connection. The publisher appends batches of
-//! envelopes, one request in flight; each payload starts with the time it
-//! was made, so that each subscriber measures publish-to-delivery latency
-//! as it decodes the entry.
+//! subscriptions per connection. Each payload starts with the time it was
+//! made, so that each subscriber measures publish-to-delivery latency as
+//! it decodes the entry. Two phases on the same subscriptions:
+//! - paced: one envelope per append every [`PACE`], so that latency is
+//!   what a reader sees on a relay that is not saturated;
+//! - burst: batches of envelopes, one append in flight, as fast as the
+//!   relay acknowledges them; deliveries per second run from the first
+//!   append to the last delivery.
 //!
-//! Baseline, same run, same connection layout: a bare quinn server writes
-//! the same frames (the relay's encoding of a one-entry subscription
-//! event, stamped the same way) on one stream per subscriber, from one
-//! task per stream fed by the producer in the same batches.
+//! Baseline, same run, same connection layout and phases: a bare quinn
+//! server writes the same frames (the relay's encoding of a one-entry
+//! subscription event, stamped the same way) on one stream per
+//! subscriber, from one task per stream that writes whatever is queued in
+//! one go, as the relay's subscriptions do.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,6 +31,7 @@ use cairn_wire::{
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 
 use crate::ident::{
     Device, PAYLOAD_LEN, User, age_of_stamp, overwrite, stamp_now, stamped_payload,
@@ -39,6 +46,11 @@ const SCENARIO: &str = "fanout";
 const DOMAIN: u8 = 2;
 /// Signature bytes at the end of an encoded envelope.
 const SIGNATURE_LEN: usize = 64;
+/// Time between two envelopes of the paced phase.
+const PACE: Duration = Duration::from_millis(20);
+/// Batches a raw writer may have queued: 1024 entries, as many as a
+/// relay subscriber's queue holds.
+const RAW_QUEUE: usize = 64;
 
 /// How much to fan out.
 #[derive(Debug, Clone, Copy)]
@@ -47,9 +59,11 @@ pub struct Size {
     pub subscribers: usize,
     /// Subscriptions per connection.
     pub per_connection: usize,
-    /// Envelopes published.
+    /// Envelopes published one at a time, [`PACE`] apart.
+    pub paced: usize,
+    /// Envelopes published as fast as possible.
     pub messages: usize,
-    /// Envelopes per append request.
+    /// Envelopes per append request, as fast as possible.
     pub batch: usize,
 }
 
@@ -58,6 +72,7 @@ impl Size {
     pub const FULL_100: Self = Self {
         subscribers: 100,
         per_connection: 50,
+        paced: 50,
         messages: 1000,
         batch: 16,
     };
@@ -65,6 +80,7 @@ impl Size {
     pub const FULL_1000: Self = Self {
         subscribers: 1000,
         per_connection: 50,
+        paced: 50,
         messages: 200,
         batch: 16,
     };
@@ -72,6 +88,7 @@ impl Size {
     pub const SMOKE: Self = Self {
         subscribers: 6,
         per_connection: 4,
+        paced: 2,
         messages: 8,
         batch: 3,
     };
@@ -86,12 +103,18 @@ impl Size {
         self.per_connection
             .min(self.subscribers.saturating_sub(before))
     }
+
+    fn per_subscriber(self) -> usize {
+        self.paced + self.messages
+    }
 }
 
 /// What one side of the comparison measured.
 struct Run {
-    elapsed: Duration,
-    latencies: Latencies,
+    /// From the first burst append to the last burst delivery.
+    burst: Duration,
+    /// Latencies of the paced phase.
+    paced: Latencies,
 }
 
 /// Runs the relay fan-out and its raw quinn baseline.
@@ -103,42 +126,122 @@ pub async fn run(size: Size) -> Result<Report> {
     let figures = vec![
         Figure::plain(
             SCENARIO,
-            &format!("fan-out to {n} subscribers"),
-            rate(deliveries, relay.elapsed),
+            &format!("fan-out to {n} subscribers, burst"),
+            rate(deliveries, relay.burst),
             "deliveries/s",
         )
         .target(Target::AtLeast(0.5))
         .against(
             "raw quinn: same frames, one server stream per subscriber",
-            rate(deliveries, raw.elapsed),
+            rate(deliveries, raw.burst),
             None,
         ),
         Figure::plain(
             SCENARIO,
-            &format!("fan-out to {n}: publish-to-delivery p50"),
-            relay.latencies.quantile_ms(P50),
+            &format!("fan-out to {n}, paced: publish-to-delivery p50"),
+            relay.paced.quantile_ms(P50),
             "ms",
         )
-        .against("raw quinn p50", raw.latencies.quantile_ms(P50), None),
+        .against("raw quinn p50", raw.paced.quantile_ms(P50), None),
         Figure::plain(
             SCENARIO,
-            &format!("fan-out to {n}: publish-to-delivery p99"),
-            relay.latencies.quantile_ms(P99),
+            &format!("fan-out to {n}, paced: publish-to-delivery p99"),
+            relay.paced.quantile_ms(P99),
             "ms",
         )
-        .against("raw quinn p99", raw.latencies.quantile_ms(P99), None),
+        .against("raw quinn p99", raw.paced.quantile_ms(P99), None),
     ];
     let notes = vec![format!(
-        "{n} subscribers over {} connections ({} subscriptions each), {} envelopes of \
-         {PAYLOAD_LEN} B payload published in appends of {}, one append in flight; \
-         latency runs from making the envelope (before signing and the durable commit) \
-         to decoding it at the subscriber, over all {deliveries} deliveries",
+        "fan-out to {n}: {} connections of {} subscriptions; paced phase: {} envelopes of \
+         {PAYLOAD_LEN} B payload, one per append, {} ms apart, latency from making the \
+         envelope (before signing and the durable commit) to decoding it at the \
+         subscriber, over all {} deliveries; burst phase: {} envelopes in appends of {}, \
+         one append in flight",
         size.connections(),
         size.per_connection,
+        size.paced,
+        PACE.as_millis(),
+        size.paced * n,
         size.messages,
         size.batch
     )];
     Ok(Report { figures, notes })
+}
+
+/// What one subscriber saw.
+struct Tally {
+    size: Size,
+    seen: usize,
+    paced: Latencies,
+    last: Instant,
+    /// Paced deliveries by all subscribers, so that the publisher knows
+    /// when the paced phase is over.
+    progress: Arc<AtomicUsize>,
+}
+
+impl Tally {
+    fn new(size: Size, progress: Arc<AtomicUsize>) -> Self {
+        Self {
+            size,
+            seen: 0,
+            paced: Latencies::with_capacity(size.paced),
+            last: Instant::now(),
+            progress,
+        }
+    }
+
+    /// Counts one delivery whose payload starts with `payload`.
+    fn record(&mut self, payload: &[u8]) -> Result<()> {
+        let age = age_of_stamp(payload).context("unstamped payload")?;
+        if self.seen < self.size.paced {
+            self.paced.record(age);
+            self.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        self.seen += 1;
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.seen >= self.size.per_subscriber()
+    }
+}
+
+/// Waits until every subscriber has every paced envelope.
+async fn paced_delivered(progress: &AtomicUsize, size: Size) -> Result<()> {
+    let expected = size.paced * size.subscribers;
+    let waiting = Instant::now();
+    while progress.load(Ordering::Relaxed) < expected {
+        if waiting.elapsed() > WAIT {
+            bail!("paced envelopes never all arrived");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+fn pacer() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(PACE);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick
+}
+
+type Reader = JoinHandle<Result<Tally>>;
+
+/// Joins the readers: the paced latencies, and the time from `started`
+/// until the last delivery.
+async fn gather(readers: Vec<Reader>, started: Instant) -> Result<Run> {
+    let mut paced = Latencies::default();
+    let mut last = started;
+    for reader in readers {
+        let tally = reader.await??;
+        paced.merge(tally.paced);
+        last = last.max(tally.last);
+    }
+    Ok(Run {
+        burst: last - started,
+        paced,
+    })
 }
 
 // ---- through the relay ----
@@ -149,6 +252,7 @@ async fn relay_run(size: Size) -> Result<Run> {
     let device = publisher.device(0);
     let connection = open(relay.addr(), relay.pin(), &device).await?;
     let stream = StreamId::new(publisher.id, Scope::Friends);
+    let progress = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
     let mut held = Vec::new();
     for c in 0..size.connections() {
@@ -157,12 +261,12 @@ async fn relay_run(size: Size) -> Result<Run> {
         let subscriber = open(relay.addr(), relay.pin(), &friend.device(0)).await?;
         for _ in 0..size.on_connection(c) {
             let subscription = subscribe_live(&subscriber, stream).await?;
-            readers.push(tokio::spawn(read_entries(subscription, size.messages)));
+            let tally = Tally::new(size, progress.clone());
+            readers.push(tokio::spawn(read_entries(subscription, tally)));
         }
         held.push(subscriber);
     }
-    let started = Instant::now();
-    publish(&connection, &device, size).await?;
+    let started = publish(&connection, &device, size, &progress).await?;
     let run = gather(readers, started).await?;
     for subscriber in held {
         subscriber.close().await;
@@ -191,62 +295,50 @@ async fn next_event(subscription: &mut Subscription) -> Result<SubscriptionEvent
         .ok_or_else(|| anyhow!("subscription ended"))
 }
 
-/// Reads until `expected` entries arrived; returns their latencies and
-/// when the last one arrived.
-async fn read_entries(
-    mut subscription: Subscription,
-    expected: usize,
-) -> Result<(Latencies, Instant)> {
-    let mut latencies = Latencies::with_capacity(expected);
-    while latencies.len() < expected {
+/// Reads until every envelope arrived.
+async fn read_entries(mut subscription: Subscription, mut tally: Tally) -> Result<Tally> {
+    while !tally.done() {
         match next_event(&mut subscription).await? {
             SubscriptionEvent::Entries(entries) => {
                 for entry in entries.iter() {
-                    let payload = entry.envelope.payload().as_slice();
-                    latencies.record(age_of_stamp(payload).context("unstamped payload")?);
+                    tally.record(entry.envelope.payload().as_slice())?;
                 }
             }
             SubscriptionEvent::Live { .. } => {}
             SubscriptionEvent::End(error) => bail!("subscription ended: {error:?}"),
         }
     }
-    Ok((latencies, Instant::now()))
+    Ok(tally)
 }
 
-/// Appends `size.messages` stamped envelopes in batches, one in flight.
-async fn publish(connection: &Connection, device: &Device, size: Size) -> Result<()> {
+/// Publishes the paced phase, waits until it is delivered, then the burst;
+/// returns when the burst started.
+async fn publish(
+    connection: &Connection,
+    device: &Device,
+    size: Size,
+    progress: &AtomicUsize,
+) -> Result<Instant> {
     let mut seq = 0u64;
+    let mut sign = || {
+        seq += 1;
+        device.envelope(seq, Scope::Friends, stamped_payload())
+    };
+    let mut tick = pacer();
+    for _ in 0..size.paced {
+        tick.tick().await;
+        append_stored(connection, vec![sign()?]).await?;
+    }
+    paced_delivered(progress, size).await?;
+    let started = Instant::now();
     let mut left = size.messages;
     while left > 0 {
         let count = left.min(size.batch.max(1));
-        let batch = (0..count)
-            .map(|_| {
-                seq += 1;
-                device.envelope(seq, Scope::Friends, stamped_payload())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let batch = (0..count).map(|_| sign()).collect::<Result<Vec<_>>>()?;
         append_stored(connection, batch).await?;
         left -= count;
     }
-    Ok(())
-}
-
-type Reader = JoinHandle<Result<(Latencies, Instant)>>;
-
-/// Joins the readers: all latencies, and the time from `started` until the
-/// last delivery.
-async fn gather(readers: Vec<Reader>, started: Instant) -> Result<Run> {
-    let mut latencies = Latencies::default();
-    let mut last = started;
-    for reader in readers {
-        let (some, finished) = reader.await??;
-        latencies.merge(some);
-        last = last.max(finished);
-    }
-    Ok(Run {
-        elapsed: last - started,
-        latencies,
-    })
+    Ok(started)
 }
 
 // ---- raw quinn ----
@@ -256,7 +348,8 @@ async fn raw_run(size: Size) -> Result<Run> {
     let addr = server.local_addr()?;
     let (register, mut registered) = mpsc::channel(size.subscribers.max(1));
     let acceptor = tokio::spawn(accept_subscribers(server.clone(), register));
-    let template = Arc::new(template_frame()?);
+    let template = template_frame()?;
+    let progress = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
     let mut held = Vec::new();
     for c in 0..size.connections() {
@@ -265,7 +358,8 @@ async fn raw_run(size: Size) -> Result<Run> {
         for _ in 0..size.on_connection(c) {
             let (mut send, recv) = connection.open_bi().await?;
             send.write_all(&subscribe_frame()).await?;
-            readers.push(tokio::spawn(read_raw(send, recv, size.messages)));
+            let tally = Tally::new(size, progress.clone());
+            readers.push(tokio::spawn(read_raw(send, recv, tally)));
         }
         held.push((endpoint, connection));
     }
@@ -277,8 +371,7 @@ async fn raw_run(size: Size) -> Result<Run> {
             .context("a subscriber never arrived")?;
         writers.push(spawn_writer(send));
     }
-    let started = Instant::now();
-    produce(&writers, &template, size).await?;
+    let started = produce(&writers, &template, size, &progress).await?;
     let run = gather(readers, started).await?;
     drop(writers);
     for (endpoint, connection) in held {
@@ -338,15 +431,18 @@ async fn accept_subscribers(server: quinn::Endpoint, register: mpsc::Sender<quin
 
 type Batch = Arc<Vec<Vec<u8>>>;
 
-/// One task per subscriber stream writing each batch's frames in turn.
+/// One task per subscriber stream; it writes everything queued in one
+/// go, as a relay subscription sends every queued entry in one frame.
 fn spawn_writer(mut send: quinn::SendStream) -> mpsc::Sender<Batch> {
-    let (tx, mut rx) = mpsc::channel::<Batch>(64);
+    let (tx, mut rx) = mpsc::channel::<Batch>(RAW_QUEUE);
     tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
-            for frame in batch.iter() {
-                if send.write_all(frame).await.is_err() {
-                    return;
-                }
+        while let Some(first) = rx.recv().await {
+            let mut bytes: Vec<u8> = first.concat();
+            while let Ok(more) = rx.try_recv() {
+                more.iter().for_each(|frame| bytes.extend_from_slice(frame));
+            }
+            if send.write_all(&bytes).await.is_err() {
+                return;
             }
         }
         let _ = send.finish();
@@ -354,51 +450,70 @@ fn spawn_writer(mut send: quinn::SendStream) -> mpsc::Sender<Batch> {
     tx
 }
 
-/// Stamps frames in the relay run's batches and hands each batch to every
-/// writer.
-async fn produce(writers: &[mpsc::Sender<Batch>], template: &[u8], size: Size) -> Result<()> {
-    let offset = stamp_offset(template.len());
+/// Produces the paced phase, waits until it is delivered, then the burst
+/// in the relay run's batches; returns when the burst started.
+async fn produce(
+    writers: &[mpsc::Sender<Batch>],
+    template: &[u8],
+    size: Size,
+    progress: &AtomicUsize,
+) -> Result<Instant> {
+    let mut tick = pacer();
+    for _ in 0..size.paced {
+        tick.tick().await;
+        hand_out(writers, stamped_frames(template, 1)).await?;
+    }
+    paced_delivered(progress, size).await?;
+    let started = Instant::now();
     let mut left = size.messages;
     while left > 0 {
         let count = left.min(size.batch.max(1));
-        let batch: Batch = Arc::new(
-            (0..count)
-                .map(|_| {
-                    let mut frame = template.to_vec();
-                    if let Some(payload) = frame.get_mut(offset..) {
-                        overwrite(payload, &stamp_now().to_le_bytes());
-                    }
-                    frame
-                })
-                .collect(),
-        );
-        for writer in writers {
-            writer
-                .send(batch.clone())
-                .await
-                .map_err(|_| anyhow!("a writer stopped"))?;
-        }
+        hand_out(writers, stamped_frames(template, count)).await?;
         left -= count;
+    }
+    Ok(started)
+}
+
+/// `count` copies of the template, stamped now.
+fn stamped_frames(template: &[u8], count: usize) -> Batch {
+    let offset = stamp_offset(template.len());
+    Arc::new(
+        (0..count)
+            .map(|_| {
+                let mut frame = template.to_vec();
+                if let Some(payload) = frame.get_mut(offset..) {
+                    overwrite(payload, &stamp_now().to_le_bytes());
+                }
+                frame
+            })
+            .collect(),
+    )
+}
+
+async fn hand_out(writers: &[mpsc::Sender<Batch>], batch: Batch) -> Result<()> {
+    for writer in writers {
+        writer
+            .send(batch.clone())
+            .await
+            .map_err(|_| anyhow!("a writer stopped"))?;
     }
     Ok(())
 }
 
-/// Reads `expected` frames, measuring each one's stamp.
+/// Reads every frame, measuring each one's stamp.
 async fn read_raw(
     _send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    expected: usize,
-) -> Result<(Latencies, Instant)> {
-    let mut latencies = Latencies::with_capacity(expected);
-    while latencies.len() < expected {
+    mut tally: Tally,
+) -> Result<Tally> {
+    while !tally.done() {
         let frame = tokio::time::timeout(WAIT, read_frame(&mut recv))
             .await
             .context("raw stream stalled")??
             .context("raw stream ended early")?;
-        let payload = frame.get(stamp_offset(frame.len())..).unwrap_or_default();
-        latencies.record(age_of_stamp(payload).context("short raw frame")?);
+        tally.record(frame.get(stamp_offset(frame.len())..).unwrap_or_default())?;
     }
-    Ok((latencies, Instant::now()))
+    Ok(tally)
 }
 
 /// One length-prefixed frame body; `None` at the end of the stream.

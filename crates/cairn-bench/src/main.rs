@@ -75,6 +75,9 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Run a bare quinn server (the memory baseline of `connect`).
+    #[command(hide = true)]
+    ServeBare,
 }
 
 /// A scenario.
@@ -116,6 +119,9 @@ fn main() -> Result<()> {
     if let Command::ServeRelay { config, data_dir } = &cli.command {
         return relay::serve_in_this_process(config, data_dir.clone());
     }
+    if cli.command == Command::ServeBare {
+        return relay::serve_bare_in_this_process();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -125,7 +131,7 @@ fn main() -> Result<()> {
         Command::Sync => vec![Scenario::Sync],
         Command::Connect => vec![Scenario::Connect],
         Command::Seal => vec![Scenario::Seal],
-        Command::All | Command::ServeRelay { .. } => ALL.to_vec(),
+        Command::All | Command::ServeRelay { .. } | Command::ServeBare => ALL.to_vec(),
     };
     let mut output = Output {
         smoke: cli.smoke,

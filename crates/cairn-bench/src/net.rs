@@ -88,6 +88,18 @@ pub async fn connect_authenticated(
     }
 }
 
+/// A bare server's side: completes each handshake and holds the
+/// connection until the client closes it.
+pub async fn accept_and_hold(server: quinn::Endpoint) {
+    while let Some(incoming) = server.accept().await {
+        tokio::spawn(async move {
+            if let Ok(connection) = incoming.await {
+                connection.closed().await;
+            }
+        });
+    }
+}
+
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -104,6 +116,9 @@ fn client_config(pin: Fingerprint) -> Result<quinn::ClientConfig> {
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    // `cairn-client` builds a new TLS configuration for every connection,
+    // so it never resumes a session: every handshake here is a full one too.
+    tls.resumption = rustls::client::Resumption::disabled();
     let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));

@@ -101,35 +101,50 @@ struct ConfigFile {
     limits: Limits,
 }
 
+/// What a child process serves.
+#[derive(Debug, Clone, Copy)]
+pub enum Serves<'a> {
+    /// A relay: `cairn-relay serve` from this binary, or, without one,
+    /// this program's `serve-relay`, which runs the same library entry
+    /// point.
+    Relay(Option<&'a Path>),
+    /// A bare quinn server (this program's `serve-bare`).
+    Bare,
+}
+
 impl Child {
-    /// Starts `cairn-relay serve` from `relay_bin`, or, without one, this
-    /// program's `serve-relay`, which runs the same library entry point.
-    pub fn spawn(relay_bin: Option<&Path>) -> Result<Self> {
+    /// Starts a child process serving on loopback.
+    pub fn spawn(serves: Serves<'_>) -> Result<Self> {
         let dir = TempDir::new()?;
         let config = dir.path().join("relay.toml");
         let limits = bench_limits();
         std::fs::write(&config, toml::to_string(&ConfigFile { limits })?)?;
         let data = dir.path().join("data");
-        let mut command = match relay_bin {
-            Some(bin) => {
+        let mut command = match serves {
+            Serves::Relay(Some(bin)) => {
                 let mut relay = Command::new(bin);
                 relay.arg("--config").arg(&config).arg("serve");
                 relay.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+                relay.arg("--data-dir").arg(&data);
                 relay
             }
-            None => {
+            Serves::Relay(None) => {
                 let mut own = Command::new(std::env::current_exe()?);
                 own.arg("serve-relay").arg("--config").arg(&config);
+                own.arg("--data-dir").arg(&data);
+                own
+            }
+            Serves::Bare => {
+                let mut own = Command::new(std::env::current_exe()?);
+                own.arg("serve-bare");
                 own
             }
         };
         command
-            .arg("--data-dir")
-            .arg(&data)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
-        let mut process = command.spawn().context("starting the relay process")?;
+        let mut process = command.spawn().context("starting the server process")?;
         let lines = forward_lines(&mut process)?;
         match listening(&lines) {
             Ok((addr, pin)) => Ok(Self {
@@ -146,7 +161,7 @@ impl Child {
         }
     }
 
-    /// The relay process's resident memory now, in bytes.
+    /// The child process's resident memory now, in bytes.
     pub fn rss_bytes(&self) -> Result<u64> {
         rss_of(&format!("/proc/{}/status", self.process.id()))
     }
@@ -182,7 +197,10 @@ fn listening(lines: &mpsc::Receiver<String>) -> Result<(SocketAddr, Fingerprint)
         let line = lines
             .recv_timeout(CHILD_START)
             .map_err(|_| anyhow!("the relay did not say where it listens"))?;
-        if let Some(rest) = line.strip_prefix("cairn relay listening on ") {
+        let listening = line
+            .strip_prefix("cairn relay listening on ")
+            .or_else(|| line.strip_prefix("bare quinn listening on "));
+        if let Some(rest) = listening {
             let text = rest.split_whitespace().next().unwrap_or_default();
             addr = Some(text.parse::<SocketAddr>()?);
         } else if let Some(text) = line.strip_prefix("fingerprint ") {
@@ -225,6 +243,22 @@ pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf) -> Result<()
         say(&format!("fingerprint {}", relay.fingerprint));
         relay.wait().await;
         bail!("the relay stopped")
+    })
+}
+
+/// `cairn-load serve-bare`: a bare quinn server with the relay's TLS
+/// set-up that completes handshakes and holds connections until their
+/// clients close them, for the memory baseline.
+pub fn serve_bare_in_this_process() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (server, pin) = crate::net::bare_server()?;
+        say(&format!("bare quinn listening on {}", server.local_addr()?));
+        say(&format!("fingerprint {pin}"));
+        crate::net::accept_and_hold(server).await;
+        bail!("the bare server stopped")
     })
 }
 

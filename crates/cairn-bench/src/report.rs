@@ -165,11 +165,6 @@ impl Latencies {
         self.0.extend(other.0);
     }
 
-    /// How many samples.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// The quantile at `per_mille` thousandths (e.g. [`P99`]), in
     /// milliseconds, nearest rank.
     pub fn quantile_ms(&mut self, per_mille: usize) -> f64 {

@@ -1,6 +1,9 @@
 //! Cold sync: a user's new device pulls the whole backlog of the user's
 //! private stream, saying hello with its cursor until the relay says
-//! nothing more is waiting, as the client's sync engine does.
+//! nothing more is waiting, as the client's sync engine does. For
+//! comparison, another new device pulls the same backlog with one
+//! subscription, which the relay answers with page after page on one
+//! stream, without a round trip per page.
 //!
 //! The backlog is loaded into the relay's database with the store
 //! directly (signed envelopes, 256 per durable commit) before the relay
@@ -15,7 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use cairn_client::Connection;
 use cairn_store::{ItemOutcome, RedbStore, StatementOutcome, Store};
-use cairn_wire::{BoundedVec, Cursor, HelloRequest, Request, Response, Scope, StreamId};
+use cairn_wire::{
+    BoundedVec, Cursor, HelloRequest, Request, Response, Scope, StreamId, SubscribeRequest,
+    SubscriptionEvent,
+};
 use tempfile::TempDir;
 
 use crate::fanout::read_frame;
@@ -50,7 +56,7 @@ impl Size {
 /// Runs the cold sync and its raw quinn baseline.
 pub async fn run(size: Size) -> Result<Report> {
     let user = User::new(DOMAIN, 0);
-    let (old, new) = (user.device(0), user.device(1));
+    let (old, new, other) = (user.device(0), user.device(1), user.device(2));
     let dir = TempDir::new()?;
     let loading = Instant::now();
     let bytes = preload(dir.path(), &old, size.envelopes).await?;
@@ -59,10 +65,14 @@ pub async fn run(size: Size) -> Result<Report> {
     let relay = InProcess::start_in(dir).await?;
     let existing = open(relay.addr(), relay.pin(), &old).await?;
     register_device(&existing, new.certificate.clone()).await?;
-    let puller = open(relay.addr(), relay.pin(), &new).await?;
+    register_device(&existing, other.certificate.clone()).await?;
     let stream = StreamId::new(user.id, Scope::Private);
+    let puller = open(relay.addr(), relay.pin(), &new).await?;
     let (elapsed, hellos) = pull_all(&puller, stream, size.envelopes).await?;
     puller.close().await;
+    let subscriber = open(relay.addr(), relay.pin(), &other).await?;
+    let subscribed = pull_subscribed(&subscriber, stream, size.envelopes).await?;
+    subscriber.close().await;
     existing.close().await;
     relay.stop().await;
 
@@ -86,6 +96,17 @@ pub async fn run(size: Size) -> Result<Report> {
             &format!("cold sync of {} envelopes: time", size.envelopes),
             elapsed.as_secs_f64(),
             "s",
+        ),
+        Figure::plain(
+            SCENARIO,
+            "the same backlog by one subscription (for comparison)",
+            megabytes / subscribed.as_secs_f64(),
+            "MB/s",
+        )
+        .against(
+            "raw quinn: the same bytes on one stream",
+            megabytes / raw.as_secs_f64(),
+            None,
         ),
     ];
     let notes = vec![format!(
@@ -162,6 +183,36 @@ async fn pull_all(
         bail!("pulled {received} entries up to {position}, expected {expected}");
     }
     Ok((started.elapsed(), hellos))
+}
+
+/// Subscribes from the start and reads until the relay says the
+/// subscription is live; returns the time it took.
+async fn pull_subscribed(
+    connection: &Connection,
+    stream: StreamId,
+    expected: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let mut subscription = connection
+        .subscribe(SubscribeRequest { stream, after: 0 })
+        .await?;
+    let mut received = 0usize;
+    loop {
+        let event = tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .context("subscription stalled")??
+            .context("subscription ended")?;
+        match event {
+            SubscriptionEvent::Entries(entries) => received += entries.len(),
+            SubscriptionEvent::Live { position } => {
+                if received != expected || usize::try_from(position)? != expected {
+                    bail!("subscription caught up with {received} entries, expected {expected}");
+                }
+                return Ok(started.elapsed());
+            }
+            SubscriptionEvent::End(error) => bail!("subscription ended: {error:?}"),
+        }
+    }
 }
 
 /// The time a bare quinn server takes to push `bytes` on one stream to a
