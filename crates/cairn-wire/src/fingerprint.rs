@@ -19,6 +19,11 @@ impl Fingerprint {
         Self(Sha256::digest(der).into())
     }
 
+    /// A fingerprint from a stored digest.
+    pub const fn from_bytes(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+
     /// The digest.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -75,6 +80,7 @@ mod tests {
         let text = fp.to_string();
         assert_eq!(text.len(), 7 + 64);
         assert_eq!(text.parse::<Fingerprint>().unwrap(), fp);
+        assert_eq!(Fingerprint::from_bytes(*fp.as_bytes()), fp);
         assert_eq!(
             text.to_uppercase()
                 .replace("SHA256:", "sha256:")
