@@ -74,7 +74,7 @@ impl Size {
         per_connection: 50,
         paced: 50,
         messages: 1000,
-        batch: 16,
+        batch: 64,
     };
     /// 1000 subscribers.
     pub const FULL_1000: Self = Self {
@@ -82,7 +82,7 @@ impl Size {
         per_connection: 50,
         paced: 50,
         messages: 200,
-        batch: 16,
+        batch: 64,
     };
     /// A quick check that the scenario still works.
     pub const SMOKE: Self = Self {

@@ -221,6 +221,38 @@ pub fn rss_of(status: &str) -> Result<u64> {
     Ok(kib * 1024)
 }
 
+/// CPU time this process has used (user and system), from
+/// `/proc/self/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ`).
+pub fn cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime and stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc/self/stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Context switches of every thread of this process so far (voluntary
+/// and not), from `/proc/self/task/*/status`.
+pub fn context_switches() -> Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let status = std::fs::read_to_string(task?.path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Ok(total)
+}
+
 /// `cairn-load serve-relay`: what `cairn-relay serve` does, from the
 /// library, for runs that were not given the relay binary.
 pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf) -> Result<()> {

@@ -27,7 +27,7 @@ use tempfile::TempDir;
 use crate::fanout::read_frame;
 use crate::ident::{Device, PAYLOAD_LEN, User, stamped_payload};
 use crate::net;
-use crate::relay::{InProcess, config_in};
+use crate::relay::{InProcess, config_in, context_switches, cpu_seconds};
 use crate::report::{Figure, Report, Target};
 use crate::requests::{WAIT, open, register_device, request};
 
@@ -68,16 +68,23 @@ pub async fn run(size: Size) -> Result<Report> {
     register_device(&existing, other.certificate.clone()).await?;
     let stream = StreamId::new(user.id, Scope::Private);
     let puller = open(relay.addr(), relay.pin(), &new).await?;
+    let (cpu, switches) = (cpu_seconds()?, context_switches()?);
     let (elapsed, hellos) = pull_all(&puller, stream, size.envelopes).await?;
+    let (hello_cpu, hello_switches) = (cpu_seconds()? - cpu, context_switches()? - switches);
     puller.close().await;
     let subscriber = open(relay.addr(), relay.pin(), &other).await?;
+    let cpu = cpu_seconds()?;
     let subscribed = pull_subscribed(&subscriber, stream, size.envelopes).await?;
+    let subscribe_cpu = cpu_seconds()? - cpu;
     subscriber.close().await;
     existing.close().await;
     relay.stop().await;
 
+    let (cpu, switches) = (cpu_seconds()?, context_switches()?);
     let raw = raw_push(bytes).await?;
+    let (raw_cpu, raw_switches) = (cpu_seconds()? - cpu, context_switches()? - switches);
     let megabytes = bytes as f64 / 1e6;
+    let busy = |cpu: f64, wall: Duration| cpu / wall.as_secs_f64();
     let figures = vec![
         Figure::plain(
             SCENARIO,
@@ -109,14 +116,25 @@ pub async fn run(size: Size) -> Result<Report> {
             None,
         ),
     ];
-    let notes = vec![format!(
-        "{} envelopes of {PAYLOAD_LEN} B payload ({megabytes:.1} MB of envelope encodings, \
-         MB = 10^6 bytes) pulled by a new device in {hellos} hellos, one at a time; the \
-         client decodes every answer but does not verify signatures; loading the backlog \
-         took {:.1} s and is not timed",
-        size.envelopes,
-        load_time.as_secs_f64()
-    )];
+    let notes = vec![
+        format!(
+            "{} envelopes of {PAYLOAD_LEN} B payload ({megabytes:.1} MB of envelope \
+             encodings, MB = 10^6 bytes) pulled by a new device in {hellos} hellos, one at \
+             a time; the client decodes every answer but does not verify signatures; \
+             loading the backlog took {:.1} s and is not timed",
+            size.envelopes,
+            load_time.as_secs_f64()
+        ),
+        format!(
+            "CPU time of the whole process (relay and client, 2 cores at most) while \
+             pulling: hellos {hello_cpu:.2} s ({:.2} cores busy, {hello_switches} context \
+             switches), subscription {subscribe_cpu:.2} s ({:.2} cores), raw quinn \
+             {raw_cpu:.2} s ({:.2} cores, {raw_switches} context switches)",
+            busy(hello_cpu, elapsed),
+            busy(subscribe_cpu, subscribed),
+            busy(raw_cpu, raw),
+        ),
+    ];
     Ok(Report { figures, notes })
 }
 
