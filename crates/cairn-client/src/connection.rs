@@ -238,6 +238,9 @@ async fn authenticate(
         Ok(other) => Err(ConnectError::Protocol(format!(
             "unexpected answer {other:?}"
         ))),
+        // A relay that refuses by closing (a connection limit, or a close
+        // that overtook the error frame) still says why.
+        Err(RequestError::Closed(error)) => Err(ConnectError::Refused(error)),
         Err(e) => Err(ConnectError::Protocol(e.to_string())),
     }
 }

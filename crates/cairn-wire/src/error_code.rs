@@ -63,10 +63,10 @@ catalogue! {
     BAD_STATEMENT = 40, "bad_statement", false, "A signed statement does not verify or is not the connection user's to make.";
     STALE_STATEMENT = 41, "stale_statement", false, "A statement is older than one already applied for the same subject.";
     RATE_LIMITED = 50, "rate_limited", false, "Too many requests; the delay before a retry is attached.";
-    TOO_MANY_STREAMS = 51, "too_many_streams", true, "The connection opened more concurrent streams than allowed.";
+    TOO_MANY_STREAMS = 51, "too_many_streams", true, "Reserved: QUIC stream credit already stops a peer from opening more request streams than allowed.";
     TOO_MANY_SUBSCRIPTIONS = 52, "too_many_subscriptions", false, "The connection holds the most live subscriptions allowed.";
     TOO_MANY_CONNECTIONS = 53, "too_many_connections", true, "The peer's address holds the most connections allowed.";
-    IDLE_TIMEOUT = 54, "idle_timeout", true, "The connection was idle for longer than allowed.";
+    IDLE_TIMEOUT = 54, "idle_timeout", true, "Reserved: the QUIC idle timeout closes a silent connection at the transport level.";
     INTERNAL = 60, "internal", false, "The relay failed to carry out a valid request; nothing was changed.";
     SHUTTING_DOWN = 61, "shutting_down", true, "The relay is shutting down; reconnect later.";
 }
