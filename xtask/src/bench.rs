@@ -37,7 +37,13 @@ pub fn run() -> Result<()> {
         "build relay and load generator",
         "cargo",
         &[
-            "build", "--release", "--locked", "-p", "cairn-relay", "-p", "cairn-bench",
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "cairn-relay",
+            "-p",
+            "cairn-bench",
         ],
     )?;
     let built = started.elapsed();
@@ -148,7 +154,11 @@ impl Machine {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             cpu_model: field(&cpuinfo, "model name"),
             memory: memory(&field(&meminfo, "MemTotal")),
-            kernel: format!("{} {}", output("uname", &["-s"]), read("/proc/sys/kernel/osrelease")),
+            kernel: format!(
+                "{} {}",
+                output("uname", &["-s"]),
+                read("/proc/sys/kernel/osrelease")
+            ),
             rustc: output("rustc", &["-V"]),
             load_before: load_average(),
         }

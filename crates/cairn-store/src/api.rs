@@ -46,6 +46,21 @@ pub trait Store: Send + Sync + 'static {
         stream: StreamId,
         after: u64,
         limit: usize,
+    ) -> impl Future<Output = Result<StreamRead, ReadError>> + Send {
+        self.read_stream_within(stream, after, limit, usize::MAX)
+    }
+
+    /// Like [`Store::read_stream`], stopping before the entries' sizes
+    /// (each its canonical encoding plus [`ENTRY_OVERHEAD`]) would pass
+    /// `max_bytes`, but always returning the first entry if there is one.
+    /// The relay reads a page that fits one frame in one call, without
+    /// loading what it would not send.
+    fn read_stream_within(
+        &self,
+        stream: StreamId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
     ) -> impl Future<Output = Result<StreamRead, ReadError>> + Send;
 
     /// The last position of `stream` (0: empty or unknown).
@@ -160,6 +175,10 @@ pub trait Store: Send + Sync + 'static {
     /// with the log, device sequences gap-free, counters right.
     fn verify(&self) -> impl Future<Output = Result<VerifyReport, ReadError>> + Send;
 }
+
+/// Bytes counted per entry on top of its envelope's encoding by
+/// [`Store::read_stream_within`]: room for its position.
+pub const ENTRY_OVERHEAD: usize = 10;
 
 /// The outcome of one envelope of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

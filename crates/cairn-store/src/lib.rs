@@ -24,9 +24,9 @@ mod schema;
 mod writer;
 
 pub use api::{
-    CommitCounters, Committed, DeviceRecord, ItemOutcome, Refusal, StatementOutcome,
-    StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead, StreamRead,
-    VerifyReport,
+    CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, ItemOutcome, Refusal,
+    StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
+    StreamRead, VerifyReport,
 };
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,

@@ -11,7 +11,9 @@ use redb::{
     ReadableTableMetadata,
 };
 
-use crate::api::{DeviceRecord, Stats, StoredEnvelope, StoredStatement, StreamHead, StreamRead};
+use crate::api::{
+    DeviceRecord, ENTRY_OVERHEAD, Stats, StoredEnvelope, StoredStatement, StreamHead, StreamRead,
+};
 use crate::apply::last_seq;
 use crate::error::{BackendError, ReadError};
 use crate::keys;
@@ -44,11 +46,13 @@ pub fn read_stream(
     stream: &StreamId,
     after: u64,
     limit: usize,
+    max_bytes: usize,
 ) -> Result<StreamRead, ReadError> {
     let txn = begin(db)?;
     let head = head(&table(&txn, schema::STREAMS)?, stream)?;
     let envelopes = table(&txn, schema::ENVELOPES)?;
     let mut entries = Vec::new();
+    let mut bytes = 0usize;
     if let Some(first) = after.checked_add(1) {
         let start = keys::entry_key(stream, first);
         let end = keys::entry_key(stream, u64::MAX);
@@ -58,6 +62,12 @@ pub fn read_stream(
             .take(limit)
         {
             let (key, value) = row.map_err(backend)?;
+            // The stored length is known before decoding: stop before an
+            // entry that would pass the budget, never before the first.
+            bytes = bytes.saturating_add(value.value().len() + ENTRY_OVERHEAD);
+            if bytes > max_bytes && !entries.is_empty() {
+                break;
+            }
             let (_, position) = keys::parse_entry_key(key.value())?;
             let envelope = Envelope::decode(value.value())?;
             entries.push(Entry { position, envelope });

@@ -214,13 +214,14 @@ impl Store for RedbStore {
             })
     }
 
-    async fn read_stream(
+    async fn read_stream_within(
         &self,
         stream: StreamId,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<StreamRead, ReadError> {
-        self.read(move |db| reader::read_stream(db, &stream, after, limit))
+        self.read(move |db| reader::read_stream(db, &stream, after, limit, max_bytes))
             .await
     }
 

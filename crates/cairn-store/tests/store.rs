@@ -51,6 +51,45 @@ async fn positions_are_gap_free_per_stream() {
 }
 
 #[tokio::test]
+async fn reads_stop_at_a_byte_budget_but_always_return_one_entry() {
+    let (_dir, store) = temp_store(fast());
+    let alice = User::new(1);
+    let laptop = alice.device(1);
+    register(&store, &alice, &laptop).await;
+    let batch: Vec<_> = (1..=10)
+        .map(|seq| laptop.envelope(seq, Scope::Private, &[7; 1000]))
+        .collect();
+    let cost = batch[0].encode().len() + cairn_store::ENTRY_OVERHEAD;
+    store.append(batch).await.unwrap();
+    let private = StreamId::new(alice.id, Scope::Private);
+    let three = store
+        .read_stream_within(private, 0, 100, 3 * cost + cost / 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        three.entries.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(three.more());
+    let exact = store
+        .read_stream_within(private, 3, 100, 2 * cost)
+        .await
+        .unwrap();
+    assert_eq!(exact.entries.len(), 2);
+    let tiny = store.read_stream_within(private, 5, 100, 1).await.unwrap();
+    assert_eq!(
+        tiny.entries.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [6],
+        "one entry even over budget"
+    );
+    let limited = store
+        .read_stream_within(private, 0, 4, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(limited.entries.len(), 4, "the entry limit still applies");
+}
+
+#[tokio::test]
 async fn identical_envelope_returns_its_original_position() {
     let (_dir, store) = temp_store(fast());
     let alice = User::new(1);

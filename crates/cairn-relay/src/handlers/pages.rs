@@ -13,10 +13,13 @@ use crate::session::Session;
 /// the rest of the answer (acks, stream ids, flags).
 pub const PAGE_BUDGET: usize = MAX_FRAME_LEN - 128 * 1024;
 
-/// Upper bound of an entry's encoded size: payload plus header, signature,
-/// position and length prefixes.
+/// Upper bound of an entry's encoded size in an answer: payload plus
+/// header (at most 118 bytes), payload length prefix (3), signature (64)
+/// and position (10). It is never below what the store counts for the same
+/// entry (`encoding + ENTRY_OVERHEAD`), so a page the store cut to a budget
+/// fits that budget here too.
 pub fn entry_size(entry: &Entry) -> usize {
-    entry.envelope.payload().len() + 256
+    entry.envelope.payload().len() + 118 + 3 + 64 + 10
 }
 
 /// Answers a read: forbidden unless the scope admits the reader.
@@ -40,10 +43,8 @@ pub async fn read<S: Store>(
 
 /// Reads at most `limit` entries after `after` that fit in `budget` bytes
 /// (at least one, whatever its size), and takes their size off `budget`.
-///
-/// It reads in chunks sized from what it has seen, so that memory stays
-/// near the budget whatever the entries' sizes: asking storage for 4096
-/// entries of 64 KiB at once would load 256 MiB to send 1 MiB.
+/// One storage read: the store stops at the budget before decoding what
+/// would not be sent.
 pub async fn read_page<S: Store>(
     shared: &Shared<S>,
     stream: cairn_wire::StreamId,
@@ -51,52 +52,16 @@ pub async fn read_page<S: Store>(
     limit: usize,
     budget: &mut usize,
 ) -> Result<StreamPage, cairn_store::ReadError> {
-    let mut entries = Vec::new();
-    let mut largest = FIRST_CHUNK_ENTRY_SIZE;
-    let more = loop {
-        let last = entries.last().map_or(after, |e: &Entry| e.position);
-        let chunk = (*budget / largest)
-            .clamp(1, MAX_CHUNK)
-            .min(limit - entries.len());
-        let read = shared.store.read_stream(stream, last, chunk).await?;
-        let more_in_store = read.more();
-        largest = largest.max(read.entries.iter().map(entry_size).max().unwrap_or(0));
-        let mut budget_left = *budget;
-        let (kept, cut) = take_within(read.entries, &mut budget_left, entries.is_empty());
-        *budget = budget_left;
-        entries.extend(kept);
-        if cut || !more_in_store || entries.len() >= limit {
-            break cut || more_in_store;
-        }
-    };
+    let read = shared
+        .store
+        .read_stream_within(stream, after, limit, *budget)
+        .await?;
+    let more = read.more();
+    let spent: usize = read.entries.iter().map(entry_size).sum();
+    *budget = budget.saturating_sub(spent);
     Ok(StreamPage {
         stream,
-        entries: BoundedVec::new(entries).unwrap_or_default(),
+        entries: BoundedVec::new(read.entries).unwrap_or_default(),
         more,
     })
-}
-
-/// The entry size assumed before any is seen: the largest possible, so
-/// that the first chunk cannot overshoot the budget.
-const FIRST_CHUNK_ENTRY_SIZE: usize = cairn_wire::limits::MAX_PAYLOAD_LEN + 256;
-/// Most entries asked of storage at once.
-const MAX_CHUNK: usize = 1024;
-
-/// Keeps the longest prefix of `entries` within `budget` and takes its
-/// size off; returns it and whether anything was cut. `first` says whether
-/// these would be the answer's first entries: one of those is kept even
-/// over budget, so that every entry can be delivered.
-fn take_within(entries: Vec<Entry>, budget: &mut usize, first: bool) -> (Vec<Entry>, bool) {
-    let mut kept = Vec::with_capacity(entries.len());
-    let total = entries.len();
-    for entry in entries {
-        let size = entry_size(&entry);
-        if size > *budget && (!kept.is_empty() || !first) {
-            break;
-        }
-        *budget = budget.saturating_sub(size);
-        kept.push(entry);
-    }
-    let cut = kept.len() < total;
-    (kept, cut)
 }
