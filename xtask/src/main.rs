@@ -51,7 +51,7 @@ fn ci() -> Result<()> {
     )?;
     fuzz::run(&fuzz::Options::smoke(CI_FUZZ_SECONDS))?;
     // Last, so that the run closes with the test runner's summary line.
-    run::step("tests", "cargo", &["test", "--workspace", "--locked"])
+    run::test_step("tests", &["test", "--workspace", "--locked"])
 }
 
 fn vectors() -> Result<()> {

@@ -40,3 +40,58 @@ pub fn succeeds(program: &str, args: &[&str]) -> bool {
         .map(|out| out.status.success())
         .unwrap_or(false)
 }
+
+/// Runs `cargo test ...`, passing its output through, and closes with one
+/// line for the whole suite, `tests: N passed, M failed`, so that the run's
+/// last line speaks for every test binary rather than the last one.
+pub fn test_step(name: &str, args: &[&str]) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    println!("==> {name}: cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some((p, f)) = result_counts(&line) {
+                passed += p;
+                failed += f;
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The counts of a `test result: ok. 3 passed; 1 failed; ...` line.
+fn result_counts(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |word: &str| -> Option<u64> {
+        let before = rest.split(&format!(" {word}")).next()?;
+        before.rsplit(' ').next()?.parse().ok()
+    };
+    Some((count("passed")?, count("failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::result_counts;
+
+    #[test]
+    fn reads_the_counts_of_a_result_line() {
+        let line = "test result: ok. 11 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.30s";
+        assert_eq!(result_counts(line), Some((11, 2)));
+        assert_eq!(result_counts("running 3 tests"), None);
+    }
+}
