@@ -25,7 +25,7 @@ mod link;
 mod local;
 mod notes;
 mod open;
-mod pin;
+pub mod pin;
 pub mod record;
 mod social;
 mod state;

@@ -14,6 +14,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 /// connection error can say "fingerprint mismatch" precisely.
 pub const MISMATCH: &str = "cairn: relay certificate fingerprint does not match the pin";
 
+/// Accepts exactly the pinned certificate; checks handshake signatures.
 #[derive(Debug)]
 pub struct PinnedVerifier {
     pin: Fingerprint,
@@ -21,6 +22,7 @@ pub struct PinnedVerifier {
 }
 
 impl PinnedVerifier {
+    /// A verifier for `pin`, checking signatures with `provider`.
     pub fn new(pin: Fingerprint, provider: Arc<CryptoProvider>) -> Self {
         Self { pin, provider }
     }
