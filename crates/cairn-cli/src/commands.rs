@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
-use cairn_client::{Client, Error, LinkCode, Options, SyncReport, WatchEvent};
+use cairn_client::{Client, Error, LinkCode, Options, Passphrase, SyncReport, WatchEvent};
 use cairn_wire::{DeviceId, Fingerprint, UserId};
 use serde_json::json;
 
@@ -83,6 +83,33 @@ impl Ctx {
     }
 }
 
+/// What `init` and `device join` both need before creating a home: a
+/// valid pin, an empty home, a new passphrase, a device name, options.
+struct NewHome {
+    fingerprint: Fingerprint,
+    passphrase: Passphrase,
+    name: String,
+    options: Options,
+}
+
+impl NewHome {
+    fn prepare(
+        ctx: &Ctx,
+        fingerprint: &str,
+        name: Option<String>,
+        invite: Option<String>,
+    ) -> Result<Self> {
+        let fingerprint = parse_fingerprint(fingerprint)?;
+        check_fresh(ctx)?;
+        Ok(Self {
+            fingerprint,
+            passphrase: passphrase::new()?,
+            name: name.unwrap_or_else(default_device_name),
+            options: ctx.with_invite(invite),
+        })
+    }
+}
+
 async fn init(
     ctx: &Ctx,
     relay: &str,
@@ -90,11 +117,12 @@ async fn init(
     name: Option<String>,
     invite: Option<String>,
 ) -> Result<()> {
-    let fingerprint = parse_fingerprint(fingerprint)?;
-    check_fresh(ctx)?;
-    let passphrase = passphrase::new()?;
-    let name = name.unwrap_or_else(default_device_name);
-    let options = ctx.with_invite(invite);
+    let NewHome {
+        fingerprint,
+        passphrase,
+        name,
+        options,
+    } = NewHome::prepare(ctx, fingerprint, name, invite)?;
     let client = Client::init(&ctx.home, &passphrase, relay, fingerprint, &name, options).await?;
     let who = client.whoami();
     if ctx.json {
@@ -242,11 +270,12 @@ async fn join(
     name: Option<String>,
     invite: Option<String>,
 ) -> Result<()> {
-    let fingerprint = parse_fingerprint(fingerprint)?;
-    check_fresh(ctx)?;
-    let passphrase = passphrase::new()?;
-    let name = name.unwrap_or_else(default_device_name);
-    let options = ctx.with_invite(invite);
+    let NewHome {
+        fingerprint,
+        passphrase,
+        name,
+        options,
+    } = NewHome::prepare(ctx, fingerprint, name, invite)?;
     let (_, code) =
         Client::join(&ctx.home, &passphrase, relay, fingerprint, &name, options).await?;
     if ctx.json {
