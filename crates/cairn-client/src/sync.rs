@@ -1,5 +1,7 @@
 //! The sync engine: push the outbox and pull what is new with hello
-//! requests until the relay has nothing more, committing each step
+//! requests until the relay has nothing more (a long backlog of one stream
+//! comes through a subscription up to its live marker, page after page
+//! without a round trip each), committing each step
 //! locally in one transaction (envelopes, decrypted items, cursors, and
 //! the removal of acknowledged outbox entries together). An interrupted
 //! sync resumes from the last committed step: the relay answers an
@@ -12,7 +14,8 @@ use std::time::Duration;
 use cairn_wire::limits::{MAX_BATCH, MAX_CURSORS};
 use cairn_wire::{
     AppendOutcome, BoundedVec, Cursor, Envelope, EnvelopeId, ErrorCode, ErrorDetail, HelloRequest,
-    Request, Response, StreamId, StreamPage, SyncResponse, WireError,
+    Request, Response, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, SyncResponse,
+    WireError,
 };
 use serde::Serialize;
 
@@ -138,6 +141,7 @@ impl Client {
             let mut batch = Batch::default();
             let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
             let received: usize = synced.pages.iter().map(|p| p.entries.len()).sum();
+            let behind = streams_behind(synced.pages.as_slice());
             let ingested =
                 self.ingest(&mut keys, &mut known, synced.pages.into_vec(), &mut batch)?;
             self.store.commit(batch)?;
@@ -147,6 +151,18 @@ impl Client {
             progress.update(report.pushed, report.pulled, synced.more);
             if let Some(refusal) = refusal {
                 return Err(Error::Refused(refusal));
+            }
+            for (stream, after) in behind {
+                self.pull_backlog(
+                    connection,
+                    stream,
+                    after,
+                    &mut keys,
+                    &mut known,
+                    &mut report,
+                )
+                .await?;
+                progress.update(report.pushed, report.pulled, true);
             }
             // Entries already held still move the cursors: only a round
             // that moved nothing at all means the relay has nothing more.
@@ -158,6 +174,48 @@ impl Client {
         self.acknowledge(connection).await;
         report.queued = self.store.outbox_len()?;
         Ok(report)
+    }
+
+    /// Pulls the rest of a long backlog of one stream through a
+    /// subscription, up to its live marker: the relay sends page after page
+    /// without waiting for a request per page, so reading storage, the
+    /// network and decrypting here overlap. The hello loop stays the source
+    /// of truth: if the subscription ends early (access withdrawn, too many
+    /// subscriptions, the connection going), the next hello carries on from
+    /// the cursors committed so far.
+    async fn pull_backlog(
+        &mut self,
+        connection: &Connection,
+        stream: StreamId,
+        after: u64,
+        keys: &mut KeyState,
+        known: &mut HashSet<EnvelopeId>,
+        report: &mut SyncReport,
+    ) -> Result<(), Error> {
+        let mut subscription = connection
+            .subscribe(SubscribeRequest { stream, after })
+            .await?;
+        loop {
+            let entries = match subscription.next().await? {
+                Some(SubscriptionEvent::Entries(entries)) => entries,
+                Some(SubscriptionEvent::Live { .. }) => return Ok(()),
+                Some(SubscriptionEvent::End(end)) => {
+                    tracing::debug!(error = %end, "catch-up subscription ended early");
+                    return Ok(());
+                }
+                None => return Ok(()),
+            };
+            let page = StreamPage {
+                stream,
+                entries,
+                more: true,
+            };
+            let mut batch = Batch::default();
+            let ingested = self.ingest(keys, known, vec![page], &mut batch)?;
+            self.store.commit(batch)?;
+            report.pulled += ingested.pulled;
+            report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
+        }
     }
 
     /// One hello, retried after the delay a `rate_limited` answer asks for.
@@ -341,6 +399,16 @@ impl Client {
             .find(|c: &Cursor| c.stream == stream)
             .map_or(0, |c| c.position))
     }
+}
+
+/// Streams whose page says more is waiting, with the last position the
+/// page carried: each is caught up by subscription.
+fn streams_behind(pages: &[StreamPage]) -> Vec<(StreamId, u64)> {
+    pages
+        .iter()
+        .filter(|page| page.more)
+        .filter_map(|page| Some((page.stream, page.entries.as_slice().last()?.position)))
+        .collect()
 }
 
 /// Matches acknowledgements to the outbox: acknowledged envelopes leave

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use cairn_wire::frames::{FRAME_HEADER_LEN, frame_body_len};
 use cairn_wire::{ErrorCode, FrameError, Response, WireError};
 use quinn::{ReadExactError, RecvStream, SendStream};
@@ -42,9 +44,10 @@ async fn read_body(recv: &mut RecvStream) -> Result<Vec<u8>, ReadFailure> {
 }
 
 /// Writes one response frame; a peer that went away is not an error worth
-/// more than a debug line.
+/// more than a debug line. The frame is handed to QUIC as it is: a page of
+/// a megabyte is not copied once more into the stream's buffer.
 pub async fn write_response(send: &mut SendStream, response: &Response) -> bool {
-    match send.write_all(&response.to_frame()).await {
+    match send.write_chunk(Bytes::from(response.to_frame())).await {
         Ok(()) => true,
         Err(e) => {
             tracing::debug!(error = %e, "peer went away before the answer");

@@ -53,13 +53,107 @@ impl DecodeError {
 }
 
 /// Encodes `value` canonically.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serialization into a growable buffer only fails for serde features that
-    // postcard lacks (sequences of unknown length, `serialize_any`), which no
-    // type in this crate uses; a failure here is a bug in this crate, never
-    // something a peer can cause.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(value));
+    encode_into(value, &mut out);
+    out
+}
+
+/// Appends the canonical encoding of `value` to `out`. Callers reserve
+/// [`encoded_len`] first, so that a large frame is written in one
+/// allocation instead of being copied again and again while it grows.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Serialization only fails for serde features that postcard lacks
+    // (sequences of unknown length, `serialize_any`), which no type in this
+    // crate uses, and `Append` never refuses a byte; a failure here is a
+    // bug in this crate, never something a peer can cause.
     #[allow(clippy::expect_used)]
-    postcard::to_allocvec(value).expect("cairn-wire types always serialize")
+    postcard::serialize_with_flavor(value, Append(out)).expect("cairn-wire types always serialize");
+}
+
+/// Length of the canonical encoding of `value`, without making it.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, Count(0)).unwrap_or(0)
+}
+
+/// Whether `bytes` is exactly the canonical encoding of `value`, checked
+/// while serializing, without making a copy.
+fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
+    postcard::serialize_with_flavor(value, Compare(bytes)).unwrap_or(false)
+}
+
+/// Appends to a vector, copying slices whole.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts bytes instead of writing them.
+struct Count(usize);
+
+impl postcard::ser_flavors::Flavor for Count {
+    type Output = usize;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 = self.0.saturating_add(data.len());
+        Ok(())
+    }
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 = self.0.saturating_add(1);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+/// Compares each byte written with the next expected one and stops at the
+/// first difference; finishes true only if every expected byte was written.
+struct Compare<'a>(&'a [u8]);
+
+impl postcard::ser_flavors::Flavor for Compare<'_> {
+    type Output = bool;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        match self.0.split_at_checked(data.len()) {
+            Some((head, rest)) if head == data => {
+                self.0 = rest;
+                Ok(())
+            }
+            _ => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        match self.0.split_first() {
+            Some((&head, rest)) if head == data => {
+                self.0 = rest;
+                Ok(())
+            }
+            _ => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn finalize(self) -> postcard::Result<bool> {
+        Ok(self.0.is_empty())
+    }
 }
 
 /// Decodes a value of at most `max` bytes, insisting on the canonical form.
@@ -75,7 +169,7 @@ pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8], max: usize) -> Resu
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
-    if encode(&value) != bytes {
+    if !encodes_to(&value, bytes) {
         return Err(DecodeError::NonCanonical);
     }
     Ok(value)
@@ -115,5 +209,34 @@ impl<'de> Deserialize<'de> for V1 {
                 "unsupported format version {other}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_comparison_accepts_only_the_exact_encoding() {
+        let value = (7u32, vec![1u8, 2, 3], String::from("cairn"));
+        let bytes = postcard::to_allocvec(&value).unwrap_or_default();
+        assert!(encodes_to(&value, &bytes));
+        assert!(!encodes_to(&value, &bytes[..bytes.len() - 1]));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(!encodes_to(&value, &longer));
+        for i in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 1;
+            assert!(!encodes_to(&value, &flipped), "byte {i} flipped");
+        }
+    }
+
+    #[test]
+    fn encode_matches_postcard_and_its_announced_length() {
+        let value = (u64::MAX, vec![9u8; 300], Some(-5i32));
+        let expected = postcard::to_allocvec(&value).unwrap_or_default();
+        assert_eq!(encode(&value), expected);
+        assert_eq!(encoded_len(&value), expected.len());
     }
 }

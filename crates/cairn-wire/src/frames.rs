@@ -105,9 +105,14 @@ macro_rules! frame_codec {
                 codec::encode(self)
             }
 
-            /// The length-prefixed frame.
+            /// The length-prefixed frame, encoded in place after its
+            /// prefix rather than copied behind it.
             pub fn to_frame(&self) -> Vec<u8> {
-                frame(&self.encode())
+                let len = codec::encoded_len(self);
+                let mut out = Vec::with_capacity(FRAME_HEADER_LEN + len);
+                out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+                codec::encode_into(self, &mut out);
+                out
             }
 
             /// Decodes exactly one whole length-prefixed frame.
