@@ -8,6 +8,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod hostile;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,12 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts a relay on `data_dir`, listening on `listen` (port 0 for any).
     pub fn spawn(data_dir: &Path, listen: SocketAddr) -> Self {
+        Self::spawn_with_env(data_dir, listen, &[])
+    }
+
+    /// Starts a relay like [`RelayProcess::spawn`], with extra `CAIRN_RELAY_*`
+    /// configuration variables (later ones win over the defaults here).
+    pub fn spawn_with_env(data_dir: &Path, listen: SocketAddr, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(relay_binary())
             .args([
                 "serve",
@@ -58,6 +66,7 @@ impl RelayProcess {
             .env("CAIRN_RELAY_LIMITS__REQUESTS_PER_SECOND_PER_IP", "1000000")
             .env("CAIRN_RELAY_LIMITS__REQUEST_BURST_PER_IP", "1000000")
             .env("CAIRN_RELAY_LIMITS__CONNECTIONS_PER_IP", "1000")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -75,6 +84,26 @@ impl RelayProcess {
                 .unwrap()
                 .parse()
                 .unwrap(),
+        }
+    }
+
+    /// SIGTERM, and waits (bounded) for a graceful exit; returns its status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(terminated.success(), "could not signal the relay");
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "relay did not stop within {WAIT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -373,8 +373,11 @@ impl Client {
         Ok(keys)
     }
 
-    /// Connects as this (linked) device.
-    pub(crate) async fn connect(&self) -> Result<Connection, Error> {
+    /// Connects and authenticates as this (linked) device, retrying with
+    /// backoff while the relay is unreachable. Public for requests this
+    /// client does not make itself, e.g. to ask the relay what it serves
+    /// this device.
+    pub async fn connect(&self) -> Result<Connection, Error> {
         connect_identity(&self.identity, &self.options).await
     }
 }

@@ -8,7 +8,7 @@
 //! in direct envelopes sealed to that exchange key; the audience itself
 //! (keys and members) is kept as a private record after every change.
 
-use cairn_crypto::{Audience, Member, os};
+use cairn_crypto::{Audience, AudienceId, Epoch, KeyGrant, KeyLookup, Member, os};
 use cairn_wire::{EnvelopeId, ExchangeKey, Request, Response, Scope, UserId};
 
 use crate::client::{Client, now_ms};
@@ -170,6 +170,32 @@ impl Client {
     /// oldest first.
     pub fn feed(&self) -> Result<Vec<FeedItem>, Error> {
         Ok(self.state()?.feed)
+    }
+
+    /// Every epoch key of this user's own audiences, the private one
+    /// included. They are secret: this is for checks that they stay on the
+    /// user's devices (that a relay's files or traffic hold none of them).
+    pub fn own_audience_keys(&self) -> Result<Vec<KeyGrant>, Error> {
+        let private = self.identity.linked()?.private.all_grants();
+        let audiences = self.state()?.audiences;
+        let own = audiences.values().flat_map(Audience::all_grants);
+        Ok(private.into_iter().chain(own).collect())
+    }
+
+    /// Whether this device holds the key of `owner`'s `audience` at
+    /// `epoch`, as the owner or from a grant: a member removed before
+    /// `epoch` never does.
+    pub fn holds_audience_key(
+        &self,
+        owner: UserId,
+        audience: AudienceId,
+        epoch: Epoch,
+    ) -> Result<bool, Error> {
+        let keys = self.key_state()?;
+        Ok(keys
+            .keyring
+            .audience_key(&owner, &audience, epoch)
+            .is_some())
     }
 
     fn remove_from(&mut self, mut audience: Audience, user: &UserId) -> Result<(), Error> {

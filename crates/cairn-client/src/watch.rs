@@ -2,19 +2,22 @@
 //! device follows (its own private and friends streams, each friend's
 //! friends stream and direct stream to this user) and report each new note
 //! operation and post as it arrives. A lost connection is retried with
-//! backoff; the local cursors make the resumed subscriptions start where
-//! the last ones stopped.
+//! bounded backoff; the local cursors make the resumed subscriptions start
+//! where the last ones stopped, and what the catch-up sync after a
+//! reconnection brings in is reported too, so that every item that appears
+//! while watching is reported once: none lost, none twice.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use cairn_wire::{
-    ErrorCode, Scope, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, UserId,
+    EnvelopeId, ErrorCode, Scope, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, UserId,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::client::Client;
-use crate::connection::{RequestError, Subscription};
+use crate::connection::{Connection, RequestError, Subscription};
 use crate::error::Error;
 use crate::local::Batch;
 use crate::open::Item;
@@ -22,6 +25,8 @@ use crate::record::{NoteOp, RecordBody};
 use crate::state::{FeedItem, State};
 use crate::sync::NoProgress;
 
+/// First pause before reconnecting; it doubles with each failed attempt.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -52,21 +57,31 @@ impl Client {
     /// Reports new items to `on_event` until an error that retrying cannot
     /// fix (revoked, forbidden at auth...). Runs until dropped otherwise.
     pub async fn watch(&mut self, on_event: &mut dyn FnMut(WatchEvent)) -> Result<(), Error> {
-        let mut delay = Duration::from_millis(200);
+        let mut reported = None;
+        let mut delay = FIRST_BACKOFF;
         loop {
-            match self.watch_once(on_event).await {
+            match self.watch_once(&mut reported, on_event).await {
                 Err(e) if !e.is_unreachable() => return Err(e),
                 Err(e) => tracing::debug!(error = %e, "watch connection lost; retrying"),
-                Ok(()) => delay = Duration::from_millis(200),
+                Ok(()) => delay = FIRST_BACKOFF,
             }
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2).min(MAX_BACKOFF);
         }
     }
 
-    async fn watch_once(&mut self, on_event: &mut dyn FnMut(WatchEvent)) -> Result<(), Error> {
+    /// One connection's worth of watching. `reported` holds the ids of
+    /// every item held or reported since watching began (`None` until the
+    /// first catch-up sets that baseline).
+    async fn watch_once(
+        &mut self,
+        reported: &mut Option<HashSet<EnvelopeId>>,
+        on_event: &mut dyn FnMut(WatchEvent),
+    ) -> Result<(), Error> {
         let connection = self.connect().await?;
-        self.sync_on(&connection, &mut NoProgress).await?;
+        self.sync_reporting_new(&connection, reported, on_event)
+            .await?;
+        let reported = reported.get_or_insert_with(HashSet::new);
         let (tx, mut rx) = mpsc::channel::<Event>(64);
         for stream in self.watched_streams()? {
             let after = self.cursor(stream)?;
@@ -100,13 +115,37 @@ impl Client {
             self.store.commit(batch)?;
             if !ingested.items.is_empty() {
                 let state = self.state()?;
-                ingested
-                    .items
-                    .iter()
-                    .filter_map(|item| event_of(&state, item))
-                    .for_each(&mut *on_event);
+                report(&state, ingested.items, reported, on_event);
             }
             self.store.release();
+        }
+        Ok(())
+    }
+
+    /// Syncs before subscribing. The first time, what is held then is the
+    /// baseline and nothing is reported; after a reconnection, the items
+    /// the sync brought in (posts made while the connection was down) are
+    /// reported, since no subscription carried them.
+    async fn sync_reporting_new(
+        &mut self,
+        connection: &Connection,
+        reported: &mut Option<HashSet<EnvelopeId>>,
+        on_event: &mut dyn FnMut(WatchEvent),
+    ) -> Result<(), Error> {
+        self.sync_on(connection, &mut NoProgress).await?;
+        let items = self.items()?;
+        let Some(seen) = reported.as_mut() else {
+            *reported = Some(items.iter().map(|item| item.id).collect());
+            return Ok(());
+        };
+        let new: Vec<Item> = items
+            .iter()
+            .filter(|item| !seen.contains(&item.id))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            let state = State::fold(self.user()?, items);
+            report(&state, new, seen, on_event);
         }
         Ok(())
     }
@@ -142,6 +181,21 @@ async fn forward(stream: StreamId, mut subscription: Subscription, tx: mpsc::Sen
             return;
         }
     }
+}
+
+/// Reports the items not reported yet, in author order.
+fn report(
+    state: &State,
+    mut items: Vec<Item>,
+    reported: &mut HashSet<EnvelopeId>,
+    on_event: &mut dyn FnMut(WatchEvent),
+) {
+    items.retain(|item| reported.insert(item.id));
+    items.sort_by(Item::author_order);
+    items
+        .iter()
+        .filter_map(|item| event_of(state, item))
+        .for_each(on_event);
 }
 
 /// What to report for a new item.

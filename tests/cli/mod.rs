@@ -1,0 +1,380 @@
+//! Driving cairn the way a user does: real `cairn-relay` processes (from
+//! `support`) and the real `cairn` binary, one home directory per device.
+//! Every wait is bounded by `support::WAIT`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver};
+use std::time::Instant;
+
+use cairn_client::{Client, Options, Passphrase};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::support::{RelayProcess, WAIT};
+
+/// The passphrase of every home in these scenarios.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// The `cairn` binary of this workspace, built once per test binary.
+pub fn cairn_binary() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .package("cairn-cli")
+            .bin("cairn")
+            .current_release()
+            .run()
+            .expect("building cairn")
+            .path()
+            .to_owned()
+    })
+}
+
+/// Where a client reaches a relay: what `cairn init` and `cairn device
+/// join` are given.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: String,
+    pub fingerprint: String,
+}
+
+/// A relay serving a data directory it owns; killed when dropped.
+pub struct Relay {
+    pub target: Target,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    dir: TempDir,
+    process: Option<RelayProcess>,
+}
+
+impl Relay {
+    /// A relay on a new data directory and a free loopback port.
+    pub fn start() -> Self {
+        Self::serve(TempDir::new().unwrap(), "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// A relay serving `dir` on `listen`.
+    pub fn serve(dir: TempDir, listen: SocketAddr) -> Self {
+        let process = RelayProcess::spawn(dir.path(), listen);
+        Self {
+            target: Target {
+                addr: process.addr.to_string(),
+                fingerprint: process.fingerprint.to_string(),
+            },
+            addr: process.addr,
+            admin: process.admin,
+            dir,
+            process: Some(process),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGKILL: the clients find the relay unreachable.
+    pub fn stop(&mut self) {
+        if let Some(process) = self.process.take() {
+            process.kill9();
+        }
+    }
+
+    /// SIGTERM, and a clean exit within the bounded wait.
+    pub fn terminate(&mut self) {
+        if let Some(process) = self.process.take() {
+            let status = process.stop();
+            assert!(status.success(), "relay exited with {status}");
+        }
+    }
+
+    /// `GET http://ADMIN{path}`: the status and the body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.admin);
+        let mut response = ureq::get(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap();
+        let body = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), body)
+    }
+
+    /// Starts it again on the same address and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let process = RelayProcess::spawn(self.dir.path(), self.addr);
+        assert_eq!(process.addr, self.addr);
+        assert_eq!(
+            process.fingerprint.to_string(),
+            self.target.fingerprint,
+            "the relay kept its certificate"
+        );
+        self.admin = process.admin;
+        self.process = Some(process);
+    }
+
+    /// `cairn-relay ARGS... --data-dir DIR`, which must succeed; its stdout.
+    pub fn operate(&self, args: &[&str]) -> String {
+        relay_command(args, self.data_dir())
+    }
+}
+
+/// `cairn-relay ARGS... --data-dir DIR`, which must succeed; its stdout.
+pub fn relay_command(args: &[&str], data_dir: &Path) -> String {
+    let output = Command::new(crate::support::relay_binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cairn-relay {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// One cairn home directory: one device.
+pub struct Home {
+    dir: TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self {
+            dir: TempDir::new().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `cairn --home HOME ARGS...`, with the passphrase in the environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(cairn_binary());
+        command
+            .arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env_remove("CAIRN_HOME")
+            .env("CAIRN_PASSPHRASE", PASSPHRASE)
+            .env(cairn_client::INSECURE_FAST_KDF_ENV, "1")
+            .env("CAIRN_CONNECT_TIMEOUT", "2s")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Like [`Home::cmd`], for when the relay is known to be down: gives
+    /// up on reaching it quickly.
+    pub fn offline_cmd(&self, args: &[&str]) -> Command {
+        let mut command = self.cmd(args);
+        command.env("CAIRN_CONNECT_TIMEOUT", "200ms");
+        command
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        succeeded(args, &mut self.cmd(args))
+    }
+
+    /// Runs a command with `--json` while the relay is down; it must
+    /// succeed (the change is queued). Parses its stdout.
+    pub fn json_offline(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let stdout = succeeded(&all, &mut self.offline_cmd(&all));
+        serde_json::from_str(stdout.trim()).expect("JSON output")
+    }
+
+    /// Runs a command with `--json` that must succeed; parses its stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(self.ok(&all).trim()).expect("JSON output")
+    }
+
+    /// Runs a command that must fail; returns its exit code and stderr.
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let output = self.cmd(args).output().unwrap();
+        assert!(
+            !output.status.success(),
+            "cairn {args:?} should have failed"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code().unwrap_or(-1), stderr)
+    }
+
+    /// `cairn init` against `target`; returns the user id.
+    pub fn init(&self, target: &Target, name: &str) -> String {
+        let out = self.create(&["init"], target, name);
+        out["user"].as_str().expect("user id").to_owned()
+    }
+
+    /// `cairn --json COMMAND... --relay R --fingerprint FP --name NAME`:
+    /// what makes a new home (`init`, `device join`).
+    fn create(&self, command: &[&str], target: &Target, name: &str) -> Value {
+        let mut args = command.to_vec();
+        args.extend([
+            "--relay",
+            &target.addr,
+            "--fingerprint",
+            &target.fingerprint,
+            "--name",
+            name,
+        ]);
+        self.json(&args)
+    }
+
+    /// The note texts, in order.
+    pub fn note_texts(&self) -> Vec<String> {
+        texts(&self.json(&["note", "list"]))
+    }
+
+    /// The feed texts, in order.
+    pub fn feed_texts(&self) -> Vec<String> {
+        texts(&self.json(&["feed"]))
+    }
+
+    /// This device's id (`cd1…`).
+    pub fn device_id(&self) -> String {
+        self.json(&["whoami"])["device"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Opens this home with the library, to look at what the device holds.
+    /// No `cairn` process may be using the home meanwhile.
+    pub fn client(&self) -> Client {
+        let passphrase = Passphrase::new(PASSPHRASE.to_owned());
+        Client::open(self.path(), &passphrase, Options::default()).unwrap()
+    }
+
+    /// Starts `cairn --json watch` and waits until it is live.
+    pub fn watch(&self) -> Watch {
+        let mut child = self
+            .cmd(&["--json", "watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut watch = Watch {
+            lines: line_reader(child.stdout.take().unwrap()),
+            status: line_reader(child.stderr.take().unwrap()),
+            child,
+            live: 0,
+        };
+        watch.wait_live(1);
+        watch
+    }
+}
+
+/// Runs `command`, which must succeed; returns its stdout.
+fn succeeded(args: &[&str], command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "cairn {args:?} failed ({:?}): {}\n{stdout}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The `text` fields of a JSON array.
+pub fn texts(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|v| v["text"].as_str().expect("text").to_owned())
+        .collect()
+}
+
+/// Links `new` to the user of `linked` the way the README says: join,
+/// approve, sync.
+pub fn link(target: &Target, linked: &Home, new: &Home, name: &str) {
+    let joined = new.create(&["device", "join"], target, name);
+    let code = joined["code"].as_str().unwrap().to_owned();
+    let (before, message) = new.fails(&["sync"]);
+    assert_eq!(before, 10, "not approved yet: {message}");
+    assert!(message.contains("not approved yet"), "{message}");
+    linked.ok(&["device", "approve", &code]);
+    let report = new.json(&["sync"]);
+    assert_eq!(report["linked"], true);
+}
+
+/// Lines of a child's output, read on a thread.
+pub fn line_reader<R: std::io::Read + Send + 'static>(output: R) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// A running `cairn --json watch`; killed when dropped.
+pub struct Watch {
+    child: Child,
+    lines: Receiver<String>,
+    status: Receiver<String>,
+    /// How many times it said it was live (once per connection).
+    live: usize,
+}
+
+impl Watch {
+    /// Waits until it has gone live `times` times in all.
+    pub fn wait_live(&mut self, times: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.live < times {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .status
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("watch went live {} times, not {times}", self.live));
+            if line.contains("watching") {
+                self.live += 1;
+            }
+        }
+    }
+
+    /// Every event printed until one satisfies `last` (included).
+    pub fn events_until(&self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + WAIT;
+        let mut events = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("watch printed only {events:?}"));
+            let event: Value = serde_json::from_str(&line).unwrap();
+            let done = last(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

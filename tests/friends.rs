@@ -1,0 +1,255 @@
+//! Friend audiences through the real binaries: posts to overlapping
+//! audiences reach exactly their members; a removed member gets nothing
+//! new, neither from the relay nor as a key.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli;
+mod support;
+
+use cairn_crypto::{AudienceId, Epoch};
+use cairn_wire::{EnvelopeId, ErrorCode, ReadRequest, Request, Response, Scope, StreamId, UserId};
+use cli::{Home, Relay, link};
+use serde_json::{Value, json};
+
+/// Four users; alice and each of the others have added each other.
+struct Friends {
+    alice: Home,
+    bob: Home,
+    carol: Home,
+    dave: Home,
+    alice_id: String,
+}
+
+impl Friends {
+    fn new(relay: &Relay) -> Self {
+        let (alice, bob, carol, dave) = (Home::new(), Home::new(), Home::new(), Home::new());
+        let alice_id = alice.init(&relay.target, "alice-laptop");
+        for (home, name) in [(&bob, "bob"), (&carol, "carol"), (&dave, "dave")] {
+            let id = home.init(&relay.target, &format!("{name}-laptop"));
+            alice.ok(&["friend", "add", &id, "--name", name]);
+            home.ok(&["friend", "add", &alice_id, "--name", "alice"]);
+        }
+        Self {
+            alice,
+            bob,
+            carol,
+            dave,
+            alice_id,
+        }
+    }
+
+    fn sync_all(&self) {
+        for home in [&self.alice, &self.bob, &self.carol, &self.dave] {
+            home.ok(&["sync"]);
+        }
+    }
+}
+
+/// A feed as `(from, text)` pairs, in order.
+fn feed(home: &Home) -> Vec<(String, String)> {
+    home.json(&["feed"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["from"].as_str().unwrap().to_owned(),
+                p["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn from_alice(texts: &[&str]) -> Vec<(String, String)> {
+    texts
+        .iter()
+        .map(|t| ("alice".to_owned(), (*t).to_owned()))
+        .collect()
+}
+
+/// The feed entry with `text`.
+fn post(home: &Home, text: &str) -> Value {
+    let feed = home.json(&["feed"]);
+    feed.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["text"] == text)
+        .unwrap_or_else(|| panic!("no post {text:?} in {feed}"))
+        .clone()
+}
+
+/// The audience id a friend's post was sealed to, as the feed shows it.
+fn audience_of(post: &Value) -> AudienceId {
+    let hex = post["audiences"][0].as_str().unwrap();
+    AudienceId::from_bytes(hex::decode(hex).unwrap().try_into().unwrap())
+}
+
+/// What the relay answers `home`'s device when it reads `owner`'s friends
+/// stream from the start.
+fn read_friends_stream(home: &Home, owner: UserId) -> Response {
+    let client = home.client();
+    let read = Request::Read(ReadRequest {
+        stream: StreamId::new(owner, Scope::Friends),
+        after: 0,
+        limit: 100,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let connection = client.connect().await.unwrap();
+        let answer = connection.request(&read).await.unwrap();
+        connection.close().await;
+        answer
+    })
+}
+
+#[test]
+fn overlapping_audiences_reach_exactly_their_members_and_a_removed_one_gets_nothing_new() {
+    let relay = Relay::start();
+    let f = Friends::new(&relay);
+    f.alice.ok(&[
+        "audience", "create", "close", "--member", "bob", "--member", "carol",
+    ]);
+    f.alice.ok(&[
+        "audience", "create", "family", "--member", "carol", "--member", "dave",
+    ]);
+    assert_eq!(
+        f.alice.json(&["audience", "list"]),
+        json!([
+            {"name": "close", "epoch": 0, "members": ["bob", "carol"]},
+            {"name": "family", "epoch": 0, "members": ["carol", "dave"]},
+        ])
+    );
+    f.alice.ok(&["post", "--to", "close", "close only"]);
+    f.alice.ok(&["post", "--to", "family", "family only"]);
+    f.alice
+        .ok(&["post", "--to", "close", "--to", "family", "to both"]);
+    f.sync_all();
+    assert_eq!(feed(&f.bob), from_alice(&["close only", "to both"]));
+    assert_eq!(
+        feed(&f.carol),
+        from_alice(&["close only", "family only", "to both"])
+    );
+    assert_eq!(feed(&f.dave), from_alice(&["family only", "to both"]));
+    let both = post(&f.alice, "to both");
+    assert_eq!(both["from"], "me");
+    assert_eq!(both["audiences"], json!(["close", "family"]));
+    let seen_by_bob = post(&f.bob, "close only");
+    assert_eq!(seen_by_bob["author"], f.alice_id.as_str());
+    assert!(seen_by_bob["id"].as_str().unwrap().starts_with("ce1"));
+    let close = audience_of(&seen_by_bob);
+
+    // Carol leaves "close" (its key rotates) and then alice's friends
+    // stream altogether: the relay stops serving it to her.
+    f.alice.ok(&["audience", "remove", "close", "carol"]);
+    f.alice.ok(&["friend", "rm", "carol"]);
+    assert_eq!(
+        f.alice.json(&["audience", "list"]),
+        json!([
+            {"name": "close", "epoch": 1, "members": ["bob"]},
+            {"name": "family", "epoch": 1, "members": ["dave"]},
+        ])
+    );
+    let later = f.alice.json(&["post", "--to", "close", "after carol left"]);
+    f.alice
+        .ok(&["post", "--to", "family", "family after carol"]);
+    let pulled = f.carol.json(&["sync"]);
+    assert_eq!(pulled["pulled"], 0, "the relay serves carol nothing new");
+    f.sync_all();
+    assert_eq!(
+        feed(&f.bob),
+        from_alice(&["close only", "to both", "after carol left"])
+    );
+    assert_eq!(
+        feed(&f.dave),
+        from_alice(&["family only", "to both", "family after carol"])
+    );
+    assert_eq!(
+        feed(&f.carol),
+        from_alice(&["close only", "family only", "to both"]),
+        "carol gets nothing new"
+    );
+
+    // Asked directly, the relay refuses carol's device a read of alice's
+    // friends stream, and serves bob the later post.
+    let alice = f.alice_id.parse::<UserId>().unwrap();
+    let later: EnvelopeId = later["id"].as_str().unwrap().parse().unwrap();
+    match read_friends_stream(&f.carol, alice) {
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::FORBIDDEN, "{e}"),
+        other => panic!("carol read alice's stream: {other:?}"),
+    }
+    match read_friends_stream(&f.bob, alice) {
+        Response::Page(page) => assert!(page.entries.iter().any(|e| e.envelope.id() == later)),
+        other => panic!("bob could not read alice's stream: {other:?}"),
+    }
+
+    // From carol's own home: she holds the first epoch of "close" and
+    // not the second, which was never sealed to her.
+    let carol = f.carol.client();
+    assert!(
+        carol
+            .holds_audience_key(alice, close, Epoch::FIRST)
+            .unwrap()
+    );
+    assert!(!carol.holds_audience_key(alice, close, Epoch(1)).unwrap());
+    let bob = f.bob.client();
+    assert!(bob.holds_audience_key(alice, close, Epoch(1)).unwrap());
+}
+
+#[test]
+fn watch_receives_a_post_live() {
+    let relay = Relay::start();
+    let (alice, alice_phone, bob) = (Home::new(), Home::new(), Home::new());
+    let a = alice.init(&relay.target, "alice");
+    link(&relay.target, &alice, &alice_phone, "phone");
+    let b = bob.init(&relay.target, "bob");
+    alice.ok(&["friend", "add", &b, "--name", "bob"]);
+    bob.ok(&["friend", "add", &a, "--name", "alice"]);
+    alice.ok(&["audience", "create", "close", "--member", "bob"]);
+
+    let watch = bob.watch();
+    // The phone has not synced since the audience was made: posting
+    // pulls it first.
+    alice_phone.ok(&["post", "--to", "close", "live hello"]);
+    bob.ok(&["note", "add", "a note while watching"]);
+    let mut events = watch.events_until(|e| e["kind"] == "post");
+    if !events.iter().any(|e| e["kind"] == "note") {
+        events.extend(watch.events_until(|e| e["kind"] == "note"));
+    }
+    let post = events.iter().find(|e| e["kind"] == "post").unwrap();
+    assert_eq!(post["text"], "live hello");
+    assert_eq!(post["from"], "alice");
+    assert_eq!(post["author"], a.as_str());
+    let note = events.iter().find(|e| e["kind"] == "note").unwrap();
+    assert_eq!(note["op"], "add");
+    assert_eq!(note["text"], "a note while watching");
+}
+
+#[test]
+fn unknown_names_and_missing_keys_are_specific_errors() {
+    let relay = Relay::start();
+    let (alice, dave) = (Home::new(), Home::new());
+    alice.init(&relay.target, "alice");
+    let d = dave.init(&relay.target, "dave");
+
+    let (code, message) = alice.fails(&["post", "--to", "nobody", "hi"]);
+    assert_eq!(code, 8, "{message}");
+    assert!(message.contains("no audience named"), "{message}");
+    let (code, message) = alice.fails(&["audience", "create", "x", "--member", "nobody"]);
+    assert_eq!(code, 8, "{message}");
+    assert!(message.contains("no friend named"), "{message}");
+    let (code, message) = alice.fails(&["friend", "rm", "nobody"]);
+    assert_eq!(code, 8, "{message}");
+
+    alice.ok(&["friend", "add", &d, "--name", "dave"]);
+    let (code, message) = alice.fails(&["audience", "create", "x", "--member", "dave"]);
+    assert_eq!(code, 8, "{message}");
+    assert!(message.contains("must add you as a friend"), "{message}");
+}

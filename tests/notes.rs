@@ -1,0 +1,240 @@
+//! Private multi-device notes through the real `cairn` and `cairn-relay`
+//! binaries: three devices of one user edit offline, sync, and agree on
+//! one folded state; a device linked later gets the whole history.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli;
+mod support;
+
+use cli::{Home, Relay, link};
+use serde_json::Value;
+
+/// The id of the note whose text is `text`, as `note list` shows it.
+fn note_id(home: &Home, text: &str) -> String {
+    let notes = home.json(&["note", "list"]);
+    let note = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["text"] == text)
+        .unwrap_or_else(|| panic!("no note {text:?} in {notes}"));
+    note["id"].as_str().unwrap().to_owned()
+}
+
+/// Runs a note command while the relay is down: it must be queued.
+fn offline(home: &Home, args: &[&str]) {
+    let out = home.json_offline(args);
+    assert_eq!(out["queued"], true, "{args:?} while the relay is down");
+}
+
+#[test]
+fn three_devices_edit_offline_and_converge_then_a_new_device_gets_everything() {
+    let mut relay = Relay::start();
+    let (laptop, phone, tablet) = (Home::new(), Home::new(), Home::new());
+    let user = laptop.init(&relay.target, "laptop");
+    for text in ["groceries", "call mum", "book flights"] {
+        assert_eq!(laptop.json(&["note", "add", text])["queued"], false);
+    }
+    link(&relay.target, &laptop, &phone, "phone");
+    link(&relay.target, &laptop, &tablet, "tablet");
+    for device in [&phone, &tablet] {
+        assert_eq!(device.json(&["whoami"])["user"], user.as_str());
+        assert_eq!(
+            device.note_texts(),
+            ["groceries", "call mum", "book flights"]
+        );
+    }
+    let groceries = note_id(&laptop, "groceries");
+    let call_mum = note_id(&laptop, "call mum");
+    let flights = note_id(&laptop, "book flights");
+
+    relay.stop();
+    let failed = phone.offline_cmd(&["sync"]).output().unwrap();
+    assert_eq!(failed.status.code(), Some(4), "unreachable relay");
+    let message = String::from_utf8_lossy(&failed.stderr);
+    assert!(message.contains("cannot reach the relay"), "{message}");
+    // The phone goes first, so every laptop change below is later in
+    // author order: the laptop's edit of the groceries wins, and its edit
+    // of the flights note comes after the phone removed it (removal is
+    // final).
+    offline(&phone, &["note", "add", "phone offline"]);
+    offline(&phone, &["note", "rm", &flights]);
+    offline(
+        &phone,
+        &["note", "edit", &groceries[..12], "groceries: eggs"],
+    );
+    offline(
+        &laptop,
+        &["note", "edit", &flights, "book flights to Lisbon"],
+    );
+    offline(
+        &laptop,
+        &["note", "edit", &groceries, "groceries: bread, milk"],
+    );
+    offline(&laptop, &["note", "add", "laptop offline"]);
+    offline(&laptop, &["note", "rm", &call_mum]);
+    assert_eq!(
+        phone.note_texts(),
+        ["groceries: eggs", "call mum", "phone offline"]
+    );
+    assert_eq!(
+        laptop.note_texts(),
+        [
+            "groceries: bread, milk",
+            "book flights to Lisbon",
+            "laptop offline"
+        ]
+    );
+
+    relay.restart();
+    for device in [&laptop, &phone, &tablet, &laptop] {
+        device.ok(&["sync"]);
+    }
+    let folded = laptop.json(&["note", "list"]);
+    assert_eq!(
+        cli::texts(&folded),
+        ["groceries: bread, milk", "phone offline", "laptop offline"]
+    );
+    let groceries_note = &folded[0];
+    assert_eq!(groceries_note["id"], groceries.as_str());
+    assert!(groceries_note["edited"].as_u64().unwrap() > 0);
+    assert_eq!(folded[1]["edited"], Value::Null);
+    assert_eq!(phone.json(&["note", "list"]), folded, "phone");
+    assert_eq!(tablet.json(&["note", "list"]), folded, "tablet");
+
+    let devices = laptop.json(&["device", "list"]);
+    let devices = devices.as_array().unwrap();
+    assert_eq!(devices.len(), 3);
+    assert!(devices.iter().all(|d| d["revoked"] == false));
+
+    let desktop = Home::new();
+    link(&relay.target, &tablet, &desktop, "desktop");
+    assert_eq!(
+        desktop.json(&["note", "list"]),
+        folded,
+        "a device linked later replays the whole history"
+    );
+}
+
+#[test]
+fn a_device_linked_later_and_a_revoked_one() {
+    let relay = Relay::start();
+    let (laptop, phone, tablet) = (Home::new(), Home::new(), Home::new());
+    laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+    let phone_device = phone.device_id();
+    laptop.ok(&["device", "revoke", &phone_device]);
+
+    let (code, message) = phone.fails(&["sync"]);
+    assert_eq!(code, 7, "revoked device: {message}");
+    assert!(message.contains("revoked"), "{message}");
+
+    laptop.ok(&["note", "add", "after the revocation"]);
+    link(&relay.target, &laptop, &tablet, "tablet");
+    assert_eq!(tablet.note_texts(), ["after the revocation"]);
+    let devices = laptop.json(&["device", "list"]);
+    let revoked: Vec<_> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["revoked"] == true)
+        .collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["device"], phone_device.as_str());
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let relay = Relay::start();
+    let fresh = Home::new();
+    let (code, message) = fresh.fails(&["whoami"]);
+    assert_eq!(code, 3, "{message}");
+    assert!(message.contains("cairn init"), "{message}");
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let addr = relay.target.addr.as_str();
+    let (code, message) = fresh.fails(&["init", "--relay", addr, "--fingerprint", &wrong]);
+    assert_eq!(code, 5, "{message}");
+    assert!(
+        message.contains("does not match the pinned fingerprint"),
+        "{message}"
+    );
+    assert!(!fresh.path().join(cairn_client::STORE_FILE).exists());
+
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    let (code, message) = home.fails(&["note", "edit", "ce1nothing", "x"]);
+    assert_eq!(code, 8, "{message}");
+
+    let output = home
+        .cmd(&["note", "list"])
+        .env("CAIRN_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(9));
+    let output = home
+        .cmd(&["note", "list"])
+        .env_remove("CAIRN_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(9));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("CAIRN_PASSPHRASE"));
+}
+
+#[test]
+fn a_sync_replayed_after_an_interruption_neither_loses_nor_doubles() {
+    let mut relay = Relay::start();
+    let (laptop, phone) = (Home::new(), Home::new());
+    laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+
+    relay.stop();
+    for text in ["one", "two", "three"] {
+        offline(&laptop, &["note", "add", text]);
+    }
+    relay.restart();
+    // Keep the store as it was before the sync: the relay will have the
+    // envelopes while this copy still has them queued, as after a crash
+    // between the relay's acknowledgement and the local commit.
+    let store = laptop.path().join(cairn_client::STORE_FILE);
+    let before = std::fs::read(&store).unwrap();
+    let first = laptop.json(&["sync"]);
+    assert_eq!(first["pushed"], 3);
+    std::fs::write(&store, before).unwrap();
+    let replay = laptop.json(&["sync"]);
+    assert_eq!(replay["pushed"], 3, "the relay answers duplicates");
+    assert_eq!(replay["queued"], 0);
+    assert_eq!(laptop.note_texts(), ["one", "two", "three"]);
+    phone.ok(&["sync"]);
+    assert_eq!(phone.note_texts(), ["one", "two", "three"]);
+}
+
+#[test]
+fn note_text_can_come_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    let mut child = home
+        .cmd(&["--json", "note", "add", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\nline two\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(home.note_texts(), ["line one\nline two"]);
+}

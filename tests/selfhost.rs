@@ -1,0 +1,180 @@
+//! Self-hosting as an operator does it, with real `cairn` clients: serve
+//! from an empty data directory on defaults, health and metrics, an online
+//! backup restored into a new directory, an export imported into another,
+//! and a graceful restart while `cairn watch` subscribers run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli;
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use cli::{Home, Relay, Watch, link, relay_command};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The sum of a Prometheus metric's samples, whatever their labels.
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.split(['{', ' ']).next() == Some(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A new data directory holding `from`'s certificate and key, so that
+/// clients that pinned `from` accept a relay serving it.
+fn dir_with_identity_of(from: &Path) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    for file in ["relay-cert.pem", "relay-key.pem"] {
+        std::fs::copy(from.join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+/// Serves `dir` on `addr` and checks that a device linked now through it
+/// replays exactly `notes`.
+fn serve_and_check_notes(dir: TempDir, addr: SocketAddr, laptop: &Home, notes: &Value) -> Relay {
+    let relay = Relay::serve(dir, addr);
+    let fresh = Home::new();
+    link(&relay.target, laptop, &fresh, "fresh");
+    assert_eq!(&fresh.json(&["note", "list"]), notes);
+    relay
+}
+
+#[test]
+fn serve_on_defaults_then_backup_restore_and_export_import_keep_the_data() {
+    let mut relay = Relay::start();
+    for file in ["relay.redb", "relay-cert.pem", "relay-key.pem"] {
+        assert!(relay.data_dir().join(file).is_file(), "{file} created");
+    }
+    let printed = relay.operate(&["fingerprint"]);
+    assert_eq!(printed.trim(), relay.target.fingerprint);
+    assert_eq!(relay.admin_get("/healthz"), (200, "ok\n".to_owned()));
+
+    let (laptop, phone) = (Home::new(), Home::new());
+    let user = laptop.init(&relay.target, "laptop");
+    for text in ["first", "second", "third"] {
+        laptop.ok(&["note", "add", text]);
+    }
+    link(&relay.target, &laptop, &phone, "phone");
+    let notes = laptop.json(&["note", "list"]);
+    assert_eq!(cli::texts(&notes), ["first", "second", "third"]);
+
+    let (status, metrics) = relay.admin_get("/metrics");
+    assert_eq!(status, 200);
+    // init writes 2 envelopes, the notes 3, the approval 2 more.
+    assert!(
+        metric(&metrics, "cairn_envelopes_stored_total") >= 7.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "cairn_authenticated_total") >= 3.0,
+        "{metrics}"
+    );
+    assert!(metric(&metrics, "cairn_requests_total") >= 7.0, "{metrics}");
+    assert!(!metrics.contains(&user), "metrics never name users");
+
+    let out = TempDir::new().unwrap();
+    let backup = out.path().join("relay.backup");
+    let admin = relay.admin.to_string();
+    let backup_arg = backup.to_str().unwrap();
+    relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    relay.terminate();
+    let checked = relay.operate(&["check"]);
+    assert!(checked.contains("database is consistent"), "{checked}");
+
+    let restored = dir_with_identity_of(relay.data_dir());
+    relay_command(&["restore", "--from", backup_arg], restored.path());
+    let mut restored = serve_and_check_notes(restored, relay.addr, &laptop, &notes);
+    assert_eq!(laptop.json(&["sync"])["queued"], 0, "the laptop carries on");
+    restored.terminate();
+
+    let export = out.path().join("relay.export");
+    let export_arg = export.to_str().unwrap();
+    restored.operate(&["export", "--out", export_arg]);
+    let imported = dir_with_identity_of(restored.data_dir());
+    relay_command(&["import", "--from", export_arg], imported.path());
+    let again = out.path().join("again.export");
+    relay_command(
+        &["export", "--out", again.to_str().unwrap()],
+        imported.path(),
+    );
+    assert_eq!(
+        std::fs::read(&export).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "the import holds exactly what was exported"
+    );
+    let _imported = serve_and_check_notes(imported, relay.addr, &laptop, &notes);
+    phone.ok(&["sync"]);
+    assert_eq!(phone.json(&["note", "list"]), notes);
+}
+
+/// The texts of the posts among `events`.
+fn post_texts(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "post")
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until `watch` has printed the post `text`; returns the post
+/// texts printed up to it.
+fn posts_until(watch: &Watch, text: &str) -> Vec<String> {
+    post_texts(&watch.events_until(|e| e["kind"] == "post" && e["text"] == text))
+}
+
+#[test]
+fn watchers_resume_across_a_graceful_restart_and_see_each_post_once() {
+    let mut relay = Relay::start();
+    let (alice, bob, carol) = (Home::new(), Home::new(), Home::new());
+    let a = alice.init(&relay.target, "alice");
+    for (home, name) in [(&bob, "bob"), (&carol, "carol")] {
+        let id = home.init(&relay.target, name);
+        alice.ok(&["friend", "add", &id, "--name", name]);
+        home.ok(&["friend", "add", &a, "--name", "alice"]);
+    }
+    alice.ok(&[
+        "audience", "create", "close", "--member", "bob", "--member", "carol",
+    ]);
+    let mut watchers = [bob.watch(), carol.watch()];
+    alice.ok(&["post", "--to", "close", "before"]);
+    for watch in &watchers {
+        assert_eq!(posts_until(watch, "before"), ["before"]);
+    }
+
+    // Around the restart: one post right before SIGTERM, one while the
+    // relay is down (queued), one right after it is back, and one once
+    // the watchers said they are live again.
+    alice.ok(&["post", "--to", "close", "just before the stop"]);
+    relay.terminate();
+    let queued = alice.json_offline(&["post", "--to", "close", "while down"]);
+    assert_eq!(queued["queued"], true);
+    relay.restart();
+    let pushed = alice.json(&["post", "--to", "close", "just after the restart"]);
+    assert_eq!(pushed["queued"], false);
+    for watch in &mut watchers {
+        watch.wait_live(2);
+    }
+    alice.ok(&["post", "--to", "close", "after the watchers resumed"]);
+    for watch in &watchers {
+        assert_eq!(
+            posts_until(watch, "after the watchers resumed"),
+            [
+                "just before the stop",
+                "while down",
+                "just after the restart",
+                "after the watchers resumed"
+            ],
+            "each post exactly once, in order"
+        );
+    }
+}
