@@ -551,19 +551,19 @@ async fn frames_sent_too_slowly_are_refused_in_time() {
     // A prefix announcing 100 bytes, 10 of them, then nothing more.
     let mut dribble = 100u32.to_be_bytes().to_vec();
     dribble.extend_from_slice(&[0; 10]);
-    // Authenticated: the request stream is refused (`spec/relay.md` §4).
+    // Authenticated: `malformed_frame`, and the connection is closed
+    // (`spec/relay.md` §4, `spec/errors.md`).
     let hostile = scene.newcomer(&device).await;
     let answer = hostile.send_unfinished(&dribble).await;
     assert_eq!(answer.error_code(), ErrorCode::MALFORMED_FRAME);
-    // Before authenticating: the connection is closed, whether it stays
-    // silent or dribbles its first frame. The relay may close before it
-    // writes the error frame; the close carries the code either way.
+    assert_eq!(hostile.closed_with().await, ErrorCode::MALFORMED_FRAME);
+    scene.assert_honest_served().await;
+    // Before authenticating: a connection that dribbles its first frame is
+    // told why in a frame, then closed; a silent one is closed.
     let silent = RawConnection::dial(&scene.relay).await;
     let slow = RawConnection::dial(&scene.relay).await;
-    match slow.send_unfinished(&dribble).await {
-        Answer::Closed(code) => assert_eq!(code, ErrorCode::UNAUTHENTICATED),
-        answer => assert_eq!(answer.error_code(), ErrorCode::UNAUTHENTICATED),
-    }
+    let answer = slow.send_unfinished(&dribble).await;
+    assert_eq!(answer.error_code(), ErrorCode::UNAUTHENTICATED);
     assert_eq!(slow.closed_with().await, ErrorCode::UNAUTHENTICATED);
     assert_eq!(silent.closed_with().await, ErrorCode::UNAUTHENTICATED);
     scene.finish().await;

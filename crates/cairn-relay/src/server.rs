@@ -262,7 +262,10 @@ async fn connection<S: Store>(
     };
     metrics::gauge_add(metrics::CONNECTIONS_OPEN, 1.0);
     let authenticate = Unauthenticated::new(connection.clone()).authenticate(&shared);
-    match tokio::time::timeout(shared.request_timeout(), authenticate).await {
+    // `authenticate` bounds each of its waits itself and says why it gives
+    // up; this outer bound only keeps a stuck login from living forever.
+    let login_bound = shared.request_timeout() * 3;
+    match tokio::time::timeout(login_bound, authenticate).await {
         Ok(Some(session)) => session.serve(shared.clone()).await,
         Ok(None) => {}
         Err(_) => connection.close(

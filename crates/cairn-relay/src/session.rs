@@ -61,9 +61,23 @@ impl Unauthenticated {
     }
 
     /// Waits for the authenticate request on the first stream, checks it,
-    /// answers it, and becomes a session; or refuses and closes.
+    /// answers it, and becomes a session; or refuses and closes. Opening
+    /// the stream and sending the frame each have the request timeout, so
+    /// a peer that opened a stream and then stalls is told why in a frame.
     pub async fn authenticate<S: Store>(self, shared: &Shared<S>) -> Option<Session> {
-        let (mut send, mut recv) = self.connection.accept_bi().await.ok()?;
+        let accepted = tokio::time::timeout(shared.request_timeout(), self.connection.accept_bi());
+        let (mut send, mut recv) = match accepted.await {
+            Ok(Ok(streams)) => streams,
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                metrics::refusal(ErrorCode::UNAUTHENTICATED);
+                self.connection.close(
+                    u32::from(ErrorCode::UNAUTHENTICATED.0).into(),
+                    b"no authentication in time",
+                );
+                return None;
+            }
+        };
         let outcome = match frame_io::read_request(&mut recv, shared.request_timeout()).await {
             Ok(body) => self.check(shared, &body).await,
             Err(ReadFailure::TooLarge(_)) => {

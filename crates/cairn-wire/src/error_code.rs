@@ -45,7 +45,7 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    MALFORMED_FRAME = 1, "malformed_frame", true, "A frame body is not the canonical encoding of a frame of the expected kind.";
+    MALFORMED_FRAME = 1, "malformed_frame", true, "A frame body is not the canonical encoding of a frame of the expected kind, or a request frame did not arrive whole within the request timeout.";
     FRAME_TOO_LARGE = 2, "frame_too_large", true, "A frame's length prefix exceeds the frame size limit.";
     UNSUPPORTED_VERSION = 3, "unsupported_version", false, "A structure carries a format version the relay does not speak.";
     UNEXPECTED_FRAME = 4, "unexpected_frame", true, "A well-formed frame that is not valid at this point of the protocol.";

@@ -31,8 +31,11 @@ pub async fn handle_stream<S: Store>(
         Err(ReadFailure::TooLarge(e)) => {
             return fatal(session, &mut send, e.code(), &e.to_string()).await;
         }
+        // A frame trickled in slower than the request timeout holds a
+        // stream and its buffer for nothing: treated as a broken frame.
         Err(ReadFailure::TimedOut) => {
-            return refuse(
+            return fatal(
+                session,
                 &mut send,
                 ErrorCode::MALFORMED_FRAME,
                 "request frame not received in time",
@@ -130,11 +133,6 @@ pub(crate) fn internal(e: &dyn std::fmt::Display) -> Response {
         ErrorCode::INTERNAL,
         "storage unavailable; nothing was changed",
     )
-}
-
-async fn refuse(send: &mut SendStream, code: ErrorCode, message: &str) {
-    metrics::refusal(code);
-    frame_io::refuse(send, code, message).await;
 }
 
 /// A refusal whose code closes the connection.
