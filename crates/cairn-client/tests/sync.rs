@@ -18,6 +18,7 @@ use cairn_client::{Client, Options, Passphrase, Progress};
 struct Relay {
     child: Child,
     addr: String,
+    admin: String,
     fingerprint: cairn_wire::Fingerprint,
     _data: tempfile::TempDir,
 }
@@ -42,7 +43,9 @@ impl Relay {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
-        let addr = first.split_whitespace().nth(4).unwrap().to_owned();
+        let words: Vec<&str> = first.split_whitespace().collect();
+        let addr = words[4].to_owned();
+        let admin = words[6].trim_end_matches(')').to_owned();
         let second = lines.next().unwrap().unwrap();
         let fingerprint = second
             .strip_prefix("fingerprint ")
@@ -52,9 +55,26 @@ impl Relay {
         Self {
             child,
             addr,
+            admin,
             fingerprint,
             _data: data,
         }
+    }
+}
+
+impl Relay {
+    /// The relay's count of requests of `kind`, from its metrics.
+    fn requests(&self, kind: &str) -> u64 {
+        let text = ureq::get(format!("http://{}/metrics", self.admin))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let prefix = format!("cairn_requests_total{{kind=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |n| n.trim().parse().unwrap())
     }
 }
 
@@ -122,10 +142,15 @@ async fn large_outbox_and_history_move_in_several_rounds() {
     .await
     .unwrap();
     laptop.approve(&code).await.unwrap();
+    let (hellos, subscriptions) = (relay.requests("hello"), relay.requests("subscribe"));
     let mut rounds = Rounds::default();
     let report = phone.sync(&mut rounds).await.unwrap();
     assert!(report.linked);
     assert!(rounds.saw_more, "the history came in several pages");
+    // The first hello's page said more; the rest of the history came
+    // through one catch-up subscription, not a hello per page.
+    assert_eq!(relay.requests("subscribe") - subscriptions, 1);
+    assert!(relay.requests("hello") - hellos <= 3);
     let notes = phone.notes().unwrap();
     assert_eq!(notes.len(), 300);
     assert!(
