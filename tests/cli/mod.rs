@@ -372,6 +372,26 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// Waits (bounded) for it to exit by itself; its exit code and the
+    /// last line it wrote on stderr.
+    pub fn exited(&mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut last = String::new();
+                let left = deadline.saturating_duration_since(Instant::now());
+                while let Ok(line) = self.status.recv_timeout(left) {
+                    last = line;
+                }
+                return (status.code(), last);
+            }
+            assert!(Instant::now() < deadline, "watch did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         let _ = self.child.kill();

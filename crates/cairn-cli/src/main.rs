@@ -31,6 +31,7 @@ fn exit_code(kind: Option<ErrorKind>) -> u8 {
         Some(ErrorKind::Passphrase) => 9,
         Some(ErrorKind::NotLinked) => 10,
         Some(ErrorKind::Invalid) => 11,
+        Some(ErrorKind::Banned) => 12,
         _ => 1,
     }
 }

@@ -100,8 +100,10 @@ pub enum ErrorKind {
     FingerprintMismatch,
     /// The relay refused a read or write as outside the device's scope.
     Forbidden,
-    /// This device has been revoked.
+    /// This device has been revoked by its user.
     Revoked,
+    /// The relay's operator has banned this device.
+    Banned,
     /// An unknown friend, audience or note.
     Unknown,
     /// Wrong or missing passphrase.
@@ -156,6 +158,7 @@ fn refusal_kind(error: &WireError) -> ErrorKind {
     match error.code {
         ErrorCode::FORBIDDEN => ErrorKind::Forbidden,
         ErrorCode::DEVICE_REVOKED | ErrorCode::UNKNOWN_DEVICE => ErrorKind::Revoked,
+        ErrorCode::DEVICE_BANNED => ErrorKind::Banned,
         _ => ErrorKind::Other,
     }
 }
@@ -166,6 +169,10 @@ fn describe_refusal(error: &WireError) -> String {
         ErrorCode::FORBIDDEN => format!("forbidden: this device may not do that ({error})"),
         ErrorCode::DEVICE_REVOKED => {
             "this device has been revoked by its user and can no longer sync".to_owned()
+        }
+        ErrorCode::DEVICE_BANNED => {
+            "this device was banned by the relay operator and can no longer use this relay"
+                .to_owned()
         }
         _ => error.to_string(),
     }

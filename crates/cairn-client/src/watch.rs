@@ -99,7 +99,9 @@ impl Client {
             let entries = match event? {
                 Some(SubscriptionEvent::Entries(entries)) => entries,
                 Some(SubscriptionEvent::End(e)) if e.code == ErrorCode::FORBIDDEN => continue,
-                Some(SubscriptionEvent::End(e)) if e.code == ErrorCode::DEVICE_REVOKED => {
+                Some(SubscriptionEvent::End(e))
+                    if matches!(e.code, ErrorCode::DEVICE_REVOKED | ErrorCode::DEVICE_BANNED) =>
+                {
                     return Err(Error::Refused(e));
                 }
                 Some(SubscriptionEvent::End(_)) => break,

@@ -56,6 +56,10 @@ impl Statement for ExchangeKeyBody {
     fn signer(&self) -> UserId {
         self.user
     }
+
+    fn dated_ms(&self) -> u64 {
+        self.issued_ms
+    }
 }
 
 /// A signed user exchange key announcement.

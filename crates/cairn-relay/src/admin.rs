@@ -80,9 +80,9 @@ async fn ban<S: Store>(
     };
     match shared.bans.add(device) {
         Ok(new) => {
-            shared.sessions.close_device(
+            shared.sessions.close_banned(
                 device,
-                ErrorCode::DEVICE_REVOKED,
+                ErrorCode::DEVICE_BANNED,
                 "device banned by the relay operator",
             );
             Json(BanAnswer {

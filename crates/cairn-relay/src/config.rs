@@ -100,6 +100,9 @@ pub struct Limits {
     /// Live entries queued for one subscriber before it is switched to
     /// catching up from storage.
     pub subscriber_queue: usize,
+    /// How far ahead of the relay's clock a signed statement may be dated
+    /// (seconds); later ones get `future_statement`.
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for Limits {
@@ -115,6 +118,7 @@ impl Default for Limits {
             requests_per_second_per_ip: 1000,
             request_burst_per_ip: 2000,
             subscriber_queue: 1024,
+            max_clock_skew_secs: 120,
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod access;
 pub mod admin;
 pub mod bans;
+pub mod clock;
 pub mod config;
 pub mod export;
 pub mod fanout;

@@ -50,6 +50,11 @@ impl<S: Store> Shared<S> {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.config.limits.request_timeout_secs.max(1))
     }
+
+    /// How far ahead of the relay's clock a statement may be dated.
+    pub fn max_clock_skew(&self) -> Duration {
+        Duration::from_secs(self.config.limits.max_clock_skew_secs)
+    }
 }
 
 /// The relay could not start.

@@ -127,7 +127,7 @@ impl Unauthenticated {
             .clone();
         if shared.bans.contains(&body.device) {
             return Err(Fatal::new(
-                ErrorCode::DEVICE_REVOKED,
+                ErrorCode::DEVICE_BANNED,
                 "device banned by the relay operator",
             ));
         }
@@ -190,6 +190,12 @@ async fn admit<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> Result<bool,
             "device not registered; approve it from another device",
         ));
     }
+    crate::clock::check_dated(
+        body.issued_ms,
+        crate::clock::now_ms(),
+        shared.max_clock_skew(),
+    )
+    .map_err(Fatal)?;
     if !registration_allows(shared, auth) {
         return Err(Fatal::new(
             ErrorCode::REGISTRATION_REFUSED,
@@ -275,41 +281,61 @@ pub async fn close_with(
     );
 }
 
-/// Open sessions by device, so that revoking or banning a device closes
-/// its connections at once.
+/// Open sessions by (user, device), so that revoking or banning a device
+/// closes its connections at once. Keyed by the pair: a revocation names
+/// its signer's device, and must never reach another user's sessions that
+/// use the same device id.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    by_device: Mutex<HashMap<DeviceId, Vec<(u64, quinn::Connection)>>>,
+    by_device: Mutex<ByDevice>,
     next_id: AtomicU64,
 }
+
+/// Each (user, device)'s open connections, each with its session's id.
+type ByDevice = HashMap<(UserId, DeviceId), Vec<(u64, quinn::Connection)>>;
 
 /// Unregisters a session when dropped.
 #[derive(Debug)]
 pub struct SessionEntry<'a> {
     sessions: &'a Sessions,
-    device: DeviceId,
+    key: (UserId, DeviceId),
     id: u64,
 }
 
 impl Sessions {
     fn register(&self, session: &Session) -> SessionEntry<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = (session.user, session.device);
         self.lock()
-            .entry(session.device)
+            .entry(key)
             .or_default()
             .push((id, session.connection.clone()));
         SessionEntry {
             sessions: self,
-            device: session.device,
+            key,
             id,
         }
     }
 
-    /// Closes every connection of `device` with `code`.
-    pub fn close_device(&self, device: DeviceId, code: ErrorCode, reason: &str) {
-        if let Some(connections) = self.lock().remove(&device) {
-            for (_, connection) in connections {
-                connection.close(u32::from(code.0).into(), reason.as_bytes());
+    /// Closes every connection of `user`'s `device` with `code`.
+    pub fn close_device(&self, user: UserId, device: DeviceId, code: ErrorCode, reason: &str) {
+        if let Some(connections) = self.lock().remove(&(user, device)) {
+            close_each(connections, code, reason);
+        }
+    }
+
+    /// Closes every connection of `device`, whichever user it is
+    /// authenticated as: an operator's ban is of the device key itself.
+    pub fn close_banned(&self, device: DeviceId, code: ErrorCode, reason: &str) {
+        let mut by_device = self.lock();
+        let keys: Vec<_> = by_device
+            .keys()
+            .filter(|(_, d)| *d == device)
+            .copied()
+            .collect();
+        for key in keys {
+            if let Some(connections) = by_device.remove(&key) {
+                close_each(connections, code, reason);
             }
         }
     }
@@ -317,26 +343,30 @@ impl Sessions {
     /// Closes every connection with `code`.
     pub fn close_all(&self, code: ErrorCode, reason: &str) {
         for (_, connections) in self.lock().drain() {
-            for (_, connection) in connections {
-                connection.close(u32::from(code.0).into(), reason.as_bytes());
-            }
+            close_each(connections, code, reason);
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<DeviceId, Vec<(u64, quinn::Connection)>>> {
+    fn lock(&self) -> MutexGuard<'_, ByDevice> {
         self.by_device
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+fn close_each(connections: Vec<(u64, quinn::Connection)>, code: ErrorCode, reason: &str) {
+    for (_, connection) in connections {
+        connection.close(u32::from(code.0).into(), reason.as_bytes());
+    }
+}
+
 impl Drop for SessionEntry<'_> {
     fn drop(&mut self) {
         let mut by_device = self.sessions.lock();
-        if let Some(list) = by_device.get_mut(&self.device) {
+        if let Some(list) = by_device.get_mut(&self.key) {
             list.retain(|(id, _)| *id != self.id);
             if list.is_empty() {
-                by_device.remove(&self.device);
+                by_device.remove(&self.key);
             }
         }
     }

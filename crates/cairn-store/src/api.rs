@@ -243,6 +243,8 @@ pub enum StatementRefusal {
     Stale,
     /// A certificate for a device its user has revoked.
     DeviceRevoked,
+    /// A revocation of a device its user never certified.
+    UnknownDevice,
 }
 
 /// One page of a stream.
@@ -446,6 +448,7 @@ impl StatementRefusal {
         match self {
             Self::Stale => ErrorCode::STALE_STATEMENT,
             Self::DeviceRevoked => ErrorCode::DEVICE_REVOKED,
+            Self::UnknownDevice => ErrorCode::UNKNOWN_DEVICE,
         }
     }
 }

@@ -288,25 +288,21 @@ impl<'t> WriteTables<'t> {
         Ok(StatementOutcome::Applied)
     }
 
+    /// A revocation is final and wins over its device's certificate
+    /// whatever either is dated: a device certified with a future date
+    /// can still be revoked at once. A user can revoke only a device they
+    /// certified, so a revocation never names another user's device.
     fn device_revocation(
         &mut self,
         rev: &DeviceRevocation,
     ) -> Result<StatementOutcome, redb::Error> {
         let body = rev.body();
         let key = keys::pair_key(body.user.as_bytes(), body.device.as_bytes());
-        if let Some(stored) = self.device_revocations.get(key.as_slice())? {
-            let stored = DeviceRevocation::decode(stored.value()).map_err(corrupt)?;
-            return Ok(if body.revoked_ms < stored.body().revoked_ms {
-                StatementOutcome::Refused(StatementRefusal::Stale)
-            } else {
-                StatementOutcome::Unchanged
-            });
+        if self.device_revocations.get(key.as_slice())?.is_some() {
+            return Ok(StatementOutcome::Unchanged);
         }
-        if let Some(cert) = self.device_certs.get(key.as_slice())? {
-            let cert = DeviceCertificate::decode(cert.value()).map_err(corrupt)?;
-            if body.revoked_ms < cert.body().issued_ms {
-                return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
-            }
+        if self.device_certs.get(key.as_slice())?.is_none() {
+            return Ok(StatementOutcome::Refused(StatementRefusal::UnknownDevice));
         }
         self.device_revocations
             .insert(key.as_slice(), rev.encode().as_slice())?;

@@ -161,19 +161,11 @@ impl Model {
     }
 
     fn revoke(&mut self, user: UserId, device: DeviceId, t: u64) -> StatementOutcome {
-        if let Some(&t0) = self.revoked.get(&(user, device)) {
-            return if t < t0 {
-                StatementOutcome::Refused(StatementRefusal::Stale)
-            } else {
-                StatementOutcome::Unchanged
-            };
+        if self.revoked.contains_key(&(user, device)) {
+            return StatementOutcome::Unchanged;
         }
-        if self
-            .certs
-            .get(&(user, device))
-            .is_some_and(|&issued| t < issued)
-        {
-            return StatementOutcome::Refused(StatementRefusal::Stale);
+        if !self.certs.contains_key(&(user, device)) {
+            return StatementOutcome::Refused(StatementRefusal::UnknownDevice);
         }
         self.revoked.insert((user, device), t);
         StatementOutcome::Applied

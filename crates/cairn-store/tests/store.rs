@@ -225,15 +225,8 @@ async fn device_statements_follow_their_order() {
         .await
         .unwrap();
     assert_eq!(newer, StatementOutcome::Applied);
-    let before_cert = store
-        .revoke_device(alice.revoke(&laptop, 19))
-        .await
-        .unwrap();
-    assert_eq!(
-        before_cert,
-        StatementOutcome::Refused(StatementRefusal::Stale)
-    );
-    let revoke = alice.revoke(&laptop, 30);
+    // A revocation wins over the certificate whatever their dates.
+    let revoke = alice.revoke(&laptop, 19);
     assert_eq!(
         store.revoke_device(revoke.clone()).await.unwrap(),
         StatementOutcome::Applied
@@ -242,18 +235,26 @@ async fn device_statements_follow_their_order() {
         store.revoke_device(revoke).await.unwrap(),
         StatementOutcome::Unchanged
     );
-    let earlier = store
-        .revoke_device(alice.revoke(&laptop, 25))
-        .await
-        .unwrap();
-    assert_eq!(earlier, StatementOutcome::Refused(StatementRefusal::Stale));
-    // A device can be revoked before the relay ever saw it, for good.
+    // Revocation is final: a later or earlier one changes nothing.
+    for at in [5, 25] {
+        let again = store
+            .revoke_device(alice.revoke(&laptop, at))
+            .await
+            .unwrap();
+        assert_eq!(again, StatementOutcome::Unchanged);
+    }
+    // A device the user never certified cannot be revoked.
     assert_eq!(
         store.revoke_device(alice.revoke(&phone, 1)).await.unwrap(),
-        StatementOutcome::Applied
+        StatementOutcome::Refused(StatementRefusal::UnknownDevice)
     );
-    let late_cert = store
+    store
         .register_device(alice.certify(&phone, 2))
+        .await
+        .unwrap();
+    store.revoke_device(alice.revoke(&phone, 1)).await.unwrap();
+    let late_cert = store
+        .register_device(alice.certify(&phone, 3))
         .await
         .unwrap();
     assert_eq!(
@@ -266,7 +267,7 @@ async fn device_statements_follow_their_order() {
     let stats = store.stats().await.unwrap();
     assert_eq!(
         (stats.users, stats.devices, stats.revoked_devices),
-        (1, 1, 2)
+        (1, 2, 2)
     );
 }
 

@@ -55,6 +55,7 @@ catalogue! {
     DEVICE_REVOKED = 13, "device_revoked", true, "The device has been revoked by its user.";
     UNKNOWN_DEVICE = 14, "unknown_device", false, "The device is not registered for that user.";
     REGISTRATION_REFUSED = 15, "registration_refused", true, "The relay's registration policy does not admit this new user.";
+    DEVICE_BANNED = 16, "device_banned", true, "The relay's operator has banned the device from this relay.";
     FORBIDDEN = 20, "forbidden", false, "The device may not read or write that stream.";
     BAD_SIGNATURE = 30, "bad_signature", false, "The envelope's signature does not verify against its device key.";
     NOT_AUTHOR = 31, "not_author", false, "The envelope was not made by the authenticated device.";
@@ -62,6 +63,7 @@ catalogue! {
     SEQ_GAP = 33, "seq_gap", false, "The envelope's sequence number is not the device's next one; the expected one is attached.";
     BAD_STATEMENT = 40, "bad_statement", false, "A signed statement does not verify or is not the connection user's to make.";
     STALE_STATEMENT = 41, "stale_statement", false, "A statement is older than one already applied for the same subject.";
+    FUTURE_STATEMENT = 42, "future_statement", false, "A statement is dated further ahead of the relay's clock than the allowed clock skew.";
     RATE_LIMITED = 50, "rate_limited", false, "Too many requests; the delay before a retry is attached.";
     TOO_MANY_STREAMS = 51, "too_many_streams", true, "Reserved: QUIC stream credit already stops a peer from opening more request streams than allowed.";
     TOO_MANY_SUBSCRIPTIONS = 52, "too_many_subscriptions", false, "The connection holds the most live subscriptions allowed.";

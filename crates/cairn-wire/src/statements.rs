@@ -18,6 +18,10 @@ pub trait Statement: Serialize + DeserializeOwned + Clone {
 
     /// The user whose root key must have signed it.
     fn signer(&self) -> UserId;
+
+    /// The time its signer dated it (Unix milliseconds): when a
+    /// certificate was issued, a revocation or grant made.
+    fn dated_ms(&self) -> u64;
 }
 
 /// A statement with the root key's signature over it.
@@ -106,6 +110,10 @@ impl Statement for DeviceCertificateBody {
     fn signer(&self) -> UserId {
         self.user
     }
+
+    fn dated_ms(&self) -> u64 {
+        self.issued_ms
+    }
 }
 
 /// The user's root key withdraws `device`, for good.
@@ -137,6 +145,10 @@ impl Statement for DeviceRevocationBody {
 
     fn signer(&self) -> UserId {
         self.user
+    }
+
+    fn dated_ms(&self) -> u64 {
+        self.revoked_ms
     }
 }
 
@@ -170,6 +182,10 @@ impl Statement for FriendGrantBody {
     fn signer(&self) -> UserId {
         self.granter
     }
+
+    fn dated_ms(&self) -> u64 {
+        self.issued_ms
+    }
 }
 
 /// `granter` withdraws `grantee`'s access to the granter's friends scope.
@@ -201,6 +217,10 @@ impl Statement for FriendRevocationBody {
 
     fn signer(&self) -> UserId {
         self.granter
+    }
+
+    fn dated_ms(&self) -> u64 {
+        self.revoked_ms
     }
 }
 

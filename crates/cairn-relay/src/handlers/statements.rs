@@ -8,6 +8,7 @@ use cairn_wire::{
 };
 
 use super::{error, internal};
+use crate::clock;
 use crate::server::Shared;
 use crate::session::Session;
 
@@ -17,25 +18,28 @@ pub async fn register_device<S: Store>(
     session: &Session,
     certificate: DeviceCertificate,
 ) -> Response {
-    if let Err(refusal) = check(session, &certificate) {
+    if let Err(refusal) = check(shared, session, &certificate) {
         return refusal;
     }
-    answer(shared.store.register_device(certificate).await)
+    answer(shared.store.register_device(certificate).await).0
 }
 
-/// Revokes a device of the user and closes its connections at once.
+/// Revokes a device of the user; when the revocation is newly applied,
+/// closes that device's connections at once. A repeated revocation changes
+/// nothing and closes nothing.
 pub async fn revoke_device<S: Store>(
     shared: &Shared<S>,
     session: &Session,
     revocation: DeviceRevocation,
 ) -> Response {
-    if let Err(refusal) = check(session, &revocation) {
+    if let Err(refusal) = check(shared, session, &revocation) {
         return refusal;
     }
     let device = revocation.body().device;
-    let response = answer(shared.store.revoke_device(revocation).await);
-    if response == Response::Done {
+    let (response, applied) = answer(shared.store.revoke_device(revocation).await);
+    if applied {
         shared.sessions.close_device(
+            session.user,
             device,
             ErrorCode::DEVICE_REVOKED,
             "device revoked by its user",
@@ -50,10 +54,10 @@ pub async fn grant_friend<S: Store>(
     session: &Session,
     grant: FriendGrant,
 ) -> Response {
-    if let Err(refusal) = check(session, &grant) {
+    if let Err(refusal) = check(shared, session, &grant) {
         return refusal;
     }
-    answer(shared.store.grant_friend(grant).await)
+    answer(shared.store.grant_friend(grant).await).0
 }
 
 /// Withdraws a grant; the former friend's open subscriptions to the
@@ -63,12 +67,12 @@ pub async fn revoke_friend<S: Store>(
     session: &Session,
     revocation: FriendRevocation,
 ) -> Response {
-    if let Err(refusal) = check(session, &revocation) {
+    if let Err(refusal) = check(shared, session, &revocation) {
         return refusal;
     }
     let grantee: UserId = revocation.body().grantee;
-    let response = answer(shared.store.revoke_friend(revocation).await);
-    if response == Response::Done {
+    let (response, applied) = answer(shared.store.revoke_friend(revocation).await);
+    if applied {
         shared
             .hub
             .detach_reader(StreamId::new(session.user, Scope::Friends), grantee);
@@ -76,8 +80,13 @@ pub async fn revoke_friend<S: Store>(
     response
 }
 
-/// The statement must verify and be the connection user's own.
-fn check<B: Statement>(session: &Session, statement: &Signed<B>) -> Result<(), Response> {
+/// The statement must verify, be the connection user's own, and not be
+/// dated ahead of the relay's clock by more than the allowed skew.
+fn check<S: Store, B: Statement>(
+    shared: &Shared<S>,
+    session: &Session,
+    statement: &Signed<B>,
+) -> Result<(), Response> {
     let body = statement.verify().map_err(|_| {
         error(
             ErrorCode::BAD_STATEMENT,
@@ -90,12 +99,15 @@ fn check<B: Statement>(session: &Session, statement: &Signed<B>) -> Result<(), R
             "statement is not signed by this connection's user",
         ));
     }
-    Ok(())
+    clock::check_dated(body.dated_ms(), clock::now_ms(), shared.max_clock_skew())
+        .map_err(Response::Error)
 }
 
-fn answer(outcome: Result<StatementOutcome, cairn_store::WriteError>) -> Response {
-    match outcome {
-        Ok(StatementOutcome::Applied | StatementOutcome::Unchanged) => Response::Done,
+/// The answer, and whether the statement was newly applied.
+fn answer(outcome: Result<StatementOutcome, cairn_store::WriteError>) -> (Response, bool) {
+    let response = match outcome {
+        Ok(StatementOutcome::Applied) => return (Response::Done, true),
+        Ok(StatementOutcome::Unchanged) => Response::Done,
         // A certificate for a device its user revoked is superseded by the
         // revocation: answered as stale, since `device_revoked` would close
         // the connection of a device that did nothing wrong.
@@ -103,9 +115,14 @@ fn answer(outcome: Result<StatementOutcome, cairn_store::WriteError>) -> Respons
             ErrorCode::STALE_STATEMENT,
             "that device was revoked; revocation is final",
         ),
+        Ok(StatementOutcome::Refused(StatementRefusal::UnknownDevice)) => error(
+            ErrorCode::UNKNOWN_DEVICE,
+            "that device was never certified by this user",
+        ),
         Ok(StatementOutcome::Refused(refusal)) => {
             error(refusal.code(), "statement older than the one in effect")
         }
         Err(e) => internal(&e),
-    }
+    };
+    (response, false)
 }
