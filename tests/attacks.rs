@@ -11,7 +11,11 @@
     clippy::indexing_slicing
 )]
 
+mod cli;
 mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 
 use cairn_wire::*;
 use support::hostile::*;
@@ -176,4 +180,130 @@ async fn statements_dated_far_ahead_of_the_relays_clock_are_refused() {
     );
     scene.expect_statement(unfriend.encode());
     scene.finish().await;
+}
+
+/// An operator's ban closes the device's connections with its own code,
+/// and the CLI says who did it.
+#[test]
+fn a_banned_device_is_told_it_was_banned_by_the_operator() {
+    let relay = cli::Relay::start();
+    let home = cli::Home::new();
+    home.init(&relay.target, "laptop");
+    home.ok(&["note", "add", "before the ban"]);
+    let mut watch = home.watch();
+    let device = home.device_id();
+    relay.operate(&["ban", &device]);
+    let (code, message) = watch.exited();
+    assert_eq!(code, Some(12), "watch after a ban: {message}");
+    assert!(
+        message.contains("banned by the relay operator"),
+        "{message}"
+    );
+    let (code, message) = home.fails(&["sync"]);
+    assert_eq!(code, 12, "sync after a ban: {message}");
+    assert!(
+        message.contains("banned by the relay operator"),
+        "{message}"
+    );
+    assert!(!message.contains("revoked"), "{message}");
+}
+
+/// Sends one raw HTTP/1.1 request to `addr`; the status code and body.
+fn http(addr: SocketAddr, request_head: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(support::WAIT)).unwrap();
+    let request = format!("{request_head}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+/// A page open in a browser on the relay's host can send simple
+/// cross-origin requests to loopback, and read answers once its own host
+/// name is rebound to 127.0.0.1. Neither reaches the operator API.
+#[test]
+fn a_web_page_cannot_use_the_admin_api() {
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let relay = support::RelayProcess::spawn_with_env(
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        &[("CAIRN_RELAY_METRICS_LISTEN", &metrics_port.to_string())],
+    );
+    let admin = relay.admin;
+    let device = User::new(5).device(1).id.to_text();
+    let ban = format!("POST /admin/devices/{device}/ban HTTP/1.1\r\n");
+    // A cross-origin form post, as a page sends it.
+    let (status, body) = http(
+        admin,
+        &format!(
+            "{ban}Host: {admin}\r\nOrigin: http://evil.example\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n"
+        ),
+    );
+    assert_eq!(status, 401, "{body}");
+    // Reading stats and users through a rebound host name.
+    for path in ["/admin/stats", "/admin/users", "/metrics", "/healthz"] {
+        let host = format!("evil.example:{}", admin.port());
+        let (status, body) = http(admin, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n"));
+        assert_eq!(status, 421, "{path}: {body}");
+    }
+    // With the operator's token, a form post is still refused: changes
+    // are JSON only.
+    let admin_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("admin.json")).unwrap())
+            .unwrap();
+    let token = admin_file["token"].as_str().unwrap();
+    let (status, body) = http(
+        admin,
+        &format!(
+            "{ban}Host: {admin}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n"
+        ),
+    );
+    assert_eq!(status, 415, "{body}");
+    assert!(
+        !std::fs::read_to_string(dir.path().join("banned-devices.txt"))
+            .unwrap_or_default()
+            .contains(&device),
+        "a refused request banned the device"
+    );
+    // The operator's own tools: the token, from a file only they read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("admin.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (status, body) = http(
+        admin,
+        &format!(
+            "GET /admin/stats HTTP/1.1\r\nHost: localhost:{}\r\nAuthorization: Bearer {token}\r\n",
+            admin.port()
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    // The metrics listener serves metrics and health, and no operator API.
+    let host = format!("Host: monitoring.example:{}\r\n", metrics_port.port());
+    for (path, expected) in [("/metrics", 200), ("/healthz", 200), ("/admin/stats", 404)] {
+        let (status, body) = http(metrics_port, &format!("GET {path} HTTP/1.1\r\n{host}"));
+        assert_eq!(status, expected, "{path} on the metrics listener: {body}");
+    }
 }

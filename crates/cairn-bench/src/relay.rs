@@ -260,6 +260,7 @@ pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf) -> Result<()
         data_dir: Some(data_dir),
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        metrics_listen: None,
         log_format: None,
     };
     let config = RelayConfig::load(Some(config_file), &flags)?;

@@ -1,25 +1,40 @@
 //! The admin HTTP listener: Prometheus `/metrics`, `/healthz`, and the
-//! operator's API. It binds to loopback by default and has no
-//! authentication of its own: whoever can reach it operates the relay.
+//! operator's API; and, when configured, a listener of its own for
+//! `/metrics` and `/healthz` alone, which can be exposed without the API.
+//!
+//! The admin listener binds to loopback by default, and a web page in a
+//! browser on the relay's host can reach loopback too. So every request
+//! must name the listener in `Host` by an IP literal or `localhost` (a
+//! page's own host name, DNS-rebound to loopback, is refused), and every
+//! `/admin/` request must carry the token from `admin.json` in the data
+//! directory; requests that change something must also be JSON, which a
+//! page cannot send across origins without a preflight this API never
+//! answers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use cairn_store::Store;
 use cairn_wire::{DeviceId, ErrorCode};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+use crate::admin_guard::{self as guard, Guard};
 use crate::ops;
 use crate::server::Shared;
 
-/// Serves the admin API on `listener` until the relay stops.
-pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener) {
+/// Serves the admin API on `listener` until the relay stops; `/admin/`
+/// requests must carry `token`.
+pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener, token: String) {
+    let guard = match listener.local_addr() {
+        Ok(addr) => Guard::new(addr.port(), token),
+        Err(e) => return tracing::error!(error = %e, "admin listener has no address"),
+    };
     let router = Router::new()
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(prometheus))
@@ -27,9 +42,22 @@ pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener) {
         .route("/admin/users", get(users::<S>))
         .route("/admin/devices/{device}/ban", post(ban::<S>))
         .route("/admin/backup", post(backup::<S>))
-        .with_state(shared);
+        .with_state(shared)
+        .layer(middleware::from_fn_with_state(guard, guard::check));
     if let Err(e) = axum::serve(listener, router).await {
         tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+/// Serves `/metrics` and `/healthz` alone on `listener` until the relay
+/// stops: what can be exposed to a monitoring system.
+pub async fn serve_metrics<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener) {
+    let router = Router::new()
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(prometheus))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "metrics listener failed");
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use cairn_relay::admin_file::{ADMIN_FILE, AdminFile};
 use cairn_relay::config::{FlagOverrides, LogFormat, RelayConfig};
 use cairn_relay::tls::TlsIdentity;
 use cairn_relay::{ops, start};
@@ -35,6 +36,9 @@ struct Global {
     /// Admin HTTP listen address (metrics, health, admin API).
     #[arg(long, global = true)]
     admin_listen: Option<SocketAddr>,
+    /// A second HTTP listener serving only /metrics and /healthz.
+    #[arg(long, global = true)]
+    metrics_listen: Option<SocketAddr>,
     /// Log format: text or json (filter with RUST_LOG).
     #[arg(long, global = true, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -103,6 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         data_dir: cli.global.data_dir,
         listen: cli.global.listen,
         admin_listen: cli.global.admin_listen,
+        metrics_listen: cli.global.metrics_listen,
         log_format: cli.global.log_format,
     };
     let config = RelayConfig::load(cli.global.config.as_deref(), &flags)?;
@@ -352,16 +357,25 @@ fn try_open_blocking(config: &RelayConfig) -> Result<Option<RedbStore>> {
     }
 }
 
-fn admin_url(config: &RelayConfig, path: &str) -> String {
-    format!("http://{}{path}", config.admin_listen)
+/// Where the running relay's admin API listens and its token, from the
+/// `admin.json` it wrote in the data directory.
+fn admin_endpoint(config: &RelayConfig) -> Result<AdminFile> {
+    AdminFile::read(&config.data_dir)?.with_context(|| {
+        format!(
+            "the relay is running but {} has no {ADMIN_FILE}; is it an older relay?",
+            config.data_dir.display()
+        )
+    })
 }
 
 fn admin_get(config: &RelayConfig, path: &str) -> Result<serde_json::Value> {
-    let url = admin_url(config, path);
-    let mut response = ureq::get(&url)
-        .call()
-        .with_context(|| format!("asking the running relay at {url}"))?;
-    Ok(response.body_mut().read_json()?)
+    let admin = admin_endpoint(config)?;
+    let url = format!("http://{}{path}", admin.listen);
+    let response = admin_agent()
+        .get(&url)
+        .header("Authorization", &format!("Bearer {}", admin.token))
+        .call();
+    admin_answer(&url, response)
 }
 
 fn admin_post(
@@ -369,11 +383,42 @@ fn admin_post(
     path: &str,
     body: &serde_json::Value,
 ) -> Result<serde_json::Value> {
-    let url = admin_url(config, path);
-    let mut response = ureq::post(&url)
-        .send_json(body)
-        .with_context(|| format!("asking the running relay at {url}"))?;
-    Ok(response.body_mut().read_json()?)
+    let admin = admin_endpoint(config)?;
+    let url = format!("http://{}{path}", admin.listen);
+    let response = admin_agent()
+        .post(&url)
+        .header("Authorization", &format!("Bearer {}", admin.token))
+        .send_json(body);
+    admin_answer(&url, response)
+}
+
+fn admin_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// The JSON answer, or an error carrying the relay's own reason.
+fn admin_answer(
+    url: &str,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<serde_json::Value> {
+    let mut response = response.with_context(|| format!("asking the running relay at {url}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("the relay at {url} answered {status} without JSON"))?;
+    if !status.is_success() {
+        let reason = body
+            .get("error")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("no reason given");
+        bail!("the relay at {url} refused ({status}): {reason}");
+    }
+    Ok(body)
 }
 
 async fn wait_for_signal() {

@@ -17,8 +17,12 @@ pub struct RelayConfig {
     /// QUIC listen address.
     pub listen: SocketAddr,
     /// Admin HTTP listen address (metrics, health, admin); loopback by
-    /// default, because the admin API is unauthenticated.
+    /// default. `/admin/` requests carry the token the relay keeps in
+    /// `admin.json` in the data directory.
     pub admin_listen: SocketAddr,
+    /// A listener serving `/metrics` and `/healthz` alone, without the
+    /// operator API, for exposing to a monitoring system (none by default).
+    pub metrics_listen: Option<SocketAddr>,
     /// A PEM certificate chain and key to use instead of the self-signed one.
     pub tls: Option<TlsFiles>,
     /// Who may register.
@@ -129,6 +133,7 @@ impl Default for RelayConfig {
             data_dir: default_data_dir(),
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_ADMIN_PORT)),
+            metrics_listen: None,
             tls: None,
             registration: Registration::default(),
             limits: Limits::default(),
@@ -158,6 +163,9 @@ pub struct FlagOverrides {
     /// `--admin-listen`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<SocketAddr>,
+    /// `--metrics-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// `--log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,

@@ -13,6 +13,8 @@
 
 pub mod access;
 pub mod admin;
+pub mod admin_file;
+mod admin_guard;
 pub mod bans;
 pub mod clock;
 pub mod config;

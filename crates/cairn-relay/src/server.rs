@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
+use crate::admin_file::{AdminFile, AdminFileError};
 use crate::bans::{Bans, BansError};
 use crate::config::{Limits, RelayConfig};
 use crate::fanout::Hub;
@@ -78,6 +79,9 @@ pub enum StartError {
     /// The ban list could not be read.
     #[error(transparent)]
     Bans(#[from] BansError),
+    /// `admin.json` could not be written.
+    #[error(transparent)]
+    AdminFile(#[from] AdminFileError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -95,6 +99,8 @@ pub struct RelayHandle {
     pub addr: SocketAddr,
     /// The admin HTTP address.
     pub admin_addr: SocketAddr,
+    /// The address serving `/metrics` and `/healthz` alone, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// The certificate fingerprint clients pin.
     pub fingerprint: Fingerprint,
     shutdown: CancellationToken,
@@ -134,24 +140,19 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     let store = RedbStore::open(config.database_path())?;
     let bans = Bans::load(&config.data_dir)?;
     let endpoint = bind_quic(&identity, &config)?;
-    let admin_listener = TcpListener::bind(config.admin_listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.admin_listen,
-            source,
-        })?;
     let addr = endpoint.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
     })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: config.admin_listen,
-            source,
-        })?;
+    let (admin_listener, admin_addr) = bind_tcp(config.admin_listen).await?;
+    let metrics = match config.metrics_listen {
+        Some(listen) => Some(bind_tcp(listen).await?),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
+    let admin = AdminFile::publish(&config.data_dir, admin_addr)?;
     let fingerprint = identity.fingerprint();
-    tracing::info!(listen = %addr, admin = %admin_addr, fingerprint = %fingerprint, data_dir = %config.data_dir.display(), "cairn relay listening");
+    tracing::info!(listen = %addr, admin = %admin_addr, metrics = ?metrics_addr, fingerprint = %fingerprint, data_dir = %config.data_dir.display(), "cairn relay listening");
 
     let shutdown = CancellationToken::new();
     let shared = Arc::new(Shared {
@@ -164,14 +165,27 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         config,
         store,
     });
-    let done = tokio::spawn(run(shared, endpoint, admin_listener));
+    let listeners = Listeners {
+        admin: admin_listener,
+        admin_token: admin.token,
+        metrics: metrics.map(|(listener, _)| listener),
+    };
+    let done = tokio::spawn(run(shared, endpoint, listeners));
     Ok(RelayHandle {
         addr,
         admin_addr,
+        metrics_addr,
         fingerprint,
         shutdown,
         done,
     })
+}
+
+async fn bind_tcp(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let bound = listener.local_addr().map_err(bind)?;
+    Ok((listener, bound))
 }
 
 fn bind_quic(identity: &TlsIdentity, config: &RelayConfig) -> Result<quinn::Endpoint, StartError> {
@@ -199,18 +213,28 @@ fn transport(limits: &Limits) -> quinn::TransportConfig {
     transport
 }
 
-async fn run(
-    shared: Arc<Shared<RedbStore>>,
-    endpoint: quinn::Endpoint,
-    admin_listener: TcpListener,
-) {
+/// The HTTP listeners, bound before the relay reports that it runs.
+struct Listeners {
+    admin: TcpListener,
+    admin_token: String,
+    metrics: Option<TcpListener>,
+}
+
+async fn run(shared: Arc<Shared<RedbStore>>, endpoint: quinn::Endpoint, listeners: Listeners) {
     let hub = shared.hub.clone();
     let feed = shared.store.subscribe();
-    let background = [
+    let mut background = vec![
         tokio::spawn(async move { hub.run(feed).await }),
-        tokio::spawn(admin::serve(shared.clone(), admin_listener)),
+        tokio::spawn(admin::serve(
+            shared.clone(),
+            listeners.admin,
+            listeners.admin_token,
+        )),
         tokio::spawn(forget_idle_limiter_keys(shared.clone())),
     ];
+    if let Some(metrics) = listeners.metrics {
+        background.push(tokio::spawn(admin::serve_metrics(shared.clone(), metrics)));
+    }
     accept_loop(&shared, &endpoint).await;
     drain(&shared, &endpoint).await;
     for task in background {
