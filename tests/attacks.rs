@@ -307,3 +307,117 @@ fn a_web_page_cannot_use_the_admin_api() {
         assert_eq!(status, expected, "{path} on the metrics listener: {body}");
     }
 }
+
+/// The limits of the default configuration, which the test harness raises
+/// for every other scenario.
+const DEFAULT_ADDRESS_LIMITS: &[(&str, &str)] = &[
+    ("CAIRN_RELAY_LIMITS__CONNECTIONS_PER_IP", "64"),
+    ("CAIRN_RELAY_LIMITS__HANDSHAKES_PER_SECOND_PER_IP", "20"),
+    ("CAIRN_RELAY_LIMITS__HANDSHAKE_BURST_PER_IP", "64"),
+    ("CAIRN_RELAY_LIMITS__REGISTRATIONS_PER_HOUR_PER_IP", "60"),
+    ("CAIRN_RELAY_LIMITS__REGISTRATION_BURST_PER_IP", "10"),
+];
+
+/// Connections a stranger floods the relay with, none authenticating.
+const FLOOD_CONNECTIONS: usize = 64;
+/// Bytes the flood tries to push down each stream it may open.
+const FLOOD_BYTES_PER_STREAM: usize = 1024 * 1024;
+/// What the relay may hold for the whole flood: a few hundred KiB per
+/// connection for QUIC's own state, never the megabytes a peer sends.
+const FLOOD_RSS_BOUND: u64 = 48 * 1024 * 1024;
+
+/// Opens every stream the relay allows on `raw` (at most 64) and pushes
+/// junk down each until flow control stops it; returns the bytes that
+/// went out.
+async fn flood(quic: quinn::Connection, junk: bytes::Bytes) -> usize {
+    let pause = std::time::Duration::from_millis(300);
+    let mut streams = Vec::new();
+    while streams.len() < 64 {
+        match tokio::time::timeout(pause, quic.open_bi()).await {
+            Ok(Ok(stream)) => streams.push(stream),
+            _ => break,
+        }
+    }
+    let mut sent = 0;
+    for (send, _recv) in &mut streams {
+        // A length prefix one byte short, then as much of a body as will go.
+        let _ = send.write_all(&[0, 0, 0]).await;
+        let mut chunk = junk.clone();
+        while !chunk.is_empty() {
+            match tokio::time::timeout(pause, send.write(&chunk)).await {
+                Ok(Ok(n)) => {
+                    sent += n;
+                    bytes::Buf::advance(&mut chunk, n);
+                }
+                _ => break,
+            }
+        }
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unauthenticated_connections_costs_bounded_memory() {
+    let scene = Scene::start_with(DEFAULT_ADDRESS_LIMITS).await;
+    let pid = scene.relay.child.id();
+    let before = resident_bytes(pid).expect("this platform reports resident memory");
+    let mut connections = Vec::new();
+    for _ in 0..FLOOD_CONNECTIONS {
+        connections.push(RawConnection::dial(&scene.relay).await);
+    }
+    let junk = bytes::Bytes::from(vec![0x41; FLOOD_BYTES_PER_STREAM]);
+    let floods: Vec<_> = connections
+        .iter()
+        .map(|raw| tokio::spawn(flood(raw.quic.clone(), junk.clone())))
+        .collect();
+    let mut sent = 0;
+    for flood in floods {
+        sent += flood.await.unwrap();
+    }
+    let after = resident_bytes(pid).unwrap();
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "{FLOOD_CONNECTIONS} unauthenticated connections sent {} KiB; relay memory grew by {} KiB",
+        sent / 1024,
+        grown / 1024
+    );
+    assert!(
+        grown < FLOOD_RSS_BOUND,
+        "the relay grew by {grown} bytes for {FLOOD_CONNECTIONS} strangers"
+    );
+    drop(connections);
+    scene.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_from_one_address_are_rate_limited() {
+    let mut scene = Scene::start_with(DEFAULT_ADDRESS_LIMITS).await;
+    // Alice registered already: one of the burst of ten.
+    for seed in 100..109 {
+        scene.newcomer(&User::new(seed).device(1)).await;
+    }
+    let raw = RawConnection::dial(&scene.relay).await;
+    let answer = raw
+        .request(&raw.authenticate_request(&User::new(109).device(1)))
+        .await;
+    let Response::Error(error) = answer.response() else {
+        panic!("the eleventh registration was admitted: {answer:?}");
+    };
+    assert_eq!(error.code, ErrorCode::RATE_LIMITED);
+    assert!(
+        matches!(error.detail, ErrorDetail::RetryAfterMs(ms) if ms > 0),
+        "{error:?}"
+    );
+    assert_eq!(raw.closed_with().await, ErrorCode::RATE_LIMITED);
+    assert_eq!(
+        metric(&scene.relay, "cairn_registrations_total").await,
+        10.0
+    );
+    assert_eq!(
+        metric(&scene.relay, "cairn_registrations_rate_limited_total").await,
+        1.0
+    );
+    // Known users still log in: only new users are limited.
+    RawConnection::authenticated(&scene.relay, &User::new(100).device(1)).await;
+    scene.finish().await;
+}

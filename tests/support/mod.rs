@@ -66,6 +66,16 @@ impl RelayProcess {
             .env("CAIRN_RELAY_LIMITS__REQUESTS_PER_SECOND_PER_IP", "1000000")
             .env("CAIRN_RELAY_LIMITS__REQUEST_BURST_PER_IP", "1000000")
             .env("CAIRN_RELAY_LIMITS__CONNECTIONS_PER_IP", "1000")
+            .env(
+                "CAIRN_RELAY_LIMITS__HANDSHAKES_PER_SECOND_PER_IP",
+                "1000000",
+            )
+            .env("CAIRN_RELAY_LIMITS__HANDSHAKE_BURST_PER_IP", "1000000")
+            .env(
+                "CAIRN_RELAY_LIMITS__REGISTRATIONS_PER_HOUR_PER_IP",
+                "1000000",
+            )
+            .env("CAIRN_RELAY_LIMITS__REGISTRATION_BURST_PER_IP", "1000000")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -33,6 +33,12 @@ pub fn bench_limits() -> Limits {
         request_burst_per_user: 10_000_000,
         requests_per_second_per_ip: 10_000_000,
         request_burst_per_ip: 10_000_000,
+        handshakes_per_second_per_ip: 10_000_000,
+        handshake_burst_per_ip: 10_000_000,
+        registrations_per_hour_per_ip: 10_000_000,
+        registration_burst_per_ip: 10_000_000,
+        validate_addresses_above: 1_000_000,
+        max_pending_logins: 1_000_000,
         ..Limits::default()
     }
 }

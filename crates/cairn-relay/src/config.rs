@@ -107,6 +107,25 @@ pub struct Limits {
     /// How far ahead of the relay's clock a signed statement may be dated
     /// (seconds); later ones get `future_statement`.
     pub max_clock_skew_secs: u64,
+    /// Sustained new connections (handshakes, and so authentications:
+    /// one per connection) per second per IP address.
+    pub handshakes_per_second_per_ip: u32,
+    /// Burst of new connections per IP address.
+    pub handshake_burst_per_ip: u32,
+    /// Sustained new users registered per hour per IP address.
+    pub registrations_per_hour_per_ip: u32,
+    /// Burst of new users registered per IP address.
+    pub registration_burst_per_ip: u32,
+    /// Connections not yet authenticated, relay-wide, past which a new
+    /// one must first prove its address (a QUIC retry).
+    pub validate_addresses_above: u32,
+    /// Connections not yet authenticated, relay-wide, past which new ones
+    /// are refused.
+    pub max_pending_logins: u32,
+    /// Bytes an authenticated connection may have in flight to the relay
+    /// that the relay has not read yet (QUIC's connection receive window).
+    /// Before authentication the window is one `Authenticate` frame.
+    pub receive_window_per_connection: u32,
 }
 
 impl Default for Limits {
@@ -123,6 +142,13 @@ impl Default for Limits {
             request_burst_per_ip: 2000,
             subscriber_queue: 1024,
             max_clock_skew_secs: 120,
+            handshakes_per_second_per_ip: 20,
+            handshake_burst_per_ip: 64,
+            registrations_per_hour_per_ip: 60,
+            registration_burst_per_ip: 10,
+            validate_addresses_above: 128,
+            max_pending_logins: 1024,
+            receive_window_per_connection: 4 * 1024 * 1024,
         }
     }
 }

@@ -16,23 +16,49 @@ pub enum ReadFailure {
     /// The peer took longer than the request timeout.
     TimedOut,
     /// The length prefix exceeds the limit: the peer misbehaved.
-    TooLarge(FrameError),
+    TooLarge {
+        /// The announced body length.
+        len: usize,
+        /// The most allowed here.
+        limit: usize,
+    },
 }
 
-/// Reads one request frame body within `limit`. Memory grows with the
-/// bytes that arrive, never with what the prefix announces.
-pub async fn read_request(recv: &mut RecvStream, limit: Duration) -> Result<Vec<u8>, ReadFailure> {
-    tokio::time::timeout(limit, read_body(recv))
+impl ReadFailure {
+    /// The refusal a too-large prefix gets.
+    pub fn too_large_message(len: usize, limit: usize) -> String {
+        format!("frame of {len} bytes exceeds the limit of {limit} here")
+    }
+}
+
+/// Reads one request frame body of at most `max_len` bytes within
+/// `timeout`. Memory grows with the bytes that arrive, never with what the
+/// prefix announces.
+pub async fn read_request(
+    recv: &mut RecvStream,
+    timeout: Duration,
+    max_len: usize,
+) -> Result<Vec<u8>, ReadFailure> {
+    tokio::time::timeout(timeout, read_body(recv, max_len))
         .await
         .map_err(|_| ReadFailure::TimedOut)?
 }
 
-async fn read_body(recv: &mut RecvStream) -> Result<Vec<u8>, ReadFailure> {
+async fn read_body(recv: &mut RecvStream, max_len: usize) -> Result<Vec<u8>, ReadFailure> {
     let mut header = [0u8; FRAME_HEADER_LEN];
     recv.read_exact(&mut header)
         .await
         .map_err(|_: ReadExactError| ReadFailure::Gone)?;
-    let len = frame_body_len(header).map_err(ReadFailure::TooLarge)?;
+    let len = match frame_body_len(header) {
+        Ok(len) if len <= max_len => len,
+        Ok(len) | Err(FrameError::TooLarge { len }) => {
+            return Err(ReadFailure::TooLarge {
+                len,
+                limit: max_len,
+            });
+        }
+        Err(_) => return Err(ReadFailure::Gone),
+    };
     let mut body = Vec::with_capacity(len.min(64 * 1024));
     while body.len() < len {
         match recv.read_chunk(len - body.len(), true).await {

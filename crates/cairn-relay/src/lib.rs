@@ -15,6 +15,7 @@ pub mod access;
 pub mod admin;
 pub mod admin_file;
 mod admin_guard;
+pub mod admission;
 pub mod bans;
 pub mod clock;
 pub mod config;

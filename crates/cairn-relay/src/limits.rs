@@ -13,11 +13,13 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Limits;
 
-/// Request rate limits.
+/// Request, connection and registration rate limits.
 #[derive(Debug)]
 pub struct RateLimits {
     per_user: DefaultKeyedRateLimiter<UserId>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    handshakes: DefaultKeyedRateLimiter<IpAddr>,
+    registrations: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
 }
 
@@ -32,6 +34,14 @@ impl RateLimits {
             per_ip: RateLimiter::keyed(quota(
                 limits.requests_per_second_per_ip,
                 limits.request_burst_per_ip,
+            )),
+            handshakes: RateLimiter::keyed(quota(
+                limits.handshakes_per_second_per_ip,
+                limits.handshake_burst_per_ip,
+            )),
+            registrations: RateLimiter::keyed(hourly_quota(
+                limits.registrations_per_hour_per_ip,
+                limits.registration_burst_per_ip,
             )),
             clock: DefaultClock::default(),
         }
@@ -48,17 +58,40 @@ impl RateLimits {
             .map_err(|n| n.wait_time_from(now))
     }
 
+    /// Takes one new connection of `ip`, or says how long to wait.
+    pub fn check_handshake(&self, ip: IpAddr) -> Result<(), Duration> {
+        let now = self.clock.now();
+        self.handshakes
+            .check_key(&ip)
+            .map_err(|n| n.wait_time_from(now))
+    }
+
+    /// Takes one new user registration of `ip`, or says how long to wait.
+    pub fn check_registration(&self, ip: IpAddr) -> Result<(), Duration> {
+        let now = self.clock.now();
+        self.registrations
+            .check_key(&ip)
+            .map_err(|n| n.wait_time_from(now))
+    }
+
     /// Forgets idle keys, so that the maps stay as small as the set of
     /// recently active users and addresses.
     pub fn forget_idle(&self) {
         self.per_user.retain_recent();
         self.per_ip.retain_recent();
+        self.handshakes.retain_recent();
+        self.registrations.retain_recent();
     }
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
     Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
+fn hourly_quota(per_hour: u32, burst: u32) -> Quota {
+    let rate = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
+    Quota::per_hour(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
 
 /// Counts open connections per IP address.

@@ -24,6 +24,14 @@ pub const LIVE_DELIVERIES: &str = "cairn_live_deliveries_total";
 pub const SUBSCRIBER_CATCH_UPS: &str = "cairn_subscriber_catch_ups_total";
 /// Subscriptions open now.
 pub const SUBSCRIPTIONS_OPEN: &str = "cairn_subscriptions_open";
+/// Connection attempts asked to prove their address (QUIC retry).
+pub const RETRIES: &str = "cairn_address_validations_total";
+/// Connection attempts refused before their handshake, by reason.
+pub const ATTEMPTS_REFUSED: &str = "cairn_connection_attempts_refused_total";
+/// New users registered.
+pub const REGISTRATIONS: &str = "cairn_registrations_total";
+/// New users refused by the per-address registration rate limit.
+pub const REGISTRATIONS_RATE_LIMITED: &str = "cairn_registrations_rate_limited_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -41,6 +49,14 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 /// Counts a refusal under its catalogue name.
 pub fn refusal(code: cairn_wire::ErrorCode) {
     metrics::counter!(REFUSALS, "code" => code.name()).increment(1);
+}
+
+/// Counts a connection attempt refused before its handshake.
+pub fn refused_attempt(why: crate::admission::Refused) {
+    let reason = match why {
+        crate::admission::Refused::Pressure => "pressure",
+    };
+    metrics::counter!(ATTEMPTS_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Increments a counter without labels.

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_store::{RedbStore, Store};
+use cairn_wire::frames::FRAME_HEADER_LEN;
+use cairn_wire::limits::{MAX_AUTH_FRAME_LEN, MAX_FRAME_LEN};
 use cairn_wire::{ErrorCode, Fingerprint};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::admin_file::{AdminFile, AdminFileError};
+use crate::admission::{self, Attempt, Gate, PendingLogin, PendingLogins};
 use crate::bans::{Bans, BansError};
 use crate::config::{Limits, RelayConfig};
 use crate::fanout::Hub;
@@ -198,19 +201,36 @@ fn bind_quic(identity: &TlsIdentity, config: &RelayConfig) -> Result<quinn::Endp
     })
 }
 
-/// Transport limits: request streams per connection (a peer cannot open
-/// more; QUIC flow control enforces it), no unidirectional streams, and the
-/// idle timeout.
+/// Transport limits as a connection starts: before it authenticates, a
+/// peer may open one stream and have one `Authenticate` frame in flight,
+/// nothing more, so a stranger costs the relay a bounded number of bytes.
+/// [`open_up`] raises both once the device has authenticated. No
+/// unidirectional streams; the idle timeout.
 fn transport(limits: &Limits) -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
-    transport.max_concurrent_bidi_streams(limits.streams_per_connection.into());
+    transport.max_concurrent_bidi_streams(1u32.into());
     transport.max_concurrent_uni_streams(0u32.into());
+    transport.receive_window(window(MAX_AUTH_FRAME_LEN + FRAME_HEADER_LEN));
+    transport.stream_receive_window(window(MAX_FRAME_LEN + FRAME_HEADER_LEN));
     transport.max_idle_timeout(
         Duration::from_secs(limits.idle_timeout_secs.max(1))
             .try_into()
             .ok(),
     );
     transport
+}
+
+/// Gives an authenticated connection its request streams and its receive
+/// window (never less than one whole frame).
+pub fn open_up(connection: &quinn::Connection, limits: &Limits) {
+    connection.set_max_concurrent_bi_streams(limits.streams_per_connection.into());
+    let floor = MAX_FRAME_LEN + FRAME_HEADER_LEN;
+    let bytes = usize::try_from(limits.receive_window_per_connection).unwrap_or(floor);
+    connection.set_receive_window(window(bytes.max(floor)));
+}
+
+fn window(bytes: usize) -> quinn::VarInt {
+    quinn::VarInt::from_u32(u32::try_from(bytes).unwrap_or(u32::MAX))
 }
 
 /// The HTTP listeners, bound before the relay reports that it runs.
@@ -257,17 +277,37 @@ async fn close_store(shared: Arc<Shared<RedbStore>>) {
 
 async fn accept_loop<S: Store>(shared: &Arc<Shared<S>>, endpoint: &quinn::Endpoint) {
     let connections = ConnectionCounts::default();
+    let pending = PendingLogins::default();
     loop {
         let incoming = tokio::select! {
             incoming = endpoint.accept() => incoming,
             () = shared.shutdown.cancelled() => return,
         };
         let Some(incoming) = incoming else { return };
+        let attempt = Attempt {
+            pending: pending.now(),
+            validated: incoming.remote_address_validated(),
+            may_retry: incoming.may_retry(),
+        };
+        match admission::gate(attempt, &shared.config.limits) {
+            Gate::Accept => {}
+            Gate::Retry => {
+                metrics::counter(metrics::RETRIES);
+                let _ = incoming.retry();
+                continue;
+            }
+            Gate::Refuse(why) => {
+                metrics::refused_attempt(why);
+                incoming.refuse();
+                continue;
+            }
+        }
+        let login = pending.begin();
         let (shared, connections) = (shared.clone(), connections.clone());
         shared
             .tasks
             .clone()
-            .spawn(async move { connection(shared, connections, incoming).await });
+            .spawn(async move { connection(shared, connections, incoming, login).await });
     }
 }
 
@@ -275,12 +315,17 @@ async fn connection<S: Store>(
     shared: Arc<Shared<S>>,
     counts: ConnectionCounts,
     incoming: quinn::Incoming,
+    mut login: PendingLogin,
 ) {
     let Ok(connection) = incoming.await else {
         return;
     };
     metrics::counter(metrics::CONNECTIONS);
     let ip = connection.remote_address().ip();
+    if let Err(code) = admit_address(&shared, &connection, ip) {
+        metrics::refusal(code);
+        return;
+    }
     let Some(_slot) = counts.acquire(ip, shared.config.limits.connections_per_ip) else {
         metrics::refusal(ErrorCode::TOO_MANY_CONNECTIONS);
         connection.close(
@@ -294,8 +339,18 @@ async fn connection<S: Store>(
     // `authenticate` bounds each of its waits itself and says why it gives
     // up; this outer bound only keeps a stuck login from living forever.
     let login_bound = shared.request_timeout() * 3;
-    match tokio::time::timeout(login_bound, authenticate).await {
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(login_bound, authenticate) => outcome,
+        // A login still under way at shutdown has nothing to drain.
+        () = shared.shutdown.cancelled() => Ok(None),
+    };
+    login.settle();
+    match outcome {
         Ok(Some(session)) => session.serve(shared.clone()).await,
+        Ok(None) if shared.shutdown.is_cancelled() => connection.close(
+            u32::from(ErrorCode::SHUTTING_DOWN.0).into(),
+            b"relay shutting down",
+        ),
         Ok(None) => {}
         Err(_) => connection.close(
             u32::from(ErrorCode::UNAUTHENTICATED.0).into(),
@@ -303,6 +358,24 @@ async fn connection<S: Store>(
         ),
     }
     metrics::gauge_add(metrics::CONNECTIONS_OPEN, -1.0);
+}
+
+/// Charges a new connection to its address's handshake budget; the
+/// address is proven by now (the handshake completed), so a forged one
+/// cannot spend another's budget.
+fn admit_address<S: Store>(
+    shared: &Shared<S>,
+    connection: &quinn::Connection,
+    ip: std::net::IpAddr,
+) -> Result<(), ErrorCode> {
+    if shared.limits.check_handshake(ip).is_err() {
+        connection.close(
+            u32::from(ErrorCode::RATE_LIMITED.0).into(),
+            b"too many new connections from this address; retry later",
+        );
+        return Err(ErrorCode::RATE_LIMITED);
+    }
+    Ok(())
 }
 
 /// Stops accepting, lets subscribers and in-flight requests finish (they

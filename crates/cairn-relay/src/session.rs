@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cairn_store::{StatementOutcome, Store};
 use cairn_wire::frames::{AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
+use cairn_wire::limits::MAX_AUTH_FRAME_LEN;
 use cairn_wire::{AuthOk, AuthRequest, DeviceId, ErrorCode, Request, Response, UserId, WireError};
 use tokio::sync::Semaphore;
 
@@ -78,11 +79,13 @@ impl Unauthenticated {
                 return None;
             }
         };
-        let outcome = match frame_io::read_request(&mut recv, shared.request_timeout()).await {
+        let read = frame_io::read_request(&mut recv, shared.request_timeout(), MAX_AUTH_FRAME_LEN);
+        let outcome = match read.await {
             Ok(body) => self.check(shared, &body).await,
-            Err(ReadFailure::TooLarge(_)) => {
-                Err(Fatal::new(ErrorCode::FRAME_TOO_LARGE, "frame too large"))
-            }
+            Err(ReadFailure::TooLarge { len, limit }) => Err(Fatal::new(
+                ErrorCode::FRAME_TOO_LARGE,
+                &ReadFailure::too_large_message(len, limit),
+            )),
             Err(ReadFailure::TimedOut) => Err(Fatal::new(
                 ErrorCode::UNAUTHENTICATED,
                 "no authentication in time",
@@ -131,7 +134,7 @@ impl Unauthenticated {
                 "device banned by the relay operator",
             ));
         }
-        let registered = admit(shared, &auth).await?;
+        let registered = admit(shared, &auth, self.ip).await?;
         Ok(AuthOk {
             user: body.user,
             device: body.device,
@@ -148,6 +151,7 @@ impl Unauthenticated {
     }
 
     fn into_session<S: Store>(self, shared: &Shared<S>, ok: AuthOk) -> Session {
+        crate::server::open_up(&self.connection, &shared.config.limits);
         let permits = usize::try_from(shared.config.limits.subscriptions_per_connection)
             .unwrap_or(usize::MAX);
         Session {
@@ -164,7 +168,11 @@ impl Unauthenticated {
 /// a revoked one never is; a new device of a known user must be registered
 /// by another of their devices first; a new user is registered when the
 /// policy admits them. Returns whether this registered the user.
-async fn admit<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> Result<bool, Fatal> {
+async fn admit<S: Store>(
+    shared: &Shared<S>,
+    auth: &AuthRequest,
+    ip: IpAddr,
+) -> Result<bool, Fatal> {
     let body = auth.certificate.body();
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "registry lookup failed");
@@ -202,17 +210,37 @@ async fn admit<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> Result<bool,
             "this relay does not admit new users without an invitation",
         ));
     }
+    registration_budget(shared, ip)?;
     match shared
         .store
         .register_device(auth.certificate.clone())
         .await
         .map_err(|e| internal(&e))?
     {
-        StatementOutcome::Applied | StatementOutcome::Unchanged => Ok(true),
+        StatementOutcome::Applied | StatementOutcome::Unchanged => {
+            metrics::counter(metrics::REGISTRATIONS);
+            Ok(true)
+        }
         StatementOutcome::Refused(refusal) => {
             Err(Fatal::new(refusal.code(), "registration refused"))
         }
     }
+}
+
+/// Takes one registration from the address's budget, or refuses with the
+/// wait before the next.
+fn registration_budget<S: Store>(shared: &Shared<S>, ip: IpAddr) -> Result<(), Fatal> {
+    let Err(wait) = shared.limits.check_registration(ip) else {
+        return Ok(());
+    };
+    metrics::counter(metrics::REGISTRATIONS_RATE_LIMITED);
+    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+    let error = WireError::new(
+        ErrorCode::RATE_LIMITED,
+        "too many new users from this address; retry later",
+    )
+    .with_detail(cairn_wire::ErrorDetail::RetryAfterMs(ms));
+    Err(Fatal(error))
 }
 
 fn registration_allows<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> bool {

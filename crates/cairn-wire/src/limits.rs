@@ -18,6 +18,11 @@ pub const MAX_HEADER_LEN: usize = 1 + 32 + 32 + 10 + 10 + 1 + 32;
 /// Largest frame body on a stream, not counting its 4-byte length prefix.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 
+/// Largest `Authenticate` frame body: a statement, a signature and an
+/// invite code fit with room to spare. It is all a peer may send before it
+/// has authenticated, so it is all the relay buffers for a stranger.
+pub const MAX_AUTH_FRAME_LEN: usize = 1024;
+
 /// Most envelopes in one append or hello outbox batch.
 pub const MAX_BATCH: usize = 256;
 

@@ -311,6 +311,31 @@ fn a_full_batch_of_largest_envelopes_is_refused_by_the_frame_limit() {
 }
 
 #[test]
+fn the_largest_authenticate_frame_fits_the_pre_authentication_limit() {
+    let certificate = DeviceCertificate::from_parts(
+        DeviceCertificateBody::new(
+            UserId::from_bytes([0xff; 32]),
+            DeviceId::from_bytes([0xff; 32]),
+            ExchangeKey::from_bytes([0xff; 32]),
+            u64::MAX,
+        ),
+        Signature::from_bytes([0xff; 64]),
+    );
+    let invite = "x".repeat(limits::MAX_INVITE_LEN);
+    let request = Request::Authenticate(AuthRequest {
+        certificate,
+        proof: Signature::from_bytes([0xff; 64]),
+        invite: Some(BoundedString::truncating(&invite)),
+    });
+    let len = request.encode().len();
+    assert!(
+        len <= limits::MAX_AUTH_FRAME_LEN,
+        "{len} > {}",
+        limits::MAX_AUTH_FRAME_LEN
+    );
+}
+
+#[test]
 fn bounded_vec_refuses_more_items_than_its_limit() {
     // Three items announced and present, for a field that allows two.
     let bytes = [3u8, 1, 2, 3];

@@ -9,6 +9,7 @@ mod subscribe;
 mod sync;
 
 use cairn_store::Store;
+use cairn_wire::limits::MAX_FRAME_LEN;
 use cairn_wire::{ErrorCode, ErrorDetail, Request, Response, WireError};
 use quinn::{RecvStream, SendStream};
 
@@ -26,24 +27,26 @@ pub async fn handle_stream<S: Store>(
     mut send: SendStream,
     mut recv: RecvStream,
 ) {
-    let body = match frame_io::read_request(&mut recv, shared.request_timeout()).await {
-        Ok(body) => body,
-        Err(ReadFailure::TooLarge(e)) => {
-            return fatal(session, &mut send, e.code(), &e.to_string()).await;
-        }
-        // A frame trickled in slower than the request timeout holds a
-        // stream and its buffer for nothing: treated as a broken frame.
-        Err(ReadFailure::TimedOut) => {
-            return fatal(
-                session,
-                &mut send,
-                ErrorCode::MALFORMED_FRAME,
-                "request frame not received in time",
-            )
-            .await;
-        }
-        Err(ReadFailure::Gone) => return,
-    };
+    let body =
+        match frame_io::read_request(&mut recv, shared.request_timeout(), MAX_FRAME_LEN).await {
+            Ok(body) => body,
+            Err(ReadFailure::TooLarge { len, limit }) => {
+                let message = ReadFailure::too_large_message(len, limit);
+                return fatal(session, &mut send, ErrorCode::FRAME_TOO_LARGE, &message).await;
+            }
+            // A frame trickled in slower than the request timeout holds a
+            // stream and its buffer for nothing: treated as a broken frame.
+            Err(ReadFailure::TimedOut) => {
+                return fatal(
+                    session,
+                    &mut send,
+                    ErrorCode::MALFORMED_FRAME,
+                    "request frame not received in time",
+                )
+                .await;
+            }
+            Err(ReadFailure::Gone) => return,
+        };
     let request = match Request::decode(&body) {
         Ok(request) => request,
         Err(e) => {

@@ -72,6 +72,12 @@ pub fn config_in(dir: &std::path::Path, tweak: impl FnOnce(&mut RelayConfig)) ->
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         ..RelayConfig::default()
     };
+    // Every test connects from one address; the limits on new connections
+    // and users per address are tested where they are the point.
+    config.limits.handshakes_per_second_per_ip = 1_000_000;
+    config.limits.handshake_burst_per_ip = 1_000_000;
+    config.limits.registrations_per_hour_per_ip = 1_000_000;
+    config.limits.registration_burst_per_ip = 1_000_000;
     tweak(&mut config);
     config
 }

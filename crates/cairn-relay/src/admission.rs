@@ -1,0 +1,156 @@
+//! What a new connection costs the relay before it has authenticated, and
+//! when the relay declines to pay it. A QUIC `Initial` packet is cheap to
+//! send and its source address can be forged; a handshake and the state of
+//! a connection that has not authenticated are not cheap to keep. So the
+//! relay counts connections that have not authenticated yet, relay-wide;
+//! past one bound it asks a new peer to prove its address first (a QUIC
+//! retry, which a forged address cannot answer), past another it refuses.
+//! Per-address limits (new connections per second, connections held) apply
+//! once the handshake has proven the address, so that a forged source
+//! address cannot spend another's budget; they close the connection with
+//! their catalogue code.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::config::Limits;
+
+/// What to do with a new connection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Go on with the handshake.
+    Accept,
+    /// Ask the peer to prove its address first.
+    Retry,
+    /// Refuse it.
+    Refuse(Refused),
+}
+
+/// Why a connection attempt was refused before its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Too many connections relay-wide have not authenticated.
+    Pressure,
+}
+
+/// A connection attempt as the gate sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    /// Connections that have not authenticated yet, relay-wide.
+    pub pending: u32,
+    /// Whether the peer has proven its address (answered a retry).
+    pub validated: bool,
+    /// Whether a retry may still be asked of it.
+    pub may_retry: bool,
+}
+
+/// Decides, without I/O, what a new connection attempt gets.
+pub fn gate(attempt: Attempt, limits: &Limits) -> Gate {
+    if attempt.pending >= limits.max_pending_logins {
+        return Gate::Refuse(Refused::Pressure);
+    }
+    if attempt.pending >= limits.validate_addresses_above && !attempt.validated {
+        return match attempt.may_retry {
+            true => Gate::Retry,
+            false => Gate::Refuse(Refused::Pressure),
+        };
+    }
+    Gate::Accept
+}
+
+/// Counts connections that have not authenticated yet.
+#[derive(Debug, Clone, Default)]
+pub struct PendingLogins {
+    count: Arc<AtomicU32>,
+}
+
+/// One connection counted as pending until it authenticates or ends.
+#[derive(Debug)]
+pub struct PendingLogin {
+    count: Option<Arc<AtomicU32>>,
+}
+
+impl PendingLogins {
+    /// How many are pending now.
+    pub fn now(&self) -> u32 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more until the returned guard is settled or dropped.
+    pub fn begin(&self) -> PendingLogin {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        PendingLogin {
+            count: Some(self.count.clone()),
+        }
+    }
+}
+
+impl PendingLogin {
+    /// The connection authenticated (or ended): it is no longer pending.
+    pub fn settle(&mut self) {
+        if let Some(count) = self.count.take() {
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for PendingLogin {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(pending: u32, validated: bool) -> Attempt {
+        Attempt {
+            pending,
+            validated,
+            may_retry: !validated,
+        }
+    }
+
+    #[test]
+    fn below_pressure_every_attempt_is_accepted() {
+        let limits = Limits::default();
+        let calm = limits.validate_addresses_above - 1;
+        assert_eq!(gate(attempt(0, false), &limits), Gate::Accept);
+        assert_eq!(gate(attempt(calm, false), &limits), Gate::Accept);
+    }
+
+    #[test]
+    fn under_pressure_unproven_addresses_are_asked_to_retry() {
+        let limits = Limits::default();
+        let busy = limits.validate_addresses_above;
+        assert_eq!(gate(attempt(busy, false), &limits), Gate::Retry);
+        assert_eq!(gate(attempt(busy, true), &limits), Gate::Accept);
+        let no_retry = Attempt {
+            may_retry: false,
+            ..attempt(busy, false)
+        };
+        assert_eq!(gate(no_retry, &limits), Gate::Refuse(Refused::Pressure));
+    }
+
+    #[test]
+    fn past_the_pending_bound_attempts_are_refused_even_with_a_proven_address() {
+        let limits = Limits::default();
+        let full = attempt(limits.max_pending_logins, true);
+        assert_eq!(gate(full, &limits), Gate::Refuse(Refused::Pressure));
+    }
+
+    #[test]
+    fn a_settled_login_is_no_longer_pending() {
+        let pending = PendingLogins::default();
+        let mut first = pending.begin();
+        let second = pending.begin();
+        assert_eq!(pending.now(), 2);
+        first.settle();
+        first.settle();
+        assert_eq!(pending.now(), 1);
+        drop(second);
+        drop(first);
+        assert_eq!(pending.now(), 0);
+    }
+}
