@@ -421,3 +421,92 @@ async fn registrations_from_one_address_are_rate_limited() {
     RawConnection::authenticated(&scene.relay, &User::new(100).device(1)).await;
     scene.finish().await;
 }
+
+/// A subscriber that stops reading holds the entries queued for it, never
+/// the commits they came in: Mallory's eight stalled subscriptions to her
+/// own private stream each get one tiny entry per commit, while the rest of
+/// each commit (up to 8 MiB, from her eight devices appending at once) is
+/// her friends stream, which none of them reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_subscribers_do_not_keep_whole_commits_alive() {
+    const STALLED: usize = 8;
+    const DEVICES: u16 = 8;
+    const ROUNDS: u64 = 16;
+    const BULK_PER_REQUEST: usize = 16;
+    const BULK_PAYLOAD: usize = 60 * 1024;
+    const RSS_BOUND: u64 = 48 * 1024 * 1024;
+    // A small page cache, so that what the database caches of the bulk
+    // written does not hide what the subscribers hold.
+    let cache = (16 * 1024 * 1024).to_string();
+    let mut scene = Scene::start_with(&[("CAIRN_RELAY_STORAGE__CACHE_BYTES", &cache)]).await;
+    let (mallory, first) = mallory();
+    let control = scene.newcomer(&first).await;
+    let mut devices = vec![(first, control)];
+    for n in 2..=DEVICES {
+        let device = mallory.device(n);
+        let answer = devices[0]
+            .1
+            .request(&Request::RegisterDevice(device.certificate.clone()))
+            .await;
+        assert_eq!(answer.response(), &Response::Done);
+        let connection = RawConnection::authenticated(&scene.relay, &device).await;
+        devices.push((device, connection));
+    }
+    let private = StreamId::new(mallory.id, Scope::Private);
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut subscription = devices[0]
+            .1
+            .subscribe(SubscribeRequest {
+                stream: private,
+                after: 0,
+            })
+            .await;
+        assert_eq!(subscription.until_live().await, Vec::<u64>::new());
+        stalled.push(subscription);
+    }
+
+    let pid = scene.relay.child.id();
+    let before = resident_bytes(pid).expect("this platform reports resident memory");
+    let bulk = vec![0x6d; BULK_PAYLOAD];
+    for round in 0..ROUNDS {
+        let mut appends = tokio::task::JoinSet::new();
+        for (device, connection) in &devices {
+            let base = round * (1 + BULK_PER_REQUEST as u64);
+            let mut envelopes = vec![device.envelope(base + 1, Scope::Private, b"tiny")];
+            for i in 0..BULK_PER_REQUEST as u64 {
+                envelopes.push(device.envelope(base + 2 + i, Scope::Friends, &bulk));
+            }
+            let connection = connection.clone();
+            appends.spawn(async move { connection.append(envelopes).await });
+        }
+        for outcomes in appends.join_all().await {
+            assert!(
+                outcomes
+                    .iter()
+                    .all(|o| matches!(o, AppendOutcome::Stored(_)))
+            );
+        }
+    }
+    let after = resident_bytes(pid).unwrap();
+    let grown = after.saturating_sub(before);
+    let written = ROUNDS * u64::from(DEVICES) * (BULK_PER_REQUEST * BULK_PAYLOAD) as u64;
+    eprintln!(
+        "{STALLED} stalled subscribers; {} KiB committed; relay memory grew by {} KiB",
+        written / 1024,
+        grown / 1024
+    );
+    assert!(
+        grown < RSS_BOUND,
+        "the relay grew by {grown} bytes while {STALLED} subscribers did not read"
+    );
+    // When they read again, each gets its stream whole and in order.
+    let head = ROUNDS * u64::from(DEVICES);
+    for subscription in &mut stalled {
+        assert_eq!(
+            subscription.until_position(head).await,
+            (1..=head).collect::<Vec<_>>()
+        );
+    }
+    scene.assert_honest_served().await;
+}

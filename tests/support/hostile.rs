@@ -178,6 +178,7 @@ pub fn close_code(error: &quinn::ConnectionError) -> Option<ErrorCode> {
 
 /// A QUIC connection to a relay on which the test writes whatever bytes it
 /// likes.
+#[derive(Clone)]
 pub struct RawConnection {
     _endpoint: quinn::Endpoint,
     pub quic: quinn::Connection,

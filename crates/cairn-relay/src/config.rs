@@ -29,8 +29,26 @@ pub struct RelayConfig {
     pub registration: Registration,
     /// Bounds on what peers may use.
     pub limits: Limits,
+    /// The database.
+    pub storage: Storage,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+}
+
+/// The database's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// The most memory the database's page cache may hold, in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            cache_bytes: cairn_store::DEFAULT_CACHE_BYTES,
+        }
+    }
 }
 
 /// Paths of a configured certificate chain and its private key (PEM).
@@ -104,6 +122,9 @@ pub struct Limits {
     /// Live entries queued for one subscriber before it is switched to
     /// catching up from storage.
     pub subscriber_queue: usize,
+    /// Bytes of live entries queued for one subscriber before it is
+    /// switched to catching up from storage.
+    pub subscriber_queue_bytes: usize,
     /// How far ahead of the relay's clock a signed statement may be dated
     /// (seconds); later ones get `future_statement`.
     pub max_clock_skew_secs: u64,
@@ -141,6 +162,7 @@ impl Default for Limits {
             requests_per_second_per_ip: 1000,
             request_burst_per_ip: 2000,
             subscriber_queue: 1024,
+            subscriber_queue_bytes: 4 * 1024 * 1024,
             max_clock_skew_secs: 120,
             handshakes_per_second_per_ip: 20,
             handshake_burst_per_ip: 64,
@@ -163,6 +185,7 @@ impl Default for RelayConfig {
             tls: None,
             registration: Registration::default(),
             limits: Limits::default(),
+            storage: Storage::default(),
             log_format: LogFormat::Text,
         }
     }

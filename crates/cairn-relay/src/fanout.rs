@@ -9,12 +9,17 @@
 //! from storage, re-registers, and goes on. So one slow reader never slows
 //! the hub or other readers, memory stays bounded by the queue sizes, and
 //! nothing is lost, because storage is the source of truth.
+//!
+//! A queue is bounded twice: in entries and in bytes (each entry counted
+//! as its envelope's size plus a fixed overhead). A queued entry holds its
+//! own envelope only, never the rest of the commit it came in, so a
+//! subscriber that stops reading keeps at most its byte budget alive.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use cairn_store::Committed;
+use cairn_store::{CommitBatch, Committed};
 use cairn_wire::{Entry, StreamId, UserId};
 use tokio::sync::{broadcast, mpsc};
 
@@ -23,28 +28,32 @@ use crate::metrics;
 /// One committed entry, shared between all subscribers it goes to.
 #[derive(Debug, Clone)]
 pub struct LiveEntry {
-    batch: Arc<[Committed]>,
-    index: usize,
+    committed: Arc<Committed>,
 }
 
 impl LiveEntry {
     /// Its position in its stream.
     pub fn position(&self) -> u64 {
-        self.committed().map_or(0, |c| c.position)
+        self.committed.position
     }
 
     /// The wire entry (clones the envelope).
-    pub fn to_entry(&self) -> Option<Entry> {
-        self.committed().map(|c| Entry {
-            position: c.position,
-            envelope: c.envelope.clone(),
-        })
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            position: self.committed.position,
+            envelope: self.committed.envelope.clone(),
+        }
     }
 
-    fn committed(&self) -> Option<&Committed> {
-        self.batch.get(self.index)
+    /// What it counts against a subscriber's byte budget.
+    fn cost(&self) -> usize {
+        self.committed.envelope.payload().len() + ENTRY_COST_OVERHEAD
     }
 }
+
+/// Bytes counted per queued entry besides its payload: the header, the
+/// signature and the bookkeeping around them.
+const ENTRY_COST_OVERHEAD: usize = 512;
 
 /// The registry of live subscribers.
 #[derive(Debug, Default)]
@@ -58,6 +67,30 @@ struct Slot {
     id: u64,
     reader: UserId,
     queue: mpsc::Sender<LiveEntry>,
+    bytes: Arc<QueuedBytes>,
+}
+
+/// The bytes a subscriber's queue holds, against its budget.
+#[derive(Debug)]
+struct QueuedBytes {
+    held: AtomicUsize,
+    budget: usize,
+}
+
+impl QueuedBytes {
+    /// Counts `cost` more bytes unless that would pass the budget.
+    fn take(&self, cost: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                let total = held.saturating_add(cost);
+                (total <= self.budget).then_some(total)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, cost: usize) {
+        self.held.fetch_sub(cost, Ordering::AcqRel);
+    }
 }
 
 /// A subscriber's end: live entries of one stream, until detached. Dropping
@@ -67,10 +100,28 @@ pub struct Registration {
     /// Entries in position order; closes when the hub detaches the
     /// subscriber (its queue overflowed, the feed lagged, or its access was
     /// withdrawn).
-    pub queue: mpsc::Receiver<LiveEntry>,
+    queue: mpsc::Receiver<LiveEntry>,
+    bytes: Arc<QueuedBytes>,
     hub: Arc<Hub>,
     stream: StreamId,
     id: u64,
+}
+
+impl Registration {
+    /// The next live entry; `None` once the hub has detached this
+    /// subscriber and its queue is empty.
+    pub async fn recv(&mut self) -> Option<LiveEntry> {
+        let entry = self.queue.recv().await?;
+        self.bytes.give_back(entry.cost());
+        Some(entry)
+    }
+
+    /// The next live entry if one is queued now.
+    pub fn try_recv(&mut self) -> Option<LiveEntry> {
+        let entry = self.queue.try_recv().ok()?;
+        self.bytes.give_back(entry.cost());
+        Some(entry)
+    }
 }
 
 impl Drop for Registration {
@@ -81,21 +132,29 @@ impl Drop for Registration {
 
 impl Hub {
     /// Registers `reader` for live entries of `stream`, with a queue of
-    /// `capacity` entries.
+    /// at most `capacity` entries and `byte_budget` bytes.
     pub fn register(
         self: &Arc<Self>,
         stream: StreamId,
         reader: UserId,
         capacity: usize,
+        byte_budget: usize,
     ) -> Registration {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
+        let bytes = Arc::new(QueuedBytes {
+            held: AtomicUsize::new(0),
+            budget: byte_budget,
+        });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock()
-            .entry(stream)
-            .or_default()
-            .push(Slot { id, reader, queue });
+        self.lock().entry(stream).or_default().push(Slot {
+            id,
+            reader,
+            queue,
+            bytes: bytes.clone(),
+        });
         Registration {
             queue: receiver,
+            bytes,
             hub: self.clone(),
             stream,
             id,
@@ -131,7 +190,7 @@ impl Hub {
     }
 
     /// Reads the store's commit feed until it closes.
-    pub async fn run(&self, mut feed: broadcast::Receiver<Arc<[Committed]>>) {
+    pub async fn run(&self, mut feed: broadcast::Receiver<CommitBatch>) {
         loop {
             match feed.recv().await {
                 Ok(batch) => self.dispatch(&batch),
@@ -147,21 +206,16 @@ impl Hub {
         }
     }
 
-    fn dispatch(&self, batch: &Arc<[Committed]>) {
+    fn dispatch(&self, batch: &CommitBatch) {
         let mut streams = self.lock();
-        for (index, committed) in batch.iter().enumerate() {
+        for committed in batch.iter() {
             let Some(slots) = streams.get_mut(&committed.stream) else {
                 continue;
             };
-            slots.retain(|slot| {
-                offer(
-                    slot,
-                    LiveEntry {
-                        batch: batch.clone(),
-                        index,
-                    },
-                )
-            });
+            let entry = LiveEntry {
+                committed: committed.clone(),
+            };
+            slots.retain(|slot| offer(slot, entry.clone()));
             if slots.is_empty() {
                 streams.remove(&committed.stream);
             }
@@ -173,18 +227,28 @@ impl Hub {
     }
 }
 
-/// Offers an entry; false (detach) when the queue is full or closed.
+/// Offers an entry; false (detach) when the queue is full, in entries or
+/// in bytes, or closed.
 fn offer(slot: &Slot, entry: LiveEntry) -> bool {
+    let cost = entry.cost();
+    if !slot.bytes.take(cost) {
+        return detach_full(slot);
+    }
     match slot.queue.try_send(entry) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            tracing::debug!(
-                subscriber = slot.id,
-                "subscriber queue full; switching it to storage"
-            );
-            metrics::counter(metrics::SUBSCRIBER_CATCH_UPS);
-            false
+            slot.bytes.give_back(cost);
+            detach_full(slot)
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
+}
+
+fn detach_full(slot: &Slot) -> bool {
+    tracing::debug!(
+        subscriber = slot.id,
+        "subscriber queue full; switching it to storage"
+    );
+    metrics::counter(metrics::SUBSCRIBER_CATCH_UPS);
+    false
 }

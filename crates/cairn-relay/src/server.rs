@@ -140,7 +140,11 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     if metrics::prometheus().is_none() {
         tracing::warn!("another metrics recorder is installed; /metrics will be empty");
     }
-    let store = RedbStore::open(config.database_path())?;
+    let storage = cairn_store::Config {
+        cache_bytes: config.storage.cache_bytes,
+        ..cairn_store::Config::default()
+    };
+    let store = RedbStore::open_with(config.database_path(), storage)?;
     let bans = Bans::load(&config.data_dir)?;
     let endpoint = bind_quic(&identity, &config)?;
     let addr = endpoint.local_addr().map_err(|source| StartError::Bind {

@@ -159,7 +159,7 @@ pub trait Store: Send + Sync + 'static {
     fn commit_counters(&self) -> CommitCounters;
 
     /// Live commits: see [`Committed`] for the contract.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<[Committed]>>;
+    fn subscribe(&self) -> broadcast::Receiver<CommitBatch>;
 
     /// Every stream with its head, in key order, for export.
     fn all_streams(&self) -> impl Future<Output = Result<Vec<StreamHead>, ReadError>> + Send;
@@ -349,9 +349,14 @@ pub struct CommitCounters {
     pub failed_commits: u64,
 }
 
+/// What one commit published: each envelope in its own `Arc`, so that a
+/// subscriber that holds on to one entry keeps that envelope alive, not
+/// the whole commit (up to `max_batch_bytes`).
+pub type CommitBatch = Arc<[Arc<Committed>]>;
+
 /// One envelope made durable, as published to [`Store::subscribe`]rs.
 ///
-/// Contract: the store publishes one `Arc<[Committed]>` per commit, only
+/// Contract: the store publishes one [`CommitBatch`] per commit, only
 /// after the commit is durable and before the appending callers are
 /// answered, in commit order. Within one publication and across
 /// publications, the entries of one stream come in position order with no

@@ -24,12 +24,12 @@ mod schema;
 mod writer;
 
 pub use api::{
-    CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, ItemOutcome, Refusal,
+    CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, ItemOutcome, Refusal,
     StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
     StreamRead, VerifyReport,
 };
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,
 };
-pub use redb_store::{Config, RedbStore};
+pub use redb_store::{Config, DEFAULT_CACHE_BYTES, RedbStore};
 pub use schema::SCHEMA_VERSION;

@@ -14,7 +14,7 @@ use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
-    CommitCounters, Committed, DeviceRecord, ItemOutcome, StatementOutcome, Stats, Store,
+    CommitBatch, CommitCounters, DeviceRecord, ItemOutcome, StatementOutcome, Stats, Store,
     StoredEnvelope, StoredStatement, StreamHead, StreamRead, VerifyReport,
 };
 use crate::apply::{Prepared, StatementIn};
@@ -43,7 +43,13 @@ pub struct Config {
     pub durable: bool,
     /// Record every commit's latency, for benchmarks (default false).
     pub record_latencies: bool,
+    /// The most memory redb's page cache may hold (default 256 MiB; redb's
+    /// own default is 1 GiB).
+    pub cache_bytes: usize,
 }
+
+/// The page cache a store gets unless told otherwise.
+pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -55,6 +61,7 @@ impl Default for Config {
             notify_capacity: 1024,
             durable: true,
             record_latencies: false,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -72,7 +79,7 @@ pub struct RedbStore {
     path: PathBuf,
     requests: Mutex<Option<mpsc::Sender<Queued>>>,
     room: Arc<Semaphore>,
-    commits: broadcast::Sender<Arc<[Committed]>>,
+    commits: broadcast::Sender<CommitBatch>,
     counters: Arc<Counters>,
     latencies: Option<Arc<Mutex<Vec<u32>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -89,7 +96,7 @@ impl RedbStore {
     /// with another schema version, a damaged file and a non-store file.
     pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
-        let opened = schema::open(&path)?;
+        let opened = schema::open(&path, config.cache_bytes)?;
         let db = Arc::new(opened.db);
         let (tx, rx) = mpsc::channel();
         let (commits, _) = broadcast::channel(config.notify_capacity.max(1));
@@ -310,7 +317,7 @@ impl Store for RedbStore {
         self.counters.snapshot()
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<[Committed]>> {
+    fn subscribe(&self) -> broadcast::Receiver<CommitBatch> {
         self.commits.subscribe()
     }
 

@@ -80,18 +80,20 @@ pub struct Opened {
     pub repaired: bool,
 }
 
-/// Opens or creates the store at `path` and checks its schema.
+/// Opens or creates the store at `path` with a page cache of at most
+/// `cache_bytes`, and checks its schema.
 ///
 /// A new store is made under a temporary name and renamed into place once
 /// its schema is durable, so a crash while creating never leaves a partial
 /// file at `path`.
-pub fn open(path: &Path) -> Result<Opened, OpenError> {
+pub fn open(path: &Path, cache_bytes: usize) -> Result<Opened, OpenError> {
     if !path.exists() {
         create_fresh(path)?;
     }
     let repaired = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&repaired);
     let db = Database::builder()
+        .set_cache_size(cache_bytes)
         .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
         .open(path)
         .map_err(|e| open_error(path, e))?;

@@ -18,7 +18,7 @@ use cairn_wire::{Cursor, DeviceId};
 use redb::Database;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, oneshot};
 
-use crate::api::{CommitCounters, Committed, ItemOutcome, StatementOutcome};
+use crate::api::{CommitBatch, CommitCounters, Committed, ItemOutcome, StatementOutcome};
 use crate::apply::{Prepared, StatementIn, WriteTables};
 use crate::schema;
 
@@ -103,7 +103,7 @@ pub struct Writer {
     /// Group limits.
     pub limits: GroupLimits,
     /// Where commits are published.
-    pub publish: broadcast::Sender<Arc<[Committed]>>,
+    pub publish: broadcast::Sender<CommitBatch>,
     /// Counters.
     pub counters: Arc<Counters>,
     /// Commit latencies in microseconds, if someone measures them.
@@ -172,7 +172,9 @@ impl Writer {
                 self.record(started, replies.len(), committed.len());
                 if !committed.is_empty() {
                     // No receivers is fine: nobody is subscribed.
-                    let _ = self.publish.send(committed.into());
+                    let _ = self
+                        .publish
+                        .send(committed.into_iter().map(Arc::new).collect());
                 }
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     reply.answer(answer);

@@ -16,11 +16,10 @@ use cairn_wire::{
     WireError,
 };
 use quinn::SendStream;
-use tokio::sync::mpsc;
 
 use super::pages::{PAGE_BUDGET, entry_size, read_page};
 use crate::access::can_read;
-use crate::fanout::LiveEntry;
+use crate::fanout::{LiveEntry, Registration};
 use crate::frame_io;
 use crate::metrics;
 use crate::server::Shared;
@@ -94,10 +93,12 @@ impl<S: Store> Follower<'_, S> {
     async fn follow_until_stopped(&mut self) -> Result<std::convert::Infallible, End> {
         let mut announced_live = false;
         loop {
+            let limits = &self.shared.config.limits;
             let mut registration = self.shared.hub.register(
                 self.stream,
                 self.session.user,
-                self.shared.config.limits.subscriber_queue,
+                limits.subscriber_queue,
+                limits.subscriber_queue_bytes,
             );
             self.catch_up().await?;
             if !announced_live {
@@ -107,7 +108,7 @@ impl<S: Store> Follower<'_, S> {
                 .await?;
                 announced_live = true;
             }
-            self.follow_queue(&mut registration.queue).await?;
+            self.follow_queue(&mut registration).await?;
             // Detached by the hub: go back to storage, if still allowed.
             if !can_read(&self.shared.store, self.session.user, self.stream).await {
                 return Err(Some(WireError::new(
@@ -120,7 +121,7 @@ impl<S: Store> Follower<'_, S> {
 
     /// Sends live entries until the queue closes (`Ok`) or following must
     /// stop (`Err`).
-    async fn follow_queue(&mut self, queue: &mut mpsc::Receiver<LiveEntry>) -> Result<(), End> {
+    async fn follow_queue(&mut self, queue: &mut Registration) -> Result<(), End> {
         loop {
             let first = tokio::select! {
                 entry = queue.recv() => entry,
@@ -131,8 +132,8 @@ impl<S: Store> Follower<'_, S> {
             let mut batch = vec![first];
             while batch.len() < LIVE_BATCH {
                 match queue.try_recv() {
-                    Ok(entry) => batch.push(entry),
-                    Err(_) => break,
+                    Some(entry) => batch.push(entry),
+                    None => break,
                 }
             }
             self.deliver(batch).await?;
@@ -155,10 +156,8 @@ impl<S: Store> Follower<'_, S> {
                     continue;
                 }
             }
-            if let Some(entry) = live.to_entry() {
-                entries.push(entry);
-                self.next = position + 1;
-            }
+            entries.push(live.to_entry());
+            self.next = position + 1;
         }
         let delivered = entries.len();
         self.send_entries(entries).await?;
