@@ -356,6 +356,17 @@ async fn flood(quic: quinn::Connection, junk: bytes::Bytes) -> usize {
     sent
 }
 
+/// The highest resident memory of `pid` seen over `period`.
+async fn peak_resident_bytes(pid: u32, period: std::time::Duration) -> u64 {
+    let until = std::time::Instant::now() + period;
+    let mut peak = 0;
+    while std::time::Instant::now() < until {
+        peak = peak.max(resident_bytes(pid).unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    peak
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unauthenticated_connections_costs_bounded_memory() {
     let scene = Scene::start_with(DEFAULT_ADDRESS_LIMITS).await;
@@ -370,15 +381,18 @@ async fn a_flood_of_unauthenticated_connections_costs_bounded_memory() {
         .iter()
         .map(|raw| tokio::spawn(flood(raw.quic.clone(), junk.clone())))
         .collect();
-    let mut sent = 0;
+    let mut queued = 0;
     for flood in floods {
-        sent += flood.await.unwrap();
+        queued += flood.await.unwrap();
     }
-    let after = resident_bytes(pid).unwrap();
-    let grown = after.saturating_sub(before);
+    // What the flood queued is still on its way: watch the relay while it
+    // arrives.
+    let peak = peak_resident_bytes(pid, std::time::Duration::from_secs(3)).await;
+    let grown = peak.saturating_sub(before);
     eprintln!(
-        "{FLOOD_CONNECTIONS} unauthenticated connections sent {} KiB; relay memory grew by {} KiB",
-        sent / 1024,
+        "{FLOOD_CONNECTIONS} unauthenticated connections queued {} KiB to send; \
+         relay memory peaked {} KiB above where it was",
+        queued / 1024,
         grown / 1024
     );
     assert!(
@@ -435,6 +449,7 @@ async fn stalled_subscribers_do_not_keep_whole_commits_alive() {
     const BULK_PER_REQUEST: usize = 16;
     const BULK_PAYLOAD: usize = 60 * 1024;
     const RSS_BOUND: u64 = 48 * 1024 * 1024;
+    const FILL: u64 = 40;
     // A small page cache, so that what the database caches of the bulk
     // written does not hide what the subscribers hold.
     let cache = (16 * 1024 * 1024).to_string();
@@ -465,14 +480,27 @@ async fn stalled_subscribers_do_not_keep_whole_commits_alive() {
         assert_eq!(subscription.until_live().await, Vec::<u64>::new());
         stalled.push(subscription);
     }
+    // Enough private notes to fill what QUIC lets the relay send down each
+    // subscription's stream before its reader reads: from then on, what
+    // comes live waits in the relay's queues.
+    let fill = vec![0x66; BULK_PAYLOAD];
+    let first = &devices[0];
+    for seq in 1..=FILL {
+        let note = first.0.envelope(seq, Scope::Private, &fill);
+        assert!(matches!(
+            first.1.append(vec![note]).await[..],
+            [AppendOutcome::Stored(_)]
+        ));
+    }
 
     let pid = scene.relay.child.id();
     let before = resident_bytes(pid).expect("this platform reports resident memory");
     let bulk = vec![0x6d; BULK_PAYLOAD];
     for round in 0..ROUNDS {
         let mut appends = tokio::task::JoinSet::new();
-        for (device, connection) in &devices {
-            let base = round * (1 + BULK_PER_REQUEST as u64);
+        for (n, (device, connection)) in devices.iter().enumerate() {
+            let filled = if n == 0 { FILL } else { 0 };
+            let base = filled + round * (1 + BULK_PER_REQUEST as u64);
             let mut envelopes = vec![device.envelope(base + 1, Scope::Private, b"tiny")];
             for i in 0..BULK_PER_REQUEST as u64 {
                 envelopes.push(device.envelope(base + 2 + i, Scope::Friends, &bulk));
@@ -501,7 +529,7 @@ async fn stalled_subscribers_do_not_keep_whole_commits_alive() {
         "the relay grew by {grown} bytes while {STALLED} subscribers did not read"
     );
     // When they read again, each gets its stream whole and in order.
-    let head = ROUNDS * u64::from(DEVICES);
+    let head = FILL + ROUNDS * u64::from(DEVICES);
     for subscription in &mut stalled {
         assert_eq!(
             subscription.until_position(head).await,
@@ -509,4 +537,40 @@ async fn stalled_subscribers_do_not_keep_whole_commits_alive() {
         );
     }
     scene.assert_honest_served().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_past_their_quota_is_refused_and_the_operator_sees_it() {
+    let mut scene = Scene::start_with(&[("CAIRN_RELAY_LIMITS__USER_QUOTA_ENVELOPES", "5")]).await;
+    let (mallory, device) = mallory();
+    let hostile = scene.newcomer(&device).await;
+    let envelopes: Vec<_> = (1..=6)
+        .map(|seq| device.envelope(seq, Scope::Private, b"more and more"))
+        .collect();
+    let outcomes = hostile.append(envelopes.clone()).await;
+    for (envelope, outcome) in envelopes.iter().zip(&outcomes).take(5) {
+        assert!(matches!(outcome, AppendOutcome::Stored(_)), "{outcome:?}");
+        scene.expect_stored(envelope.clone());
+    }
+    match &outcomes[5] {
+        AppendOutcome::Refused(error) => assert_eq!(error.code, ErrorCode::QUOTA_EXCEEDED),
+        other => panic!("the sixth envelope was not refused: {other:?}"),
+    }
+    assert!(hostile.is_open(), "a quota refusal does not close");
+    // The operator sees who is at their quota, online.
+    let users: serde_json::Value =
+        serde_json::from_str(&cli::relay_command(&["users"], scene.data_dir())).unwrap();
+    let entry = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == mallory.id.to_text())
+        .unwrap();
+    assert_eq!(entry["stored_envelopes"], 5);
+    assert_eq!(entry["at_quota"], true);
+    let stats: serde_json::Value =
+        serde_json::from_str(&cli::relay_command(&["stats"], scene.data_dir())).unwrap();
+    assert_eq!(stats["users_at_quota"], 1);
+    assert_eq!(stats["quota"]["envelopes"], 5);
+    scene.finish().await;
 }

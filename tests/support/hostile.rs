@@ -389,6 +389,11 @@ impl Scene {
         scene
     }
 
+    /// The relay's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Alice appends one envelope; it must be stored at the next position.
     pub async fn publish(&mut self, scope: Scope, payload: &[u8]) -> u64 {
         self.publish_batch(scope, &[payload]).await

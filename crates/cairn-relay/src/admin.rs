@@ -85,14 +85,14 @@ async fn prometheus() -> Response {
 }
 
 async fn stats<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
-    match ops::stats_json(&shared.store).await {
+    match ops::stats_json(&shared.store, shared.config.limits.quota()).await {
         Ok(stats) => Json(stats).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 
 async fn users<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
-    match ops::users(&shared.store).await {
+    match ops::users(&shared.store, shared.config.limits.quota()).await {
         Ok(users) => Json(users).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }

@@ -181,7 +181,7 @@ async fn check(config: &RelayConfig) -> Result<ExitCode> {
 #[allow(clippy::print_stdout)]
 async fn stats(config: &RelayConfig) -> Result<ExitCode> {
     let json = match try_open(config)? {
-        Some(store) => serde_json::to_value(ops::stats_json(&store).await?)?,
+        Some(store) => serde_json::to_value(ops::stats_json(&store, config.limits.quota()).await?)?,
         None => admin_get(config, "/admin/stats")?,
     };
     println!("{}", serde_json::to_string_pretty(&json)?);
@@ -207,7 +207,7 @@ async fn backup(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
 #[allow(clippy::print_stdout)]
 async fn users(config: &RelayConfig) -> Result<ExitCode> {
     let json = match try_open(config)? {
-        Some(store) => serde_json::to_value(ops::users(&store).await?)?,
+        Some(store) => serde_json::to_value(ops::users(&store, config.limits.quota()).await?)?,
         None => admin_get(config, "/admin/users")?,
     };
     println!("{}", serde_json::to_string_pretty(&json)?);

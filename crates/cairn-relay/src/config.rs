@@ -143,10 +143,24 @@ pub struct Limits {
     /// Connections not yet authenticated, relay-wide, past which new ones
     /// are refused.
     pub max_pending_logins: u32,
+    /// Bytes of envelopes one user's devices may store, in all streams.
+    pub user_quota_bytes: u64,
+    /// Envelopes one user's devices may store, in all streams.
+    pub user_quota_envelopes: u64,
     /// Bytes an authenticated connection may have in flight to the relay
     /// that the relay has not read yet (QUIC's connection receive window).
     /// Before authentication the window is one `Authenticate` frame.
     pub receive_window_per_connection: u32,
+}
+
+impl Limits {
+    /// What each user may store.
+    pub fn quota(&self) -> cairn_store::Quota {
+        cairn_store::Quota {
+            bytes: self.user_quota_bytes,
+            envelopes: self.user_quota_envelopes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -171,6 +185,8 @@ impl Default for Limits {
             validate_addresses_above: 128,
             max_pending_logins: 1024,
             receive_window_per_connection: 4 * 1024 * 1024,
+            user_quota_bytes: 1024 * 1024 * 1024,
+            user_quota_envelopes: 1_000_000,
         }
     }
 }

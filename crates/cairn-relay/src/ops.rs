@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cairn_store::{Store, StoredStatement};
+use cairn_store::{Quota, Store, StoredStatement, Usage};
 use serde::Serialize;
 
 /// Store counts as JSON-friendly values.
@@ -21,11 +21,33 @@ pub struct StatsJson {
     pub envelopes: u64,
     /// Their encoded bytes.
     pub envelope_bytes: u64,
+    /// What each user may store.
+    pub quota: QuotaJson,
+    /// Users who have used up their quota.
+    pub users_at_quota: u64,
 }
 
-/// The store's counts.
-pub async fn stats_json<S: Store>(store: &S) -> Result<StatsJson, cairn_store::ReadError> {
+/// A per-user quota.
+#[derive(Debug, Serialize)]
+pub struct QuotaJson {
+    /// Bytes of envelopes.
+    pub bytes: u64,
+    /// Envelopes.
+    pub envelopes: u64,
+}
+
+/// The store's counts, and how users stand against `quota`.
+pub async fn stats_json<S: Store>(
+    store: &S,
+    quota: Quota,
+) -> Result<StatsJson, cairn_store::ReadError> {
     let s = store.stats().await?;
+    let users_at_quota = store
+        .usage()
+        .await?
+        .iter()
+        .filter(|(_, used)| quota.is_reached_by(*used))
+        .count() as u64;
     Ok(StatsJson {
         users: s.users,
         devices: s.devices,
@@ -33,6 +55,11 @@ pub async fn stats_json<S: Store>(store: &S) -> Result<StatsJson, cairn_store::R
         streams: s.streams,
         envelopes: s.envelopes,
         envelope_bytes: s.envelope_bytes,
+        quota: QuotaJson {
+            bytes: quota.bytes,
+            envelopes: quota.envelopes,
+        },
+        users_at_quota,
     })
 }
 
@@ -43,6 +70,12 @@ pub struct UserJson {
     pub user: String,
     /// Their devices.
     pub devices: Vec<DeviceJson>,
+    /// Bytes of envelopes their devices stored.
+    pub stored_bytes: u64,
+    /// Envelopes their devices stored.
+    pub stored_envelopes: u64,
+    /// Whether they have used up their quota.
+    pub at_quota: bool,
 }
 
 /// One device as the operator sees it.
@@ -54,8 +87,18 @@ pub struct DeviceJson {
     pub revoked: bool,
 }
 
-/// Every registered user with their devices, from the stored statements.
-pub async fn users<S: Store>(store: &S) -> Result<Vec<UserJson>, cairn_store::ReadError> {
+/// Every registered user with their devices, from the stored statements,
+/// and what they stored against `quota`.
+pub async fn users<S: Store>(
+    store: &S,
+    quota: Quota,
+) -> Result<Vec<UserJson>, cairn_store::ReadError> {
+    let usage: BTreeMap<String, Usage> = store
+        .usage()
+        .await?
+        .into_iter()
+        .map(|(user, used)| (user.to_text(), used))
+        .collect();
     let mut users: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
     for statement in store.statements().await? {
         match statement {
@@ -79,12 +122,18 @@ pub async fn users<S: Store>(store: &S) -> Result<Vec<UserJson>, cairn_store::Re
     }
     Ok(users
         .into_iter()
-        .map(|(user, devices)| UserJson {
-            user,
-            devices: devices
-                .into_iter()
-                .map(|(device, revoked)| DeviceJson { device, revoked })
-                .collect(),
+        .map(|(user, devices)| {
+            let used = usage.get(&user).copied().unwrap_or_default();
+            UserJson {
+                user,
+                devices: devices
+                    .into_iter()
+                    .map(|(device, revoked)| DeviceJson { device, revoked })
+                    .collect(),
+                stored_bytes: used.bytes,
+                stored_envelopes: used.envelopes,
+                at_quota: quota.is_reached_by(used),
+            }
         })
         .collect())
 }

@@ -142,6 +142,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     }
     let storage = cairn_store::Config {
         cache_bytes: config.storage.cache_bytes,
+        quota: config.limits.quota(),
         ..cairn_store::Config::default()
     };
     let store = RedbStore::open_with(config.database_path(), storage)?;

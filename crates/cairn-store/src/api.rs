@@ -155,6 +155,9 @@ pub trait Store: Send + Sync + 'static {
     /// Counts for `cairn-relay stats` and metrics.
     fn stats(&self) -> impl Future<Output = Result<Stats, ReadError>> + Send;
 
+    /// What each user who stored anything has stored, by user id.
+    fn usage(&self) -> impl Future<Output = Result<Vec<(UserId, Usage)>, ReadError>> + Send;
+
     /// Counters of the commit path since the store was opened.
     fn commit_counters(&self) -> CommitCounters;
 
@@ -201,6 +204,53 @@ pub enum ItemOutcome {
     Refused(Refusal),
 }
 
+/// The most one user may store on the relay: the envelopes their devices
+/// wrote, in any stream, counted by number and by encoded bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most bytes of envelope encodings.
+    pub bytes: u64,
+    /// Most envelopes.
+    pub envelopes: u64,
+}
+
+impl Quota {
+    /// No limit.
+    pub const UNLIMITED: Self = Self {
+        bytes: u64::MAX,
+        envelopes: u64::MAX,
+    };
+
+    /// Whether `usage` has used it up: no envelope fits any more.
+    pub fn is_reached_by(&self, usage: Usage) -> bool {
+        usage.envelopes >= self.envelopes || usage.bytes >= self.bytes
+    }
+
+    /// Whether `usage` plus one envelope of `bytes` stays within it.
+    pub fn admits(&self, usage: Usage, bytes: u64) -> bool {
+        usage.envelopes < self.envelopes && usage.bytes.saturating_add(bytes) <= self.bytes
+    }
+}
+
+/// What one user has stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of envelope encodings.
+    pub bytes: u64,
+    /// Envelopes.
+    pub envelopes: u64,
+}
+
+impl Usage {
+    /// This usage with one more envelope of `bytes`.
+    pub fn plus(self, bytes: u64) -> Self {
+        Self {
+            bytes: self.bytes.saturating_add(bytes),
+            envelopes: self.envelopes.saturating_add(1),
+        }
+    }
+}
+
 /// Why an envelope was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -221,6 +271,8 @@ pub enum Refusal {
     NotAuthor,
     /// The author has revoked the device.
     DeviceRevoked,
+    /// Storing it would take the author past their quota.
+    QuotaExceeded,
 }
 
 /// The outcome of a signed statement.
@@ -420,6 +472,7 @@ impl Refusal {
             Self::UnknownDevice => ErrorCode::UNKNOWN_DEVICE,
             Self::NotAuthor => ErrorCode::NOT_AUTHOR,
             Self::DeviceRevoked => ErrorCode::DEVICE_REVOKED,
+            Self::QuotaExceeded => ErrorCode::QUOTA_EXCEEDED,
         }
     }
 
@@ -443,6 +496,9 @@ impl std::fmt::Display for Refusal {
             Self::UnknownDevice => f.write_str("device not registered"),
             Self::NotAuthor => f.write_str("device registered to another user"),
             Self::DeviceRevoked => f.write_str("device revoked"),
+            Self::QuotaExceeded => {
+                f.write_str("the author's storage quota on this relay is used up")
+            }
         }
     }
 }

@@ -5,13 +5,17 @@
 //! data. Reads inside the transaction see the writes of earlier items of
 //! the same group commit, so items are judged in commit order.
 
+use std::collections::HashMap;
+
 use cairn_wire::{
     Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeId, FriendGrant,
     FriendRevocation, Signed, Statement, StreamId, UserId,
 };
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use crate::api::{Committed, ItemOutcome, Refusal, StatementOutcome, StatementRefusal};
+use crate::api::{
+    Committed, ItemOutcome, Quota, Refusal, StatementOutcome, StatementRefusal, Usage,
+};
 use crate::keys;
 use crate::schema;
 
@@ -70,12 +74,17 @@ pub struct WriteTables<'t> {
     friends: T<'t>,
     friends_by_grantee: T<'t>,
     acks: T<'t>,
+    user_usage: T<'t>,
     added_bytes: u64,
+    quota: Quota,
+    /// Usage of the authors seen in this group, as updated by it.
+    usage: HashMap<UserId, Usage>,
 }
 
 impl<'t> WriteTables<'t> {
-    /// Opens every table of the schema in `txn`.
-    pub fn open(txn: &'t WriteTransaction) -> Result<Self, redb::Error> {
+    /// Opens every table of the schema in `txn`; appends are held to
+    /// `quota` per author.
+    pub fn open(txn: &'t WriteTransaction, quota: Quota) -> Result<Self, redb::Error> {
         Ok(Self {
             meta: txn.open_table(schema::META)?,
             envelopes: txn.open_table(schema::ENVELOPES)?,
@@ -90,7 +99,10 @@ impl<'t> WriteTables<'t> {
             friends: txn.open_table(schema::FRIENDS)?,
             friends_by_grantee: txn.open_table(schema::FRIENDS_BY_GRANTEE)?,
             acks: txn.open_table(schema::ACKS)?,
+            user_usage: txn.open_table(schema::USER_USAGE)?,
             added_bytes: 0,
+            quota,
+            usage: HashMap::new(),
         })
     }
 
@@ -114,6 +126,12 @@ impl<'t> WriteTables<'t> {
         if let Some(refusal) = self.seq_refusal(&author, &device, seq)? {
             return Ok((ItemOutcome::Refused(refusal), None));
         }
+        let used = self.usage_of(author)?;
+        let size = item.bytes.len() as u64;
+        if !self.quota.admits(used, size) {
+            return Ok((ItemOutcome::Refused(Refusal::QuotaExceeded), None));
+        }
+        self.usage.insert(author, used.plus(size));
         let committed = self.store(item)?;
         let outcome = ItemOutcome::Stored {
             id: committed.id,
@@ -153,6 +171,12 @@ impl<'t> WriteTables<'t> {
 
     /// Writes the counters the group changed; call once before commit.
     pub fn finish(mut self) -> Result<(), redb::Error> {
+        for (user, used) in std::mem::take(&mut self.usage) {
+            self.user_usage.insert(
+                user.as_bytes().as_slice(),
+                keys::usage_value(used).as_slice(),
+            )?;
+        }
         if self.added_bytes == 0 {
             return Ok(());
         }
@@ -164,6 +188,18 @@ impl<'t> WriteTables<'t> {
         self.meta
             .insert(schema::META_ENVELOPE_BYTES, new.to_be_bytes().as_slice())?;
         Ok(())
+    }
+
+    /// What `author` has stored, counting this group's earlier items.
+    fn usage_of(&mut self, author: UserId) -> Result<Usage, redb::Error> {
+        if let Some(used) = self.usage.get(&author) {
+            return Ok(*used);
+        }
+        let used = match self.user_usage.get(author.as_bytes().as_slice())? {
+            Some(v) => keys::parse_usage(v.value()).map_err(corrupt)?,
+            None => Usage::default(),
+        };
+        Ok(used)
     }
 
     fn registry_refusal(

@@ -11,6 +11,8 @@ use std::ops::Bound;
 
 use cairn_wire::{DeviceId, EnvelopeId, Scope, StreamId, UserId};
 
+use crate::api::Usage;
+
 /// Tag byte of a private stream key.
 pub const TAG_PRIVATE: u8 = 0x00;
 /// Tag byte of a friends stream key.
@@ -150,6 +152,30 @@ pub fn parse_u64(bytes: &[u8], what: &'static str) -> Result<u64, Malformed> {
     <[u8; 8]>::try_from(bytes)
         .map(u64::from_be_bytes)
         .map_err(|_| malformed(what))
+}
+
+/// A `cairn_user_usage` value: `bytes (u64 BE) || envelopes (u64 BE)`.
+pub fn usage_value(usage: Usage) -> [u8; 16] {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&usage.bytes.to_be_bytes());
+    value[8..].copy_from_slice(&usage.envelopes.to_be_bytes());
+    value
+}
+
+/// Parses a [`usage_value`].
+pub fn parse_usage(bytes: &[u8]) -> Result<Usage, Malformed> {
+    let (high, low) = bytes.split_first_chunk::<8>().ok_or(malformed("usage"))?;
+    Ok(Usage {
+        bytes: u64::from_be_bytes(*high),
+        envelopes: parse_u64(low, "usage")?,
+    })
+}
+
+/// The owner of a stream or entry key: its first 32 bytes.
+pub fn key_owner(key: &[u8]) -> Result<UserId, Malformed> {
+    key.first_chunk::<32>()
+        .map(|owner| UserId::from_bytes(*owner))
+        .ok_or(malformed("stream key"))
 }
 
 /// A big-endian u32 that is the whole of `bytes`.

@@ -18,15 +18,16 @@ mod apply;
 mod error;
 mod keys;
 mod maintenance;
+mod migrate;
 mod reader;
 mod redb_store;
 mod schema;
 mod writer;
 
 pub use api::{
-    CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, ItemOutcome, Refusal,
-    StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
-    StreamRead, VerifyReport,
+    CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, ItemOutcome, Quota,
+    Refusal, StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement,
+    StreamHead, StreamRead, Usage, VerifyReport,
 };
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,

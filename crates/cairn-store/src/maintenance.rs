@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cairn_wire::{Envelope, StreamId};
+use cairn_wire::{Envelope, StreamId, UserId};
 use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableHandle};
 
-use crate::api::VerifyReport;
+use crate::api::{Usage, VerifyReport};
 use crate::error::{BackendError, BackupError, ReadError};
 use crate::keys;
 use crate::reader::{self, Ro, backend, table};
@@ -119,6 +119,7 @@ struct Tables {
     friends: Ro,
     friends_by_grantee: Ro,
     acks: Ro,
+    user_usage: Ro,
     meta: Ro,
 }
 
@@ -127,6 +128,8 @@ struct Found {
     report: VerifyReport,
     more_problems: u64,
     bytes: u64,
+    /// What each stream owner stored, counted from the log.
+    usage: BTreeMap<UserId, Usage>,
 }
 
 impl Found {
@@ -161,6 +164,7 @@ impl Check {
             friends: table(txn, schema::FRIENDS)?,
             friends_by_grantee: table(txn, schema::FRIENDS_BY_GRANTEE)?,
             acks: table(txn, schema::ACKS)?,
+            user_usage: table(txn, schema::USER_USAGE)?,
             meta: table(txn, schema::META)?,
         };
         Ok(Self {
@@ -266,6 +270,21 @@ impl Check {
             self.found
                 .problem(format!("byte counter is {stored}, envelopes take {bytes}"));
         }
+        self.usage()
+    }
+
+    /// Each user's usage counters match what their streams hold.
+    fn usage(&mut self) -> Result<(), ReadError> {
+        let mut stored = BTreeMap::new();
+        for row in self.t.user_usage.iter().map_err(backend)? {
+            let (key, value) = row.map_err(backend)?;
+            let user = keys::key_owner(key.value())?;
+            stored.insert(user, keys::parse_usage(value.value())?);
+        }
+        if stored != self.found.usage {
+            self.found
+                .problem("users' usage counters do not match their streams".into());
+        }
         Ok(())
     }
 
@@ -370,6 +389,8 @@ impl Tables {
     ) -> Result<(), ReadError> {
         found.report.envelopes += 1;
         found.bytes = found.bytes.saturating_add(bytes.len() as u64);
+        let used = found.usage.entry(stream.owner).or_default();
+        *used = used.plus(bytes.len() as u64);
         let id = Envelope::id_of_encoding(bytes);
         let envelope = match Envelope::decode(bytes) {
             Ok(envelope) => envelope,

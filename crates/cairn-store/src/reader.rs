@@ -13,6 +13,7 @@ use redb::{
 
 use crate::api::{
     DeviceRecord, ENTRY_OVERHEAD, Stats, StoredEnvelope, StoredStatement, StreamHead, StreamRead,
+    Usage,
 };
 use crate::apply::last_seq;
 use crate::error::{BackendError, ReadError};
@@ -232,6 +233,18 @@ pub fn stats(db: &Database) -> Result<Stats, ReadError> {
         envelopes: len(schema::ENVELOPES)?,
         envelope_bytes: envelope_bytes(&table(&txn, schema::META)?)?,
     })
+}
+
+/// What each user has stored, by user id.
+pub fn usage(db: &Database) -> Result<Vec<(UserId, Usage)>, ReadError> {
+    let txn = begin(db)?;
+    let mut all = Vec::new();
+    for row in table(&txn, schema::USER_USAGE)?.iter().map_err(backend)? {
+        let (key, value) = row.map_err(backend)?;
+        let user = keys::key_owner(key.value())?;
+        all.push((user, keys::parse_usage(value.value())?));
+    }
+    Ok(all)
 }
 
 /// Every stored statement: certificates, device revocations, then the

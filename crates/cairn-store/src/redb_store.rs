@@ -14,8 +14,8 @@ use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, DeviceRecord, ItemOutcome, StatementOutcome, Stats, Store,
-    StoredEnvelope, StoredStatement, StreamHead, StreamRead, VerifyReport,
+    CommitBatch, CommitCounters, DeviceRecord, ItemOutcome, Quota, StatementOutcome, Stats, Store,
+    StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
 use crate::apply::{Prepared, StatementIn};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
@@ -46,6 +46,8 @@ pub struct Config {
     /// The most memory redb's page cache may hold (default 256 MiB; redb's
     /// own default is 1 GiB).
     pub cache_bytes: usize,
+    /// What each author may store (default: no limit).
+    pub quota: Quota,
 }
 
 /// The page cache a store gets unless told otherwise.
@@ -62,6 +64,7 @@ impl Default for Config {
             durable: true,
             record_latencies: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            quota: Quota::UNLIMITED,
         }
     }
 }
@@ -313,6 +316,10 @@ impl Store for RedbStore {
         self.read(reader::stats).await
     }
 
+    async fn usage(&self) -> Result<Vec<(UserId, Usage)>, ReadError> {
+        self.read(reader::usage).await
+    }
+
     fn commit_counters(&self) -> CommitCounters {
         self.counters.snapshot()
     }
@@ -361,6 +368,7 @@ fn limits(config: &Config) -> GroupLimits {
     GroupLimits {
         max_batch_envelopes: config.max_batch_envelopes.max(1),
         max_batch_bytes: config.max_batch_bytes.max(1),
+        quota: config.quota,
         max_wait: config.max_wait,
         durable: config.durable,
     }

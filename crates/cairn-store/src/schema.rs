@@ -12,10 +12,10 @@ use redb::{
 };
 
 use crate::error::{BackendError, OpenError};
-use crate::keys;
+use crate::{keys, migrate};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Every table is bytes to bytes; `keys` gives the layouts.
 pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -47,9 +47,12 @@ pub const FRIENDS: Def = TableDefinition::new("cairn_friends");
 pub const FRIENDS_BY_GRANTEE: Def = TableDefinition::new("cairn_friends_by_grantee");
 /// `device || stream_key -> position (u64 BE)`: acknowledged cursors.
 pub const ACKS: Def = TableDefinition::new("cairn_acks");
+/// `user -> bytes (u64 BE) || envelopes (u64 BE)`: what each user's
+/// devices stored, for quotas (schema version 2).
+pub const USER_USAGE: Def = TableDefinition::new("cairn_user_usage");
 
 /// Every table of the schema, in the order `spec/storage.md` lists them.
-pub const TABLES: [Def; 13] = [
+pub const TABLES: [Def; 14] = [
     META,
     ENVELOPES,
     ENVELOPE_IDS,
@@ -63,6 +66,7 @@ pub const TABLES: [Def; 13] = [
     FRIENDS,
     FRIENDS_BY_GRANTEE,
     ACKS,
+    USER_USAGE,
 ];
 
 /// Meta key of the schema version (u32 BE).
@@ -114,6 +118,10 @@ pub fn init_or_check(db: &Database, path: &Path) -> Result<(), OpenError> {
     let txn = db.begin_write().map_err(|e| backend(e.into()))?;
     match stored_version(&txn, path)? {
         Some(SCHEMA_VERSION) => Ok(()),
+        Some(1) => {
+            drop(txn);
+            migrate::from_v1(db, path)
+        }
         Some(found) => Err(OpenError::UnsupportedSchema {
             path: path.to_path_buf(),
             found,

@@ -18,7 +18,7 @@ use cairn_wire::{Cursor, DeviceId};
 use redb::Database;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, oneshot};
 
-use crate::api::{CommitBatch, CommitCounters, Committed, ItemOutcome, StatementOutcome};
+use crate::api::{CommitBatch, CommitCounters, Committed, ItemOutcome, Quota, StatementOutcome};
 use crate::apply::{Prepared, StatementIn, WriteTables};
 use crate::schema;
 
@@ -34,6 +34,8 @@ pub struct GroupLimits {
     pub max_wait: Duration,
     /// Whether commits are durable (fsync). Only tests turn it off.
     pub durable: bool,
+    /// What each author may store.
+    pub quota: Quota,
 }
 
 /// One write request, with the reply for its caller.
@@ -167,7 +169,7 @@ impl Writer {
             replies.push(queued.reply);
             drop(queued.permit);
         }
-        match apply_and_commit(&self.db, works, self.limits.durable) {
+        match apply_and_commit(&self.db, works, &self.limits) {
             Ok((answers, committed)) => {
                 self.record(started, replies.len(), committed.len());
                 if !committed.is_empty() {
@@ -241,13 +243,13 @@ impl Reply {
 fn apply_and_commit(
     db: &Database,
     works: Vec<Work>,
-    durable: bool,
+    limits: &GroupLimits,
 ) -> Result<(Vec<Answer>, Vec<Committed>), redb::Error> {
-    let txn = schema::begin_write(db, durable)?;
+    let txn = schema::begin_write(db, limits.durable)?;
     let mut answers = Vec::with_capacity(works.len());
     let mut committed = Vec::new();
     {
-        let mut tables = WriteTables::open(&txn)?;
+        let mut tables = WriteTables::open(&txn, limits.quota)?;
         for work in works {
             answers.push(apply(&mut tables, work, &mut committed)?);
         }

@@ -489,7 +489,7 @@ async fn unknown_schema_versions_and_foreign_files_are_refused() {
             let def: redb::TableDefinition<'_, &[u8], &[u8]> =
                 redb::TableDefinition::new("cairn_meta");
             let mut meta = txn.open_table(def).unwrap();
-            meta.insert(b"schema_version".as_slice(), 2u32.to_be_bytes().as_slice())
+            meta.insert(b"schema_version".as_slice(), 3u32.to_be_bytes().as_slice())
                 .unwrap();
         }
         txn.commit().unwrap();
@@ -499,14 +499,14 @@ async fn unknown_schema_versions_and_foreign_files_are_refused() {
         matches!(
             err,
             OpenError::UnsupportedSchema {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("schema version 2"));
+    assert!(err.to_string().contains("schema version 3"));
 
     let other = dir.path().join("other.redb");
     {

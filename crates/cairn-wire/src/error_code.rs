@@ -69,6 +69,7 @@ catalogue! {
     TOO_MANY_SUBSCRIPTIONS = 52, "too_many_subscriptions", false, "The connection holds the most live subscriptions allowed.";
     TOO_MANY_CONNECTIONS = 53, "too_many_connections", true, "The peer's address holds the most connections allowed.";
     IDLE_TIMEOUT = 54, "idle_timeout", true, "Reserved: the QUIC idle timeout closes a silent connection at the transport level.";
+    QUOTA_EXCEEDED = 55, "quota_exceeded", false, "The author's storage quota on this relay is used up; the envelope was not stored.";
     INTERNAL = 60, "internal", false, "The relay failed to carry out a valid request; nothing was changed.";
     SHUTTING_DOWN = 61, "shutting_down", true, "The relay is shutting down; reconnect later.";
 }

@@ -1,0 +1,81 @@
+//! Migrations between schema versions (`spec/storage.md` section 7). Each
+//! runs once, at open, before the writer starts, in one write transaction
+//! that also sets the new version: a crash leaves the old schema or the
+//! new one, never a mix. The file as it was is copied aside first.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cairn_wire::UserId;
+use redb::{Database, ReadableTable, WriteTransaction};
+
+use crate::api::Usage;
+use crate::error::{BackendError, OpenError};
+use crate::{keys, schema};
+
+/// Version 1 to 2: adds `cairn_user_usage`, counted from the log.
+pub fn from_v1(db: &Database, path: &Path) -> Result<(), OpenError> {
+    let backend = |e: redb::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    keep_copy(path, 1)?;
+    let txn = schema::begin_write(db, true).map_err(backend)?;
+    add_usage(&txn).map_err(backend)?;
+    let mut meta = txn
+        .open_table(schema::META)
+        .map_err(|e| backend(e.into()))?;
+    meta.insert(schema::META_SCHEMA_VERSION, 2u32.to_be_bytes().as_slice())
+        .map_err(|e| backend(e.into()))?;
+    drop(meta);
+    txn.commit().map_err(|e| backend(e.into()))?;
+    Ok(())
+}
+
+/// Where the file as it was before migrating from `version` is kept.
+pub fn copy_path(path: &Path, version: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".schema-{version}.bak"));
+    PathBuf::from(name)
+}
+
+/// Copies the file aside, unless an earlier, interrupted migration did.
+/// Nothing writes to it meanwhile: the writer has not started.
+fn keep_copy(path: &Path, version: u32) -> Result<(), OpenError> {
+    let copy = copy_path(path, version);
+    if copy.exists() {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let partial = copy.with_extension("partial");
+    std::fs::copy(path, &partial).map_err(io)?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&partial, &copy).map_err(io)
+}
+
+fn add_usage(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut usage: BTreeMap<UserId, Usage> = BTreeMap::new();
+    {
+        let envelopes = txn.open_table(schema::ENVELOPES)?;
+        for row in envelopes.iter()? {
+            let (key, value) = row?;
+            let owner =
+                keys::key_owner(key.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+            let entry = usage.entry(owner).or_default();
+            *entry = entry.plus(value.value().len() as u64);
+        }
+    }
+    let mut table = txn.open_table(schema::USER_USAGE)?;
+    for (user, used) in usage {
+        table.insert(
+            user.as_bytes().as_slice(),
+            keys::usage_value(used).as_slice(),
+        )?;
+    }
+    Ok(())
+}
