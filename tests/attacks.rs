@@ -574,3 +574,91 @@ async fn a_user_past_their_quota_is_refused_and_the_operator_sees_it() {
     assert_eq!(stats["quota"]["envelopes"], 5);
     scene.finish().await;
 }
+
+/// Registers a new user's device with `invite`; the relay's answer.
+async fn register_with(relay: &support::RelayProcess, seed: u16, invite: &str) -> Response {
+    let raw = RawConnection::dial(relay).await;
+    let device = User::new(seed).device(1);
+    let Request::Authenticate(mut auth) = raw.authenticate_request(&device) else {
+        unreachable!("an authenticate request");
+    };
+    auth.invite = Some(BoundedString::truncating(invite));
+    raw.request(&Request::Authenticate(auth))
+        .await
+        .response()
+        .clone()
+}
+
+fn refused_registration(answer: &Response) -> bool {
+    matches!(answer, Response::Error(e) if e.code == ErrorCode::REGISTRATION_REFUSED)
+}
+
+/// Invite codes were reusable shared secrets in the config. Now the
+/// operator makes invites that are single-use unless told otherwise, and
+/// revokes them, without a restart; configured codes keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_invites_are_spent_once_and_can_be_revoked() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let relay = support::RelayProcess::spawn_with_env(
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        &[
+            ("CAIRN_RELAY_REGISTRATION__POLICY", "invite"),
+            ("CAIRN_RELAY_REGISTRATION__INVITES", "[\"shared-old-code\"]"),
+        ],
+    );
+    let operate = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&cli::relay_command(args, dir.path())).unwrap()
+    };
+    let once = operate(&["invite", "create"]);
+    let twice = operate(&["invite", "create", "--uses", "2", "--expires", "1h"]);
+    let code = |made: &serde_json::Value| made["code"].as_str().unwrap().to_owned();
+    assert_eq!(twice["invite"]["uses_left"], 2);
+    assert!(twice["invite"]["expires"].is_string());
+
+    assert!(matches!(
+        register_with(&relay, 200, &code(&once)).await,
+        Response::Authenticated(_)
+    ));
+    assert!(refused_registration(
+        &register_with(&relay, 201, &code(&once)).await
+    ));
+    for seed in [202, 203] {
+        let answer = register_with(&relay, seed, &code(&twice)).await;
+        assert!(matches!(answer, Response::Authenticated(_)), "{answer:?}");
+    }
+    assert!(refused_registration(
+        &register_with(&relay, 204, &code(&twice)).await
+    ));
+
+    let revoked = operate(&["invite", "create"]);
+    let listed = operate(&["invite", "list"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [revoked["invite"]["id"].as_str().unwrap()],
+        "used-up invites are gone"
+    );
+    assert!(
+        !listed.to_string().contains(&code(&revoked)),
+        "a listing shows no code"
+    );
+    operate(&["invite", "revoke", ids[0]]);
+    assert!(refused_registration(
+        &register_with(&relay, 205, &code(&revoked)).await
+    ));
+    assert_eq!(operate(&["invite", "list"]), serde_json::json!([]));
+    // Codes from the configuration are reusable, as before.
+    for seed in [206, 207] {
+        let answer = register_with(&relay, seed, "shared-old-code").await;
+        assert!(matches!(answer, Response::Authenticated(_)), "{answer:?}");
+    }
+    assert!(refused_registration(
+        &register_with(&relay, 208, "a guess").await
+    ));
+}

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::admin_guard::{self as guard, Guard};
+use crate::invites::{self, InviteError};
 use crate::ops;
 use crate::server::Shared;
 
@@ -42,6 +43,11 @@ pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener, toke
         .route("/admin/users", get(users::<S>))
         .route("/admin/devices/{device}/ban", post(ban::<S>))
         .route("/admin/backup", post(backup::<S>))
+        .route(
+            "/admin/invites",
+            get(list_invites::<S>).post(create_invite::<S>),
+        )
+        .route("/admin/invites/{id}/revoke", post(revoke_invite::<S>))
         .with_state(shared)
         .layer(middleware::from_fn_with_state(guard, guard::check));
     if let Err(e) = axum::serve(listener, router).await {
@@ -136,6 +142,36 @@ async fn backup<S: Store>(
 ) -> Response {
     match shared.store.backup(&request.out).await {
         Ok(()) => Json(serde_json::json!({ "out": request.out })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn create_invite<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    Json(request): Json<invites::CreateRequest>,
+) -> Response {
+    match invites::create(&shared.store, request, crate::clock::now_ms()).await {
+        Ok(new) => Json(new).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn list_invites<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    match invites::list(&shared.store).await {
+        Ok(all) => Json(all).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn revoke_invite<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path(id): Path<String>,
+) -> Response {
+    match invites::revoke(&shared.store, &id).await {
+        Ok(revoked) => Json(revoked).into_response(),
+        Err(e @ (InviteError::Unknown(_) | InviteError::Ambiguous(_))) => {
+            error(StatusCode::NOT_FOUND, &e.to_string())
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use cairn_relay::admin_file::{ADMIN_FILE, AdminFile};
 use cairn_relay::config::{FlagOverrides, LogFormat, RelayConfig};
+use cairn_relay::invites::{self, CreateRequest};
 use cairn_relay::tls::TlsIdentity;
-use cairn_relay::{ops, start};
+use cairn_relay::{clock, ops, start};
 use cairn_store::{RedbStore, Store};
 use clap::{Args, Parser, Subcommand};
 
@@ -88,6 +89,29 @@ enum Command {
         /// The device id (`cd1...`).
         device: String,
     },
+    /// Make, list and revoke invites (for `[registration] policy = "invite"`).
+    #[command(subcommand)]
+    Invite(InviteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// Make an invite and print its code (shown this once).
+    Create {
+        /// Registrations it admits.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it stays valid (e.g. `7d`, `12h`); default: until used.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List invites (ids, uses left, expiry; never codes).
+    List,
+    /// Revoke an invite by its id (or a unique prefix of it).
+    Revoke {
+        /// The id `invite list` shows.
+        id: String,
+    },
 }
 
 /// Runs the command line and maps failures to exit code 1.
@@ -128,6 +152,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Import { from } => import(&config, &from).await,
             Command::Users => users(&config).await,
             Command::Ban { device } => ban(&config, &device),
+            Command::Invite(command) => invite(&config, command).await,
         }
     })
 }
@@ -228,6 +253,44 @@ fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
         )?;
     }
     println!("banned {device}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+async fn invite(config: &RelayConfig, command: InviteCommand) -> Result<ExitCode> {
+    let answer = match command {
+        InviteCommand::Create { uses, expires } => {
+            let request = CreateRequest {
+                uses,
+                expires_secs: expires.map(|d| d.as_secs().max(1)),
+            };
+            match try_open(config)? {
+                Some(store) => {
+                    let made = invites::create(&store, request, clock::now_ms()).await;
+                    store.close().await;
+                    serde_json::to_value(made?)?
+                }
+                None => admin_post(config, "/admin/invites", &serde_json::to_value(request)?)?,
+            }
+        }
+        InviteCommand::List => match try_open(config)? {
+            Some(store) => serde_json::to_value(invites::list(&store).await?)?,
+            None => admin_get(config, "/admin/invites")?,
+        },
+        InviteCommand::Revoke { id } => match try_open(config)? {
+            Some(store) => {
+                let revoked = invites::revoke(&store, &id).await;
+                store.close().await;
+                serde_json::to_value(revoked?)?
+            }
+            None => admin_post(
+                config,
+                &format!("/admin/invites/{id}/revoke"),
+                &serde_json::json!({}),
+            )?,
+        },
+    };
+    println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,10 +13,10 @@ use cairn_wire::limits::MAX_AUTH_FRAME_LEN;
 use cairn_wire::{AuthOk, AuthRequest, DeviceId, ErrorCode, Request, Response, UserId, WireError};
 use tokio::sync::Semaphore;
 
-use crate::config::RegistrationPolicy;
 use crate::frame_io::{self, ReadFailure};
 use crate::handlers;
 use crate::metrics;
+use crate::registration;
 use crate::server::Shared;
 
 /// How long a session lingers at shutdown for its client to leave.
@@ -49,7 +49,7 @@ pub struct Session {
 pub struct Fatal(pub WireError);
 
 impl Fatal {
-    fn new(code: ErrorCode, message: &str) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: &str) -> Self {
         Self(WireError::new(code, message))
     }
 }
@@ -204,13 +204,8 @@ async fn admit<S: Store>(
         shared.max_clock_skew(),
     )
     .map_err(Fatal)?;
-    if !registration_allows(shared, auth) {
-        return Err(Fatal::new(
-            ErrorCode::REGISTRATION_REFUSED,
-            "this relay does not admit new users without an invitation",
-        ));
-    }
-    registration_budget(shared, ip)?;
+    registration::budget(shared, ip)?;
+    registration::admits(shared, auth).await?;
     match shared
         .store
         .register_device(auth.certificate.clone())
@@ -223,37 +218,6 @@ async fn admit<S: Store>(
         }
         StatementOutcome::Refused(refusal) => {
             Err(Fatal::new(refusal.code(), "registration refused"))
-        }
-    }
-}
-
-/// Takes one registration from the address's budget, or refuses with the
-/// wait before the next.
-fn registration_budget<S: Store>(shared: &Shared<S>, ip: IpAddr) -> Result<(), Fatal> {
-    let Err(wait) = shared.limits.check_registration(ip) else {
-        return Ok(());
-    };
-    metrics::counter(metrics::REGISTRATIONS_RATE_LIMITED);
-    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-    let error = WireError::new(
-        ErrorCode::RATE_LIMITED,
-        "too many new users from this address; retry later",
-    )
-    .with_detail(cairn_wire::ErrorDetail::RetryAfterMs(ms));
-    Err(Fatal(error))
-}
-
-fn registration_allows<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> bool {
-    let registration = &shared.config.registration;
-    match registration.policy {
-        RegistrationPolicy::Open => true,
-        RegistrationPolicy::Invite => auth
-            .invite
-            .as_ref()
-            .is_some_and(|code| registration.invites.iter().any(|i| i == code.as_str())),
-        RegistrationPolicy::AllowList => {
-            let user = auth.certificate.body().user.to_text();
-            registration.allow.contains(&user)
         }
     }
 }

@@ -155,6 +155,23 @@ pub trait Store: Send + Sync + 'static {
     /// Counts for `cairn-relay stats` and metrics.
     fn stats(&self) -> impl Future<Output = Result<Stats, ReadError>> + Send;
 
+    /// Stores a new operator invite.
+    fn create_invite(&self, invite: Invite) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Every stored invite, by id.
+    fn invites(&self) -> impl Future<Output = Result<Vec<Invite>, ReadError>> + Send;
+
+    /// Deletes an invite; whether there was one.
+    fn revoke_invite(&self, id: InviteId) -> impl Future<Output = Result<bool, WriteError>> + Send;
+
+    /// Spends one use of an invite at `now_ms`, if it is stored, unexpired
+    /// and not used up; an invite with no use left is deleted.
+    fn redeem_invite(
+        &self,
+        id: InviteId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Redemption, WriteError>> + Send;
+
     /// What each user who stored anything has stored, by user id.
     fn usage(&self) -> impl Future<Output = Result<Vec<(UserId, Usage)>, ReadError>> + Send;
 
@@ -249,6 +266,35 @@ impl Usage {
             envelopes: self.envelopes.saturating_add(1),
         }
     }
+}
+
+/// An invite's id: SHA-256 of its code. The store never holds the code
+/// itself, so a copy of the database reveals no usable invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InviteId(pub [u8; 32]);
+
+/// An invite the operator made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invite {
+    /// Its id.
+    pub id: InviteId,
+    /// Registrations it still admits.
+    pub uses_left: u32,
+    /// When it stops admitting (Unix ms; `u64::MAX`: never).
+    pub expires_ms: u64,
+    /// When it was made (Unix ms).
+    pub created_ms: u64,
+}
+
+/// What redeeming an invite did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption {
+    /// One use was spent.
+    Spent,
+    /// No such invite (never made, revoked, or used up).
+    Unknown,
+    /// It has expired.
+    Expired,
 }
 
 /// Why an envelope was refused.

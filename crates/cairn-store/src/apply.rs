@@ -14,7 +14,8 @@ use cairn_wire::{
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::api::{
-    Committed, ItemOutcome, Quota, Refusal, StatementOutcome, StatementRefusal, Usage,
+    Committed, Invite, InviteId, ItemOutcome, Quota, Redemption, Refusal, StatementOutcome,
+    StatementRefusal, Usage,
 };
 use crate::keys;
 use crate::schema;
@@ -75,6 +76,7 @@ pub struct WriteTables<'t> {
     friends_by_grantee: T<'t>,
     acks: T<'t>,
     user_usage: T<'t>,
+    invites: T<'t>,
     added_bytes: u64,
     quota: Quota,
     /// Usage of the authors seen in this group, as updated by it.
@@ -100,6 +102,7 @@ impl<'t> WriteTables<'t> {
             friends_by_grantee: txn.open_table(schema::FRIENDS_BY_GRANTEE)?,
             acks: txn.open_table(schema::ACKS)?,
             user_usage: txn.open_table(schema::USER_USAGE)?,
+            invites: txn.open_table(schema::INVITES)?,
             added_bytes: 0,
             quota,
             usage: HashMap::new(),
@@ -396,6 +399,73 @@ pub fn last_seq<R: ReadableTable<&'static [u8], &'static [u8]>>(
     let (key, _) = last?;
     let (_, _, seq) = keys::parse_device_seq_key(key.value()).map_err(corrupt)?;
     Ok(seq)
+}
+
+/// A change to the operator's invites.
+#[derive(Debug, Clone, Copy)]
+pub enum InviteOp {
+    /// Store a new invite.
+    Create(Invite),
+    /// Delete one.
+    Revoke(InviteId),
+    /// Spend one use at a time.
+    Redeem {
+        /// Which.
+        id: InviteId,
+        /// The relay's time (Unix ms).
+        now_ms: u64,
+    },
+}
+
+/// What an [`InviteOp`] did.
+#[derive(Debug, Clone, Copy)]
+pub enum InviteAnswer {
+    /// Stored.
+    Created,
+    /// Whether there was one to delete.
+    Revoked(bool),
+    /// What redeeming did.
+    Redeemed(Redemption),
+}
+
+impl WriteTables<'_> {
+    /// Applies an invite change.
+    pub fn invite(&mut self, op: InviteOp) -> Result<InviteAnswer, redb::Error> {
+        match op {
+            InviteOp::Create(invite) => {
+                let value = keys::invite_value(&invite);
+                self.invites
+                    .insert(invite.id.0.as_slice(), value.as_slice())?;
+                Ok(InviteAnswer::Created)
+            }
+            InviteOp::Revoke(id) => Ok(InviteAnswer::Revoked(
+                self.invites.remove(id.0.as_slice())?.is_some(),
+            )),
+            InviteOp::Redeem { id, now_ms } => self.redeem(id, now_ms).map(InviteAnswer::Redeemed),
+        }
+    }
+
+    fn redeem(&mut self, id: InviteId, now_ms: u64) -> Result<Redemption, redb::Error> {
+        let stored = match self.invites.get(id.0.as_slice())? {
+            Some(v) => keys::parse_invite(id.0.as_slice(), v.value()).map_err(corrupt)?,
+            None => return Ok(Redemption::Unknown),
+        };
+        if now_ms >= stored.expires_ms {
+            return Ok(Redemption::Expired);
+        }
+        let left = stored.uses_left.saturating_sub(1);
+        if left == 0 {
+            self.invites.remove(id.0.as_slice())?;
+        } else {
+            let spent = Invite {
+                uses_left: left,
+                ..stored
+            };
+            self.invites
+                .insert(id.0.as_slice(), keys::invite_value(&spent).as_slice())?;
+        }
+        Ok(Redemption::Spent)
+    }
 }
 
 /// Grants and revocations of one pair, ordered: at equal times a

@@ -11,7 +11,7 @@ use std::ops::Bound;
 
 use cairn_wire::{DeviceId, EnvelopeId, Scope, StreamId, UserId};
 
-use crate::api::Usage;
+use crate::api::{Invite, InviteId, Usage};
 
 /// Tag byte of a private stream key.
 pub const TAG_PRIVATE: u8 = 0x00;
@@ -168,6 +168,28 @@ pub fn parse_usage(bytes: &[u8]) -> Result<Usage, Malformed> {
     Ok(Usage {
         bytes: u64::from_be_bytes(*high),
         envelopes: parse_u64(low, "usage")?,
+    })
+}
+
+/// A `cairn_invites` value.
+pub fn invite_value(invite: &Invite) -> [u8; 20] {
+    let mut value = [0u8; 20];
+    value[..4].copy_from_slice(&invite.uses_left.to_be_bytes());
+    value[4..12].copy_from_slice(&invite.expires_ms.to_be_bytes());
+    value[12..].copy_from_slice(&invite.created_ms.to_be_bytes());
+    value
+}
+
+/// Parses a `cairn_invites` row.
+pub fn parse_invite(key: &[u8], value: &[u8]) -> Result<Invite, Malformed> {
+    let id = <[u8; 32]>::try_from(key).map_err(|_| malformed("invite id"))?;
+    let (uses, rest) = value.split_first_chunk::<4>().ok_or(malformed("invite"))?;
+    let (expires, created) = rest.split_first_chunk::<8>().ok_or(malformed("invite"))?;
+    Ok(Invite {
+        id: InviteId(id),
+        uses_left: u32::from_be_bytes(*uses),
+        expires_ms: u64::from_be_bytes(*expires),
+        created_ms: parse_u64(created, "invite")?,
     })
 }
 

@@ -25,9 +25,9 @@ mod schema;
 mod writer;
 
 pub use api::{
-    CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, ItemOutcome, Quota,
-    Refusal, StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement,
-    StreamHead, StreamRead, Usage, VerifyReport,
+    CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, Invite, InviteId,
+    ItemOutcome, Quota, Redemption, Refusal, StatementOutcome, StatementRefusal, Stats, Store,
+    StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,

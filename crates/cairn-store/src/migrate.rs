@@ -13,7 +13,8 @@ use crate::api::Usage;
 use crate::error::{BackendError, OpenError};
 use crate::{keys, schema};
 
-/// Version 1 to 2: adds `cairn_user_usage`, counted from the log.
+/// Version 1 to 2: adds `cairn_user_usage`, counted from the log, and an
+/// empty `cairn_invites`.
 pub fn from_v1(db: &Database, path: &Path) -> Result<(), OpenError> {
     let backend = |e: redb::Error| OpenError::Backend {
         path: path.to_path_buf(),
@@ -22,6 +23,8 @@ pub fn from_v1(db: &Database, path: &Path) -> Result<(), OpenError> {
     keep_copy(path, 1)?;
     let txn = schema::begin_write(db, true).map_err(backend)?;
     add_usage(&txn).map_err(backend)?;
+    txn.open_table(schema::INVITES)
+        .map_err(|e| backend(e.into()))?;
     let mut meta = txn
         .open_table(schema::META)
         .map_err(|e| backend(e.into()))?;

@@ -12,8 +12,8 @@ use redb::{
 };
 
 use crate::api::{
-    DeviceRecord, ENTRY_OVERHEAD, Stats, StoredEnvelope, StoredStatement, StreamHead, StreamRead,
-    Usage,
+    DeviceRecord, ENTRY_OVERHEAD, Invite, Stats, StoredEnvelope, StoredStatement, StreamHead,
+    StreamRead, Usage,
 };
 use crate::apply::last_seq;
 use crate::error::{BackendError, ReadError};
@@ -243,6 +243,17 @@ pub fn usage(db: &Database) -> Result<Vec<(UserId, Usage)>, ReadError> {
         let (key, value) = row.map_err(backend)?;
         let user = keys::key_owner(key.value())?;
         all.push((user, keys::parse_usage(value.value())?));
+    }
+    Ok(all)
+}
+
+/// Every stored invite, by id.
+pub fn invites(db: &Database) -> Result<Vec<Invite>, ReadError> {
+    let txn = begin(db)?;
+    let mut all = Vec::new();
+    for row in table(&txn, schema::INVITES)?.iter().map_err(backend)? {
+        let (key, value) = row.map_err(backend)?;
+        all.push(keys::parse_invite(key.value(), value.value())?);
     }
     Ok(all)
 }

@@ -14,10 +14,11 @@ use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, DeviceRecord, ItemOutcome, Quota, StatementOutcome, Stats, Store,
-    StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
+    CommitBatch, CommitCounters, DeviceRecord, Invite, InviteId, ItemOutcome, Quota, Redemption,
+    StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage,
+    VerifyReport,
 };
-use crate::apply::{Prepared, StatementIn};
+use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
 use crate::writer::{Counters, GroupLimits, Queued, Reply, Work, Writer};
 use crate::{maintenance, reader, schema};
@@ -189,6 +190,13 @@ impl RedbStore {
         }
     }
 
+    async fn invite(&self, op: InviteOp) -> Result<InviteAnswer, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Work::Invite(op), Reply::Invite(tx), rx)
+            .await
+            .map_err(Submit::into_write)
+    }
+
     async fn statement(&self, statement: StatementIn) -> Result<StatementOutcome, WriteError> {
         let (tx, rx) = oneshot::channel();
         self.submit(Work::Statement(statement), Reply::Statement(tx), rx)
@@ -318,6 +326,28 @@ impl Store for RedbStore {
 
     async fn usage(&self) -> Result<Vec<(UserId, Usage)>, ReadError> {
         self.read(reader::usage).await
+    }
+
+    async fn create_invite(&self, invite: Invite) -> Result<(), WriteError> {
+        self.invite(InviteOp::Create(invite)).await.map(|_| ())
+    }
+
+    async fn invites(&self) -> Result<Vec<Invite>, ReadError> {
+        self.read(reader::invites).await
+    }
+
+    async fn revoke_invite(&self, id: InviteId) -> Result<bool, WriteError> {
+        match self.invite(InviteOp::Revoke(id)).await? {
+            InviteAnswer::Revoked(existed) => Ok(existed),
+            _ => Ok(false),
+        }
+    }
+
+    async fn redeem_invite(&self, id: InviteId, now_ms: u64) -> Result<Redemption, WriteError> {
+        match self.invite(InviteOp::Redeem { id, now_ms }).await? {
+            InviteAnswer::Redeemed(redemption) => Ok(redemption),
+            _ => Ok(Redemption::Unknown),
+        }
     }
 
     fn commit_counters(&self) -> CommitCounters {

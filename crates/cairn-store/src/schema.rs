@@ -50,9 +50,12 @@ pub const ACKS: Def = TableDefinition::new("cairn_acks");
 /// `user -> bytes (u64 BE) || envelopes (u64 BE)`: what each user's
 /// devices stored, for quotas (schema version 2).
 pub const USER_USAGE: Def = TableDefinition::new("cairn_user_usage");
+/// `invite id (32) -> uses_left (u32 BE) || expires_ms (u64 BE) ||
+/// created_ms (u64 BE)`: the operator's invites (schema version 2).
+pub const INVITES: Def = TableDefinition::new("cairn_invites");
 
 /// Every table of the schema, in the order `spec/storage.md` lists them.
-pub const TABLES: [Def; 14] = [
+pub const TABLES: [Def; 15] = [
     META,
     ENVELOPES,
     ENVELOPE_IDS,
@@ -67,6 +70,7 @@ pub const TABLES: [Def; 14] = [
     FRIENDS_BY_GRANTEE,
     ACKS,
     USER_USAGE,
+    INVITES,
 ];
 
 /// Meta key of the schema version (u32 BE).

@@ -19,7 +19,7 @@ use redb::Database;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, oneshot};
 
 use crate::api::{CommitBatch, CommitCounters, Committed, ItemOutcome, Quota, StatementOutcome};
-use crate::apply::{Prepared, StatementIn, WriteTables};
+use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
 use crate::schema;
 
 /// Group commit limits.
@@ -58,6 +58,8 @@ pub enum Work {
     Statement(StatementIn),
     /// An acknowledged cursor.
     Ack(DeviceId, Cursor),
+    /// A change to the operator's invites.
+    Invite(InviteOp),
 }
 
 /// A failed commit, told to every caller of the group.
@@ -72,6 +74,8 @@ pub enum Reply {
     Statement(oneshot::Sender<Result<StatementOutcome, Failure>>),
     /// For [`Work::Ack`].
     Ack(oneshot::Sender<Result<u64, Failure>>),
+    /// For [`Work::Invite`].
+    Invite(oneshot::Sender<Result<InviteAnswer, Failure>>),
 }
 
 /// Shared counters of the commit path.
@@ -215,6 +219,7 @@ enum Answer {
     Append(Vec<ItemOutcome>),
     Statement(StatementOutcome),
     Ack(u64),
+    Invite(InviteAnswer),
 }
 
 impl Reply {
@@ -225,6 +230,7 @@ impl Reply {
             (Self::Append(tx), Answer::Append(outcomes)) => drop(tx.send(Ok(outcomes))),
             (Self::Statement(tx), Answer::Statement(outcome)) => drop(tx.send(Ok(outcome))),
             (Self::Ack(tx), Answer::Ack(position)) => drop(tx.send(Ok(position))),
+            (Self::Invite(tx), Answer::Invite(answer)) => drop(tx.send(Ok(answer))),
             // Answers are made from the request's own work, so kinds always
             // match; dropping the sender would tell the caller "closed".
             _ => {}
@@ -236,6 +242,7 @@ impl Reply {
             Self::Append(tx) => drop(tx.send(Err(message))),
             Self::Statement(tx) => drop(tx.send(Err(message))),
             Self::Ack(tx) => drop(tx.send(Err(message))),
+            Self::Invite(tx) => drop(tx.send(Err(message))),
         }
     }
 }
@@ -276,6 +283,7 @@ fn apply(
         }
         Work::Statement(statement) => tables.statement(&statement).map(Answer::Statement),
         Work::Ack(device, cursor) => tables.ack(&device, &cursor).map(Answer::Ack),
+        Work::Invite(op) => tables.invite(op).map(Answer::Invite),
     }
 }
 
@@ -293,7 +301,7 @@ impl Weight {
                 envelopes: items.len(),
                 bytes: items.iter().map(|i| i.bytes.len()).sum(),
             },
-            Work::Statement(_) | Work::Ack(..) => Self {
+            Work::Statement(_) | Work::Ack(..) | Work::Invite(_) => Self {
                 envelopes: 1,
                 bytes: 256,
             },
