@@ -326,10 +326,12 @@ const FLOOD_BYTES_PER_STREAM: usize = 1024 * 1024;
 /// connection for QUIC's own state, never the megabytes a peer sends.
 const FLOOD_RSS_BOUND: u64 = 48 * 1024 * 1024;
 
-/// Opens every stream the relay allows on `raw` (at most 64) and pushes
-/// junk down each until flow control stops it; returns the bytes that
-/// went out.
-async fn flood(quic: quinn::Connection, junk: bytes::Bytes) -> usize {
+/// Opens every stream the relay allows (at most 64). The first, where the
+/// relay waits for `Authenticate`, gets three bytes of a length prefix and
+/// nothing more, so that the relay keeps waiting; every other one gets as
+/// much junk as flow control lets through. Returns the bytes queued and
+/// the streams, which stay open while the caller holds them.
+async fn flood(quic: quinn::Connection, junk: bytes::Bytes) -> (usize, Vec<quinn::SendStream>) {
     let pause = std::time::Duration::from_millis(300);
     let mut streams = Vec::new();
     while streams.len() < 64 {
@@ -338,22 +340,27 @@ async fn flood(quic: quinn::Connection, junk: bytes::Bytes) -> usize {
             _ => break,
         }
     }
-    let mut sent = 0;
-    for (send, _recv) in &mut streams {
-        // A length prefix one byte short, then as much of a body as will go.
-        let _ = send.write_all(&[0, 0, 0]).await;
+    let mut queued = 0;
+    let mut open = Vec::new();
+    let mut streams = streams.into_iter();
+    if let Some((mut first, _recv)) = streams.next() {
+        queued += first.write(&[0, 0, 0]).await.unwrap_or(0);
+        open.push(first);
+    }
+    for (mut send, _recv) in streams {
         let mut chunk = junk.clone();
         while !chunk.is_empty() {
             match tokio::time::timeout(pause, send.write(&chunk)).await {
                 Ok(Ok(n)) => {
-                    sent += n;
+                    queued += n;
                     bytes::Buf::advance(&mut chunk, n);
                 }
                 _ => break,
             }
         }
+        open.push(send);
     }
-    sent
+    (queued, open)
 }
 
 /// The highest resident memory of `pid` seen over `period`.
@@ -381,9 +388,11 @@ async fn a_flood_of_unauthenticated_connections_costs_bounded_memory() {
         .iter()
         .map(|raw| tokio::spawn(flood(raw.quic.clone(), junk.clone())))
         .collect();
-    let mut queued = 0;
+    let (mut queued, mut open) = (0, Vec::new());
     for flood in floods {
-        queued += flood.await.unwrap();
+        let (bytes, streams) = flood.await.unwrap();
+        queued += bytes;
+        open.push(streams);
     }
     // What the flood queued is still on its way: watch the relay while it
     // arrives.
@@ -399,6 +408,7 @@ async fn a_flood_of_unauthenticated_connections_costs_bounded_memory() {
         grown < FLOOD_RSS_BOUND,
         "the relay grew by {grown} bytes for {FLOOD_CONNECTIONS} strangers"
     );
+    drop(open);
     drop(connections);
     scene.finish().await;
 }
@@ -661,4 +671,29 @@ async fn operator_invites_are_spent_once_and_can_be_revoked() {
     assert!(refused_registration(
         &register_with(&relay, 208, "a guess").await
     ));
+}
+
+/// Every test `spec/threats.md` points at exists, so that the table cannot
+/// cite a test that was renamed or removed.
+#[test]
+fn the_threat_model_points_at_tests_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let table = std::fs::read_to_string(root.join("spec/threats.md")).unwrap();
+    let mut cited = 0;
+    for reference in table
+        .split('`')
+        .filter(|s| s.ends_with(".rs") || s.contains(".rs::"))
+    {
+        let (file, test) = reference.split_once("::").unwrap_or((reference, ""));
+        let source = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("spec/threats.md cites {file}: {e}"));
+        if !test.is_empty() {
+            assert!(
+                source.contains(&format!("fn {test}(")),
+                "spec/threats.md cites {file}::{test}, which does not exist"
+            );
+        }
+        cited += 1;
+    }
+    assert!(cited >= 10, "only {cited} tests cited");
 }
