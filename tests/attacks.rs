@@ -697,3 +697,72 @@ fn the_threat_model_points_at_tests_that_exist() {
     }
     assert!(cited >= 10, "only {cited} tests cited");
 }
+
+/// A stranger wrote 100 MiB into a victim's direct stream. Now a direct
+/// stream takes envelopes only from users its recipient has granted, and
+/// from the recipient's own devices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_write_into_anothers_direct_stream() {
+    let mut scene = Scene::start().await;
+    let (mallory, device) = mallory();
+    let hostile = scene.newcomer(&device).await;
+    let alice = scene.alice.id;
+    let spam = device.envelope(1, Scope::Direct(alice), b"unsolicited");
+    let outcomes = hostile.append(vec![spam.clone()]).await;
+    match &outcomes[..] {
+        [AppendOutcome::Refused(error)] => assert_eq!(error.code, ErrorCode::FORBIDDEN),
+        other => panic!("a stranger's direct envelope was not refused: {other:?}"),
+    }
+    // Nothing was stored and no sequence number was used up: once Alice
+    // adds Mallory, the same envelope goes in at position 1.
+    let grant = scene.alice.grant(mallory.id);
+    assert_eq!(
+        scene
+            .honest_request(Request::GrantFriend(grant.clone()))
+            .await,
+        Response::Done
+    );
+    scene.expect_statement(grant.encode());
+    let outcomes = hostile.append(vec![spam.clone()]).await;
+    assert!(matches!(&outcomes[..], [AppendOutcome::Stored(ack)] if ack.position == 1));
+    scene.expect_stored(spam);
+    // Alice writes into her own direct stream without anyone's grant.
+    scene.publish(Scope::Direct(alice), b"a note to self").await;
+    scene.finish().await;
+}
+
+/// Whoever saw a link code could approve it first and capture the new
+/// device. A joining device now names the user it joins, and only that
+/// user may write to it: a stranger's approval never reaches it.
+#[test]
+fn a_stranger_who_sees_a_link_code_cannot_capture_the_device() {
+    let relay = cli::Relay::start();
+    let (laptop, phone, stranger) = (cli::Home::new(), cli::Home::new(), cli::Home::new());
+    let user = laptop.init(&relay.target, "laptop");
+    let strangers_user = stranger.init(&relay.target, "mallory");
+    let joined = phone.json(&[
+        "device",
+        "join",
+        "--user",
+        &user,
+        "--relay",
+        &relay.target.addr,
+        "--fingerprint",
+        &relay.target.fingerprint,
+        "--name",
+        "phone",
+    ]);
+    let code = joined["code"].as_str().unwrap().to_owned();
+    let (exit, message) = stranger.fails(&["device", "approve", &code]);
+    assert_eq!(exit, 6, "the stranger's bundle is forbidden: {message}");
+    let (exit, _) = phone.fails(&["sync"]);
+    assert_eq!(
+        exit, 10,
+        "not approved yet: the stranger's approval did not count"
+    );
+    laptop.ok(&["device", "approve", &code]);
+    assert_eq!(phone.json(&["sync"])["linked"], true);
+    let whoami = phone.json(&["whoami"]);
+    assert_eq!(whoami["user"], user.as_str());
+    assert_ne!(whoami["user"], strangers_user.as_str());
+}

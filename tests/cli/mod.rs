@@ -303,7 +303,11 @@ pub fn texts(value: &Value) -> Vec<String> {
 /// Links `new` to the user of `linked` the way the README says: join,
 /// approve, sync.
 pub fn link(target: &Target, linked: &Home, new: &Home, name: &str) {
-    let joined = new.create(&["device", "join"], target, name);
+    let user = linked.json(&["whoami"])["user"]
+        .as_str()
+        .expect("user id")
+        .to_owned();
+    let joined = new.create(&["device", "join", "--user", &user], target, name);
     let code = joined["code"].as_str().unwrap().to_owned();
     let (before, message) = new.fails(&["sync"]);
     assert_eq!(before, 10, "not approved yet: {message}");

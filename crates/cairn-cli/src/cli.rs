@@ -112,6 +112,9 @@ pub enum DeviceCommand {
         /// The relay's fingerprint.
         #[arg(long)]
         fingerprint: String,
+        /// The user id to join (`cairn whoami` on a linked device).
+        #[arg(long)]
+        user: String,
         /// A name for this device.
         #[arg(long)]
         name: Option<String>,

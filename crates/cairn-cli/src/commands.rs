@@ -254,9 +254,10 @@ async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
         DeviceCommand::Join {
             relay,
             fingerprint,
+            user,
             name,
             invite,
-        } => join(ctx, &relay, &fingerprint, name, invite).await,
+        } => join(ctx, &relay, &fingerprint, &user, name, invite).await,
         DeviceCommand::Approve { code } => approve(ctx, &code).await,
         DeviceCommand::List => device_list(ctx).await,
         DeviceCommand::Revoke { device } => revoke(ctx, &device).await,
@@ -267,17 +268,31 @@ async fn join(
     ctx: &Ctx,
     relay: &str,
     fingerprint: &str,
+    user: &str,
     name: Option<String>,
     invite: Option<String>,
 ) -> Result<()> {
+    let user: UserId = user.parse().map_err(|e| {
+        Error::Invalid(format!(
+            "--user is not a user id ({e}); `cairn whoami` on a linked device shows it"
+        ))
+    })?;
     let NewHome {
         fingerprint,
         passphrase,
         name,
         options,
     } = NewHome::prepare(ctx, fingerprint, name, invite)?;
-    let (_, code) =
-        Client::join(&ctx.home, &passphrase, relay, fingerprint, &name, options).await?;
+    let (_, code) = Client::join(
+        &ctx.home,
+        &passphrase,
+        relay,
+        fingerprint,
+        user,
+        &name,
+        options,
+    )
+    .await?;
     if ctx.json {
         return output::json(&json!({ "code": code.to_string() }));
     }

@@ -3,7 +3,10 @@
 //! A joining device cannot authenticate as the user before it holds a
 //! certificate, and cannot read anything before it authenticates. So it
 //! makes a throwaway *rendezvous* user of its own (one root key, one
-//! device), registers it, and prints a link code naming it. The approving
+//! device), registers it, lets the user it joins (named with `--user`)
+//! write to it (a friend grant: the relay takes direct envelopes only from
+//! users the recipient granted), and prints a link code naming it. It
+//! accepts a bundle from that user only. The approving
 //! device certifies the new device with exactly the `issued_ms` from the
 //! code, registers it, and sends the user's keys sealed to the new
 //! device's exchange key in a direct envelope to the rendezvous user. The
@@ -16,7 +19,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use cairn_crypto::{DeviceKeys, RootKey, os};
-use cairn_wire::{DeviceId, Fingerprint, HelloRequest, Request, Response, Scope, StatusResponse};
+use cairn_wire::{
+    DeviceId, Fingerprint, HelloRequest, Request, Response, Scope, StatusResponse, UserId,
+};
 use serde::Serialize;
 
 use crate::client::{Client, Options, connect_as, now_ms};
@@ -56,6 +61,7 @@ impl Client {
         passphrase: &Passphrase,
         relay: &str,
         fingerprint: Fingerprint,
+        user: UserId,
         name: &str,
         options: Options,
     ) -> Result<(Self, LinkCode), Error> {
@@ -67,14 +73,22 @@ impl Client {
         let mut rng = os::rng();
         let device = DeviceKeys::generate(&mut rng);
         let pending = Pending {
+            user: Some(user),
             issued_ms: now_ms(),
             rendezvous_root: RootKey::generate(&mut rng),
             rendezvous_device: DeviceKeys::generate(&mut rng),
         };
-        connect_pending(relay, fingerprint, &pending, &options)
-            .await?
-            .close()
-            .await;
+        let connection = connect_pending(relay, fingerprint, &pending, &options).await?;
+        let consent = pending
+            .rendezvous_root
+            .grant_friend(user, pending.issued_ms);
+        let answer = connection.request(&Request::GrantFriend(consent)).await?;
+        connection.close().await;
+        match answer {
+            Response::Done => {}
+            Response::Error(e) => return Err(Error::Refused(e)),
+            other => return Err(Error::Protocol(format!("grant answered {other:?}"))),
+        }
         let code = LinkCode::new(
             device.device_id(),
             device.exchange_key(),
@@ -208,6 +222,13 @@ impl Client {
             return Ok(());
         };
         let pending = (**pending).clone();
+        let Some(sponsor) = pending.user else {
+            return Err(Error::Invalid(
+                "this device was prepared without naming the user it joins; \
+                 make a new home with `cairn device join --user USER_ID`"
+                    .into(),
+            ));
+        };
         let connection = connect_pending(
             &self.identity.relay,
             self.identity.fingerprint,
@@ -228,7 +249,10 @@ impl Client {
             .iter()
             .flat_map(|page| page.entries.iter())
             .map(|entry| &entry.envelope)
-            .filter(|e| e.header().scope == rendezvous && e.verify().is_ok())
+            .filter(|e| {
+                let header = e.header();
+                header.scope == rendezvous && header.author == sponsor && e.verify().is_ok()
+            })
             .find_map(|e| cairn_crypto::open_link(e.header(), e.payload().as_slice(), &secret).ok())
             .ok_or(Error::NotLinked)?;
         let certificate = bundle.root.certify_device(

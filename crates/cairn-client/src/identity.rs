@@ -50,6 +50,10 @@ pub(crate) struct Linked {
 /// a linked device seals it the user's keys (see `spec/client.md`).
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
+    /// The user this device joins: the only one whose link bundle it
+    /// accepts, and the one its rendezvous user lets write to it. `None`
+    /// for a device prepared before joins named their user.
+    pub user: Option<UserId>,
     pub issued_ms: u64,
     pub rendezvous_root: RootKey,
     pub rendezvous_device: DeviceKeys,
@@ -76,6 +80,14 @@ enum StoredState {
         certificate: DeviceCertificate,
     },
     Pending {
+        issued_ms: u64,
+        root: RootKey,
+        device: Vec<u8>,
+    },
+    /// A pending device that names the user it joins (appended, so that
+    /// homes stored before it still decode).
+    PendingFor {
+        user: UserId,
         issued_ms: u64,
         root: RootKey,
         device: Vec<u8>,
@@ -118,10 +130,18 @@ impl Identity {
                 private: l.private.clone(),
                 certificate: l.certificate.clone(),
             },
-            LinkState::Pending(p) => StoredState::Pending {
-                issued_ms: p.issued_ms,
-                root: p.rendezvous_root.clone(),
-                device: p.rendezvous_device.encode().to_vec(),
+            LinkState::Pending(p) => match p.user {
+                Some(user) => StoredState::PendingFor {
+                    user,
+                    issued_ms: p.issued_ms,
+                    root: p.rendezvous_root.clone(),
+                    device: p.rendezvous_device.encode().to_vec(),
+                },
+                None => StoredState::Pending {
+                    issued_ms: p.issued_ms,
+                    root: p.rendezvous_root.clone(),
+                    device: p.rendezvous_device.encode().to_vec(),
+                },
             },
         };
         let stored = Stored {
@@ -160,6 +180,18 @@ impl Identity {
                 root,
                 device,
             } => LinkState::Pending(Box::new(Pending {
+                user: None,
+                issued_ms: *issued_ms,
+                rendezvous_root: root.clone(),
+                rendezvous_device: DeviceKeys::decode(device).map_err(|e| bad(&e))?,
+            })),
+            StoredState::PendingFor {
+                user,
+                issued_ms,
+                root,
+                device,
+            } => LinkState::Pending(Box::new(Pending {
+                user: Some(*user),
                 issued_ms: *issued_ms,
                 rendezvous_root: root.clone(),
                 rendezvous_device: DeviceKeys::decode(device).map_err(|e| bad(&e))?,
@@ -181,7 +213,9 @@ impl Identity {
 fn wipe(mut stored: Stored) {
     use zeroize::Zeroize;
     stored.device.zeroize();
-    if let StoredState::Pending { device, .. } = &mut stored.state {
+    if let StoredState::Pending { device, .. } | StoredState::PendingFor { device, .. } =
+        &mut stored.state
+    {
         device.zeroize();
     }
 }

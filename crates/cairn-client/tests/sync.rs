@@ -136,6 +136,7 @@ async fn large_outbox_and_history_move_in_several_rounds() {
         &pass(),
         &relay.addr,
         relay.fingerprint,
+        laptop.user().unwrap(),
         "phone",
         options(),
     )

@@ -22,6 +22,7 @@ pub async fn append<S: Store>(
         let refused = (0..batch_len).map(|_| internal_refusal()).collect();
         return BoundedVec::new(refused).unwrap_or_default();
     };
+    let checked = with_consent(shared, session.user, checked).await;
     let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(checked.len());
     let mut accepted = Vec::with_capacity(checked.len());
     for (envelope, verdict) in checked {
@@ -84,6 +85,58 @@ fn precheck(user: UserId, device: DeviceId, envelope: &Envelope) -> Result<(), W
             "envelope signature does not verify",
         )
     })
+}
+
+/// A user's direct stream takes envelopes only from the user's own devices
+/// and from users the recipient has granted (added as friends): a stranger
+/// cannot write into anyone's inbox.
+async fn with_consent<S: Store>(shared: &Shared<S>, author: UserId, checked: Checked) -> Checked {
+    let writes_to_others = checked
+        .iter()
+        .any(|(envelope, verdict)| verdict.is_ok() && other_recipient(author, envelope).is_some());
+    if !writes_to_others {
+        return checked;
+    }
+    let granters = shared.store.granters_of(author).await;
+    checked
+        .into_iter()
+        .map(|(envelope, verdict)| {
+            let verdict = verdict.and_then(|()| match other_recipient(author, &envelope) {
+                None => Ok(()),
+                Some(recipient) => consented(granters.as_deref(), recipient),
+            });
+            (envelope, verdict)
+        })
+        .collect()
+}
+
+/// The recipient of a direct envelope addressed to someone else.
+fn other_recipient(author: UserId, envelope: &Envelope) -> Option<UserId> {
+    envelope
+        .header()
+        .scope
+        .recipient()
+        .filter(|recipient| *recipient != author)
+}
+
+fn consented(
+    granters: Result<&[UserId], &cairn_store::ReadError>,
+    recipient: UserId,
+) -> Result<(), WireError> {
+    match granters {
+        Ok(granters) if granters.contains(&recipient) => Ok(()),
+        Ok(_) => Err(WireError::new(
+            ErrorCode::FORBIDDEN,
+            "the recipient has not added this user; direct envelopes need their grant",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "grant lookup failed; refusing the direct envelope");
+            Err(WireError::new(
+                ErrorCode::INTERNAL,
+                "storage unavailable; nothing was stored",
+            ))
+        }
+    }
 }
 
 async fn store<S: Store>(shared: &Shared<S>, accepted: Vec<Envelope>) -> Vec<AppendOutcome> {
