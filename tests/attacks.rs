@@ -766,3 +766,55 @@ fn a_stranger_who_sees_a_link_code_cannot_capture_the_device() {
     assert_eq!(whoami["user"], user.as_str());
     assert_ne!(whoami["user"], strangers_user.as_str());
 }
+
+/// A stranger's unilateral grant put their posts into a victim's sync and
+/// feed. A hello now carries the friends streams of users the reader has
+/// added back, and no one else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_unilateral_grant_does_not_reach_the_victims_sync() {
+    let mut scene = Scene::start().await;
+    let (mallory, device) = mallory();
+    let hostile = scene.newcomer(&device).await;
+    let alice = scene.alice.id;
+    let grant = mallory.grant(alice);
+    assert_eq!(
+        hostile
+            .request(&Request::GrantFriend(grant.clone()))
+            .await
+            .response(),
+        &Response::Done
+    );
+    let post = device.envelope(1, Scope::Friends, b"buy my stuff");
+    assert!(matches!(
+        &hostile.append(vec![post.clone()]).await[..],
+        [AppendOutcome::Stored(_)]
+    ));
+    scene.expect_stored(post);
+    let strangers_streams = |response: Response| -> usize {
+        let Response::Synced(synced) = response else {
+            panic!("hello answered {response:?}");
+        };
+        synced
+            .pages
+            .iter()
+            .filter(|page| page.stream.owner == mallory.id)
+            .count()
+    };
+    let hello = Request::Hello(HelloRequest::default());
+    assert_eq!(
+        strangers_streams(scene.honest_request(hello.clone()).await),
+        0
+    );
+    // Once Alice adds Mallory, Mallory's friends stream comes with it.
+    let added = scene.alice.grant(mallory.id);
+    assert_eq!(
+        scene
+            .honest_request(Request::GrantFriend(added.clone()))
+            .await,
+        Response::Done
+    );
+    scene.expect_statement(added.encode());
+    scene.expect_statement(grant.encode());
+    assert_eq!(strangers_streams(scene.honest_request(hello).await), 1);
+    scene.finish().await;
+}

@@ -629,9 +629,17 @@ async fn reads_outside_ones_scope_are_all_answered_alike() {
         Response::Done
     );
     scene.expect_statement(grant.encode());
-    scene.publish(Scope::Direct(carol.id), b"for carol").await;
+    // Carol adds Alice, so that Alice may write to her.
     let carol_device = carol.device(1);
-    drop(scene.newcomer(&carol_device).await);
+    let carol_connection = scene.newcomer(&carol_device).await;
+    let consent = carol.grant(scene.alice.id);
+    let answer = carol_connection
+        .request(&Request::GrantFriend(consent.clone()))
+        .await;
+    assert_eq!(answer.response(), &Response::Done);
+    scene.expect_statement(consent.encode());
+    drop(carol_connection);
+    scene.publish(Scope::Direct(carol.id), b"for carol").await;
     let (_, device) = mallory();
     let hostile = scene.newcomer(&device).await;
     let alice = scene.alice.id;

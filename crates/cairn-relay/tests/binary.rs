@@ -165,6 +165,7 @@ async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() 
     request(&a, Request::RegisterDevice(phone.certificate.clone())).await;
     request(&a, Request::GrantFriend(alice.grant(&bob))).await;
     let b = relay.connect(&bob_device).await;
+    request(&b, Request::GrantFriend(bob.grant(&alice))).await;
     for seq in 1..=20 {
         let scope = [Scope::Private, Scope::Friends, Scope::Direct(bob.id)]
             [usize::try_from(seq % 3).unwrap()];
@@ -245,7 +246,7 @@ async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() 
         .success(),
     );
     assert!(
-        out.contains("imported 5 statements and 21 envelopes"),
+        out.contains("imported 6 statements and 21 envelopes"),
         "{out}"
     );
     let second = backup_dir.path().join("second.export");

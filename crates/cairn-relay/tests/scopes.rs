@@ -106,11 +106,13 @@ async fn direct_streams_reach_the_recipient_only() {
     let alice_c = relay.connect(&alice_device).await;
     let bob_c = relay.connect(&bob.device(5)).await;
     let carol_c = relay.connect(&carol.device(7)).await;
-    append_one(
-        &alice_c,
-        alice_device.envelope(1, Scope::Direct(bob.id), b"key grant"),
-    )
-    .await;
+    let strangers = alice_device.envelope(1, Scope::Direct(bob.id), b"key grant");
+    match append(&alice_c, vec![strangers.clone()]).await.as_slice() {
+        [AppendOutcome::Refused(e)] => assert_eq!(e.code, ErrorCode::FORBIDDEN),
+        other => panic!("bob has not added alice yet: {other:?}"),
+    }
+    request(&bob_c, Request::GrantFriend(bob.grant(&alice))).await;
+    append_one(&alice_c, strangers).await;
     let stream = StreamId::new(alice.id, Scope::Direct(bob.id));
     assert_eq!(positions(&read(&bob_c, stream, 0).await), vec![1]);
     assert_eq!(positions(&read(&alice_c, stream, 0).await), vec![1]);
@@ -196,6 +198,8 @@ async fn hello_pushes_the_outbox_and_pulls_everything_new_then_resumes_from_acks
     .await;
     let bob_c = relay.connect(&bob_device).await;
     request(&bob_c, Request::GrantFriend(bob.grant(&alice))).await;
+    // Alice adds Bob back: a hello carries only friends she added.
+    request(&laptop_c, Request::GrantFriend(alice.grant(&bob))).await;
     append_one(
         &bob_c,
         bob_device.envelope(1, Scope::Friends, b"bob's post"),
