@@ -715,14 +715,7 @@ async fn a_stranger_cannot_write_into_anothers_direct_stream() {
     }
     // Nothing was stored and no sequence number was used up: once Alice
     // adds Mallory, the same envelope goes in at position 1.
-    let grant = scene.alice.grant(mallory.id);
-    assert_eq!(
-        scene
-            .honest_request(Request::GrantFriend(grant.clone()))
-            .await,
-        Response::Done
-    );
-    scene.expect_statement(grant.encode());
+    scene.alice_adds(mallory.id).await;
     let outcomes = hostile.append(vec![spam.clone()]).await;
     assert!(matches!(&outcomes[..], [AppendOutcome::Stored(ack)] if ack.position == 1));
     scene.expect_stored(spam);
@@ -806,14 +799,7 @@ async fn a_strangers_unilateral_grant_does_not_reach_the_victims_sync() {
         0
     );
     // Once Alice adds Mallory, Mallory's friends stream comes with it.
-    let added = scene.alice.grant(mallory.id);
-    assert_eq!(
-        scene
-            .honest_request(Request::GrantFriend(added.clone()))
-            .await,
-        Response::Done
-    );
-    scene.expect_statement(added.encode());
+    scene.alice_adds(mallory.id).await;
     scene.expect_statement(grant.encode());
     assert_eq!(strangers_streams(scene.honest_request(hello).await), 1);
     scene.finish().await;

@@ -389,6 +389,17 @@ impl Scene {
         scene
     }
 
+    /// Alice adds `friend` (grants them her friends stream, and lets them
+    /// write to her); the grant must be applied.
+    pub async fn alice_adds(&mut self, friend: UserId) {
+        let grant = self.alice.grant(friend);
+        let answer = self
+            .honest_request(Request::GrantFriend(grant.clone()))
+            .await;
+        assert_eq!(answer, Response::Done, "alice's grant");
+        self.expect_statement(grant.encode());
+    }
+
     /// The relay's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
