@@ -94,6 +94,9 @@ impl Unauthenticated {
         };
         match outcome {
             Ok(ok) => {
+                // Opened up before the answer, so that the client's next
+                // streams find their credit waiting.
+                crate::server::open_up(&self.connection, &shared.config.limits);
                 frame_io::answer(&mut send, &Response::Authenticated(ok.clone())).await;
                 metrics::counter(metrics::AUTHENTICATED);
                 Some(self.into_session(shared, ok))
@@ -151,7 +154,6 @@ impl Unauthenticated {
     }
 
     fn into_session<S: Store>(self, shared: &Shared<S>, ok: AuthOk) -> Session {
-        crate::server::open_up(&self.connection, &shared.config.limits);
         let permits = usize::try_from(shared.config.limits.subscriptions_per_connection)
             .unwrap_or(usize::MAX);
         Session {
