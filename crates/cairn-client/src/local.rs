@@ -290,20 +290,41 @@ impl LocalStore {
         Ok(out)
     }
 
-    /// Envelopes that could not be opened yet.
-    pub fn pending(&self) -> Result<Vec<Envelope>, Error> {
+    /// Up to `limit` envelopes that could not be opened yet, in id order,
+    /// starting after `after`: the waiting set is read a page at a time,
+    /// never whole.
+    pub fn pending_page(
+        &self,
+        after: Option<EnvelopeId>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, Error> {
         let db = self.db()?;
         let txn = db.begin_read()?;
         let ids = txn.open_table(PENDING)?;
         let envelopes = txn.open_table(ENVELOPES)?;
+        let start = after.map(|id| *id.as_bytes());
+        let rows = match &start {
+            Some(start) => ids.range::<&[u8]>((
+                std::ops::Bound::Excluded(start.as_slice()),
+                std::ops::Bound::Unbounded,
+            ))?,
+            None => ids.range::<&[u8]>(..)?,
+        };
         let mut out = Vec::new();
-        for row in ids.iter()? {
+        for row in rows.take(limit) {
             let (key, _) = row?;
             if let Some(bytes) = envelopes.get(key.value())? {
                 out.push(decode_envelope(bytes.value())?);
             }
         }
         Ok(out)
+    }
+
+    /// How many envelopes wait for keys.
+    pub fn pending_len(&self) -> Result<u64, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        Ok(txn.open_table(PENDING)?.len()?)
     }
 }
 
@@ -328,4 +349,49 @@ fn restrict(home: &Path) {
     }
     #[cfg(not(unix))]
     let _ = home;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use cairn_wire::{
+        DeviceId, EnvelopeHeader, Payload, Scope, SigningKey, UnsignedEnvelope, UserId,
+    };
+
+    use super::*;
+
+    #[test]
+    fn waiting_envelopes_are_read_a_page_at_a_time_in_id_order() {
+        let home = tempfile::TempDir::new().unwrap();
+        let store = LocalStore::create(home.path()).unwrap();
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let (user, device) = (
+            UserId::from_bytes([1; 32]),
+            DeviceId::from_bytes(key.verifying_key().to_bytes()),
+        );
+        let mut batch = Batch::default();
+        for seq in 1..=600 {
+            let envelope = UnsignedEnvelope {
+                header: EnvelopeHeader::new(user, device, seq, seq, Scope::Friends),
+                payload: Payload::new(vec![0; 8]).unwrap(),
+            }
+            .sign(&key);
+            batch.envelopes.push((envelope.id(), envelope.encode()));
+            batch.pending_add.push(envelope.id());
+        }
+        let mut expected: Vec<EnvelopeId> = batch.pending_add.clone();
+        expected.sort();
+        store.commit(batch).unwrap();
+        assert_eq!(store.pending_len().unwrap(), 600);
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.pending_page(after, 256).unwrap();
+            assert!(page.len() <= 256);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id());
+            seen.extend(page.iter().map(Envelope::id));
+        }
+        assert_eq!(seen, expected);
+    }
 }

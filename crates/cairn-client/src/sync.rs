@@ -31,6 +31,12 @@ use crate::record::RecordBody;
 const OUTBOX_BYTES: usize = 768 * 1024;
 /// Hello rounds one sync makes at most (each pulls up to a frame).
 const MAX_ROUNDS: usize = 100_000;
+/// Most envelopes kept waiting for keys; see [`Client::keep_waiting`].
+const MAX_PENDING: u64 = 10_000;
+/// Waiting envelopes read at a time.
+const PENDING_PAGE: usize = 256;
+/// Most passes over the waiting envelopes after keys arrive.
+const RETRY_PASSES: usize = 4;
 /// Longest a push after a local change waits for the relay: the change is
 /// safe in the outbox either way.
 const QUICK_CONNECT: Duration = Duration::from_secs(3);
@@ -274,7 +280,7 @@ impl Client {
             self.retry_waiting(keys, batch, &mut ingested, waiting)?;
             self.save_keyring(&keys.grants, batch)?;
         } else {
-            batch.pending_add.extend(waiting.iter().map(Envelope::id));
+            self.keep_waiting(&waiting, batch)?;
         }
         Ok(ingested)
     }
@@ -336,41 +342,100 @@ impl Client {
         Ok(true)
     }
 
-    /// Tries every waiting envelope again until no more open.
+    /// Tries the envelopes that just arrived, then the stored waiting ones
+    /// a page at a time, again while anything opens (keys can unlock keys),
+    /// and keeps what still does not open as waiting.
     fn retry_waiting(
         &mut self,
         keys: &mut KeyState,
         batch: &mut Batch,
         ingested: &mut Ingested,
-        mut waiting: Vec<Envelope>,
+        waiting: Vec<Envelope>,
     ) -> Result<(), Error> {
-        let stored: Vec<Envelope> = self.store.pending()?;
-        let stored_ids: HashSet<EnvelopeId> = stored.iter().map(Envelope::id).collect();
-        waiting.extend(stored);
+        let mut opened = HashSet::new();
+        let (mut still, _) = self.try_open(keys, batch, ingested, waiting)?;
+        for _ in 0..RETRY_PASSES {
+            let stored_progress = self.retry_stored(keys, batch, ingested, &mut opened)?;
+            let before = still.len();
+            let (again, progressed) = self.try_open(keys, batch, ingested, still)?;
+            still = again;
+            if !stored_progress && !progressed && still.len() == before {
+                break;
+            }
+        }
+        self.keep_waiting(&still, batch)
+    }
+
+    /// Applies each envelope once; those that still do not open, and
+    /// whether anything opened or keys changed.
+    fn try_open(
+        &mut self,
+        keys: &mut KeyState,
+        batch: &mut Batch,
+        ingested: &mut Ingested,
+        envelopes: Vec<Envelope>,
+    ) -> Result<(Vec<Envelope>, bool), Error> {
+        let mut still = Vec::new();
+        let mut progressed = false;
+        for envelope in envelopes {
+            let mut again = Vec::new();
+            progressed |= self.apply(keys, &envelope, batch, ingested, &mut again)?;
+            progressed |= again.is_empty();
+            still.extend(again);
+        }
+        Ok((still, progressed))
+    }
+
+    /// One pass over the stored waiting envelopes, a page at a time; those
+    /// that open leave the waiting set. Whether anything opened.
+    fn retry_stored(
+        &mut self,
+        keys: &mut KeyState,
+        batch: &mut Batch,
+        ingested: &mut Ingested,
+        opened: &mut HashSet<EnvelopeId>,
+    ) -> Result<bool, Error> {
+        let mut progressed = false;
+        let mut after = None;
         loop {
-            let mut still = Vec::new();
-            let mut progressed = false;
-            for envelope in waiting {
+            let page = self.store.pending_page(after, PENDING_PAGE)?;
+            let Some(last) = page.last().map(Envelope::id) else {
+                return Ok(progressed);
+            };
+            after = Some(last);
+            for envelope in page {
+                let id = envelope.id();
+                if opened.contains(&id) {
+                    continue;
+                }
                 let mut again = Vec::new();
                 progressed |= self.apply(keys, &envelope, batch, ingested, &mut again)?;
                 if again.is_empty() {
                     progressed = true;
-                    batch.pending_remove.push(envelope.id());
-                } else {
-                    still.extend(again);
+                    opened.insert(id);
+                    batch.pending_remove.push(id);
                 }
             }
-            waiting = still;
-            if !progressed || waiting.is_empty() {
-                break;
-            }
         }
-        for envelope in waiting {
-            let id = envelope.id();
-            batch.pending_remove.retain(|p| *p != id);
-            if !stored_ids.contains(&id) {
-                batch.pending_add.push(id);
-            }
+    }
+
+    /// Records envelopes that did not open as waiting, up to
+    /// [`MAX_PENDING`] in all; past it they are dropped, with a warning:
+    /// they stay in the relay's log and a later sync from scratch can try
+    /// them again.
+    pub(crate) fn keep_waiting(&self, still: &[Envelope], batch: &mut Batch) -> Result<(), Error> {
+        let held = self.store.pending_len()?;
+        let room = MAX_PENDING.saturating_sub(held);
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        batch
+            .pending_add
+            .extend(still.iter().take(room).map(Envelope::id));
+        if still.len() > room {
+            tracing::warn!(
+                dropped = still.len() - room,
+                held,
+                "too many envelopes wait for keys; the newest are not kept"
+            );
         }
         Ok(())
     }
