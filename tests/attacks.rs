@@ -804,3 +804,27 @@ async fn a_strangers_unilateral_grant_does_not_reach_the_victims_sync() {
     assert_eq!(strangers_streams(scene.honest_request(hello).await), 1);
     scene.finish().await;
 }
+
+/// Statements cost the relay a row each: a user may certify at most 256
+/// devices (what a status answer lists) and keep at most 4096 friend
+/// records, so a stranger cannot grow the registry without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_cannot_grow_the_registry_without_bound() {
+    let mut scene = Scene::start().await;
+    let (mallory, device) = mallory();
+    let hostile = scene.newcomer(&device).await;
+    // Device 1 is registered; devices 2..=256 fill the registry.
+    for n in 2..=256u16 {
+        let certificate = mallory.device(n).certificate;
+        let answer = hostile
+            .request(&Request::RegisterDevice(certificate.clone()))
+            .await;
+        assert_eq!(answer.response(), &Response::Done, "device {n}");
+        scene.expect_statement(certificate.encode());
+    }
+    let one_more = mallory.device(257).certificate;
+    let answer = hostile.request(&Request::RegisterDevice(one_more)).await;
+    assert_eq!(answer.error_code(), ErrorCode::QUOTA_EXCEEDED);
+    assert!(hostile.is_open(), "a refused statement does not close");
+    scene.finish().await;
+}

@@ -49,29 +49,28 @@ impl RateLimits {
 
     /// Takes one request from both buckets, or says how long to wait.
     pub fn check(&self, user: UserId, ip: IpAddr) -> Result<(), Duration> {
-        let now = self.clock.now();
-        self.per_ip
-            .check_key(&ip)
-            .map_err(|n| n.wait_time_from(now))?;
-        self.per_user
-            .check_key(&user)
-            .map_err(|n| n.wait_time_from(now))
+        self.take(&self.per_ip, &ip)?;
+        self.take(&self.per_user, &user)
     }
 
     /// Takes one new connection of `ip`, or says how long to wait.
     pub fn check_handshake(&self, ip: IpAddr) -> Result<(), Duration> {
-        let now = self.clock.now();
-        self.handshakes
-            .check_key(&ip)
-            .map_err(|n| n.wait_time_from(now))
+        self.take(&self.handshakes, &ip)
     }
 
     /// Takes one new user registration of `ip`, or says how long to wait.
     pub fn check_registration(&self, ip: IpAddr) -> Result<(), Duration> {
-        let now = self.clock.now();
-        self.registrations
-            .check_key(&ip)
-            .map_err(|n| n.wait_time_from(now))
+        self.take(&self.registrations, &ip)
+    }
+
+    fn take<K: Clone + Eq + std::hash::Hash>(
+        &self,
+        bucket: &DefaultKeyedRateLimiter<K>,
+        key: &K,
+    ) -> Result<(), Duration> {
+        bucket
+            .check_key(key)
+            .map_err(|n| n.wait_time_from(self.clock.now()))
     }
 
     /// Forgets idle keys, so that the maps stay as small as the set of

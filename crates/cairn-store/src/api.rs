@@ -343,7 +343,15 @@ pub enum StatementRefusal {
     DeviceRevoked,
     /// A revocation of a device its user never certified.
     UnknownDevice,
+    /// A new subject past the most one user may have: [`MAX_DEVICES_PER_USER`]
+    /// device certificates or [`MAX_FRIENDS_PER_USER`] friend statements.
+    TooMany,
 }
+
+/// Most devices one user may certify (what a status answer can list).
+pub const MAX_DEVICES_PER_USER: usize = cairn_wire::limits::MAX_DEVICES;
+/// Most users one user may grant or revoke (each pair keeps one record).
+pub const MAX_FRIENDS_PER_USER: usize = 4096;
 
 /// One page of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -556,6 +564,7 @@ impl StatementRefusal {
             Self::Stale => ErrorCode::STALE_STATEMENT,
             Self::DeviceRevoked => ErrorCode::DEVICE_REVOKED,
             Self::UnknownDevice => ErrorCode::UNKNOWN_DEVICE,
+            Self::TooMany => ErrorCode::QUOTA_EXCEEDED,
         }
     }
 }

@@ -14,8 +14,8 @@ use cairn_wire::{
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::api::{
-    Committed, Invite, InviteId, ItemOutcome, Quota, Redemption, Refusal, StatementOutcome,
-    StatementRefusal, Usage,
+    Committed, Invite, InviteId, ItemOutcome, MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, Quota,
+    Redemption, Refusal, StatementOutcome, StatementRefusal, Usage,
 };
 use crate::keys;
 use crate::schema;
@@ -316,6 +316,13 @@ impl<'t> WriteTables<'t> {
             if stored.body().issued_ms >= body.issued_ms {
                 return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
             }
+        } else if count_prefix(
+            &self.device_certs,
+            body.user.as_bytes(),
+            MAX_DEVICES_PER_USER,
+        )? >= MAX_DEVICES_PER_USER
+        {
+            return Ok(StatementOutcome::Refused(StatementRefusal::TooMany));
         }
         self.device_certs
             .insert(key.as_slice(), encoded.as_slice())?;
@@ -366,6 +373,10 @@ impl<'t> WriteTables<'t> {
             if friend_order(stored)? >= (body.at_ms(), kind) {
                 return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
             }
+        } else if count_prefix(&self.friends, granter.as_bytes(), MAX_FRIENDS_PER_USER)?
+            >= MAX_FRIENDS_PER_USER
+        {
+            return Ok(StatementOutcome::Refused(StatementRefusal::TooMany));
         }
         self.friends.insert(key.as_slice(), record.as_slice())?;
         let reverse = keys::pair_key(grantee.as_bytes(), granter.as_bytes());
@@ -380,6 +391,16 @@ impl<'t> WriteTables<'t> {
         }
         Ok(StatementOutcome::Applied)
     }
+}
+
+/// How many keys of `table` start with `prefix`, counting no further than
+/// `limit`: a bound check costs at most `limit` steps.
+fn count_prefix(table: &T<'_>, prefix: &[u8], limit: usize) -> Result<usize, redb::Error> {
+    let range = keys::prefix_range(prefix);
+    Ok(table
+        .range::<&[u8]>(keys::as_slices(&range))?
+        .take(limit)
+        .count())
 }
 
 /// The last sequence number stored for a device (0: none), by a reverse

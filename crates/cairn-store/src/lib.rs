@@ -26,8 +26,9 @@ mod writer;
 
 pub use api::{
     CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, Invite, InviteId,
-    ItemOutcome, Quota, Redemption, Refusal, StatementOutcome, StatementRefusal, Stats, Store,
-    StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
+    ItemOutcome, MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, Quota, Redemption, Refusal,
+    StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
+    StreamRead, Usage, VerifyReport,
 };
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,

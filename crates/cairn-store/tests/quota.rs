@@ -129,3 +129,69 @@ fn downgrade_to_version_1(path: &std::path::Path) {
     drop(table);
     txn.commit().unwrap();
 }
+
+/// The `n`th of many devices of `user` (more than `User::device` makes).
+fn nth_device(user: &User, n: usize) -> common::Device {
+    let mut seed = [0x42; 32];
+    seed[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    let key = cairn_wire::SigningKey::from_bytes(&seed);
+    common::Device {
+        user: user.id,
+        id: cairn_wire::DeviceId::from_bytes(key.verifying_key().to_bytes()),
+        key,
+    }
+}
+
+/// The `n`th of many user ids.
+fn nth_user(n: usize) -> UserId {
+    let mut bytes = [0x24; 32];
+    bytes[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    UserId::from_bytes(bytes)
+}
+
+#[tokio::test]
+async fn a_user_has_at_most_so_many_devices_and_friend_records() {
+    use cairn_store::{
+        MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, StatementOutcome, StatementRefusal,
+    };
+    let (_dir, store) = temp_store(fast());
+    let alice = User::new(1);
+    for n in 0..MAX_DEVICES_PER_USER {
+        register(&store, &alice, &nth_device(&alice, n)).await;
+    }
+    let one_more = nth_device(&alice, MAX_DEVICES_PER_USER);
+    let outcome = store
+        .register_device(alice.certify(&one_more, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        StatementOutcome::Refused(StatementRefusal::TooMany)
+    );
+    // A newer certificate of a device already registered still applies.
+    let renewed = store
+        .register_device(alice.certify(&nth_device(&alice, 0), 2))
+        .await
+        .unwrap();
+    assert_eq!(renewed, StatementOutcome::Applied);
+
+    for n in 0..MAX_FRIENDS_PER_USER {
+        let outcome = store
+            .grant_friend(alice.grant(nth_user(n), 1))
+            .await
+            .unwrap();
+        assert_eq!(outcome, StatementOutcome::Applied);
+    }
+    let stranger = nth_user(MAX_FRIENDS_PER_USER);
+    let outcome = store.grant_friend(alice.grant(stranger, 1)).await.unwrap();
+    assert_eq!(
+        outcome,
+        StatementOutcome::Refused(StatementRefusal::TooMany)
+    );
+    // Revoking an existing grant is always possible.
+    let outcome = store
+        .revoke_friend(alice.unfriend(nth_user(0), 2))
+        .await
+        .unwrap();
+    assert_eq!(outcome, StatementOutcome::Applied);
+}

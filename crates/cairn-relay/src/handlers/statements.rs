@@ -115,6 +115,10 @@ fn answer(outcome: Result<StatementOutcome, cairn_store::WriteError>) -> (Respon
             ErrorCode::STALE_STATEMENT,
             "that device was revoked; revocation is final",
         ),
+        Ok(StatementOutcome::Refused(StatementRefusal::TooMany)) => error(
+            ErrorCode::QUOTA_EXCEEDED,
+            "this user has the most devices or friend records a user may have",
+        ),
         Ok(StatementOutcome::Refused(StatementRefusal::UnknownDevice)) => error(
             ErrorCode::UNKNOWN_DEVICE,
             "that device was never certified by this user",
