@@ -253,7 +253,13 @@ impl Client {
                 let header = e.header();
                 header.scope == rendezvous && header.author == sponsor && e.verify().is_ok()
             })
-            .find_map(|e| cairn_crypto::open_link(e.header(), e.payload().as_slice(), &secret).ok())
+            .filter_map(|e| {
+                cairn_crypto::open_link(e.header(), e.payload().as_slice(), &secret).ok()
+            })
+            // The header's author is only what the envelope claims; the
+            // bundle's root key must be that user's too, or a relay could
+            // seal a root of its own choosing under the sponsor's name.
+            .find(|bundle| bundle.root.user_id() == sponsor)
             .ok_or(Error::NotLinked)?;
         let certificate = bundle.root.certify_device(
             self.device(),
