@@ -828,3 +828,68 @@ async fn a_user_cannot_grow_the_registry_without_bound() {
     assert!(hostile.is_open(), "a refused statement does not close");
     scene.finish().await;
 }
+
+/// Writes into a stopped relay's database that `granter` added `grantee`,
+/// as whoever holds the file can: the store takes statements as already
+/// verified, so the signature is junk.
+fn forge_grant(data_dir: &std::path::Path, granter: &str, grantee: &str) {
+    use cairn_store::Store;
+    let body = FriendGrantBody::new(granter.parse().unwrap(), grantee.parse().unwrap(), now_ms());
+    let forged = FriendGrant::from_parts(body, Signature::from_bytes([7; 64]));
+    assert!(forged.verify().is_err(), "the grant is a forgery");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = cairn_store::RedbStore::open(data_dir.join("relay.redb")).unwrap();
+        store.grant_friend(forged).await.unwrap();
+    });
+}
+
+/// A relay (or whoever holds its database) could route a stranger's posts
+/// and key grants to a user by pretending the user had added them. The
+/// client reads only its own user's streams and those of users it added:
+/// it ignores the stranger's envelopes (not shown, not stored, not kept
+/// waiting for keys) and leaves their cursors where they were, so that
+/// adding the stranger later reads everything.
+#[test]
+fn a_relay_that_invents_consent_cannot_put_a_strangers_posts_in_a_feed() {
+    let mut relay = cli::Relay::start();
+    let (bob, mallory) = (cli::Home::new(), cli::Home::new());
+    let bob_id = bob.init(&relay.target, "bob");
+    let mallory_id = mallory.init(&relay.target, "mallory");
+    mallory.ok(&["friend", "add", &bob_id, "--name", "bob"]);
+    relay.terminate();
+    forge_grant(relay.data_dir(), &bob_id, &mallory_id);
+    relay.restart();
+    // Believing Bob added her, the relay shows Mallory Bob's exchange key
+    // and takes her key grant into Bob's direct stream.
+    mallory.ok(&["audience", "create", "fans", "--member", "bob"]);
+    mallory.ok(&["post", "--to", "fans", "buy my stuff"]);
+    mallory.ok(&["audience", "create", "inner"]);
+    mallory.ok(&["post", "--to", "inner", "sealed to nobody Bob knows"]);
+    mallory.ok(&["sync"]);
+
+    let report = bob.json(&["sync"]);
+    assert!(
+        report["ignored"].as_u64().unwrap() >= 3,
+        "the relay did send Mallory's envelopes: {report}"
+    );
+    assert_eq!(report["waiting"], 0, "nothing of Mallory's waits for keys");
+    assert!(
+        bob.feed_texts().is_empty(),
+        "Mallory's post reached the feed"
+    );
+    let again = bob.json(&["sync"]);
+    assert_eq!(again["pulled"], 0, "{again}");
+    assert_eq!(
+        again["ignored"], report["ignored"],
+        "still ignored: {again}"
+    );
+
+    // Once Bob does add Mallory, everything she sent is read from where
+    // it was.
+    bob.ok(&["friend", "add", &mallory_id, "--name", "mallory"]);
+    let report = bob.json(&["sync"]);
+    assert_eq!(report["ignored"], 0, "{report}");
+    assert_eq!(bob.feed_texts(), ["buy my stuff"]);
+    assert_eq!(report["waiting"], 1, "the post to `inner` waits: {report}");
+}

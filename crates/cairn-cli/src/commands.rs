@@ -208,6 +208,18 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
         "synced: {} pushed, {} pulled, {} queued",
         report.pushed, report.pulled, report.queued
     );
+    if report.waiting > 0 {
+        println!(
+            "{} envelopes wait for keys a friend has not sent yet",
+            report.waiting
+        );
+    }
+    if report.ignored > 0 {
+        eprintln!(
+            "warning: the relay sent {} envelopes from users you have not added; they were ignored",
+            report.ignored
+        );
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use cairn_wire::{
 };
 use serde::Serialize;
 
+use crate::added::Added;
 use crate::connection::{ConnectError, Connection};
 use crate::error::Error;
 use crate::identity::{Identity, LinkState};
@@ -355,15 +356,18 @@ impl Client {
                 .map_err(|e| Error::store(format!("keyring: {e}")))?,
             None => Keyring::new(),
         };
+        let me = linked.root.user_id();
+        let items = self.items()?;
         let mut keys = KeyState {
-            me: linked.root.user_id(),
+            me,
             keyring: grants.clone(),
             grants,
             user_exchange: linked.exchange.clone(),
             device_exchange: self.identity.device.exchange_secret().clone(),
+            added: Added::from_items(me, &items),
         };
         keys.add_own(&linked.private);
-        for item in self.items()? {
+        for item in &items {
             if let RecordBody::Audience(audience) = &item.record.body
                 && item.header.author == keys.me
             {

@@ -15,6 +15,7 @@
 //! signing device is its author's.
 #![forbid(unsafe_code)]
 
+mod added;
 mod client;
 pub mod connection;
 mod devices;

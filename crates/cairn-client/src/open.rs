@@ -15,6 +15,7 @@ use cairn_wire::{Envelope, EnvelopeHeader, EnvelopeId, Scope, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::added::Added;
 use crate::record::Record;
 
 /// Domain of the public audience's key (see `spec/client.md`).
@@ -84,6 +85,8 @@ pub(crate) enum Opened {
     Pending,
     /// Forged or malformed: dropped.
     Invalid,
+    /// By a user this user has not added: dropped unread.
+    Stranger,
 }
 
 /// The keys a device opens envelopes with.
@@ -97,6 +100,8 @@ pub(crate) struct KeyState {
     pub grants: Keyring,
     pub user_exchange: ExchangeSecret,
     pub device_exchange: ExchangeSecret,
+    /// Whose envelopes this device reads.
+    pub added: Added,
 }
 
 impl KeyState {
@@ -111,8 +116,12 @@ impl KeyState {
         self.keyring.insert(owner, keys);
     }
 
-    /// Opens one envelope.
+    /// Opens one envelope. One by a user this user has not added is not
+    /// opened at all: whatever it holds (a post, keys) is not for here.
     pub fn open(&self, envelope: &Envelope) -> Opened {
+        if !self.added.reads_from(&envelope.header().author) {
+            return Opened::Stranger;
+        }
         if envelope.verify().is_err() {
             return Opened::Invalid;
         }

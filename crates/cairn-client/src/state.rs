@@ -2,7 +2,7 @@
 //! friends, audiences, device names, and the feed. Nothing here is stored
 //! on its own: replaying the log rebuilds it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use cairn_crypto::identity::verify_statement;
 use cairn_crypto::{Audience, AudienceId};
@@ -95,6 +95,16 @@ impl State {
         }
         state.notes = notes.finish();
         let mut feed = std::mem::take(&mut state.feed);
+        // Only the user's posts and their friends' are shown: a post from
+        // anyone else (a friend since removed, or a stranger whom a relay
+        // routed here) stays out of the feed.
+        let shown: HashSet<String> = state
+            .friends
+            .values()
+            .chain([&me])
+            .map(UserId::to_text)
+            .collect();
+        feed.retain(|post| shown.contains(&post.author));
         for post in &mut feed {
             post.from = state.name_of(me, &post.author);
             post.audiences = post
@@ -116,7 +126,7 @@ impl State {
         }
         match (&item.record.body, own_private) {
             (RecordBody::Note(op), true) => notes.apply(item, op),
-            (RecordBody::Friend(op), true) => self.apply_friend(op),
+            (RecordBody::Friend(op), true) => apply_friend(&mut self.friends, op),
             (RecordBody::Audience(audience), true) => {
                 self.audiences.insert(audience.id(), audience.clone());
             }
@@ -151,16 +161,6 @@ impl State {
                 });
             }
             _ => {}
-        }
-    }
-
-    fn apply_friend(&mut self, op: &FriendOp) {
-        match op {
-            FriendOp::Add { name, user } => {
-                self.friends.retain(|_, u| u != user);
-                self.friends.insert(name.clone(), *user);
-            }
-            FriendOp::Remove { user } => self.friends.retain(|_, u| u != user),
         }
     }
 
@@ -227,6 +227,18 @@ impl State {
                 key_known: self.exchange_keys.contains_key(user),
             })
             .collect()
+    }
+}
+
+/// Applies one friend record to the friend list (name → user): a name
+/// names one user, and a user has one name.
+pub(crate) fn apply_friend(friends: &mut BTreeMap<String, UserId>, op: &FriendOp) {
+    match op {
+        FriendOp::Add { name, user } => {
+            friends.retain(|_, u| u != user);
+            friends.insert(name.clone(), *user);
+        }
+        FriendOp::Remove { user } => friends.retain(|_, u| u != user),
     }
 }
 

@@ -68,6 +68,11 @@ pub struct SyncReport {
     pub items: u64,
     /// Envelopes still in the outbox.
     pub queued: u64,
+    /// Envelopes the relay sent from users this user has not added, and
+    /// which were ignored. An honest relay sends none.
+    pub ignored: u64,
+    /// Envelopes held that do not open yet, waiting for keys.
+    pub waiting: u64,
     /// Whether this sync completed the device's link.
     pub linked: bool,
 }
@@ -75,8 +80,15 @@ pub struct SyncReport {
 /// What one ingest step produced.
 #[derive(Debug, Default)]
 pub(crate) struct Ingested {
+    /// Entries that moved a cursor.
+    pub accepted: u64,
+    /// New envelopes among them.
     pub pulled: u64,
     pub items: Vec<Item>,
+    /// Entries of streams by users this user has not added.
+    pub ignored: u64,
+    /// Those streams: their cursors did not move.
+    pub ignored_streams: HashSet<StreamId>,
 }
 
 impl Client {
@@ -146,13 +158,14 @@ impl Client {
             let synced = self.hello(connection, &outbox).await?;
             let mut batch = Batch::default();
             let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
-            let received: usize = synced.pages.iter().map(|p| p.entries.len()).sum();
-            let behind = streams_behind(synced.pages.as_slice());
+            let mut behind = streams_behind(synced.pages.as_slice());
             let ingested =
                 self.ingest(&mut keys, &mut known, synced.pages.into_vec(), &mut batch)?;
             self.store.commit(batch)?;
+            behind.retain(|(stream, _)| !ingested.ignored_streams.contains(stream));
             report.pushed += pushed;
             report.pulled += ingested.pulled;
+            report.ignored += ingested.ignored;
             report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
             progress.update(report.pushed, report.pulled, synced.more);
             if let Some(refusal) = refusal {
@@ -171,14 +184,23 @@ impl Client {
                 progress.update(report.pushed, report.pulled, true);
             }
             // Entries already held still move the cursors: only a round
-            // that moved nothing at all means the relay has nothing more.
-            let idle = pushed == 0 && received == 0;
+            // that moved nothing at all means the relay has nothing more
+            // (ignored streams move nothing, so they cannot keep a sync
+            // going).
+            let idle = pushed == 0 && ingested.accepted == 0;
             if idle || (!synced.more && self.store.outbox_len()? == 0) {
                 break;
             }
         }
         self.acknowledge(connection).await;
         report.queued = self.store.outbox_len()?;
+        report.waiting = self.store.pending_len()?;
+        if report.ignored > 0 {
+            tracing::warn!(
+                ignored = report.ignored,
+                "the relay sent envelopes from users this user has not added; they were ignored"
+            );
+        }
         Ok(report)
     }
 
@@ -220,7 +242,11 @@ impl Client {
             let ingested = self.ingest(keys, known, vec![page], &mut batch)?;
             self.store.commit(batch)?;
             report.pulled += ingested.pulled;
+            report.ignored += ingested.ignored;
             report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
+            if !ingested.ignored_streams.is_empty() {
+                return Ok(());
+            }
         }
     }
 
@@ -252,18 +278,30 @@ impl Client {
 
     /// Opens pulled entries, queueing their effects in `batch`, and retries
     /// envelopes that were waiting for keys when new keys arrive.
+    ///
+    /// The user's own streams go first, so that a friend another device
+    /// added counts for that friend's streams in the same answer. A page
+    /// of a stream by a user not added is ignored whole and its cursor
+    /// stays put (see [`crate::added`]).
     pub(crate) fn ingest(
         &mut self,
         keys: &mut KeyState,
         known: &mut HashSet<EnvelopeId>,
-        pages: Vec<StreamPage>,
+        mut pages: Vec<StreamPage>,
         batch: &mut Batch,
     ) -> Result<Ingested, Error> {
         let mut ingested = Ingested::default();
         let mut waiting = Vec::new();
         let mut keys_changed = false;
+        pages.sort_by_key(|page| page.stream.owner != keys.me);
         for page in pages {
             let stream = page.stream;
+            if !keys.added.reads_from(&stream.owner) {
+                ingested.ignored += u64::try_from(page.entries.len()).unwrap_or(u64::MAX);
+                ingested.ignored_streams.insert(stream);
+                continue;
+            }
+            ingested.accepted += u64::try_from(page.entries.len()).unwrap_or(u64::MAX);
             for entry in page.entries.into_vec() {
                 batch.cursors.push((stream, entry.position));
                 let envelope = entry.envelope;
@@ -296,6 +334,7 @@ impl Client {
     ) -> Result<bool, Error> {
         match keys.open(envelope) {
             Opened::Item(item) => {
+                keys.added.note(&item);
                 let own_audience = match &item.record.body {
                     RecordBody::Audience(audience) if item.header.author == keys.me => {
                         keys.add_own(audience);
@@ -316,7 +355,7 @@ impl Client {
                 waiting.push(envelope.clone());
                 Ok(false)
             }
-            Opened::Foreign | Opened::Invalid => Ok(false),
+            Opened::Foreign | Opened::Invalid | Opened::Stranger => Ok(false),
         }
     }
 
