@@ -377,7 +377,7 @@ async fn peak_resident_bytes(pid: u32, period: std::time::Duration) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unauthenticated_connections_costs_bounded_memory() {
     let scene = Scene::start_with(DEFAULT_ADDRESS_LIMITS).await;
-    let pid = scene.relay.child.id();
+    let pid = scene.relay.pid();
     let before = resident_bytes(pid).expect("this platform reports resident memory");
     let mut connections = Vec::new();
     for _ in 0..FLOOD_CONNECTIONS {
@@ -454,7 +454,7 @@ async fn registrations_from_one_address_are_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_subscribers_do_not_keep_whole_commits_alive() {
     const STALLED: usize = 8;
-    const DEVICES: u16 = 8;
+    const DEVICES: u32 = 8;
     const ROUNDS: u64 = 16;
     const BULK_PER_REQUEST: usize = 16;
     const BULK_PAYLOAD: usize = 60 * 1024;
@@ -503,7 +503,7 @@ async fn stalled_subscribers_do_not_keep_whole_commits_alive() {
         ));
     }
 
-    let pid = scene.relay.child.id();
+    let pid = scene.relay.pid();
     let before = resident_bytes(pid).expect("this platform reports resident memory");
     let bulk = vec![0x6d; BULK_PAYLOAD];
     for round in 0..ROUNDS {
@@ -586,7 +586,7 @@ async fn a_user_past_their_quota_is_refused_and_the_operator_sees_it() {
 }
 
 /// Registers a new user's device with `invite`; the relay's answer.
-async fn register_with(relay: &support::RelayProcess, seed: u16, invite: &str) -> Response {
+async fn register_with(relay: &support::RelayProcess, seed: u32, invite: &str) -> Response {
     let raw = RawConnection::dial(relay).await;
     let device = User::new(seed).device(1);
     let Request::Authenticate(mut auth) = raw.authenticate_request(&device) else {
@@ -814,7 +814,7 @@ async fn a_user_cannot_grow_the_registry_without_bound() {
     let (mallory, device) = mallory();
     let hostile = scene.newcomer(&device).await;
     // Device 1 is registered; devices 2..=256 fill the registry.
-    for n in 2..=256u16 {
+    for n in 2..=256u32 {
         let certificate = mallory.device(n).certificate;
         let answer = hostile
             .request(&Request::RegisterDevice(certificate.clone()))

@@ -45,7 +45,13 @@ async fn no_acknowledged_envelope_is_lost_when_the_relay_is_killed_under_load() 
     let (target_tx, target) = watch::channel(Some((relay.addr, relay.fingerprint, 0)));
     let stop = Arc::new(tokio::sync::Notify::new());
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| tokio::spawn(client(Device::new_user(i), target.clone(), stop.clone())))
+        .map(|i| {
+            tokio::spawn(client(
+                User::new(u32::from(i)).device(1),
+                target.clone(),
+                stop.clone(),
+            ))
+        })
         .collect();
 
     for generation in 1..=KILLS {

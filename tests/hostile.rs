@@ -774,7 +774,7 @@ async fn a_subscriber_that_stops_reading_holds_nobody_back_and_costs_bounded_mem
     let head = u64::try_from(1 + BATCHES * PER_BATCH).unwrap();
     let reader = tokio::spawn(async move { live.until_position(head).await });
 
-    let pid = scene.relay.child.id();
+    let pid = scene.relay.pid();
     let before = resident_bytes(pid);
     let payload = vec![0x5f; PAYLOAD];
     for _ in 0..BATCHES {

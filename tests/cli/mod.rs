@@ -5,9 +5,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Instant;
 
@@ -15,25 +14,12 @@ use cairn_client::{Client, Options, Passphrase};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub use cairn_testkit::cairn_binary;
+
 use crate::support::{RelayProcess, WAIT};
 
 /// The passphrase of every home in these scenarios.
 pub const PASSPHRASE: &str = "correct horse battery staple";
-
-/// The `cairn` binary of this workspace, built once per test binary.
-pub fn cairn_binary() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        escargot::CargoBuild::new()
-            .package("cairn-cli")
-            .bin("cairn")
-            .current_release()
-            .run()
-            .expect("building cairn")
-            .path()
-            .to_owned()
-    })
-}
 
 /// Where a client reaches a relay: what `cairn init` and `cairn device
 /// join` are given.

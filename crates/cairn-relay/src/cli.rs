@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use cairn_relay::admin_file::{ADMIN_FILE, AdminFile};
 use cairn_relay::config::{FlagOverrides, LogFormat, RelayConfig};
 use cairn_relay::invites::{self, CreateRequest};
+use cairn_relay::ready::Ready;
 use cairn_relay::tls::TlsIdentity;
 use cairn_relay::{clock, ops, start};
 use cairn_store::{RedbStore, Store};
@@ -48,7 +49,11 @@ struct Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the relay (creates the data directory and certificate on first start).
-    Serve,
+    Serve {
+        /// Once listening, write the addresses and fingerprint here as JSON.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
     /// Print the certificate fingerprint clients pin (`cairn init --fingerprint`).
     Fingerprint,
     /// Verify the database's invariants (relay stopped).
@@ -142,7 +147,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve(config).await,
+            Command::Serve { ready_file } => serve(config, ready_file.as_deref()).await,
             Command::Fingerprint => fingerprint(&config),
             Command::Check => check(&config).await,
             Command::Stats => stats(&config).await,
@@ -157,8 +162,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-async fn serve(config: RelayConfig) -> Result<ExitCode> {
+async fn serve(config: RelayConfig, ready_file: Option<&Path>) -> Result<ExitCode> {
     let relay = start(config).await?;
+    if let Some(path) = ready_file {
+        Ready::of(&relay)
+            .write(path)
+            .with_context(|| format!("writing the ready file {}", path.display()))?;
+    }
     #[allow(clippy::print_stdout)]
     {
         println!(

@@ -27,6 +27,7 @@ pub mod invites;
 pub mod limits;
 pub mod metrics;
 pub mod ops;
+pub mod ready;
 mod registration;
 pub mod server;
 pub mod session;
