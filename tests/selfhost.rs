@@ -15,18 +15,14 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use cairn_testkit::metrics::Metrics;
 use cli::{Home, Relay, Watch, link, relay_command};
 use serde_json::Value;
 use tempfile::TempDir;
 
 /// The sum of a Prometheus metric's samples, whatever their labels.
 fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| line.split(['{', ' ']).next() == Some(name))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    Metrics::from_text(metrics).sum(name)
 }
 
 /// A new data directory holding `from`'s certificate and key, so that

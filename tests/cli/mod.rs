@@ -80,15 +80,7 @@ impl Relay {
 
     /// `GET http://ADMIN{path}`: the status and the body.
     pub fn admin_get(&self, path: &str) -> (u16, String) {
-        let url = format!("http://{}{path}", self.admin);
-        let mut response = ureq::get(&url)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
-            .unwrap();
-        let body = response.body_mut().read_to_string().unwrap();
-        (response.status().as_u16(), body)
+        cairn_testkit::process::http_get(self.admin, path)
     }
 
     /// Starts it again on the same address and data directory.

@@ -154,7 +154,7 @@ async fn connect_rates(size: Size) -> Result<(f64, f64)> {
     let acceptor = tokio::spawn(net::accept_and_hold(server.clone()));
     let devices: Arc<Vec<Device>> = Arc::new(
         (0..u32::try_from(size.devices)?)
-            .map(|n| User::new(DOMAIN, n).device(0))
+            .map(|n| User::in_domain(DOMAIN, n).device(0))
             .collect(),
     );
     let relay_endpoint = net::client_endpoint(relay.pin())?;
@@ -287,7 +287,7 @@ async fn open_idle(
         tasks.spawn(async move {
             let mut held = Vec::new();
             for n in users.skip(worker).step_by(workers) {
-                let device = User::new(IDLE_DOMAIN, u32::try_from(n)?).device(0);
+                let device = User::in_domain(IDLE_DOMAIN, u32::try_from(n)?).device(0);
                 held.push(match authenticate {
                     true => net::connect_authenticated(&endpoint, addr, &device).await?,
                     false => net::connect(&endpoint, addr).await?,

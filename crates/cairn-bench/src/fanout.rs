@@ -248,7 +248,7 @@ async fn gather(readers: Vec<Reader>, started: Instant) -> Result<Run> {
 
 async fn relay_run(size: Size) -> Result<Run> {
     let relay = InProcess::start().await?;
-    let publisher = User::new(DOMAIN, 0);
+    let publisher = User::in_domain(DOMAIN, 0);
     let device = publisher.device(0);
     let connection = open(relay.addr(), relay.pin(), &device).await?;
     let stream = StreamId::new(publisher.id, Scope::Friends);
@@ -256,7 +256,7 @@ async fn relay_run(size: Size) -> Result<Run> {
     let mut readers = Vec::new();
     let mut held = Vec::new();
     for c in 0..size.connections() {
-        let friend = User::new(DOMAIN, u32::try_from(c + 1)?);
+        let friend = User::in_domain(DOMAIN, u32::try_from(c + 1)?);
         grant_friend(&connection, publisher.grant(friend.id)).await?;
         let subscriber = open(relay.addr(), relay.pin(), &friend.device(0)).await?;
         for _ in 0..size.on_connection(c) {
@@ -322,19 +322,19 @@ async fn publish(
     let mut seq = 0u64;
     let mut sign = || {
         seq += 1;
-        device.envelope(seq, Scope::Friends, stamped_payload())
+        device.envelope(seq, Scope::Friends, &stamped_payload())
     };
     let mut tick = pacer();
     for _ in 0..size.paced {
         tick.tick().await;
-        append_stored(connection, vec![sign()?]).await?;
+        append_stored(connection, vec![sign()]).await?;
     }
     paced_delivered(progress, size).await?;
     let started = Instant::now();
     let mut left = size.messages;
     while left > 0 {
         let count = left.min(size.batch.max(1));
-        let batch = (0..count).map(|_| sign()).collect::<Result<Vec<_>>>()?;
+        let batch = (0..count).map(|_| sign()).collect::<Vec<_>>();
         append_stored(connection, batch).await?;
         left -= count;
     }
@@ -386,7 +386,7 @@ async fn raw_run(size: Size) -> Result<Run> {
 /// The request a subscriber sends, so that the baseline's streams carry
 /// the same first bytes as the relay's.
 fn subscribe_frame() -> Vec<u8> {
-    let stream = StreamId::new(User::new(DOMAIN, 0).id, Scope::Friends);
+    let stream = StreamId::new(User::in_domain(DOMAIN, 0).id, Scope::Friends);
     Request::Subscribe(SubscribeRequest { stream, after: 0 }).to_frame()
 }
 
@@ -394,9 +394,9 @@ fn subscribe_frame() -> Vec<u8> {
 /// copies it and writes the stamp into the payload.
 fn template_frame() -> Result<Vec<u8>> {
     let envelope: Envelope =
-        User::new(DOMAIN, 0)
+        User::in_domain(DOMAIN, 0)
             .device(0)
-            .envelope(1, Scope::Friends, vec![0xa5; PAYLOAD_LEN])?;
+            .envelope(1, Scope::Friends, &[0xa5; PAYLOAD_LEN]);
     let entries = BoundedVec::new(vec![Entry {
         position: 1,
         envelope,

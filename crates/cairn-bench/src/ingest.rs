@@ -104,10 +104,10 @@ fn publishers(size: Size) -> Result<Vec<Publisher>> {
     let count = u32::try_from(size.publishers)?;
     (0..count)
         .map(|n| {
-            let device = User::new(DOMAIN, n).device(0);
+            let device = User::in_domain(DOMAIN, n).device(0);
             let envelopes = (1..=size.per_publisher)
-                .map(|seq| device.envelope(seq, Scope::Friends, stamped_payload()))
-                .collect::<Result<Vec<_>>>()?;
+                .map(|seq| device.envelope(seq, Scope::Friends, &stamped_payload()))
+                .collect();
             Ok((device, envelopes))
         })
         .collect()

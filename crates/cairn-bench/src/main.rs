@@ -74,10 +74,17 @@ enum Command {
         /// Data directory.
         #[arg(long)]
         data_dir: PathBuf,
+        /// Where to say that it listens.
+        #[arg(long)]
+        ready_file: PathBuf,
     },
     /// Run a bare quinn server (the memory baseline of `connect`).
     #[command(hide = true)]
-    ServeBare,
+    ServeBare {
+        /// Where to say that it listens.
+        #[arg(long)]
+        ready_file: PathBuf,
+    },
 }
 
 /// A scenario.
@@ -116,11 +123,14 @@ struct ScenarioOutput {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Command::ServeRelay { config, data_dir } = &cli.command {
-        return relay::serve_in_this_process(config, data_dir.clone());
-    }
-    if cli.command == Command::ServeBare {
-        return relay::serve_bare_in_this_process();
+    match &cli.command {
+        Command::ServeRelay {
+            config,
+            data_dir,
+            ready_file,
+        } => return relay::serve_in_this_process(config, data_dir.clone(), ready_file),
+        Command::ServeBare { ready_file } => return relay::serve_bare_in_this_process(ready_file),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,7 +141,7 @@ fn main() -> Result<()> {
         Command::Sync => vec![Scenario::Sync],
         Command::Connect => vec![Scenario::Connect],
         Command::Seal => vec![Scenario::Seal],
-        Command::All | Command::ServeRelay { .. } | Command::ServeBare => ALL.to_vec(),
+        Command::All | Command::ServeRelay { .. } | Command::ServeBare { .. } => ALL.to_vec(),
     };
     let mut output = Output {
         smoke: cli.smoke,

@@ -2,22 +2,18 @@
 //! or as a child process of its own, so that its memory can be read apart
 //! from the load generator's.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_relay::config::{FlagOverrides, Limits, RelayConfig};
+use cairn_relay::ready::Ready;
 use cairn_relay::{RelayHandle, start};
+use cairn_testkit::process::Announced;
 use cairn_wire::Fingerprint;
 use serde::Serialize;
 use tempfile::TempDir;
-
-/// How long a child relay may take to say where it listens.
-const CHILD_START: Duration = Duration::from_secs(30);
 
 /// Limits high enough that only the machine bounds the load: every
 /// scenario connects from one address, as one or few users, with many
@@ -90,10 +86,10 @@ pub fn config_in(dir: &Path) -> RelayConfig {
     }
 }
 
-/// A relay in a child process, killed when dropped.
+/// A relay (or bare server) in a child process, killed when dropped.
 #[derive(Debug)]
 pub struct Child {
-    process: std::process::Child,
+    process: Announced,
     /// Where it listens.
     pub addr: SocketAddr,
     /// The pin of its certificate.
@@ -119,7 +115,8 @@ pub enum Serves<'a> {
 }
 
 impl Child {
-    /// Starts a child process serving on loopback.
+    /// Starts a child process serving on loopback; it says where through
+    /// its ready file.
     pub fn spawn(serves: Serves<'_>) -> Result<Self> {
         let dir = TempDir::new()?;
         let config = dir.path().join("relay.toml");
@@ -146,74 +143,20 @@ impl Child {
                 own
             }
         };
-        command
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        let mut process = command.spawn().context("starting the server process")?;
-        let lines = forward_lines(&mut process)?;
-        match listening(&lines) {
-            Ok((addr, pin)) => Ok(Self {
-                process,
-                addr,
-                pin,
-                _dir: dir,
-            }),
-            Err(e) => {
-                let _ = process.kill();
-                let _ = process.wait();
-                Err(e)
-            }
-        }
+        command.env("RUST_LOG", "warn");
+        let process = Announced::spawn(command).map_err(|e| anyhow!("the server: {e}"))?;
+        Ok(Self {
+            addr: process.ready.listen,
+            pin: process.ready.fingerprint,
+            process,
+            _dir: dir,
+        })
     }
 
     /// The child process's resident memory now, in bytes.
     pub fn rss_bytes(&self) -> Result<u64> {
-        rss_of(&format!("/proc/{}/status", self.process.id()))
+        rss_of(&format!("/proc/{}/status", self.process.child.id()))
     }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-/// Reads the child's stdout on a thread (so that the pipe never fills) and
-/// passes its lines on.
-fn forward_lines(process: &mut std::process::Child) -> Result<mpsc::Receiver<String>> {
-    let stdout = process.stdout.take().context("relay stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(rx)
-}
-
-/// Waits for `cairn relay listening on ADDR (admin ADDR)` and
-/// `fingerprint sha256:...`.
-fn listening(lines: &mpsc::Receiver<String>) -> Result<(SocketAddr, Fingerprint)> {
-    let (mut addr, mut pin) = (None, None);
-    while addr.is_none() || pin.is_none() {
-        let line = lines
-            .recv_timeout(CHILD_START)
-            .map_err(|_| anyhow!("the relay did not say where it listens"))?;
-        let listening = line
-            .strip_prefix("cairn relay listening on ")
-            .or_else(|| line.strip_prefix("bare quinn listening on "));
-        if let Some(rest) = listening {
-            let text = rest.split_whitespace().next().unwrap_or_default();
-            addr = Some(text.parse::<SocketAddr>()?);
-        } else if let Some(text) = line.strip_prefix("fingerprint ") {
-            pin = Some(text.parse::<Fingerprint>()?);
-        }
-    }
-    addr.zip(pin).context("relay start-up lines")
 }
 
 /// `VmRSS` of a `/proc/<pid>/status` file, in bytes.
@@ -261,7 +204,7 @@ pub fn context_switches() -> Result<u64> {
 
 /// `cairn-load serve-relay`: what `cairn-relay serve` does, from the
 /// library, for runs that were not given the relay binary.
-pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf) -> Result<()> {
+pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf, ready: &Path) -> Result<()> {
     let flags = FlagOverrides {
         data_dir: Some(data_dir),
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -275,11 +218,7 @@ pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf) -> Result<()
         .build()?;
     runtime.block_on(async move {
         let relay = start(config).await?;
-        say(&format!(
-            "cairn relay listening on {} (admin {})",
-            relay.addr, relay.admin_addr
-        ));
-        say(&format!("fingerprint {}", relay.fingerprint));
+        Ready::of(&relay).write(ready)?;
         relay.wait().await;
         bail!("the relay stopped")
     })
@@ -287,22 +226,23 @@ pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf) -> Result<()
 
 /// `cairn-load serve-bare`: a bare quinn server with the relay's TLS
 /// set-up that completes handshakes and holds connections until their
-/// clients close them, for the memory baseline.
-pub fn serve_bare_in_this_process() -> Result<()> {
+/// clients close them, for the memory baseline. Its ready file has the
+/// relay's fields, without an admin address.
+pub fn serve_bare_in_this_process(ready: &Path) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let (server, pin) = crate::net::bare_server()?;
-        say(&format!("bare quinn listening on {}", server.local_addr()?));
-        say(&format!("fingerprint {pin}"));
+        let announced = serde_json::json!({
+            "listen": server.local_addr()?,
+            "admin": null,
+            "metrics": null,
+            "fingerprint": pin.to_string(),
+            "pid": std::process::id(),
+        });
+        std::fs::write(ready, serde_json::to_vec(&announced)?)?;
         crate::net::accept_and_hold(server).await;
         bail!("the bare server stopped")
     })
-}
-
-/// A line on stdout, for the parent process to read.
-#[allow(clippy::print_stdout)]
-fn say(line: &str) {
-    println!("{line}");
 }

@@ -57,7 +57,7 @@ impl Size {
 
 /// Runs the cold sync and its raw quinn baseline.
 pub async fn run(size: Size) -> Result<Report> {
-    let user = User::new(DOMAIN, 0);
+    let user = User::in_domain(DOMAIN, 0);
     let (old, new, other, warm) = (
         user.device(0),
         user.device(1),
@@ -168,9 +168,9 @@ async fn preload(dir: &Path, device: &Device, count: usize) -> Result<u64> {
         let batch = (0..take)
             .map(|_| {
                 seq += 1;
-                device.envelope(seq, Scope::Private, stamped_payload())
+                device.envelope(seq, Scope::Private, &stamped_payload())
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         bytes += batch.iter().map(|e| e.encode().len() as u64).sum::<u64>();
         for outcome in store.append(batch).await? {
             if !matches!(outcome, ItemOutcome::Stored { .. }) {

@@ -8,80 +8,35 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cairn_client::{Client, Options, Passphrase, Progress};
+use cairn_testkit::RelayProcess;
+use cairn_testkit::metrics::Metrics;
+use cairn_testkit::process::RelayOptions;
 
-/// A relay process, killed when dropped.
+/// A relay process on its defaults, with its data directory.
 struct Relay {
-    child: Child,
+    process: RelayProcess,
     addr: String,
-    admin: String,
-    fingerprint: cairn_wire::Fingerprint,
     _data: tempfile::TempDir,
 }
 
 impl Relay {
     fn start() -> Self {
-        let bin = escargot::CargoBuild::new()
-            .package("cairn-relay")
-            .bin("cairn-relay")
-            .current_release()
-            .current_target()
-            .run()
-            .unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(bin.path())
-            .args(["serve", "--data-dir"])
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let words: Vec<&str> = first.split_whitespace().collect();
-        let addr = words[4].to_owned();
-        let admin = words[6].trim_end_matches(')').to_owned();
-        let second = lines.next().unwrap().unwrap();
-        let fingerprint = second
-            .strip_prefix("fingerprint ")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let process = RelayOptions::defaults().spawn(data.path());
         Self {
-            child,
-            addr,
-            admin,
-            fingerprint,
+            addr: process.addr.to_string(),
+            process,
             _data: data,
         }
     }
-}
 
-impl Relay {
     /// The relay's count of requests of `kind`, from its metrics.
-    fn requests(&self, kind: &str) -> u64 {
-        let text = ureq::get(format!("http://{}/metrics", self.admin))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        let prefix = format!("cairn_requests_total{{kind=\"{kind}\"}} ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .map_or(0, |n| n.trim().parse().unwrap())
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn requests(&self, kind: &str) -> f64 {
+        let series = format!("cairn_requests_total{{kind=\"{kind}\"}}");
+        Metrics::scrape(self.process.admin).value(&series)
     }
 }
 
@@ -114,7 +69,7 @@ async fn large_outbox_and_history_move_in_several_rounds() {
         home_a.path(),
         &pass(),
         &relay.addr,
-        relay.fingerprint,
+        relay.process.fingerprint,
         "laptop",
         options(),
     )
@@ -135,7 +90,7 @@ async fn large_outbox_and_history_move_in_several_rounds() {
         home_b.path(),
         &pass(),
         &relay.addr,
-        relay.fingerprint,
+        relay.process.fingerprint,
         laptop.user().unwrap(),
         "phone",
         options(),
@@ -150,8 +105,8 @@ async fn large_outbox_and_history_move_in_several_rounds() {
     assert!(rounds.saw_more, "the history came in several pages");
     // The first hello's page said more; the rest of the history came
     // through one catch-up subscription, not a hello per page.
-    assert_eq!(relay.requests("subscribe") - subscriptions, 1);
-    assert!(relay.requests("hello") - hellos <= 3);
+    assert_eq!(relay.requests("subscribe") - subscriptions, 1.0);
+    assert!(relay.requests("hello") - hellos <= 3.0);
     let notes = phone.notes().unwrap();
     assert_eq!(notes.len(), 300);
     assert!(

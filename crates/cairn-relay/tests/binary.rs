@@ -12,111 +12,29 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use cairn_testkit::process::RelayOptions;
+use cairn_testkit::raw::connect;
+use cairn_testkit::{RelayProcess, relay_binary};
 
 use cairn_wire::*;
 use support::*;
 use tempfile::TempDir;
 
-/// A `cairn-relay serve` child process.
-struct RelayProcess {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    fingerprint: Fingerprint,
+/// A relay on `data_dir` with the relay's own defaults.
+fn spawn(data_dir: &Path) -> RelayProcess {
+    RelayOptions::defaults().spawn(data_dir)
 }
 
-impl RelayProcess {
-    fn spawn(data_dir: &Path) -> Self {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("cairn-relay"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let listening = lines.next().unwrap().unwrap();
-        let fingerprint = lines.next().unwrap().unwrap();
-        // "cairn relay listening on ADDR (admin ADDR)"
-        let words: Vec<&str> = listening.split_whitespace().collect();
-        let addr = words[4].parse().unwrap();
-        let admin = words[6].trim_end_matches(')').parse().unwrap();
-        let fingerprint = fingerprint
-            .strip_prefix("fingerprint ")
-            .unwrap()
-            .parse()
-            .unwrap();
-        Self {
-            child,
-            addr,
-            admin,
-            fingerprint,
-        }
-    }
-
-    async fn connect(&self, device: &Device) -> cairn_client::Connection {
-        cairn_client::Connection::open(
-            self.addr,
-            self.fingerprint,
-            &device.key,
-            device.certificate.clone(),
-            None,
-        )
-        .await
-        .unwrap()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let url = format!("http://{}{path}", self.admin);
-        let mut response = ureq::get(&url)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.body_mut().read_to_string().unwrap(),
-        )
-    }
-
-    /// Sends SIGTERM and waits (bounded) for a clean exit.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "relay exited with {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "relay did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// SIGTERM, and a clean exit.
+fn terminate(relay: RelayProcess) {
+    let status = relay.stop();
+    assert!(status.success(), "relay exited with {status}");
 }
 
 fn relay_cmd(args: &[&str], data_dir: &Path) -> assert_cmd::assert::Assert {
-    assert_cmd::Command::cargo_bin("cairn-relay")
-        .unwrap()
+    assert_cmd::Command::new(relay_binary())
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -130,16 +48,16 @@ fn stdout(assert: &assert_cmd::assert::Assert) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_an_empty_data_dir_then_stop_gracefully_on_sigterm() {
     let dir = TempDir::new().unwrap();
-    let relay = RelayProcess::spawn(dir.path());
-    assert_eq!(relay.get("/healthz"), (200, "ok\n".to_owned()));
+    let relay = spawn(dir.path());
+    assert_eq!(relay.admin_get("/healthz"), (200, "ok\n".to_owned()));
     let alice = User::new(1);
     let device = alice.device(2);
-    let c = relay.connect(&device).await;
+    let c = connect(&relay, &device).await;
     append_one(&c, device.envelope(1, Scope::Private, b"hello")).await;
-    let (status, metrics) = relay.get("/metrics");
+    let (status, metrics) = relay.admin_get("/metrics");
     assert_eq!(status, 200);
     assert!(
-        metric_value(&metrics, "cairn_envelopes_stored_total") >= 1.0,
+        Metrics::from_text(metrics.clone()).value("cairn_envelopes_stored_total") >= 1.0,
         "{metrics}"
     );
     assert!(
@@ -149,7 +67,7 @@ async fn serve_on_an_empty_data_dir_then_stop_gracefully_on_sigterm() {
     // The fingerprint subcommand prints exactly what clients pin.
     let printed = stdout(&relay_cmd(&["fingerprint"], dir.path()).success());
     assert_eq!(printed.trim(), relay.fingerprint.to_string());
-    relay.terminate();
+    terminate(relay);
     // After a clean stop, the database checks out.
     let check = stdout(&relay_cmd(&["check"], dir.path()).success());
     assert!(check.contains("database is consistent"), "{check}");
@@ -158,14 +76,14 @@ async fn serve_on_an_empty_data_dir_then_stop_gracefully_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() {
     let dir = TempDir::new().unwrap();
-    let relay = RelayProcess::spawn(dir.path());
+    let relay = spawn(dir.path());
     let (alice, bob) = (User::new(1), User::new(4));
     let (laptop, phone, bob_device) = (alice.device(2), alice.device(3), bob.device(5));
-    let a = relay.connect(&laptop).await;
+    let a = connect(&relay, &laptop).await;
     request(&a, Request::RegisterDevice(phone.certificate.clone())).await;
-    request(&a, Request::GrantFriend(alice.grant(&bob))).await;
-    let b = relay.connect(&bob_device).await;
-    request(&b, Request::GrantFriend(bob.grant(&alice))).await;
+    request(&a, Request::GrantFriend(alice.grant(bob.id))).await;
+    let b = connect(&relay, &bob_device).await;
+    request(&b, Request::GrantFriend(bob.grant(alice.id))).await;
     for seq in 1..=20 {
         let scope = [Scope::Private, Scope::Friends, Scope::Direct(bob.id)]
             [usize::try_from(seq % 3).unwrap()];
@@ -176,7 +94,7 @@ async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() 
         .await;
     }
     append_one(&b, bob_device.envelope(1, Scope::Friends, b"bob")).await;
-    request(&a, Request::RevokeDevice(alice.revoke(&phone))).await;
+    request(&a, Request::RevokeDevice(alice.revoke(phone.id))).await;
 
     // Online backup while the relay serves, through its admin listener.
     let backup_dir = TempDir::new().unwrap();
@@ -195,7 +113,7 @@ async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() 
     .success();
     let before = snapshot(&a, &alice, &bob).await;
     drop((a, b));
-    relay.terminate();
+    terminate(relay);
 
     // Restore into a new data directory and serve it: the same log.
     let restored = TempDir::new().unwrap();
@@ -214,8 +132,8 @@ async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() 
         restored.path().join("relay-key.pem"),
     )
     .unwrap();
-    let relay = RelayProcess::spawn(restored.path());
-    let a = relay.connect(&laptop).await;
+    let relay = spawn(restored.path());
+    let a = connect(&relay, &laptop).await;
     assert_eq!(snapshot(&a, &alice, &bob).await, before);
     // The revoked device stays revoked.
     let refused = cairn_client::Connection::open(
@@ -228,7 +146,7 @@ async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() 
     .await;
     assert!(refused.is_err());
     drop(a);
-    relay.terminate();
+    terminate(relay);
 
     // Export, import into an empty directory, export again: identical.
     let first = backup_dir.path().join("first.export");
@@ -331,30 +249,14 @@ async fn snapshot(
 #[test]
 fn json_logs_are_one_object_per_line_with_the_fingerprint() {
     let dir = TempDir::new().unwrap();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("cairn-relay"))
-        .args([
-            "serve",
-            "--log-format",
-            "json",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let first = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let line: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let relay = RelayOptions::defaults()
+        .arg("--log-format")
+        .arg("json")
+        .spawn(dir.path());
+    let log = relay.stderr();
+    let first = log.lines().next().expect("a log line before it is ready");
+    terminate(relay);
+    let line: serde_json::Value = serde_json::from_str(first).unwrap();
     assert_eq!(line["level"], "INFO", "{line}");
     assert!(
         line["fields"]["fingerprint"]
@@ -363,4 +265,26 @@ fn json_logs_are_one_object_per_line_with_the_fingerprint() {
             .starts_with("sha256:"),
         "{line}"
     );
+}
+
+/// The test kit reads the ready file the relay writes, field for field.
+#[test]
+fn the_ready_file_is_what_the_test_kit_reads() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("ready.json");
+    let written = cairn_relay::ready::Ready {
+        listen: "127.0.0.1:7443".parse().unwrap(),
+        admin: "127.0.0.1:7440".parse().unwrap(),
+        metrics: Some("127.0.0.1:9090".parse().unwrap()),
+        fingerprint: Fingerprint::from_bytes([3; 32]).to_string(),
+        pid: 7,
+    };
+    written.write(&path).unwrap();
+    let read =
+        cairn_testkit::process::Ready::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(read.listen, written.listen);
+    assert_eq!(read.admin, Some(written.admin));
+    assert_eq!(read.metrics, written.metrics);
+    assert_eq!(read.fingerprint.to_string(), written.fingerprint);
+    assert_eq!(read.pid, written.pid);
 }

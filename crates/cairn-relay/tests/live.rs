@@ -38,7 +38,7 @@ async fn collect(subscription: &mut Subscription, count: usize) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_stays_gapless_while_eight_writers_race_it() {
-    const WRITERS: u8 = 8;
+    const WRITERS: u32 = 8;
     const PER_WRITER: u64 = 40;
     let relay = TestRelay::start().await;
     let alice = User::new(1);
@@ -123,7 +123,7 @@ async fn a_slow_subscriber_holds_nobody_back_and_loses_nothing() {
     assert_eq!(slow_positions, (1..=COUNT).collect::<Vec<_>>());
     // And it did so by falling back to storage, not by queueing everything.
     let metrics = admin_get(&relay, "/metrics");
-    let catch_ups = metric_value(&metrics, "cairn_subscriber_catch_ups_total");
+    let catch_ups = Metrics::from_text(metrics.clone()).value("cairn_subscriber_catch_ups_total");
     assert!(
         catch_ups >= 1.0,
         "the slow subscriber was never switched to storage:\n{metrics}"
@@ -148,7 +148,7 @@ async fn revoking_a_friend_ends_their_open_subscription() {
     let alice_device = alice.device(2);
     let alice_c = relay.connect(&alice_device).await;
     let bob_c = relay.connect(&bob.device(5)).await;
-    request(&alice_c, Request::GrantFriend(alice.grant(&bob))).await;
+    request(&alice_c, Request::GrantFriend(alice.grant(bob.id))).await;
     let stream = StreamId::new(alice.id, Scope::Friends);
     let mut subscription = bob_c
         .subscribe(SubscribeRequest { stream, after: 0 })
@@ -161,7 +161,7 @@ async fn revoking_a_friend_ends_their_open_subscription() {
     )
     .await;
     assert_eq!(collect(&mut subscription, 1).await, vec![1]);
-    request(&alice_c, Request::RevokeFriend(alice.unfriend(&bob))).await;
+    request(&alice_c, Request::RevokeFriend(alice.unfriend(bob.id))).await;
     let event = tokio::time::timeout(WAIT, subscription.next())
         .await
         .unwrap()

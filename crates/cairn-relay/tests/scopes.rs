@@ -67,12 +67,12 @@ async fn friends_streams_follow_grants_and_revocations() {
         ErrorCode::FORBIDDEN
     );
     assert_eq!(
-        request(&alice_c, Request::GrantFriend(alice.grant(&bob))).await,
+        request(&alice_c, Request::GrantFriend(alice.grant(bob.id))).await,
         Response::Done
     );
     assert_eq!(positions(&read(&bob_c, stream, 0).await), vec![1]);
     assert_eq!(
-        request(&alice_c, Request::RevokeFriend(alice.unfriend(&bob))).await,
+        request(&alice_c, Request::RevokeFriend(alice.unfriend(bob.id))).await,
         Response::Done
     );
     assert_eq!(
@@ -87,11 +87,11 @@ async fn statements_must_be_the_connection_users_own() {
     let (alice, bob, carol) = (User::new(1), User::new(4), User::new(6));
     let bob_c = relay.connect(&bob.device(5)).await;
     // Bob relays a grant Alice signed: not his to make.
-    let answer = request(&bob_c, Request::GrantFriend(alice.grant(&carol))).await;
+    let answer = request(&bob_c, Request::GrantFriend(alice.grant(carol.id))).await;
     assert_eq!(error_code(&answer), ErrorCode::BAD_STATEMENT);
     // A grant with a forged signature.
-    let body = bob.grant(&carol).body().clone();
-    let forged = FriendGrant::from_parts(body, *alice.grant(&carol).signature());
+    let body = bob.grant(carol.id).body().clone();
+    let forged = FriendGrant::from_parts(body, *alice.grant(carol.id).signature());
     assert_eq!(
         error_code(&request(&bob_c, Request::GrantFriend(forged)).await),
         ErrorCode::BAD_STATEMENT
@@ -111,7 +111,7 @@ async fn direct_streams_reach_the_recipient_only() {
         [AppendOutcome::Refused(e)] => assert_eq!(e.code, ErrorCode::FORBIDDEN),
         other => panic!("bob has not added alice yet: {other:?}"),
     }
-    request(&bob_c, Request::GrantFriend(bob.grant(&alice))).await;
+    request(&bob_c, Request::GrantFriend(bob.grant(alice.id))).await;
     append_one(&alice_c, strangers).await;
     let stream = StreamId::new(alice.id, Scope::Direct(bob.id));
     assert_eq!(positions(&read(&bob_c, stream, 0).await), vec![1]);
@@ -197,9 +197,9 @@ async fn hello_pushes_the_outbox_and_pulls_everything_new_then_resumes_from_acks
     )
     .await;
     let bob_c = relay.connect(&bob_device).await;
-    request(&bob_c, Request::GrantFriend(bob.grant(&alice))).await;
+    request(&bob_c, Request::GrantFriend(bob.grant(alice.id))).await;
     // Alice adds Bob back: a hello carries only friends she added.
-    request(&laptop_c, Request::GrantFriend(alice.grant(&bob))).await;
+    request(&laptop_c, Request::GrantFriend(alice.grant(bob.id))).await;
     append_one(
         &bob_c,
         bob_device.envelope(1, Scope::Friends, b"bob's post"),

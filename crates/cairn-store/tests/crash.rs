@@ -27,7 +27,7 @@ use common::User;
 
 const CHILD_ENV: &str = "CAIRN_CRASH_CHILD";
 const ITERATIONS: usize = 25;
-const WRITERS: u8 = 16;
+const WRITERS: u32 = 16;
 
 #[test]
 fn acknowledged_envelopes_survive_sigkill() {
@@ -128,7 +128,7 @@ async fn ingest_forever(path: &Path) {
     for n in 0..WRITERS {
         let device = alice.device(n);
         let outcome = store
-            .register_device(alice.certify(&device, 1))
+            .register_device(alice.certify(device.id, 1))
             .await
             .unwrap();
         assert!(matches!(
@@ -147,7 +147,7 @@ async fn ingest_forever(path: &Path) {
                 };
                 let count = 1 + u64::from(n % 3);
                 let batch = (1..=count)
-                    .map(|i| device.envelope(seq + i, scope, &[n; 1024]))
+                    .map(|i| device.envelope(seq + i, scope, &[u8::try_from(n).unwrap(); 1024]))
                     .collect();
                 let outcomes = store.append(batch).await.unwrap();
                 report(&outcomes);

@@ -212,13 +212,13 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let users: Vec<User> = (0..USERS).map(|u| User::new(u as u8 + 1)).collect();
+        let users: Vec<User> = (0..USERS).map(|u| User::new(u as u32 + 1)).collect();
         let devices = users
             .iter()
             .enumerate()
             .map(|(u, user)| {
                 (0..DEVICES)
-                    .map(|d| user.device((u * 10 + d) as u8))
+                    .map(|d| user.device((u * 10 + d) as u32))
                     .collect()
             })
             .collect();
@@ -302,25 +302,31 @@ async fn step(store: &RedbStore, world: &mut World, model: &mut Model, op: Op) {
         Op::Register(u, d, t) => {
             let (user, device) = (&world.users[u], &world.devices[u][d]);
             let got = store
-                .register_device(user.certify(device, t))
+                .register_device(user.certify(device.id, t))
                 .await
                 .unwrap();
             assert_eq!(got, model.register(user.id, device.id, t));
         }
         Op::Revoke(u, d, t) => {
             let (user, device) = (&world.users[u], &world.devices[u][d]);
-            let got = store.revoke_device(user.revoke(device, t)).await.unwrap();
+            let got = store
+                .revoke_device(user.revoke_at(device.id, t))
+                .await
+                .unwrap();
             assert_eq!(got, model.revoke(user.id, device.id, t));
         }
         Op::Grant(a, b, t) => {
             let (granter, grantee) = (&world.users[a], world.users[b].id);
-            let got = store.grant_friend(granter.grant(grantee, t)).await.unwrap();
+            let got = store
+                .grant_friend(granter.grant_at(grantee, t))
+                .await
+                .unwrap();
             assert_eq!(got, model.friend(granter.id, grantee, t, 0));
         }
         Op::Unfriend(a, b, t) => {
             let (granter, grantee) = (&world.users[a], world.users[b].id);
             let got = store
-                .revoke_friend(granter.unfriend(grantee, t))
+                .revoke_friend(granter.unfriend_at(grantee, t))
                 .await
                 .unwrap();
             assert_eq!(got, model.friend(granter.id, grantee, t, 1));

@@ -130,16 +130,9 @@ fn downgrade_to_version_1(path: &std::path::Path) {
     txn.commit().unwrap();
 }
 
-/// The `n`th of many devices of `user` (more than `User::device` makes).
+/// The `n`th of many devices of `user`.
 fn nth_device(user: &User, n: usize) -> common::Device {
-    let mut seed = [0x42; 32];
-    seed[..8].copy_from_slice(&(n as u64).to_be_bytes());
-    let key = cairn_wire::SigningKey::from_bytes(&seed);
-    common::Device {
-        user: user.id,
-        id: cairn_wire::DeviceId::from_bytes(key.verifying_key().to_bytes()),
-        key,
-    }
+    user.device(u32::try_from(n).unwrap())
 }
 
 /// The `n`th of many user ids.
@@ -161,7 +154,7 @@ async fn a_user_has_at_most_so_many_devices_and_friend_records() {
     }
     let one_more = nth_device(&alice, MAX_DEVICES_PER_USER);
     let outcome = store
-        .register_device(alice.certify(&one_more, 1))
+        .register_device(alice.certify(one_more.id, 1))
         .await
         .unwrap();
     assert_eq!(
@@ -170,27 +163,30 @@ async fn a_user_has_at_most_so_many_devices_and_friend_records() {
     );
     // A newer certificate of a device already registered still applies.
     let renewed = store
-        .register_device(alice.certify(&nth_device(&alice, 0), 2))
+        .register_device(alice.certify(nth_device(&alice, 0).id, 2))
         .await
         .unwrap();
     assert_eq!(renewed, StatementOutcome::Applied);
 
     for n in 0..MAX_FRIENDS_PER_USER {
         let outcome = store
-            .grant_friend(alice.grant(nth_user(n), 1))
+            .grant_friend(alice.grant_at(nth_user(n), 1))
             .await
             .unwrap();
         assert_eq!(outcome, StatementOutcome::Applied);
     }
     let stranger = nth_user(MAX_FRIENDS_PER_USER);
-    let outcome = store.grant_friend(alice.grant(stranger, 1)).await.unwrap();
+    let outcome = store
+        .grant_friend(alice.grant_at(stranger, 1))
+        .await
+        .unwrap();
     assert_eq!(
         outcome,
         StatementOutcome::Refused(StatementRefusal::TooMany)
     );
     // Revoking an existing grant is always possible.
     let outcome = store
-        .revoke_friend(alice.unfriend(nth_user(0), 2))
+        .revoke_friend(alice.unfriend_at(nth_user(0), 2))
         .await
         .unwrap();
     assert_eq!(outcome, StatementOutcome::Applied);

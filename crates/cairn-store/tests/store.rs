@@ -180,7 +180,10 @@ async fn unknown_foreign_and_revoked_devices_are_refused() {
         .append(vec![laptop.envelope(1, Scope::Private, b"ok")])
         .await
         .unwrap();
-    let revoked = store.revoke_device(alice.revoke(&laptop, 5)).await.unwrap();
+    let revoked = store
+        .revoke_device(alice.revoke_at(laptop.id, 5))
+        .await
+        .unwrap();
     assert_eq!(revoked, StatementOutcome::Applied);
     let outcomes = store
         .append(vec![laptop.envelope(2, Scope::Private, b"late")])
@@ -188,7 +191,7 @@ async fn unknown_foreign_and_revoked_devices_are_refused() {
         .unwrap();
     assert_eq!(outcomes, [ItemOutcome::Refused(Refusal::DeviceRevoked)]);
     let again = store
-        .register_device(alice.certify(&laptop, 99))
+        .register_device(alice.certify(laptop.id, 99))
         .await
         .unwrap();
     assert_eq!(
@@ -206,7 +209,7 @@ async fn device_statements_follow_their_order() {
     let (_dir, store) = temp_store(fast());
     let alice = User::new(1);
     let (laptop, phone) = (alice.device(1), alice.device(2));
-    let cert = alice.certify(&laptop, 10);
+    let cert = alice.certify(laptop.id, 10);
     assert_eq!(
         store.register_device(cert.clone()).await.unwrap(),
         StatementOutcome::Applied
@@ -216,17 +219,17 @@ async fn device_statements_follow_their_order() {
         StatementOutcome::Unchanged
     );
     let older = store
-        .register_device(alice.certify(&laptop, 5))
+        .register_device(alice.certify(laptop.id, 5))
         .await
         .unwrap();
     assert_eq!(older, StatementOutcome::Refused(StatementRefusal::Stale));
     let newer = store
-        .register_device(alice.certify(&laptop, 20))
+        .register_device(alice.certify(laptop.id, 20))
         .await
         .unwrap();
     assert_eq!(newer, StatementOutcome::Applied);
     // A revocation wins over the certificate whatever their dates.
-    let revoke = alice.revoke(&laptop, 19);
+    let revoke = alice.revoke_at(laptop.id, 19);
     assert_eq!(
         store.revoke_device(revoke.clone()).await.unwrap(),
         StatementOutcome::Applied
@@ -238,23 +241,29 @@ async fn device_statements_follow_their_order() {
     // Revocation is final: a later or earlier one changes nothing.
     for at in [5, 25] {
         let again = store
-            .revoke_device(alice.revoke(&laptop, at))
+            .revoke_device(alice.revoke_at(laptop.id, at))
             .await
             .unwrap();
         assert_eq!(again, StatementOutcome::Unchanged);
     }
     // A device the user never certified cannot be revoked.
     assert_eq!(
-        store.revoke_device(alice.revoke(&phone, 1)).await.unwrap(),
+        store
+            .revoke_device(alice.revoke_at(phone.id, 1))
+            .await
+            .unwrap(),
         StatementOutcome::Refused(StatementRefusal::UnknownDevice)
     );
     store
-        .register_device(alice.certify(&phone, 2))
+        .register_device(alice.certify(phone.id, 2))
         .await
         .unwrap();
-    store.revoke_device(alice.revoke(&phone, 1)).await.unwrap();
+    store
+        .revoke_device(alice.revoke_at(phone.id, 1))
+        .await
+        .unwrap();
     let late_cert = store
-        .register_device(alice.certify(&phone, 3))
+        .register_device(alice.certify(phone.id, 3))
         .await
         .unwrap();
     assert_eq!(
@@ -275,7 +284,7 @@ async fn device_statements_follow_their_order() {
 async fn friend_grants_and_revocations_follow_their_order() {
     let (_dir, store) = temp_store(fast());
     let (alice, bob, carol) = (User::new(1), User::new(2), User::new(3));
-    let grant = alice.grant(bob.id, 10);
+    let grant = alice.grant_at(bob.id, 10);
     assert_eq!(
         store.grant_friend(grant.clone()).await.unwrap(),
         StatementOutcome::Applied
@@ -284,8 +293,11 @@ async fn friend_grants_and_revocations_follow_their_order() {
         store.grant_friend(grant.clone()).await.unwrap(),
         StatementOutcome::Unchanged
     );
-    store.grant_friend(alice.grant(carol.id, 10)).await.unwrap();
-    store.grant_friend(carol.grant(bob.id, 3)).await.unwrap();
+    store
+        .grant_friend(alice.grant_at(carol.id, 10))
+        .await
+        .unwrap();
+    store.grant_friend(carol.grant_at(bob.id, 3)).await.unwrap();
     assert_eq!(store.grants_by(alice.id).await.unwrap().len(), 2);
     let mut granters = store.granters_of(bob.id).await.unwrap();
     granters.sort();
@@ -294,28 +306,34 @@ async fn friend_grants_and_revocations_follow_their_order() {
     assert_eq!(granters, expected);
 
     let stale = store
-        .revoke_friend(alice.unfriend(bob.id, 9))
+        .revoke_friend(alice.unfriend_at(bob.id, 9))
         .await
         .unwrap();
     assert_eq!(stale, StatementOutcome::Refused(StatementRefusal::Stale));
     // At the same time, a revocation wins.
     let revoked = store
-        .revoke_friend(alice.unfriend(bob.id, 10))
+        .revoke_friend(alice.unfriend_at(bob.id, 10))
         .await
         .unwrap();
     assert_eq!(revoked, StatementOutcome::Applied);
     assert_eq!(store.granters_of(bob.id).await.unwrap(), [carol.id]);
-    let at_revocation = store.grant_friend(alice.grant(bob.id, 10)).await.unwrap();
+    let at_revocation = store
+        .grant_friend(alice.grant_at(bob.id, 10))
+        .await
+        .unwrap();
     assert_eq!(
         at_revocation,
         StatementOutcome::Refused(StatementRefusal::Stale)
     );
-    let regrant = store.grant_friend(alice.grant(bob.id, 11)).await.unwrap();
+    let regrant = store
+        .grant_friend(alice.grant_at(bob.id, 11))
+        .await
+        .unwrap();
     assert_eq!(regrant, StatementOutcome::Applied);
     assert_eq!(store.granters_of(bob.id).await.unwrap().len(), 2);
     let statements = store.statements().await.unwrap();
     assert_eq!(statements.len(), 3);
-    assert!(statements.contains(&StoredStatement::FriendGrant(alice.grant(bob.id, 11))));
+    assert!(statements.contains(&StoredStatement::FriendGrant(alice.grant_at(bob.id, 11))));
 }
 
 #[tokio::test]
@@ -416,7 +434,7 @@ async fn concurrent_appends_share_commits() {
     let store = Arc::new(store);
     let alice = User::new(1);
     let mut devices = Vec::new();
-    for i in 0..64u8 {
+    for i in 0..64u32 {
         let device = alice.device(i);
         register(store.as_ref(), &alice, &device).await;
         devices.push(device);
@@ -537,7 +555,7 @@ async fn backup_while_writing_is_a_consistent_prefix() {
     let laptop = alice.device(1);
     register(store.as_ref(), &alice, &laptop).await;
     store
-        .grant_friend(alice.grant(User::new(2).id, 1))
+        .grant_friend(alice.grant_at(User::new(2).id, 1))
         .await
         .unwrap();
     let writer = {

@@ -51,6 +51,16 @@ impl Metrics {
             .unwrap_or(0.0)
     }
 
+    /// The sum of every sample of the metric `name`, whatever its labels.
+    pub fn sum(&self, name: &str) -> f64 {
+        self.text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter(|line| line.split(['{', ' ']).next() == Some(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// The Prometheus text.
     pub fn text(&self) -> &str {
         &self.text
@@ -71,5 +81,7 @@ mod tests {
         assert_eq!(metrics.value("cairn_requests_total{kind=\"hello\"}"), 7.0);
         assert_eq!(metrics.value("cairn_requests_total{kind=\"read\"}"), 0.0);
         assert_eq!(metrics.value("cairn_absent"), 0.0);
+        assert_eq!(metrics.sum("cairn_requests_total"), 7.0);
+        assert_eq!(metrics.sum("cairn_connections"), 3.0);
     }
 }

@@ -345,10 +345,29 @@ impl RelayProcess {
         let _ = self.process.child.wait();
     }
 
+    /// `GET` on its admin listener: the status and the body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin, path)
+    }
+
     /// Its resident memory now, in bytes.
     pub fn resident_bytes(&self) -> Option<u64> {
         resident_bytes(self.pid())
     }
+}
+
+/// `GET http://ADDR{path}` (bounded by [`WAIT`]): the status, whatever it
+/// is, and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut response = ureq::get(format!("http://{addr}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(WAIT))
+        .build()
+        .call()
+        .unwrap_or_else(|e| panic!("GET {addr}{path}: {e}"));
+    let body = response.body_mut().read_to_string().expect("a body");
+    (response.status().as_u16(), body)
 }
 
 /// A loopback UDP port that was free a moment ago.

@@ -1,22 +1,22 @@
-//! Test support: in-process relays on loopback, identities, envelopes.
+//! Test support: in-process relays on loopback, and requests through the
+//! client library's connection. Identities, envelopes and the rest come
+//! from the test kit.
 #![allow(
     dead_code,
+    unused_imports,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing
 )]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use cairn_client::Connection;
 use cairn_relay::config::RelayConfig;
 use cairn_relay::{RelayHandle, start};
+pub use cairn_testkit::metrics::Metrics;
+pub use cairn_testkit::{Device, User, WAIT, now_ms};
 use cairn_wire::*;
 use tempfile::TempDir;
-
-/// Every wait in these tests is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A relay on loopback with its own data directory.
 pub struct TestRelay {
@@ -52,16 +52,13 @@ impl TestRelay {
         device: &Device,
         invite: Option<&str>,
     ) -> Result<Connection, cairn_client::ConnectError> {
-        let connect = Connection::open(
+        cairn_testkit::raw::try_connect_to(
             self.handle.addr,
             self.handle.fingerprint,
-            &device.key,
-            device.certificate.clone(),
+            device,
             invite,
-        );
-        tokio::time::timeout(WAIT, connect)
-            .await
-            .expect("connect timed out")
+        )
+        .await
     }
 }
 
@@ -80,86 +77,6 @@ pub fn config_in(dir: &std::path::Path, tweak: impl FnOnce(&mut RelayConfig)) ->
     config.limits.registration_burst_per_ip = 1_000_000;
     tweak(&mut config);
     config
-}
-
-/// A user: a root key.
-pub struct User {
-    pub root: SigningKey,
-    pub id: UserId,
-}
-
-/// One device of a user, certified by the user's root key.
-#[derive(Clone)]
-pub struct Device {
-    pub key: SigningKey,
-    pub user: UserId,
-    pub id: DeviceId,
-    pub certificate: DeviceCertificate,
-}
-
-impl User {
-    pub fn new(seed: u8) -> Self {
-        let root = SigningKey::from_bytes(&[seed; 32]);
-        let id = UserId::from_bytes(root.verifying_key().to_bytes());
-        Self { root, id }
-    }
-
-    /// A device of this user, certified by its root key.
-    pub fn device(&self, seed: u8) -> Device {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let id = DeviceId::from_bytes(key.verifying_key().to_bytes());
-        let body =
-            DeviceCertificateBody::new(self.id, id, ExchangeKey::from_bytes([seed; 32]), now_ms());
-        Device {
-            key,
-            user: self.id,
-            id,
-            certificate: DeviceCertificate::sign(body, &self.root),
-        }
-    }
-
-    pub fn revoke(&self, device: &Device) -> DeviceRevocation {
-        DeviceRevocation::sign(
-            DeviceRevocationBody::new(self.id, device.id, now_ms()),
-            &self.root,
-        )
-    }
-
-    pub fn grant(&self, friend: &User) -> FriendGrant {
-        FriendGrant::sign(
-            FriendGrantBody::new(self.id, friend.id, now_ms()),
-            &self.root,
-        )
-    }
-
-    pub fn unfriend(&self, friend: &User) -> FriendRevocation {
-        FriendRevocation::sign(
-            FriendRevocationBody::new(self.id, friend.id, now_ms() + 1),
-            &self.root,
-        )
-    }
-}
-
-impl Device {
-    /// An envelope by this device.
-    pub fn envelope(&self, seq: u64, scope: Scope, payload: &[u8]) -> Envelope {
-        let header = EnvelopeHeader::new(self.user, self.id, seq, now_ms(), scope);
-        UnsignedEnvelope {
-            header,
-            payload: Payload::new(payload.to_vec()).unwrap(),
-        }
-        .sign(&self.key)
-    }
-}
-
-pub fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// Sends a request with a bounded wait.
@@ -220,27 +137,9 @@ pub fn positions(response: &Response) -> Vec<u64> {
 
 /// GETs an admin path and returns the body.
 pub fn admin_get(relay: &TestRelay, path: &str) -> String {
-    let url = format!("http://{}{path}", relay.handle.admin_addr);
-    ureq::get(&url)
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap()
-}
-
-/// The value of an unlabelled metric in Prometheus text, 0 when absent.
-pub fn metric_value(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .next()
-        .unwrap_or(0.0)
+    let (status, body) = cairn_testkit::process::http_get(relay.handle.admin_addr, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
 }
 
 /// Waits (bounded) until the relay closes `connection` with `code`.
