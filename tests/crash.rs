@@ -115,17 +115,7 @@ async fn no_acknowledged_envelope_is_lost_when_the_relay_is_killed_under_load() 
         }
     }
     relay.kill9();
-    let check = std::process::Command::new(relay_binary())
-        .arg("check")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    cairn_testkit::data::assert_check_passes(dir.path());
 }
 
 /// Appends envelope after envelope, reconnecting whenever the relay goes

@@ -146,9 +146,43 @@ fn overlapping_audiences_reach_exactly_their_members_and_a_removed_one_gets_noth
     assert!(seen_by_bob["id"].as_str().unwrap().starts_with("ce1"));
     let close = audience_of(&seen_by_bob);
 
-    // Carol leaves "close" (its key rotates) and then alice's friends
-    // stream altogether: the relay stops serving it to her.
+    // Carol leaves "close": its key rotates. She is still a friend, so the
+    // relay keeps serving her alice's friends stream; only the key keeps
+    // her from what is posted to "close" from now on.
+    let alice = f.alice_id.parse::<UserId>().unwrap();
     f.alice.ok(&["audience", "remove", "close", "carol"]);
+    assert_eq!(
+        f.alice.json(&["audience", "list"]),
+        json!([
+            {"name": "close", "epoch": 1, "members": ["bob"]},
+            {"name": "family", "epoch": 0, "members": ["carol", "dave"]},
+        ])
+    );
+    let sealed_away = f
+        .alice
+        .json(&["post", "--to", "close", "after carol left close"]);
+    f.alice.ok(&["post", "--to", "family", "family with carol"]);
+    f.sync_all();
+    let sealed_away: EnvelopeId = sealed_away["id"].as_str().unwrap().parse().unwrap();
+    match read_friends_stream(&f.carol, alice) {
+        Response::Page(page) => assert!(
+            page.entries.iter().any(|e| e.envelope.id() == sealed_away),
+            "the relay still serves carol the stream"
+        ),
+        other => panic!("carol could not read alice's stream: {other:?}"),
+    }
+    assert_eq!(
+        feed(&f.carol),
+        from_alice(&["close only", "family only", "to both", "family with carol"]),
+        "carol holds the envelope but cannot open it"
+    );
+    assert_eq!(
+        feed(&f.bob),
+        from_alice(&["close only", "to both", "after carol left close"])
+    );
+
+    // Then alice drops carol as a friend: "family" rotates too, and the
+    // relay stops serving her alice's friends stream.
     f.alice.ok(&["friend", "rm", "carol"]);
     assert_eq!(
         f.alice.json(&["audience", "list"]),
@@ -165,21 +199,30 @@ fn overlapping_audiences_reach_exactly_their_members_and_a_removed_one_gets_noth
     f.sync_all();
     assert_eq!(
         feed(&f.bob),
-        from_alice(&["close only", "to both", "after carol left"])
+        from_alice(&[
+            "close only",
+            "to both",
+            "after carol left close",
+            "after carol left"
+        ])
     );
     assert_eq!(
         feed(&f.dave),
-        from_alice(&["family only", "to both", "family after carol"])
+        from_alice(&[
+            "family only",
+            "to both",
+            "family with carol",
+            "family after carol"
+        ])
     );
     assert_eq!(
         feed(&f.carol),
-        from_alice(&["close only", "family only", "to both"]),
+        from_alice(&["close only", "family only", "to both", "family with carol"]),
         "carol gets nothing new"
     );
 
     // Asked directly, the relay refuses carol's device a read of alice's
     // friends stream, and serves bob the later post.
-    let alice = f.alice_id.parse::<UserId>().unwrap();
     let later: EnvelopeId = later["id"].as_str().unwrap().parse().unwrap();
     match read_friends_stream(&f.carol, alice) {
         Response::Error(e) => assert_eq!(e.code, ErrorCode::FORBIDDEN, "{e}"),

@@ -128,7 +128,33 @@ fn a_device_linked_later_and_a_revoked_one() {
     laptop.init(&relay.target, "laptop");
     link(&relay.target, &laptop, &phone, "phone");
     let phone_device = phone.device_id();
+    let newest_private_key = |home: &Home| {
+        let keys = home.client().own_audience_keys().unwrap();
+        let newest = keys.into_iter().max_by_key(|k| k.epoch.0).unwrap();
+        (newest.audience, newest.epoch)
+    };
+    let user = laptop.client().user().unwrap();
+    let (audience, shared_epoch) = newest_private_key(&laptop);
+    assert!(
+        phone
+            .client()
+            .holds_audience_key(user, audience, shared_epoch)
+            .unwrap()
+    );
     laptop.ok(&["device", "revoke", &phone_device]);
+    // The private audience rotated to a key the phone never got.
+    let (rotated, epoch) = newest_private_key(&laptop);
+    assert_eq!(rotated, audience);
+    assert!(
+        epoch.0 > shared_epoch.0,
+        "the private audience did not rotate"
+    );
+    assert!(
+        !phone
+            .client()
+            .holds_audience_key(user, audience, epoch)
+            .unwrap()
+    );
 
     let (code, message) = phone.fails(&["sync"]);
     assert_eq!(code, 7, "revoked device: {message}");

@@ -175,9 +175,35 @@ async fn revoking_a_friend_ends_their_open_subscription() {
         alice_device.envelope(2, Scope::Friends, b"after removal"),
     )
     .await;
-    // Nothing more reaches Bob.
-    let after = tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
-    assert!(matches!(after, Err(_) | Ok(Ok(None))), "{after:?}");
+    // Nothing written after the removal reaches Bob, however he asks.
+    assert_eq!(
+        error_code(&read(&bob_c, stream, 1).await),
+        ErrorCode::FORBIDDEN
+    );
+    let hello = Request::Hello(HelloRequest {
+        cursors: BoundedVec::new(vec![Cursor {
+            stream,
+            position: 1,
+        }])
+        .unwrap(),
+        outbox: BoundedVec::default(),
+    });
+    match request(&bob_c, hello).await {
+        Response::Synced(synced) => assert!(
+            synced.pages.iter().all(|page| page.stream != stream),
+            "a hello still carries the friends stream: {synced:?}"
+        ),
+        other => panic!("hello answered {other:?}"),
+    }
+    let mut again = bob_c
+        .subscribe(SubscribeRequest { stream, after: 1 })
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(WAIT, again.next()).await.unwrap();
+    assert!(
+        matches!(event, Ok(Some(SubscriptionEvent::End(ref e))) if e.code == ErrorCode::FORBIDDEN),
+        "a new subscription was not refused: {event:?}"
+    );
 }
 
 #[tokio::test]
