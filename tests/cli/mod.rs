@@ -44,9 +44,21 @@ impl Relay {
         Self::serve(TempDir::new().unwrap(), "127.0.0.1:0".parse().unwrap())
     }
 
+    /// A relay on a new data directory with extra `CAIRN_RELAY_*` (or
+    /// `RUST_LOG`) variables.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new().unwrap();
+        let process = RelayProcess::spawn_with_env(dir.path(), "127.0.0.1:0".parse().unwrap(), env);
+        Self::around(dir, process)
+    }
+
     /// A relay serving `dir` on `listen`.
     pub fn serve(dir: TempDir, listen: SocketAddr) -> Self {
         let process = RelayProcess::spawn(dir.path(), listen);
+        Self::around(dir, process)
+    }
+
+    fn around(dir: TempDir, process: RelayProcess) -> Self {
         Self {
             target: Target {
                 addr: process.addr.to_string(),
@@ -61,6 +73,14 @@ impl Relay {
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// What the running relay has logged (its stderr).
+    pub fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(RelayProcess::stderr)
+            .unwrap_or_default()
     }
 
     /// SIGKILL: the clients find the relay unreachable.

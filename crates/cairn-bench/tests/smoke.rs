@@ -1,7 +1,14 @@
 //! Keeps the load generator working: every scenario at a tiny size, in
-//! whatever profile the tests build, must finish and report sane figures.
+//! whatever profile the tests build, must finish and report figures that
+//! show the work was done (non-zero rates, ordered percentiles, a sync
+//! that moved the bytes it names, targets judged by their own bounds).
 //! The numbers themselves mean nothing here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::process::Command;
 
@@ -31,12 +38,56 @@ fn every_scenario_reports_sane_figures_at_a_tiny_size() {
         for figure in figures {
             check_figure(figure);
         }
+        check_percentiles(figures);
     }
+    check_sync_moved_its_backlog(&scenarios[3]);
+}
+
+/// The value of the figure whose metric starts with `prefix`.
+fn value_of(figures: &[Value], prefix: &str) -> f64 {
+    figures
+        .iter()
+        .find(|f| f["metric"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no figure {prefix:?}"))["value"]
+        .as_f64()
+        .unwrap()
+}
+
+/// Every `... p50` comes with a `... p99` that is not smaller.
+fn check_percentiles(figures: &[Value]) {
+    for figure in figures {
+        let metric = figure["metric"].as_str().unwrap();
+        let Some(stem) = metric.strip_suffix(" p50") else {
+            continue;
+        };
+        let p50 = figure["value"].as_f64().unwrap();
+        let p99 = value_of(figures, &format!("{stem} p99"));
+        assert!(p50 <= p99, "{metric}: p50 {p50} > p99 {p99}");
+    }
+}
+
+/// The cold sync's rate times its time is the backlog it names: N
+/// envelopes of a little over 1 KiB each.
+fn check_sync_moved_its_backlog(sync: &Value) {
+    let figures = sync["figures"].as_array().unwrap();
+    let rate = figures[0]["metric"].as_str().unwrap();
+    let envelopes: f64 = rate
+        .strip_prefix("cold sync of ")
+        .and_then(|rest| rest.strip_suffix(" envelopes"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first sync figure {rate:?}"));
+    let megabytes =
+        figures[0]["value"].as_f64().unwrap() * value_of(figures, &format!("{rate}: time"));
+    let per_envelope = megabytes * 1e6 / envelopes;
+    assert!(
+        (1024.0..2048.0).contains(&per_envelope),
+        "the sync moved {per_envelope} bytes per envelope"
+    );
 }
 
 fn check_figure(figure: &Value) {
     let value = figure["value"].as_f64().unwrap();
-    assert!(value.is_finite() && value >= 0.0, "{figure}");
+    assert!(value.is_finite() && value > 0.0, "{figure}");
     if let Some(baseline) = figure["baseline"].as_object() {
         let base = baseline["value"].as_f64().unwrap();
         assert!(base.is_finite() && base > 0.0, "{figure}");
@@ -46,7 +97,13 @@ fn check_figure(figure: &Value) {
             "{figure}"
         );
     }
-    if !figure["target"].is_null() {
-        assert!(figure["met"].is_boolean(), "{figure}");
+    if let Some(target) = figure["target"].as_object() {
+        let ratio = figure["ratio"].as_f64().unwrap();
+        let met = match (target.get("at_least"), target.get("at_most")) {
+            (Some(bound), None) => ratio >= bound.as_f64().unwrap(),
+            (None, Some(bound)) => ratio <= bound.as_f64().unwrap(),
+            _ => panic!("a target is one bound: {figure}"),
+        };
+        assert_eq!(figure["met"].as_bool(), Some(met), "{figure}");
     }
 }
