@@ -163,6 +163,13 @@ impl<T, const MAX: usize> BoundedVec<T, MAX> {
         Self(Vec::new())
     }
 
+    /// The first `MAX` of `items`, and the rest: for an answer that pages,
+    /// so that nothing over the bound is dropped unseen.
+    pub fn take_front(mut items: Vec<T>) -> (Self, Vec<T>) {
+        let rest = items.split_off(items.len().min(MAX));
+        (Self(items), rest)
+    }
+
     /// The items.
     pub fn as_slice(&self) -> &[T] {
         &self.0
@@ -268,4 +275,20 @@ fn check_len(len: usize, max: usize) -> Result<(), TooLong> {
         return Err(TooLong { len, max });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod take_front_tests {
+    use super::BoundedVec;
+
+    #[test]
+    fn take_front_keeps_the_bound_and_gives_back_the_rest() {
+        let (front, rest) = BoundedVec::<u8, 3>::take_front(vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            (front.as_slice(), rest.as_slice()),
+            (&[1, 2, 3][..], &[4, 5][..])
+        );
+        let (front, rest) = BoundedVec::<u8, 3>::take_front(vec![1]);
+        assert_eq!((front.as_slice(), rest.len()), (&[1][..], 0));
+    }
 }

@@ -20,7 +20,7 @@ pub async fn append<S: Store>(
     let batch_len = envelopes.len();
     let Some(checked) = prechecked(session.user, session.device, envelopes).await else {
         let refused = (0..batch_len).map(|_| internal_refusal()).collect();
-        return BoundedVec::new(refused).unwrap_or_default();
+        return one_per_envelope(refused);
     };
     let checked = with_consent(shared, session.user, checked).await;
     let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(checked.len());
@@ -41,7 +41,22 @@ pub async fn append<S: Store>(
         .map(|o| o.or_else(|| stored.next()).unwrap_or_else(internal_refusal))
         .collect::<Vec<_>>();
     count(&merged);
-    BoundedVec::new(merged).unwrap_or_default()
+    one_per_envelope(merged)
+}
+
+/// The outcomes as the answer carries them. There is one per envelope and
+/// a request holds at most `MAX_BATCH` envelopes, so nothing is ever left
+/// over; if that broke, the client would see fewer outcomes than it sent
+/// envelopes and stop with a protocol error, and the relay logs it.
+fn one_per_envelope(outcomes: Vec<AppendOutcome>) -> BoundedVec<AppendOutcome, MAX_BATCH> {
+    let (answer, beyond) = BoundedVec::take_front(outcomes);
+    if !beyond.is_empty() {
+        tracing::error!(
+            beyond = beyond.len(),
+            "more append outcomes than a request holds envelopes"
+        );
+    }
+    answer
 }
 
 /// Batches larger than this are verified on the blocking pool, so that

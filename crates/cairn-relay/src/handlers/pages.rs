@@ -57,11 +57,14 @@ pub async fn read_page<S: Store>(
         .read_stream_within(stream, after, limit, *budget)
         .await?;
     let more = read.more();
-    let spent: usize = read.entries.iter().map(entry_size).sum();
+    // The store returns at most `limit` entries; should it return more
+    // than a page holds, the page ends there and says more.
+    let (entries, beyond) = BoundedVec::take_front(read.entries);
+    let spent: usize = entries.iter().map(entry_size).sum();
     *budget = budget.saturating_sub(spent);
     Ok(StreamPage {
         stream,
-        entries: BoundedVec::new(read.entries).unwrap_or_default(),
-        more,
+        entries,
+        more: more || !beyond.is_empty(),
     })
 }

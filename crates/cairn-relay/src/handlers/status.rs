@@ -23,10 +23,26 @@ pub async fn status<S: Store>(shared: &Shared<S>, session: &Session) -> Response
             device: record.device,
             revoked: record.revocation.is_some(),
             last_seq: record.last_seq,
-            acked: BoundedVec::new(acked).unwrap_or_default(),
+            acked: listed(acked, "acknowledged cursors"),
         });
     }
     Response::Status(StatusResponse {
-        devices: BoundedVec::new(devices).unwrap_or_default(),
+        devices: listed(devices, "devices"),
     })
+}
+
+/// The first `N` items, in the store's order (`spec/protocol.md`: a
+/// status lists at most 256 devices, which is all a user may certify, and
+/// 1024 acknowledged cursors per device); the rest are left out of the
+/// answer, and the relay logs that it did.
+fn listed<T, const N: usize>(items: Vec<T>, what: &str) -> BoundedVec<T, N> {
+    let (shown, beyond) = BoundedVec::take_front(items);
+    if !beyond.is_empty() {
+        tracing::info!(
+            left_out = beyond.len(),
+            what,
+            "a status answer lists the first {N}"
+        );
+    }
+    shown
 }

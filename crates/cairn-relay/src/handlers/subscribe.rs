@@ -217,14 +217,73 @@ fn chunk_by_size(entries: Vec<Entry>) -> Vec<BoundedVec<Entry, MAX_PAGE_ENTRIES>
     for entry in entries {
         let size = entry_size(&entry);
         if !current.is_empty() && (size > budget || current.len() == MAX_PAGE_ENTRIES) {
-            chunks.push(BoundedVec::new(std::mem::take(&mut current)).unwrap_or_default());
+            seal_chunks(&mut chunks, std::mem::take(&mut current));
             budget = PAGE_BUDGET;
         }
         budget = budget.saturating_sub(size);
         current.push(entry);
     }
-    if !current.is_empty() {
-        chunks.push(BoundedVec::new(current).unwrap_or_default());
-    }
+    seal_chunks(&mut chunks, current);
     chunks
+}
+
+/// Appends `entries` as frames of at most `MAX_PAGE_ENTRIES`: one, as
+/// `chunk_by_size` cuts them, but never dropping any should that change.
+fn seal_chunks(chunks: &mut Vec<BoundedVec<Entry, MAX_PAGE_ENTRIES>>, mut entries: Vec<Entry>) {
+    while !entries.is_empty() {
+        let (chunk, rest) = BoundedVec::take_front(entries);
+        chunks.push(chunk);
+        entries = rest;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use cairn_testkit::User;
+    use cairn_wire::{Entry, Scope};
+
+    use super::*;
+
+    fn entries(count: usize, payload_len: usize) -> Vec<Entry> {
+        let device = User::new(1).device(1);
+        let payload = vec![7; payload_len];
+        (1..=count as u64)
+            .map(|position| Entry {
+                position,
+                envelope: device.envelope(position, Scope::Private, &payload),
+            })
+            .collect()
+    }
+
+    fn positions(chunks: &[BoundedVec<Entry, MAX_PAGE_ENTRIES>]) -> Vec<u64> {
+        chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter().map(|e| e.position))
+            .collect()
+    }
+
+    #[test]
+    fn entries_are_cut_into_frames_by_count_and_size_and_none_is_lost() {
+        let many = entries(2 * MAX_PAGE_ENTRIES + 1, 1);
+        let chunks = chunk_by_size(many);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(
+            positions(&chunks),
+            (1..=2 * MAX_PAGE_ENTRIES as u64 + 1).collect::<Vec<_>>()
+        );
+
+        let big = entries(40, 60 * 1024);
+        let chunks = chunk_by_size(big);
+        assert!(
+            chunks.len() > 1,
+            "40 entries of 60 KiB fill more than a frame"
+        );
+        for chunk in &chunks {
+            let bytes: usize = chunk.iter().map(entry_size).sum();
+            assert!(chunk.len() == 1 || bytes <= PAGE_BUDGET);
+        }
+        assert_eq!(positions(&chunks), (1..=40).collect::<Vec<_>>());
+    }
 }

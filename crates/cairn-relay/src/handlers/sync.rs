@@ -91,5 +91,8 @@ async fn pages<S: Store>(
         more |= page.more;
         pages.push(page);
     }
-    Ok((BoundedVec::new(pages).unwrap_or_default(), more))
+    // The loop stops at `MAX_CURSORS` pages; were there more, the answer
+    // would say more and the next hello would carry on.
+    let (pages, beyond) = BoundedVec::take_front(pages);
+    Ok((pages, more || !beyond.is_empty()))
 }
