@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use cairn_wire::UserId;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -69,8 +70,30 @@ pub struct Registration {
     pub policy: RegistrationPolicy,
     /// Accepted invite codes (policy `invite`); each may be used again.
     pub invites: Vec<String>,
-    /// Admitted user ids in text form (policy `allow-list`).
-    pub allow: Vec<String>,
+    /// Admitted users (policy `allow-list`), as user ids in text form
+    /// (`cu1…`); a configuration with anything else does not load.
+    pub allow: Vec<AllowedUser>,
+}
+
+/// A user id in the allow-list, written and read in its text form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowedUser(pub UserId);
+
+impl Serialize for AllowedUser {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_text())
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowedUser {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map(Self).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "registration.allow: {text:?} is not a user id: {e}"
+            ))
+        })
+    }
 }
 
 /// How new users are admitted.
@@ -207,7 +230,9 @@ impl Default for RelayConfig {
     }
 }
 
-/// Default QUIC port.
+/// The database file in the data directory (`spec/storage.md`).
+pub const DATABASE_FILE: &str = "relay.redb";
+/// The default QUIC port.
 pub const DEFAULT_PORT: u16 = 7439;
 /// Default admin HTTP port.
 pub const DEFAULT_ADMIN_PORT: u16 = 7440;
@@ -264,7 +289,7 @@ impl RelayConfig {
 
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("relay.redb")
+        self.data_dir.join(DATABASE_FILE)
     }
 }
 
@@ -344,6 +369,32 @@ mod tests {
             let err = RelayConfig::load(Some(Path::new("missing.toml")), &FlagOverrides::default())
                 .unwrap_err();
             assert!(err.to_string().contains("does not exist"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_allow_list_holds_user_ids_and_refuses_anything_else() {
+        let user = UserId::from_bytes([1; 32]);
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "allow.toml",
+                &format!(
+                    "[registration]\npolicy = \"allow-list\"\nallow = [\"{}\"]\n",
+                    user.to_text()
+                ),
+            )?;
+            let config =
+                RelayConfig::load(Some(Path::new("allow.toml")), &FlagOverrides::default())
+                    .unwrap();
+            assert_eq!(config.registration.allow, [AllowedUser(user)]);
+            jail.create_file(
+                "typo.toml",
+                "[registration]\npolicy = \"allow-list\"\nallow = [\"alice\"]\n",
+            )?;
+            let err = RelayConfig::load(Some(Path::new("typo.toml")), &FlagOverrides::default())
+                .unwrap_err();
+            assert!(err.to_string().contains("is not a user id"), "{err}");
             Ok(())
         });
     }

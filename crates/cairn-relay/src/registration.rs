@@ -39,8 +39,8 @@ pub async fn admits<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> Result<
     let admitted = match registration.policy {
         RegistrationPolicy::Open => true,
         RegistrationPolicy::AllowList => {
-            let user = auth.certificate.body().user.to_text();
-            registration.allow.contains(&user)
+            let user = auth.certificate.body().user;
+            registration.allow.iter().any(|allowed| allowed.0 == user)
         }
         RegistrationPolicy::Invite => match auth.invite.as_ref() {
             Some(code) => invited(shared, code.as_str()).await?,

@@ -12,7 +12,7 @@ mod support;
 
 use cairn_client::ConnectError;
 use cairn_client::connection::{auth_exporter, dial, request_on};
-use cairn_relay::config::RegistrationPolicy;
+use cairn_relay::config::{AllowedUser, RegistrationPolicy};
 use cairn_wire::*;
 use support::*;
 
@@ -138,7 +138,7 @@ async fn allow_list_policy_admits_only_listed_users() {
     let alice = User::new(1);
     let relay = TestRelay::start_with(|c| {
         c.registration.policy = RegistrationPolicy::AllowList;
-        c.registration.allow = vec![alice.id.to_text()];
+        c.registration.allow = vec![AllowedUser(alice.id)];
     })
     .await;
     relay.connect(&alice.device(2)).await;
