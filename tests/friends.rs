@@ -140,9 +140,11 @@ fn overlapping_audiences_reach_exactly_their_members_and_a_removed_one_gets_noth
     assert_eq!(feed(&f.dave), from_alice(&["family only", "to both"]));
     let both = post(&f.alice, "to both");
     assert_eq!(both["from"], "me");
+    assert_eq!(both["mine"], true);
     assert_eq!(both["audiences"], json!(["close", "family"]));
     let seen_by_bob = post(&f.bob, "close only");
     assert_eq!(seen_by_bob["author"], f.alice_id.as_str());
+    assert_eq!(seen_by_bob["mine"], false);
     assert!(seen_by_bob["id"].as_str().unwrap().starts_with("ce1"));
     let close = audience_of(&seen_by_bob);
 

@@ -14,6 +14,9 @@ use crate::cli::{
 use crate::output::{self, short, time};
 use crate::passphrase;
 use crate::progress::Bar;
+use crate::views::{
+    AudienceJson, DeviceJson, FriendJson, NoteJson, PostJson, WatchJson, author_name, change_name,
+};
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -167,7 +170,7 @@ async fn note(ctx: &Ctx, command: NoteCommand) -> Result<()> {
 fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
     let notes = client.notes()?;
     if ctx.json {
-        return output::json(&notes);
+        return output::json(&notes.iter().map(NoteJson::from).collect::<Vec<_>>());
     }
     for note in notes {
         let edited = if note.edited.is_some() {
@@ -177,7 +180,7 @@ fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
         };
         println!(
             "{}  {}{edited}  {}",
-            short(&note.id),
+            short(&note.id.to_text()),
             time(note.created),
             note.text
         );
@@ -239,22 +242,28 @@ fn print_event(json: bool, event: &WatchEvent) {
         return;
     }
     if json {
-        if let Ok(line) = serde_json::to_string(event) {
+        if let Some(line) = WatchJson::of(event).and_then(|l| serde_json::to_string(&l).ok()) {
             println!("{line}");
         }
         return;
     }
     match event {
-        WatchEvent::Post(post) => println!("{}  {}: {}", time(post.created), post.from, post.text),
+        WatchEvent::Post(post) => println!(
+            "{}  {}: {}",
+            time(post.created),
+            author_name(&post.from),
+            post.text
+        ),
         WatchEvent::Note {
-            op,
+            change,
             id,
             text,
             created,
         } => println!(
-            "{}  note {op} {}  {}",
+            "{}  note {} {}  {}",
             time(*created),
-            short(id),
+            change_name(*change),
+            short(&id.to_text()),
             text.as_deref().unwrap_or("")
         ),
         _ => {}
@@ -335,7 +344,7 @@ async fn device_list(ctx: &Ctx) -> Result<()> {
     let mut client = ctx.client()?;
     let devices = client.devices().await?;
     if ctx.json {
-        return output::json(&devices);
+        return output::json(&devices.iter().map(DeviceJson::from).collect::<Vec<_>>());
     }
     for d in devices {
         let state = if d.revoked { "revoked" } else { "active" };
@@ -383,7 +392,7 @@ async fn friend(ctx: &Ctx, command: FriendCommand) -> Result<()> {
         FriendCommand::List => {
             let friends = client.friends()?;
             if ctx.json {
-                return output::json(&friends);
+                return output::json(&friends.iter().map(FriendJson::from).collect::<Vec<_>>());
             }
             for f in friends {
                 let key = if f.key_known {
@@ -391,7 +400,7 @@ async fn friend(ctx: &Ctx, command: FriendCommand) -> Result<()> {
                 } else {
                     "  (has not added you yet)"
                 };
-                println!("{:<16} {}{key}", f.name, f.user);
+                println!("{:<16} {}{key}", f.name, f.user.to_text());
             }
             Ok(())
         }
@@ -425,7 +434,7 @@ async fn audience(ctx: &Ctx, command: AudienceCommand) -> Result<()> {
 }
 
 fn audience_list(ctx: &Ctx, client: &Client) -> Result<()> {
-    let audiences = client.audiences()?;
+    let audiences: Vec<AudienceJson> = client.audiences()?.iter().map(AudienceJson::from).collect();
     if ctx.json {
         return output::json(&audiences);
     }
@@ -453,15 +462,15 @@ async fn post(ctx: &Ctx, to: &[String], text: &str) -> Result<()> {
 }
 
 fn feed(ctx: &Ctx) -> Result<()> {
-    let feed = ctx.client()?.feed()?;
+    let feed: Vec<PostJson> = ctx.client()?.feed()?.iter().map(PostJson::from).collect();
     if ctx.json {
         return output::json(&feed);
     }
     for post in feed {
         // Friends' audience names are theirs alone; show only ours.
-        let to = match post.from.as_str() {
-            "me" => format!(" [{}]", post.audiences.join(", ")),
-            _ => String::new(),
+        let to = match post.mine {
+            true => format!(" [{}]", post.audiences.join(", ")),
+            false => String::new(),
         };
         println!("{}  {}{to}: {}", time(post.created), post.from, post.text);
     }

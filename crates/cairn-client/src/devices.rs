@@ -20,9 +20,8 @@ use std::path::Path;
 
 use cairn_crypto::{DeviceKeys, RootKey, os};
 use cairn_wire::{
-    DeviceId, Fingerprint, HelloRequest, Request, Response, Scope, StatusResponse, UserId,
+    DeviceId, Fingerprint, HelloRequest, Request, Response, Scope, StatusResponse, StreamId, UserId,
 };
-use serde::Serialize;
 
 use crate::client::{Client, Options, connect_as, now_ms};
 use crate::error::Error;
@@ -34,10 +33,10 @@ use crate::sync::NoProgress;
 use crate::vault::Passphrase;
 
 /// One of the user's devices, as the relay and the private log know it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceView {
-    /// The device id (`cd1…`).
-    pub device: String,
+    /// The device id.
+    pub device: DeviceId,
     /// Its name, if a linked device recorded one.
     pub name: Option<String>,
     /// Whether it is revoked.
@@ -49,7 +48,7 @@ pub struct DeviceView {
     /// The position it acknowledged in the user's private stream.
     pub private_position: u64,
     /// The positions it acknowledged, per stream.
-    pub positions: BTreeMap<String, u64>,
+    pub positions: BTreeMap<StreamId, u64>,
 }
 
 impl Client {
@@ -146,14 +145,14 @@ impl Client {
 
     fn device_views(&self, status: StatusResponse) -> Result<Vec<DeviceView>, Error> {
         let state = self.state()?;
-        let private = cairn_wire::StreamId::new(self.user()?, Scope::Private);
+        let private = StreamId::new(self.user()?, Scope::Private);
         let me = self.device();
         Ok(status
             .devices
             .into_vec()
             .into_iter()
             .map(|d| DeviceView {
-                device: d.device.to_text(),
+                device: d.device,
                 name: state.device_names.get(&d.device).cloned(),
                 revoked: d.revoked,
                 this: d.device == me,
@@ -163,11 +162,7 @@ impl Client {
                     .iter()
                     .find(|c| c.stream == private)
                     .map_or(0, |c| c.position),
-                positions: d
-                    .acked
-                    .iter()
-                    .map(|c| (c.stream.to_string(), c.position))
-                    .collect(),
+                positions: d.acked.iter().map(|c| (c.stream, c.position)).collect(),
             })
             .collect())
     }

@@ -46,12 +46,10 @@ impl Client {
         let mut matches = self
             .notes()?
             .into_iter()
-            .filter(|n| !id.is_empty() && n.id.starts_with(id));
+            .filter(|n| !id.is_empty() && n.id.to_text().starts_with(id));
         let (Some(note), None) = (matches.next(), matches.next()) else {
             return Err(Error::UnknownNote(id.to_owned()));
         };
-        note.id
-            .parse()
-            .map_err(|_| Error::store("a stored note id does not parse"))
+        Ok(note.id)
     }
 }

@@ -2,21 +2,41 @@
 //! friends, audiences, device names, and the feed. Nothing here is stored
 //! on its own: replaying the log rebuilds it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use cairn_crypto::identity::verify_statement;
 use cairn_crypto::{Audience, AudienceId};
 use cairn_wire::{DeviceId, EnvelopeId, ExchangeKey, Scope, UserId};
-use serde::Serialize;
 
 use crate::open::Item;
 use crate::record::{FriendOp, NoteOp, RecordBody};
 
+/// Who wrote a post or belongs to an audience, as this user knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Author {
+    /// This user.
+    Me,
+    /// A friend, by the name this user gave them.
+    Friend(String),
+    /// A user who is not (or no longer) a friend.
+    Stranger(UserId),
+}
+
+/// How an audience a post was sealed to is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudienceLabel {
+    /// One of this user's audiences, by its name.
+    Named(String),
+    /// Another user's audience (its name is theirs alone), or one of this
+    /// user's that no longer exists.
+    Id(AudienceId),
+}
+
 /// A note, as folded from its operations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
-    /// The id of the envelope that added it (`ce1…`).
-    pub id: String,
+    /// The id of the envelope that added it.
+    pub id: EnvelopeId,
     /// The current text.
     pub text: String,
     /// When it was added (ms since the Unix epoch, author's clock).
@@ -24,48 +44,58 @@ pub struct Note {
     /// When it was last edited, if ever.
     pub edited: Option<u64>,
     /// The device that added it.
-    pub device: String,
+    pub device: DeviceId,
 }
 
 /// A friend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Friend {
     /// The local name.
     pub name: String,
     /// Their user id.
-    pub user: String,
+    pub user: UserId,
     /// Whether their exchange key has been seen (needed to add them to
     /// an audience).
     pub key_known: bool,
 }
 
 /// One of the user's audiences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudienceView {
     /// Its name.
     pub name: String,
     /// Its current epoch.
     pub epoch: u32,
-    /// Members, by friend name (or user id when not a friend any more).
-    pub members: Vec<String>,
+    /// Its members.
+    pub members: Vec<Author>,
 }
 
 /// A post in the feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedItem {
     /// The post's envelope id.
-    pub id: String,
+    pub id: EnvelopeId,
     /// The author's user id.
-    pub author: String,
-    /// The author's friend name, or `me`.
-    pub from: String,
+    pub author: UserId,
+    /// The author as this user knows them.
+    pub from: Author,
     /// The text.
     pub text: String,
-    /// The audiences it was sealed to: names for the user's own posts,
-    /// audience ids for friends' posts (their names are the author's).
-    pub audiences: Vec<String>,
+    /// The audiences it was sealed to.
+    pub audiences: Vec<AudienceLabel>,
     /// When it was written (ms since the Unix epoch, author's clock).
     pub created: u64,
+}
+
+/// A post before its author and audiences are named, which needs the
+/// whole fold.
+#[derive(Debug, Clone)]
+struct Post {
+    id: EnvelopeId,
+    author: UserId,
+    text: String,
+    audiences: Vec<AudienceId>,
+    created: u64,
 }
 
 /// Everything folded.
@@ -82,6 +112,7 @@ pub(crate) struct State {
     /// Exchange keys of the user's devices, from their certificates.
     pub device_keys: BTreeMap<DeviceId, ExchangeKey>,
     pub feed: Vec<FeedItem>,
+    posts: Vec<Post>,
 }
 
 impl State {
@@ -94,26 +125,32 @@ impl State {
             state.apply(me, item, &mut notes);
         }
         state.notes = notes.finish();
-        let mut feed = std::mem::take(&mut state.feed);
         // Only the user's posts and their friends' are shown: a post from
         // anyone else (a friend since removed, or a stranger whom a relay
         // routed here) stays out of the feed.
-        let shown: HashSet<String> = state
-            .friends
-            .values()
-            .chain([&me])
-            .map(UserId::to_text)
+        let posts = std::mem::take(&mut state.posts);
+        state.feed = posts
+            .into_iter()
+            .filter_map(|post| {
+                let from = state.author(me, post.author);
+                if matches!(from, Author::Stranger(_)) {
+                    return None;
+                }
+                let audiences = post
+                    .audiences
+                    .iter()
+                    .map(|a| state.audience_label(me, post.author, *a))
+                    .collect();
+                Some(FeedItem {
+                    id: post.id,
+                    author: post.author,
+                    from,
+                    text: post.text,
+                    audiences,
+                    created: post.created,
+                })
+            })
             .collect();
-        feed.retain(|post| shown.contains(&post.author));
-        for post in &mut feed {
-            post.from = state.name_of(me, &post.author);
-            post.audiences = post
-                .audiences
-                .iter()
-                .map(|a| state.audience_label(me, &post.author, a))
-                .collect();
-        }
-        state.feed = feed;
         state
     }
 
@@ -151,12 +188,11 @@ impl State {
                 }
             }
             (RecordBody::Post { text }, _) if header.scope == Scope::Friends => {
-                self.feed.push(FeedItem {
-                    id: item.id.to_text(),
-                    author: header.author.to_text(),
-                    from: String::new(),
+                self.posts.push(Post {
+                    id: item.id,
+                    author: header.author,
                     text: text.clone(),
-                    audiences: item.audiences.iter().map(|a| a.to_string()).collect(),
+                    audiences: item.audiences.clone(),
                     created: header.timestamp_ms,
                 });
             }
@@ -174,25 +210,24 @@ impl State {
         self.audiences.values().find(|a| a.name() == name)
     }
 
-    /// A user's display name: `me`, a friend's name, or their id.
-    pub fn name_of(&self, me: UserId, user: &str) -> String {
-        if user == me.to_text() {
-            return "me".to_owned();
+    /// `user` as this user knows them.
+    pub fn author(&self, me: UserId, user: UserId) -> Author {
+        if user == me {
+            return Author::Me;
         }
         self.friends
             .iter()
-            .find(|(_, u)| u.to_text() == user)
-            .map_or_else(|| user.to_owned(), |(name, _)| name.clone())
+            .find(|(_, u)| **u == user)
+            .map_or(Author::Stranger(user), |(name, _)| {
+                Author::Friend(name.clone())
+            })
     }
 
-    fn audience_label(&self, me: UserId, author: &str, id_hex: &str) -> String {
-        if author != me.to_text() {
-            return id_hex.to_owned();
+    fn audience_label(&self, me: UserId, author: UserId, id: AudienceId) -> AudienceLabel {
+        match self.audiences.get(&id) {
+            Some(audience) if author == me => AudienceLabel::Named(audience.name().to_owned()),
+            _ => AudienceLabel::Id(id),
         }
-        self.audiences
-            .values()
-            .find(|a| a.id().to_string() == id_hex)
-            .map_or_else(|| id_hex.to_owned(), |a| a.name().to_owned())
     }
 
     /// The audiences as shown to the user.
@@ -201,11 +236,7 @@ impl State {
             .audiences
             .values()
             .map(|a| {
-                let mut members: Vec<String> = a
-                    .members()
-                    .map(|m| self.name_of(me, &m.user.to_text()))
-                    .collect();
-                members.sort();
+                let members = a.members().map(|m| self.author(me, m.user)).collect();
                 AudienceView {
                     name: a.name().to_owned(),
                     epoch: a.epoch().0,
@@ -223,7 +254,7 @@ impl State {
             .iter()
             .map(|(name, user)| Friend {
                 name: name.clone(),
-                user: user.to_text(),
+                user: *user,
                 key_known: self.exchange_keys.contains_key(user),
             })
             .collect()
@@ -260,11 +291,11 @@ impl NoteFold {
                 self.notes.insert(
                     item.id,
                     Note {
-                        id: item.id.to_text(),
+                        id: item.id,
                         text: text.clone(),
                         created: at,
                         edited: None,
-                        device: item.header.device.to_text(),
+                        device: item.header.device,
                     },
                 );
             }
@@ -304,12 +335,12 @@ mod tests {
     use super::*;
     use crate::record::Record;
 
-    struct Author {
+    struct Writer {
         root: RootKey,
         device: DeviceKeys,
     }
 
-    impl Author {
+    impl Writer {
         fn new() -> Self {
             Self {
                 root: RootKey::generate(&mut os::rng()),
@@ -349,7 +380,7 @@ mod tests {
 
     #[test]
     fn notes_fold_in_author_order_whatever_the_arrival_order() {
-        let me = Author::new();
+        let me = Writer::new();
         let a = EnvelopeId::from_bytes([1; 32]);
         let items = vec![
             me.item(
@@ -395,8 +426,8 @@ mod tests {
 
     #[test]
     fn a_removal_is_final_and_foreign_private_records_do_not_count() {
-        let me = Author::new();
-        let stranger = Author::new();
+        let me = Writer::new();
+        let stranger = Writer::new();
         let a = EnvelopeId::from_bytes([1; 32]);
         let items = vec![
             me.item(
@@ -432,8 +463,8 @@ mod tests {
 
     #[test]
     fn friends_are_renamed_and_removed() {
-        let me = Author::new();
-        let friend = Author::new().root.user_id();
+        let me = Writer::new();
+        let friend = Writer::new().root.user_id();
         let items = vec![
             me.item(
                 1,
@@ -465,5 +496,44 @@ mod tests {
             RecordBody::Friend(FriendOp::Remove { user: friend }),
         ));
         assert!(State::fold(me.root.user_id(), more).friends.is_empty());
+    }
+
+    #[test]
+    fn authors_are_typed_so_a_friend_named_me_is_not_the_user_and_strangers_are_not_shown() {
+        let me = Writer::new();
+        let (friend, stranger) = (Writer::new(), Writer::new());
+        let post = |writer: &Writer, id: u8, text: &str| {
+            let mut item =
+                writer.item(id, 1, u64::from(id), RecordBody::Post { text: text.into() });
+            item.header.scope = Scope::Friends;
+            item
+        };
+        let items = vec![
+            me.item(
+                1,
+                1,
+                1,
+                RecordBody::Friend(FriendOp::Add {
+                    name: "me".into(),
+                    user: friend.root.user_id(),
+                }),
+            ),
+            post(&me, 2, "mine"),
+            post(&friend, 3, "the friend's"),
+            post(&stranger, 4, "a stranger's"),
+        ];
+        let state = State::fold(me.root.user_id(), items);
+        let authors: Vec<(&str, &Author)> = state
+            .feed
+            .iter()
+            .map(|p| (p.text.as_str(), &p.from))
+            .collect();
+        assert_eq!(
+            authors,
+            [
+                ("mine", &Author::Me),
+                ("the friend's", &Author::Friend("me".into()))
+            ]
+        );
     }
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 use cairn_wire::{
     EnvelopeId, ErrorCode, Scope, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, UserId,
 };
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::client::Client;
@@ -30,9 +29,19 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Something new, as `cairn watch` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// What happened to a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteChange {
+    /// It was added.
+    Add,
+    /// Its text was replaced.
+    Edit,
+    /// It was removed.
+    Remove,
+}
+
+/// Something new, for `cairn watch` to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
     /// Caught up and subscribed: everything from now on is reported.
     Live,
@@ -40,10 +49,10 @@ pub enum WatchEvent {
     Post(FeedItem),
     /// A note added, edited or removed.
     Note {
-        /// `add`, `edit` or `remove`.
-        op: String,
+        /// What happened to it.
+        change: NoteChange,
         /// The note's id.
-        id: String,
+        id: EnvelopeId,
         /// Its text (none for a removal).
         text: Option<String>,
         /// When the operation was made (ms since the Unix epoch).
@@ -203,25 +212,26 @@ fn report(
 /// What to report for a new item.
 fn event_of(state: &State, item: &Item) -> Option<WatchEvent> {
     let created = item.header.timestamp_ms;
-    let note = |op: &str, id: String, text: Option<String>| WatchEvent::Note {
-        op: op.to_owned(),
+    let note = |change: NoteChange, id: EnvelopeId, text: Option<String>| WatchEvent::Note {
+        change,
         id,
         text,
         created,
     };
     match &item.record.body {
         RecordBody::Post { .. } => {
-            let id = item.id.to_text();
-            let post = state.feed.iter().find(|p| p.id == id)?;
+            let post = state.feed.iter().find(|p| p.id == item.id)?;
             Some(WatchEvent::Post(post.clone()))
         }
         RecordBody::Note(NoteOp::Add { text }) => {
-            Some(note("add", item.id.to_text(), Some(text.clone())))
+            Some(note(NoteChange::Add, item.id, Some(text.clone())))
         }
         RecordBody::Note(NoteOp::Edit { target, text }) => {
-            Some(note("edit", target.to_text(), Some(text.clone())))
+            Some(note(NoteChange::Edit, *target, Some(text.clone())))
         }
-        RecordBody::Note(NoteOp::Remove { target }) => Some(note("remove", target.to_text(), None)),
+        RecordBody::Note(NoteOp::Remove { target }) => {
+            Some(note(NoteChange::Remove, *target, None))
+        }
         _ => None,
     }
 }

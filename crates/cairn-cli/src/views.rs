@@ -1,0 +1,186 @@
+//! How the library's typed views are worded for people and shaped as JSON
+//! for scripts. The JSON field names are the CLI's interface (`spec/client.md`
+//! §7); the library holds ids and authors as types, never as text.
+
+use std::collections::BTreeMap;
+
+use cairn_client::{
+    AudienceLabel, AudienceView, Author, DeviceView, FeedItem, Friend, Note, NoteChange, WatchEvent,
+};
+use serde::Serialize;
+
+/// An author as the CLI names them: `me`, a friend's name, or a user id.
+pub fn author_name(author: &Author) -> String {
+    match author {
+        Author::Me => "me".to_owned(),
+        Author::Friend(name) => name.clone(),
+        Author::Stranger(user) => user.to_text(),
+    }
+}
+
+fn audience_label(label: &AudienceLabel) -> String {
+    match label {
+        AudienceLabel::Named(name) => name.clone(),
+        AudienceLabel::Id(id) => id.to_string(),
+    }
+}
+
+/// A note in `note list --json`.
+#[derive(Debug, Serialize)]
+pub struct NoteJson {
+    id: String,
+    text: String,
+    created: u64,
+    edited: Option<u64>,
+    device: String,
+}
+
+impl From<&Note> for NoteJson {
+    fn from(note: &Note) -> Self {
+        Self {
+            id: note.id.to_text(),
+            text: note.text.clone(),
+            created: note.created,
+            edited: note.edited,
+            device: note.device.to_text(),
+        }
+    }
+}
+
+/// A friend in `friend list --json`.
+#[derive(Debug, Serialize)]
+pub struct FriendJson {
+    name: String,
+    user: String,
+    key_known: bool,
+}
+
+impl From<&Friend> for FriendJson {
+    fn from(friend: &Friend) -> Self {
+        Self {
+            name: friend.name.clone(),
+            user: friend.user.to_text(),
+            key_known: friend.key_known,
+        }
+    }
+}
+
+/// An audience in `audience list --json`: members by name, sorted.
+#[derive(Debug, Serialize)]
+pub struct AudienceJson {
+    pub name: String,
+    pub epoch: u32,
+    pub members: Vec<String>,
+}
+
+impl From<&AudienceView> for AudienceJson {
+    fn from(audience: &AudienceView) -> Self {
+        let mut members: Vec<String> = audience.members.iter().map(author_name).collect();
+        members.sort();
+        Self {
+            name: audience.name.clone(),
+            epoch: audience.epoch,
+            members,
+        }
+    }
+}
+
+/// A post in `feed --json` and `watch --json`. `mine` tells the user's
+/// own posts apart even from a friend they named "me".
+#[derive(Debug, Serialize)]
+pub struct PostJson {
+    pub id: String,
+    pub author: String,
+    pub from: String,
+    pub mine: bool,
+    pub text: String,
+    pub audiences: Vec<String>,
+    pub created: u64,
+}
+
+impl From<&FeedItem> for PostJson {
+    fn from(post: &FeedItem) -> Self {
+        Self {
+            id: post.id.to_text(),
+            author: post.author.to_text(),
+            from: author_name(&post.from),
+            mine: post.from == Author::Me,
+            text: post.text.clone(),
+            audiences: post.audiences.iter().map(audience_label).collect(),
+            created: post.created,
+        }
+    }
+}
+
+/// A device in `device list --json`.
+#[derive(Debug, Serialize)]
+pub struct DeviceJson {
+    device: String,
+    name: Option<String>,
+    revoked: bool,
+    this: bool,
+    last_seq: u64,
+    private_position: u64,
+    positions: BTreeMap<String, u64>,
+}
+
+impl From<&DeviceView> for DeviceJson {
+    fn from(device: &DeviceView) -> Self {
+        Self {
+            device: device.device.to_text(),
+            name: device.name.clone(),
+            revoked: device.revoked,
+            this: device.this,
+            last_seq: device.last_seq,
+            private_position: device.private_position,
+            positions: device
+                .positions
+                .iter()
+                .map(|(stream, position)| (stream.to_string(), *position))
+                .collect(),
+        }
+    }
+}
+
+/// One line of `watch --json`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WatchJson {
+    Post(PostJson),
+    Note {
+        op: &'static str,
+        id: String,
+        text: Option<String>,
+        created: u64,
+    },
+}
+
+impl WatchJson {
+    /// The line for `event`; none for `Live`, which goes to stderr.
+    pub fn of(event: &WatchEvent) -> Option<Self> {
+        match event {
+            WatchEvent::Live => None,
+            WatchEvent::Post(post) => Some(Self::Post(post.into())),
+            WatchEvent::Note {
+                change,
+                id,
+                text,
+                created,
+            } => Some(Self::Note {
+                op: change_name(*change),
+                id: id.to_text(),
+                text: text.clone(),
+                created: *created,
+            }),
+        }
+    }
+}
+
+/// `add`, `edit` or `remove`.
+pub fn change_name(change: NoteChange) -> &'static str {
+    match change {
+        NoteChange::Add => "add",
+        NoteChange::Edit => "edit",
+        NoteChange::Remove => "remove",
+    }
+}
