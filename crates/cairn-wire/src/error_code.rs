@@ -84,6 +84,12 @@ impl ErrorCode {
     pub fn name(self) -> &'static str {
         self.info().map_or("unknown", |info| info.name)
     }
+
+    /// Whether the relay closes the connection after sending this code
+    /// (the catalogue's *closes* column; an unknown code does not).
+    pub fn closes_connection(self) -> bool {
+        self.info().is_some_and(|info| info.closes_connection)
+    }
 }
 
 impl fmt::Debug for ErrorCode {

@@ -32,31 +32,23 @@ pub async fn handle_stream<S: Store>(
             Ok(body) => body,
             Err(ReadFailure::TooLarge { len, limit }) => {
                 let message = ReadFailure::too_large_message(len, limit);
-                return fatal(session, &mut send, ErrorCode::FRAME_TOO_LARGE, &message).await;
+                let error = WireError::new(ErrorCode::FRAME_TOO_LARGE, &message);
+                return refuse(session, &mut send, error).await;
             }
             // A frame trickled in slower than the request timeout holds a
             // stream and its buffer for nothing: treated as a broken frame.
             Err(ReadFailure::TimedOut) => {
-                return fatal(
-                    session,
-                    &mut send,
-                    ErrorCode::MALFORMED_FRAME,
-                    "request frame not received in time",
-                )
-                .await;
+                let message = "request frame not received in time";
+                let error = WireError::new(ErrorCode::MALFORMED_FRAME, message);
+                return refuse(session, &mut send, error).await;
             }
             Err(ReadFailure::Gone) => return,
         };
     let request = match Request::decode(&body) {
         Ok(request) => request,
         Err(e) => {
-            return fatal(
-                session,
-                &mut send,
-                ErrorCode::MALFORMED_FRAME,
-                &e.to_string(),
-            )
-            .await;
+            let error = WireError::new(ErrorCode::MALFORMED_FRAME, &e.to_string());
+            return refuse(session, &mut send, error).await;
         }
     };
     metrics::request(kind(&request));
@@ -64,27 +56,18 @@ pub async fn handle_stream<S: Store>(
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let error = WireError::new(ErrorCode::RATE_LIMITED, "too many requests")
             .with_detail(ErrorDetail::RetryAfterMs(ms));
-        metrics::refusal(ErrorCode::RATE_LIMITED);
-        return frame_io::answer(&mut send, &Response::Error(error)).await;
+        return refuse(session, &mut send, error).await;
     }
     match request {
         Request::Subscribe(request) => subscribe::run(shared, session, request, send).await,
         Request::Authenticate(_) => {
-            fatal(
-                session,
-                &mut send,
-                ErrorCode::UNEXPECTED_FRAME,
-                "already authenticated",
-            )
-            .await
+            let error = WireError::new(ErrorCode::UNEXPECTED_FRAME, "already authenticated");
+            refuse(session, &mut send, error).await
         }
-        other => {
-            let response = dispatch(shared, session, other).await;
-            if let Response::Error(error) = &response {
-                metrics::refusal(error.code);
-            }
-            frame_io::answer(&mut send, &response).await;
-        }
+        other => match dispatch(shared, session, other).await {
+            Response::Error(error) => refuse(session, &mut send, error).await,
+            response => frame_io::answer(&mut send, &response).await,
+        },
     }
 }
 
@@ -138,8 +121,14 @@ pub(crate) fn internal(e: &dyn std::fmt::Display) -> Response {
     )
 }
 
-/// A refusal whose code closes the connection.
-async fn fatal(session: &Session, send: &mut SendStream, code: ErrorCode, message: &str) {
-    tracing::debug!(device = %session.device, code = %code, message, "closing a misbehaving connection");
-    close_with(&session.connection, send, WireError::new(code, message)).await;
+/// Sends a refusal, counted; the catalogue decides whether the connection
+/// closes after it (`spec/errors.md`, *closes*), so no handler decides.
+async fn refuse(session: &Session, send: &mut SendStream, error: WireError) {
+    metrics::refusal(error.code);
+    if error.code.closes_connection() {
+        tracing::debug!(device = %session.device, code = %error.code, message = %error.message, "closing a misbehaving connection");
+        close_with(&session.connection, send, error).await;
+    } else {
+        frame_io::answer(send, &Response::Error(error)).await;
+    }
 }
