@@ -20,7 +20,9 @@ use crate::connection::{ConnectError, Connection};
 use crate::error::Error;
 use crate::identity::{Identity, LinkState};
 use crate::local::{Batch, LocalStore, meta};
-use crate::open::{Item, KeyState, PUBLIC_AUDIENCE, public_audience_key};
+use cairn_crypto::public::{PUBLIC_AUDIENCE, public_audience_key};
+
+use crate::open::{Item, KeyState};
 use crate::record::{Record, RecordBody};
 use crate::state::State;
 use crate::vault::{DataKey, Passphrase};

@@ -13,16 +13,11 @@ use cairn_crypto::{
 use cairn_wire::codec::{self, V1};
 use cairn_wire::{Envelope, EnvelopeHeader, EnvelopeId, Scope, UserId};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use cairn_crypto::public::{PUBLIC_AUDIENCE, public_audience_key};
 
 use crate::added::Added;
 use crate::record::Record;
-
-/// Domain of the public audience's key (see `spec/client.md`).
-pub const DOMAIN_PUBLIC_AUDIENCE: &str = "cairn/public-audience/v1";
-/// The public audience: a key anyone who can read the stream can derive.
-/// Used only for the exchange key announcement, which is not secret.
-pub const PUBLIC_AUDIENCE: AudienceId = AudienceId::from_bytes([0; 16]);
 
 /// A decrypted record with the envelope it came in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,16 +171,6 @@ impl KeyState {
             record,
         )))
     }
-}
-
-/// The key of `author`'s public audience: anyone can derive it, so it
-/// protects nothing beyond what the relay's scope check does.
-pub(crate) fn public_audience_key(author: &UserId) -> AudienceKey {
-    let mut hash = Sha256::new();
-    hash.update(DOMAIN_PUBLIC_AUDIENCE.as_bytes());
-    hash.update([0u8]);
-    hash.update(author.as_bytes());
-    AudienceKey::from_bytes(&hash.finalize().into())
 }
 
 struct Lookup<'a> {

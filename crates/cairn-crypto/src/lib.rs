@@ -14,6 +14,10 @@
 //!   key with HPKE (RFC 9180).
 //! - [`payload`]: the versioned payload format and its total, bounded
 //!   decoder.
+//! - [`public`]: the public audience, whose key anyone who can read the
+//!   stream derives (for what is not secret but must be a post).
+//! - [`vault`]: secrets at rest under a passphrase (Argon2id, then
+//!   XChaCha20-Poly1305 per labelled slot).
 //!
 //! Every core function takes its randomness as a `&mut impl CryptoRng`, so
 //! that the known-answer vectors in `spec/vectors/crypto` can fix every
@@ -30,7 +34,9 @@ pub mod os;
 pub mod padding;
 pub mod payload;
 pub mod post;
+pub mod public;
 mod secret_codec;
+pub mod vault;
 
 pub use audience::{Audience, AudienceId, Epoch, KeyGrant, KeyLookup, Keyring, Member, WrapTarget};
 pub use error::{

@@ -426,6 +426,88 @@ fn read_file(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+#[test]
+fn vault_vectors() {
+    use cairn_crypto::vault::{DataKey, KdfCost, LABEL_DATA_KEY, Passphrase};
+    let passphrase = "correct horse battery staple";
+    let (data_key, salt, wrap_nonce, item_nonce): ([u8; 32], [u8; 16], [u8; 24], [u8; 24]) =
+        (pattern(0x11), pattern(0x31), pattern(0x51), pattern(0x71));
+    let mut rng = FixedRng::new(&[&data_key, &salt, &wrap_nonce, &item_nonce]);
+    let cost = KdfCost::INSECURE_MINIMUM;
+    let (key, header) =
+        DataKey::create(&mut rng, &Passphrase::new(passphrase.into()), cost).unwrap();
+    let label = "cairn/local/item/v1";
+    let plaintext = b"a decrypted item";
+    let sealed = key.seal(&mut rng, label, plaintext).unwrap();
+    assert!(rng.is_exhausted());
+    check_file(
+        "vault.json",
+        &json!({
+            "description": "Secrets at rest. header = postcard(VaultHeader { version 0x01, salt, m_cost, t_cost, p_cost, wrapped }); kek = Argon2id v0x13(passphrase, salt, m_cost KiB, t_cost, p_cost, 32 bytes); wrapped = nonce || XChaCha20-Poly1305(kek, nonce, data_key, aad = label_data_key); a sealed value = nonce || XChaCha20-Poly1305(data_key, nonce, plaintext, aad = label). The generator yields data_key, salt, the wrap nonce, then the item nonce.",
+            "passphrase": passphrase,
+            "data_key": hex::encode(data_key),
+            "salt": hex::encode(salt),
+            "m_cost": cost.m_cost,
+            "t_cost": cost.t_cost,
+            "p_cost": cost.p_cost,
+            "label_data_key": LABEL_DATA_KEY,
+            "wrap_nonce": hex::encode(wrap_nonce),
+            "header": hex::encode(&header),
+            "item": {
+                "label": label,
+                "nonce": hex::encode(item_nonce),
+                "plaintext": hex::encode(plaintext),
+                "sealed": hex::encode(&sealed),
+            },
+        }),
+    );
+    // Opened again from the file's data alone.
+    let doc = read_file("vault.json");
+    let header = unhex(doc["header"].as_str().unwrap());
+    let key = DataKey::unlock(
+        &header,
+        &Passphrase::new(doc["passphrase"].as_str().unwrap().into()),
+    )
+    .unwrap();
+    let item = &doc["item"];
+    let opened = key
+        .open(
+            item["label"].as_str().unwrap(),
+            &unhex(item["sealed"].as_str().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(
+        opened.as_slice(),
+        unhex(item["plaintext"].as_str().unwrap()).as_slice()
+    );
+    assert!(DataKey::unlock(&header, &Passphrase::new("wrong".into())).is_err());
+}
+
+#[test]
+fn public_audience_vectors() {
+    use cairn_crypto::public::{DOMAIN_PUBLIC_AUDIENCE, PUBLIC_AUDIENCE, public_audience_key};
+    let f = fixture();
+    let authors = [f.alice.user_id(), f.bob.user_id()];
+    let cases: Vec<Value> = authors
+        .iter()
+        .map(|author| {
+            json!({
+                "author": hex::encode(author.as_bytes()),
+                "key": hex::encode(public_audience_key(author).as_bytes()),
+            })
+        })
+        .collect();
+    check_file(
+        "public-audience.json",
+        &json!({
+            "description": "The public audience: id 16 zero bytes, epoch 0, key = SHA-256(domain || 0x00 || author user id).",
+            "domain": DOMAIN_PUBLIC_AUDIENCE,
+            "audience": hex::encode(PUBLIC_AUDIENCE.as_bytes()),
+            "cases": cases,
+        }),
+    );
+}
+
 /// Compares `doc` with the file byte for byte, or rewrites the file when
 /// `CAIRN_REGENERATE_VECTORS=1`.
 fn check_file(name: &str, doc: &Value) {
