@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod export;
 pub mod fanout;
+pub mod follow;
 mod frame_io;
 pub mod handlers;
 pub mod invites;

@@ -1,13 +1,10 @@
 //! Subscriptions: the backlog after a cursor, then live entries, with no
-//! gap and no duplicate, in position order.
-//!
-//! The subscription registers with the hub *before* it reads storage, so
-//! every entry committed after the read is also in its queue. It tracks the
-//! next position it owes the client: queued entries below it are skipped
-//! (already sent from storage), an entry above it means a gap, which is
-//! filled from storage before going on. When the hub detaches it (queue
-//! full, feed lagged, access withdrawn) its queue closes; it re-checks
-//! access, re-registers and catches up from storage again.
+//! gap and no duplicate, in position order. The decisions (when to
+//! register, read, announce; what to do with each live entry) are
+//! [`crate::follow::Follow`]'s; this is its async driver: the hub, storage,
+//! the QUIC stream, access checks and shutdown.
+
+use std::collections::VecDeque;
 
 use cairn_store::Store;
 use cairn_wire::limits::MAX_PAGE_ENTRIES;
@@ -20,6 +17,7 @@ use quinn::SendStream;
 use super::pages::{PAGE_BUDGET, entry_size, read_page};
 use crate::access::can_read;
 use crate::fanout::{LiveEntry, Registration};
+use crate::follow::{Follow, Live, Next};
 use crate::frame_io;
 use crate::metrics;
 use crate::server::Shared;
@@ -55,7 +53,9 @@ pub async fn run<S: Store>(
         session,
         stream: request.stream,
         send: &mut send,
-        next: request.after.saturating_add(1),
+        follow: Follow::new(request.after),
+        registration: None,
+        pending: VecDeque::new(),
     }
     .follow()
     .await;
@@ -74,8 +74,11 @@ struct Follower<'a, S: Store> {
     session: &'a Session,
     stream: StreamId,
     send: &'a mut SendStream,
-    /// The next position owed to the client.
-    next: u64,
+    follow: Follow,
+    registration: Option<Registration>,
+    /// Live entries received and not yet offered: the rest of a batch
+    /// after a gap, kept until storage has caught up.
+    pending: VecDeque<LiveEntry>,
 }
 
 /// Why following stopped: `Some(error)` to tell the client, `None` when the
@@ -84,80 +87,102 @@ type End = Option<WireError>;
 
 impl<S: Store> Follower<'_, S> {
     async fn follow(mut self) -> End {
-        match self.follow_until_stopped().await {
-            Err(end) => end,
-            Ok(never) => match never {},
-        }
-    }
-
-    async fn follow_until_stopped(&mut self) -> Result<std::convert::Infallible, End> {
-        let mut announced_live = false;
         loop {
-            let limits = &self.shared.config.limits;
-            let mut registration = self.shared.hub.register(
-                self.stream,
-                self.session.user,
-                limits.subscriber_queue,
-                limits.subscriber_queue_bytes,
-            );
-            self.catch_up().await?;
-            if !announced_live {
-                self.send_event(SubscriptionEvent::Live {
-                    position: self.next - 1,
-                })
-                .await?;
-                announced_live = true;
-            }
-            self.follow_queue(&mut registration).await?;
-            // Detached by the hub: go back to storage, if still allowed.
-            if !can_read(&self.shared.store, self.session.user, self.stream).await {
-                return Err(Some(WireError::new(
-                    ErrorCode::FORBIDDEN,
-                    "access withdrawn",
-                )));
-            }
-        }
-    }
-
-    /// Sends live entries until the queue closes (`Ok`) or following must
-    /// stop (`Err`).
-    async fn follow_queue(&mut self, queue: &mut Registration) -> Result<(), End> {
-        loop {
-            let first = tokio::select! {
-                entry = queue.recv() => entry,
-                () = self.shared.shutdown.cancelled() => return Err(Some(WireError::new(ErrorCode::SHUTTING_DOWN, "relay shutting down"))),
-                _ = self.send.stopped() => return Err(None),
+            let step = match self.follow.poll() {
+                Next::Register => self.register().await,
+                Next::Read { after } => self.read(after).await,
+                Next::Announce { position } => self.announce(position).await,
+                Next::AwaitLive => self.await_live().await,
             };
-            let Some(first) = first else { return Ok(()) };
-            let mut batch = vec![first];
-            while batch.len() < LIVE_BATCH {
-                match queue.try_recv() {
-                    Some(entry) => batch.push(entry),
-                    None => break,
-                }
+            if let Err(end) = step {
+                return end;
             }
-            self.deliver(batch).await?;
         }
     }
 
-    /// Sends queued entries in order, skipping what was already sent and
-    /// filling any gap from storage first.
-    async fn deliver(&mut self, batch: Vec<LiveEntry>) -> Result<(), End> {
-        let mut entries = Vec::with_capacity(batch.len());
-        for live in batch {
-            let position = live.position();
-            if position < self.next {
-                continue;
-            }
-            if position > self.next {
-                self.send_entries(std::mem::take(&mut entries)).await?;
-                self.catch_up().await?;
-                if position < self.next {
-                    continue;
+    /// Registers with the hub, before storage is read, so that nothing
+    /// committed after the read is missed. After a detachment, access is
+    /// checked again first.
+    async fn register(&mut self) -> Result<(), End> {
+        let detached = self.registration.take().is_some();
+        if detached && !can_read(&self.shared.store, self.session.user, self.stream).await {
+            return Err(Some(WireError::new(
+                ErrorCode::FORBIDDEN,
+                "access withdrawn",
+            )));
+        }
+        let limits = &self.shared.config.limits;
+        self.registration = Some(self.shared.hub.register(
+            self.stream,
+            self.session.user,
+            limits.subscriber_queue,
+            limits.subscriber_queue_bytes,
+        ));
+        self.follow.registered();
+        Ok(())
+    }
+
+    /// Sends one page of storage after `after`.
+    async fn read(&mut self, after: u64) -> Result<(), End> {
+        let mut budget = PAGE_BUDGET;
+        let page = read_page(
+            self.shared,
+            self.stream,
+            after,
+            MAX_PAGE_ENTRIES,
+            &mut budget,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "subscription read failed");
+            Some(WireError::new(ErrorCode::INTERNAL, "storage unavailable"))
+        })?;
+        let entries = page.entries.as_slice();
+        let range = entries
+            .first()
+            .zip(entries.last())
+            .map(|(f, l)| (f.position, l.position));
+        let more = page.more;
+        if range.is_some() {
+            self.send_event(SubscriptionEvent::Entries(page.entries))
+                .await?;
+        }
+        self.follow.page(range, more).map_err(|broken| {
+            tracing::error!(stream = %self.stream, %broken, "storage does not hold what a subscription is owed");
+            Some(WireError::new(ErrorCode::INTERNAL, "storage unavailable"))
+        })
+    }
+
+    async fn announce(&mut self, position: u64) -> Result<(), End> {
+        self.send_event(SubscriptionEvent::Live { position })
+            .await?;
+        self.follow.announced();
+        Ok(())
+    }
+
+    /// Offers live entries (those kept from a gap first, then a batch from
+    /// the queue) and sends what is owed; on a gap, keeps the rest for
+    /// after the catch-up the follower then asks for.
+    async fn await_live(&mut self) -> Result<(), End> {
+        if self.pending.is_empty() {
+            match self.receive_batch().await? {
+                Some(batch) => self.pending.extend(batch),
+                None => {
+                    self.follow.detached();
+                    return Ok(());
                 }
             }
-            entries.push(live.to_entry());
-            self.next = position + 1;
+        }
+        let mut entries = Vec::with_capacity(self.pending.len());
+        while let Some(live) = self.pending.pop_front() {
+            match self.follow.live(live.position()) {
+                Live::Send => entries.push(live.to_entry()),
+                Live::Skip => {}
+                Live::Gap => {
+                    self.pending.push_front(live);
+                    break;
+                }
+            }
         }
         let delivered = entries.len();
         self.send_entries(entries).await?;
@@ -165,33 +190,26 @@ impl<S: Store> Follower<'_, S> {
         Ok(())
     }
 
-    /// Sends everything stored from `next` on, page by page.
-    async fn catch_up(&mut self) -> Result<(), End> {
-        loop {
-            let mut budget = PAGE_BUDGET;
-            let page = read_page(
-                self.shared,
-                self.stream,
-                self.next - 1,
-                MAX_PAGE_ENTRIES,
-                &mut budget,
-            )
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "subscription read failed");
-                Some(WireError::new(ErrorCode::INTERNAL, "storage unavailable"))
-            })?;
-            let Some(last) = page.entries.as_slice().last().map(|e| e.position) else {
-                return Ok(());
-            };
-            let more = page.more;
-            self.send_event(SubscriptionEvent::Entries(page.entries))
-                .await?;
-            self.next = last + 1;
-            if !more {
-                return Ok(());
+    /// Up to [`LIVE_BATCH`] queued entries; `None` when the hub detached
+    /// this subscriber.
+    async fn receive_batch(&mut self) -> Result<Option<Vec<LiveEntry>>, End> {
+        let Some(queue) = self.registration.as_mut() else {
+            return Ok(None);
+        };
+        let first = tokio::select! {
+            entry = queue.recv() => entry,
+            () = self.shared.shutdown.cancelled() => return Err(Some(WireError::new(ErrorCode::SHUTTING_DOWN, "relay shutting down"))),
+            _ = self.send.stopped() => return Err(None),
+        };
+        let Some(first) = first else { return Ok(None) };
+        let mut batch = vec![first];
+        while batch.len() < LIVE_BATCH {
+            match queue.try_recv() {
+                Some(entry) => batch.push(entry),
+                None => break,
             }
         }
+        Ok(Some(batch))
     }
 
     async fn send_entries(&mut self, entries: Vec<Entry>) -> Result<(), End> {
