@@ -30,18 +30,16 @@ pub struct Unauthenticated {
 }
 
 /// An authenticated device on one connection.
+///
+/// Its fields are private: only [`Unauthenticated::authenticate`] makes
+/// one, so no other module can build an authenticated session.
 #[derive(Debug)]
 pub struct Session {
-    /// The QUIC connection.
-    pub connection: quinn::Connection,
-    /// The user.
-    pub user: UserId,
-    /// The device.
-    pub device: DeviceId,
-    /// The peer's address, for per-IP limits.
-    pub ip: IpAddr,
-    /// Permits for concurrent subscriptions.
-    pub subscriptions: Arc<Semaphore>,
+    connection: quinn::Connection,
+    user: UserId,
+    device: DeviceId,
+    ip: IpAddr,
+    subscriptions: Arc<Semaphore>,
 }
 
 /// A refusal that ends the connection.
@@ -225,6 +223,31 @@ async fn admit<S: Store>(
 }
 
 impl Session {
+    /// The QUIC connection.
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.connection
+    }
+
+    /// The authenticated user.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// The authenticated device.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// The peer's address, for per-IP limits.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// Permits for concurrent subscriptions.
+    pub fn subscriptions(&self) -> &Arc<Semaphore> {
+        &self.subscriptions
+    }
+
     /// Serves request streams until the connection ends or the relay shuts
     /// down; each request runs in its own task, so a slow one never holds
     /// up another.

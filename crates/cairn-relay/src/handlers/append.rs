@@ -18,11 +18,11 @@ pub async fn append<S: Store>(
     envelopes: Vec<Envelope>,
 ) -> BoundedVec<AppendOutcome, MAX_BATCH> {
     let batch_len = envelopes.len();
-    let Some(checked) = prechecked(session.user, session.device, envelopes).await else {
+    let Some(checked) = prechecked(session.user(), session.device(), envelopes).await else {
         let refused = (0..batch_len).map(|_| internal_refusal()).collect();
         return one_per_envelope(refused);
     };
-    let checked = with_consent(shared, session.user, checked).await;
+    let checked = with_consent(shared, session.user(), checked).await;
     let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(checked.len());
     let mut accepted = Vec::with_capacity(checked.len());
     for (envelope, verdict) in checked {

@@ -52,7 +52,7 @@ pub async fn handle_stream<S: Store>(
         }
     };
     metrics::request(kind(&request));
-    if let Err(wait) = shared.limits.check(session.user, session.ip) {
+    if let Err(wait) = shared.limits.check(session.user(), session.ip()) {
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let error = WireError::new(ErrorCode::RATE_LIMITED, "too many requests")
             .with_detail(ErrorDetail::RetryAfterMs(ms));
@@ -126,8 +126,8 @@ pub(crate) fn internal(e: &dyn std::fmt::Display) -> Response {
 async fn refuse(session: &Session, send: &mut SendStream, error: WireError) {
     metrics::refusal(error.code);
     if error.code.closes_connection() {
-        tracing::debug!(device = %session.device, code = %error.code, message = %error.message, "closing a misbehaving connection");
-        close_with(&session.connection, send, error).await;
+        tracing::debug!(device = %session.device(), code = %error.code, message = %error.message, "closing a misbehaving connection");
+        close_with(session.connection(), send, error).await;
     } else {
         frame_io::answer(send, &Response::Error(error)).await;
     }

@@ -28,7 +28,7 @@ pub async fn read<S: Store>(
     session: &Session,
     request: ReadRequest,
 ) -> Response {
-    if !can_read(&shared.store, session.user, request.stream).await {
+    if !can_read(&shared.store, session.user(), request.stream).await {
         return error(ErrorCode::FORBIDDEN, "forbidden");
     }
     let limit = usize::try_from(request.limit)

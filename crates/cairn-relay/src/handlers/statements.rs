@@ -39,7 +39,7 @@ pub async fn revoke_device<S: Store>(
     let (response, applied) = answer(shared.store.revoke_device(revocation).await);
     if applied {
         shared.sessions.close_device(
-            session.user,
+            session.user(),
             device,
             ErrorCode::DEVICE_REVOKED,
             "device revoked by its user",
@@ -75,7 +75,7 @@ pub async fn revoke_friend<S: Store>(
     if applied {
         shared
             .hub
-            .detach_reader(StreamId::new(session.user, Scope::Friends), grantee);
+            .detach_reader(StreamId::new(session.user(), Scope::Friends), grantee);
     }
     response
 }
@@ -93,7 +93,7 @@ fn check<S: Store, B: Statement>(
             "statement signature does not verify",
         )
     })?;
-    if body.signer() != session.user {
+    if body.signer() != session.user() {
         return Err(error(
             ErrorCode::BAD_STATEMENT,
             "statement is not signed by this connection's user",

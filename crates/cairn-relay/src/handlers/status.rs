@@ -9,7 +9,7 @@ use crate::session::Session;
 
 /// Lists the user's devices with their last seq and acknowledged cursors.
 pub async fn status<S: Store>(shared: &Shared<S>, session: &Session) -> Response {
-    let records = match shared.store.devices(session.user).await {
+    let records = match shared.store.devices(session.user()).await {
         Ok(records) => records,
         Err(e) => return internal(&e),
     };

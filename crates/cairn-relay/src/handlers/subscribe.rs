@@ -34,11 +34,11 @@ pub async fn run<S: Store>(
     request: SubscribeRequest,
     mut send: SendStream,
 ) {
-    if !can_read(&shared.store, session.user, request.stream).await {
+    if !can_read(&shared.store, session.user(), request.stream).await {
         metrics::refusal(ErrorCode::FORBIDDEN);
         return frame_io::refuse(&mut send, ErrorCode::FORBIDDEN, "forbidden").await;
     }
-    let Ok(_permit) = session.subscriptions.clone().try_acquire_owned() else {
+    let Ok(_permit) = session.subscriptions().clone().try_acquire_owned() else {
         metrics::refusal(ErrorCode::TOO_MANY_SUBSCRIPTIONS);
         return frame_io::refuse(
             &mut send,
@@ -105,7 +105,7 @@ impl<S: Store> Follower<'_, S> {
     /// checked again first.
     async fn register(&mut self) -> Result<(), End> {
         let detached = self.registration.take().is_some();
-        if detached && !can_read(&self.shared.store, self.session.user, self.stream).await {
+        if detached && !can_read(&self.shared.store, self.session.user(), self.stream).await {
             return Err(Some(WireError::new(
                 ErrorCode::FORBIDDEN,
                 "access withdrawn",
@@ -114,7 +114,7 @@ impl<S: Store> Follower<'_, S> {
         let limits = &self.shared.config.limits;
         self.registration = Some(self.shared.hub.register(
             self.stream,
-            self.session.user,
+            self.session.user(),
             limits.subscriber_queue,
             limits.subscriber_queue_bytes,
         ));

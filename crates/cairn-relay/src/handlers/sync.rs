@@ -32,7 +32,7 @@ pub async fn hello<S: Store>(
         Ok(cursors) => cursors,
         Err(e) => return internal(&e),
     };
-    let streams = match readable_streams(&shared.store, session.user).await {
+    let streams = match readable_streams(&shared.store, session.user()).await {
         Ok(streams) => streams,
         Err(e) => return internal(&e),
     };
@@ -44,10 +44,10 @@ pub async fn hello<S: Store>(
 
 /// Records an acknowledgement, for a stream the device may read.
 pub async fn ack<S: Store>(shared: &Shared<S>, session: &Session, cursor: Cursor) -> Response {
-    if !can_read(&shared.store, session.user, cursor.stream).await {
+    if !can_read(&shared.store, session.user(), cursor.stream).await {
         return error(ErrorCode::FORBIDDEN, "forbidden");
     }
-    match shared.store.ack(session.device, cursor).await {
+    match shared.store.ack(session.device(), cursor).await {
         Ok(_) => Response::Done,
         Err(e) => internal(&e),
     }
@@ -61,7 +61,7 @@ async fn cursors<S: Store>(
 ) -> Result<HashMap<StreamId, u64>, cairn_store::ReadError> {
     let mut cursors: HashMap<StreamId, u64> = shared
         .store
-        .acked(session.device)
+        .acked(session.device())
         .await?
         .into_iter()
         .map(|c| (c.stream, c.position))
