@@ -20,7 +20,7 @@ use crate::api::{
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
-use crate::writer::{Counters, GroupLimits, Queued, Reply, Work, Writer};
+use crate::writer::{CommitFailed, Counters, GroupLimits, Queued, Replier, Request, Writer};
 use crate::{maintenance, reader, schema};
 
 /// Tuning of a [`RedbStore`]. The defaults suit a relay.
@@ -163,21 +163,17 @@ impl RedbStore {
         }
     }
 
+    /// Queues `request` for the writer and waits for its answer.
     async fn submit<A>(
         &self,
-        work: Work,
-        reply: Reply,
-        answer: oneshot::Receiver<Result<A, String>>,
+        request: Request,
+        answer: oneshot::Receiver<Result<A, CommitFailed>>,
     ) -> Result<A, Submit> {
         let permit = Arc::clone(&self.room)
             .acquire_owned()
             .await
             .map_err(|_| Submit::Closed)?;
-        let queued = Queued {
-            work,
-            reply,
-            permit,
-        };
+        let queued = Queued { request, permit };
         let sender = self.requests.lock().ok().and_then(|s| s.clone());
         match sender {
             Some(sender) => sender.send(queued).map_err(|_| Submit::Closed)?,
@@ -185,21 +181,21 @@ impl RedbStore {
         }
         match answer.await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(message)) => Err(Submit::Failed(message)),
+            Ok(Err(failure)) => Err(Submit::Failed(failure)),
             Err(_) => Err(Submit::Closed),
         }
     }
 
     async fn invite(&self, op: InviteOp) -> Result<InviteAnswer, WriteError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Work::Invite(op), Reply::Invite(tx), rx)
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Invite(op, reply), rx)
             .await
             .map_err(Submit::into_write)
     }
 
     async fn statement(&self, statement: StatementIn) -> Result<StatementOutcome, WriteError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Work::Statement(statement), Reply::Statement(tx), rx)
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Statement(statement, reply), rx)
             .await
             .map_err(Submit::into_write)
     }
@@ -231,12 +227,12 @@ impl Store for RedbStore {
             return Ok(Vec::new());
         }
         let items = batch.into_iter().map(Prepared::new).collect();
-        let (tx, rx) = oneshot::channel();
-        self.submit(Work::Append(items), Reply::Append(tx), rx)
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Append(items, reply), rx)
             .await
             .map_err(|e| match e {
                 Submit::Closed => AppendError::Closed,
-                Submit::Failed(message) => AppendError::Backend(BackendError::new(message)),
+                Submit::Failed(failure) => AppendError::Backend(BackendError::new(failure)),
             })
     }
 
@@ -318,8 +314,8 @@ impl Store for RedbStore {
     }
 
     async fn ack(&self, device: DeviceId, cursor: Cursor) -> Result<u64, WriteError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Work::Ack(device, cursor), Reply::Ack(tx), rx)
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Ack(device, cursor, reply), rx)
             .await
             .map_err(Submit::into_write)
     }
@@ -390,14 +386,14 @@ impl Store for RedbStore {
 /// Why a queued write got no answer.
 enum Submit {
     Closed,
-    Failed(String),
+    Failed(CommitFailed),
 }
 
 impl Submit {
     fn into_write(self) -> WriteError {
         match self {
             Self::Closed => WriteError::Closed,
-            Self::Failed(message) => WriteError::Backend(BackendError::new(message)),
+            Self::Failed(failure) => WriteError::Backend(BackendError::new(failure)),
         }
     }
 }

@@ -38,44 +38,56 @@ pub struct GroupLimits {
     pub quota: Quota,
 }
 
-/// One write request, with the reply for its caller.
+/// One write request in the queue: what to write, with the typed reply
+/// its caller waits on, and its room in the queue (given back when the
+/// writer takes it).
 #[derive(Debug)]
 pub struct Queued {
-    /// What to write.
-    pub work: Work,
-    /// Where the answer goes.
-    pub reply: Reply,
-    /// Room in the queue, given back when the writer takes the request.
+    /// The request.
+    pub request: Request,
+    /// Room in the queue.
     pub permit: OwnedSemaphorePermit,
 }
 
-/// What a request writes.
+/// What a request writes, each kind with the reply its answer goes to.
 #[derive(Debug)]
-pub enum Work {
+pub enum Request {
     /// Envelopes to append.
-    Append(Vec<Prepared>),
+    Append(Vec<Prepared>, Replier<Vec<ItemOutcome>>),
     /// A signed statement.
-    Statement(StatementIn),
+    Statement(StatementIn, Replier<StatementOutcome>),
     /// An acknowledged cursor.
-    Ack(DeviceId, Cursor),
+    Ack(DeviceId, Cursor, Replier<u64>),
     /// A change to the operator's invites.
-    Invite(InviteOp),
+    Invite(InviteOp, Replier<InviteAnswer>),
 }
 
-/// A failed commit, told to every caller of the group.
-pub type Failure = String;
+/// A commit failed: every caller of its group gets this, with the engine's
+/// error as its source. Nothing of the group was written.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the commit failed: {0}")]
+pub struct CommitFailed(#[source] Arc<redb::Error>);
 
-/// The reply channel of a request, typed by its work.
+/// Where one request's answer goes.
 #[derive(Debug)]
-pub enum Reply {
-    /// For [`Work::Append`].
-    Append(oneshot::Sender<Result<Vec<ItemOutcome>, Failure>>),
-    /// For [`Work::Statement`].
-    Statement(oneshot::Sender<Result<StatementOutcome, Failure>>),
-    /// For [`Work::Ack`].
-    Ack(oneshot::Sender<Result<u64, Failure>>),
-    /// For [`Work::Invite`].
-    Invite(oneshot::Sender<Result<InviteAnswer, Failure>>),
+pub struct Replier<T>(oneshot::Sender<Result<T, CommitFailed>>);
+
+impl<T> Replier<T> {
+    /// A replier and the receiver its caller awaits.
+    pub fn new() -> (Self, oneshot::Receiver<Result<T, CommitFailed>>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(tx), rx)
+    }
+
+    /// Sends the answer; a caller that went away is fine (its write is
+    /// durable all the same).
+    fn answer(self, answer: T) {
+        drop(self.0.send(Ok(answer)));
+    }
+
+    fn fail(self, failure: &CommitFailed) {
+        drop(self.0.send(Err(failure.clone())));
+    }
 }
 
 /// Shared counters of the commit path.
@@ -137,10 +149,10 @@ impl Writer {
     /// Gathers a group after `first`; returns a request that did not fit.
     fn collect(&self, first: Queued) -> (Vec<Queued>, Option<Queued>) {
         let deadline = Instant::now() + self.limits.max_wait;
-        let mut weight = Weight::of(&first.work);
+        let mut weight = Weight::of(&first.request);
         let mut group = vec![first];
         while let Some(next) = self.next_request(deadline) {
-            let added = weight.plus(Weight::of(&next.work));
+            let added = weight.plus(Weight::of(&next.request));
             if !added.within(&self.limits) {
                 return (group, Some(next));
             }
@@ -166,32 +178,28 @@ impl Writer {
     /// Applies and commits a group, then publishes and answers.
     fn commit(&self, group: Vec<Queued>) {
         let started = Instant::now();
-        let mut works = Vec::with_capacity(group.len());
-        let mut replies = Vec::with_capacity(group.len());
-        for queued in group {
-            works.push(queued.work);
-            replies.push(queued.reply);
-            drop(queued.permit);
-        }
-        match apply_and_commit(&self.db, works, &self.limits) {
-            Ok((answers, committed)) => {
-                self.record(started, replies.len(), committed.len());
+        let requests: Vec<Request> = group
+            .into_iter()
+            .map(|queued| {
+                drop(queued.permit);
+                queued.request
+            })
+            .collect();
+        let count = requests.len();
+        match apply_and_commit(&self.db, requests, &self.limits) {
+            Ok((applied, committed)) => {
+                self.record(started, count, committed.len());
                 if !committed.is_empty() {
                     // No receivers is fine: nobody is subscribed.
                     let _ = self
                         .publish
                         .send(committed.into_iter().map(Arc::new).collect());
                 }
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    reply.answer(answer);
-                }
+                applied.into_iter().for_each(Applied::answer);
             }
-            Err(err) => {
+            Err(failed) => {
                 self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
-                let message = err.to_string();
-                for reply in replies {
-                    reply.fail(message.clone());
-                }
+                failed.tell_everyone();
             }
         }
     }
@@ -213,78 +221,142 @@ impl Writer {
     }
 }
 
-/// The answer to one request.
-#[derive(Debug)]
-enum Answer {
-    Append(Vec<ItemOutcome>),
-    Statement(StatementOutcome),
-    Ack(u64),
-    Invite(InviteAnswer),
+/// A request applied inside the group's transaction: its answer, paired
+/// with its own replier (so an answer can only go to a caller of its kind),
+/// sent once the group has committed.
+enum Applied {
+    Append(Replier<Vec<ItemOutcome>>, Vec<ItemOutcome>),
+    Statement(Replier<StatementOutcome>, StatementOutcome),
+    Ack(Replier<u64>, u64),
+    Invite(Replier<InviteAnswer>, InviteAnswer),
 }
 
-impl Reply {
-    /// Sends the answer; a caller that went away is fine (its write is
-    /// durable all the same).
-    fn answer(self, answer: Answer) {
-        match (self, answer) {
-            (Self::Append(tx), Answer::Append(outcomes)) => drop(tx.send(Ok(outcomes))),
-            (Self::Statement(tx), Answer::Statement(outcome)) => drop(tx.send(Ok(outcome))),
-            (Self::Ack(tx), Answer::Ack(position)) => drop(tx.send(Ok(position))),
-            (Self::Invite(tx), Answer::Invite(answer)) => drop(tx.send(Ok(answer))),
-            // Answers are made from the request's own work, so kinds always
-            // match; dropping the sender would tell the caller "closed".
-            _ => {}
+impl Applied {
+    fn answer(self) {
+        match self {
+            Self::Append(reply, outcomes) => reply.answer(outcomes),
+            Self::Statement(reply, outcome) => reply.answer(outcome),
+            Self::Ack(reply, position) => reply.answer(position),
+            Self::Invite(reply, answer) => reply.answer(answer),
         }
     }
 
-    fn fail(self, message: Failure) {
+    fn fail(self, failure: &CommitFailed) {
         match self {
-            Self::Append(tx) => drop(tx.send(Err(message))),
-            Self::Statement(tx) => drop(tx.send(Err(message))),
-            Self::Ack(tx) => drop(tx.send(Err(message))),
-            Self::Invite(tx) => drop(tx.send(Err(message))),
+            Self::Append(reply, _) => reply.fail(failure),
+            Self::Statement(reply, _) => reply.fail(failure),
+            Self::Ack(reply, _) => reply.fail(failure),
+            Self::Invite(reply, _) => reply.fail(failure),
+        }
+    }
+}
+
+impl Request {
+    /// Applies the request; on an engine error, fails its own caller
+    /// before returning the error.
+    fn apply(
+        self,
+        tables: &mut WriteTables<'_>,
+        committed: &mut Vec<Committed>,
+    ) -> Result<Applied, CommitFailed> {
+        let failed = |error: redb::Error| CommitFailed(Arc::new(error));
+        match self {
+            Self::Append(items, reply) => match append(tables, items, committed) {
+                Ok(outcomes) => Ok(Applied::Append(reply, outcomes)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
+            Self::Statement(statement, reply) => match tables.statement(&statement) {
+                Ok(outcome) => Ok(Applied::Statement(reply, outcome)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
+            Self::Ack(device, cursor, reply) => match tables.ack(&device, &cursor) {
+                Ok(position) => Ok(Applied::Ack(reply, position)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
+            Self::Invite(op, reply) => match tables.invite(op) {
+                Ok(answer) => Ok(Applied::Invite(reply, answer)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
+        }
+    }
+
+    fn fail(self, failure: &CommitFailed) {
+        match self {
+            Self::Append(_, reply) => reply.fail(failure),
+            Self::Statement(_, reply) => reply.fail(failure),
+            Self::Ack(_, _, reply) => reply.fail(failure),
+            Self::Invite(_, reply) => reply.fail(failure),
+        }
+    }
+}
+
+/// Tells `reply` of `failure`, and hands the failure on.
+fn failing<T>(reply: Replier<T>, failure: CommitFailed) -> CommitFailed {
+    reply.fail(&failure);
+    failure
+}
+
+/// A group that did not commit, with every caller still to tell.
+struct GroupFailed {
+    failure: CommitFailed,
+    applied: Vec<Applied>,
+    unapplied: Vec<Request>,
+}
+
+impl GroupFailed {
+    fn tell_everyone(self) {
+        for applied in self.applied {
+            applied.fail(&self.failure);
+        }
+        for request in self.unapplied {
+            request.fail(&self.failure);
         }
     }
 }
 
 fn apply_and_commit(
     db: &Database,
-    works: Vec<Work>,
+    requests: Vec<Request>,
     limits: &GroupLimits,
-) -> Result<(Vec<Answer>, Vec<Committed>), redb::Error> {
-    let txn = schema::begin_write(db, limits.durable)?;
-    let mut answers = Vec::with_capacity(works.len());
-    let mut committed = Vec::new();
-    {
-        let mut tables = WriteTables::open(&txn, limits.quota)?;
-        for work in works {
-            answers.push(apply(&mut tables, work, &mut committed)?);
+) -> Result<(Vec<Applied>, Vec<Committed>), GroupFailed> {
+    let mut applied = Vec::with_capacity(requests.len());
+    let mut requests = requests.into_iter();
+    let engine = |error: redb::Error| CommitFailed(Arc::new(error));
+    let outcome = (|| {
+        let txn = schema::begin_write(db, limits.durable).map_err(engine)?;
+        let mut committed = Vec::new();
+        {
+            let mut tables = WriteTables::open(&txn, limits.quota).map_err(engine)?;
+            for request in requests.by_ref() {
+                applied.push(request.apply(&mut tables, &mut committed)?);
+            }
+            tables.finish().map_err(engine)?;
         }
-        tables.finish()?;
+        txn.commit().map_err(|e| engine(e.into()))?;
+        Ok(committed)
+    })();
+    match outcome {
+        Ok(committed) => Ok((applied, committed)),
+        Err(failure) => Err(GroupFailed {
+            failure,
+            applied,
+            unapplied: requests.collect(),
+        }),
     }
-    txn.commit()?;
-    Ok((answers, committed))
 }
 
-fn apply(
+fn append(
     tables: &mut WriteTables<'_>,
-    work: Work,
+    items: Vec<Prepared>,
     committed: &mut Vec<Committed>,
-) -> Result<Answer, redb::Error> {
-    match work {
-        Work::Append(items) => {
-            let mut outcomes = Vec::with_capacity(items.len());
-            for item in items {
-                let (outcome, stored) = tables.append(item)?;
-                outcomes.push(outcome);
-                committed.extend(stored);
-            }
-            Ok(Answer::Append(outcomes))
-        }
-        Work::Statement(statement) => tables.statement(&statement).map(Answer::Statement),
-        Work::Ack(device, cursor) => tables.ack(&device, &cursor).map(Answer::Ack),
-        Work::Invite(op) => tables.invite(op).map(Answer::Invite),
+) -> Result<Vec<ItemOutcome>, redb::Error> {
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in items {
+        let (outcome, stored) = tables.append(item)?;
+        outcomes.push(outcome);
+        committed.extend(stored);
     }
+    Ok(outcomes)
 }
 
 /// Size of a group so far.
@@ -295,13 +367,13 @@ struct Weight {
 }
 
 impl Weight {
-    fn of(work: &Work) -> Self {
-        match work {
-            Work::Append(items) => Self {
+    fn of(request: &Request) -> Self {
+        match request {
+            Request::Append(items, _) => Self {
                 envelopes: items.len(),
                 bytes: items.iter().map(|i| i.bytes.len()).sum(),
             },
-            Work::Statement(_) | Work::Ack(..) | Work::Invite(_) => Self {
+            Request::Statement(..) | Request::Ack(..) | Request::Invite(..) => Self {
                 envelopes: 1,
                 bytes: 256,
             },
