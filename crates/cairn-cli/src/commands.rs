@@ -326,7 +326,9 @@ async fn join(
 }
 
 async fn approve(ctx: &Ctx, code: &str) -> Result<()> {
-    let code: LinkCode = code.parse()?;
+    let code: LinkCode = code
+        .parse()
+        .context("the code to approve (copy the whole line `cairn device join` printed)")?;
     let mut client = ctx.client()?;
     let device = client.approve(&code).await?;
     if ctx.json {

@@ -61,10 +61,10 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let kind = error
-                .downcast_ref::<cairn_client::Error>()
-                .map(cairn_client::Error::kind);
-            output::error(json, &error, kind);
+            let client_error = error.downcast_ref::<cairn_client::Error>();
+            let kind = client_error.map(cairn_client::Error::kind);
+            let hint = client_error.and_then(views::hint);
+            output::error(json, &error, kind, hint);
             ExitCode::from(exit_code(kind))
         }
     }

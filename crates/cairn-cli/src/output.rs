@@ -11,15 +11,23 @@ pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints an error: a line on stderr, as JSON under `--json`.
-pub fn error(json: bool, error: &anyhow::Error, kind: Option<ErrorKind>) {
+/// Prints an error, and what to do about it when there is something: on
+/// stderr, as one JSON object under `--json` (`hint` only when there is
+/// one).
+pub fn error(json: bool, error: &anyhow::Error, kind: Option<ErrorKind>, hint: Option<String>) {
     let message = format!("{error:#}");
     if json {
         let kind = kind.map_or_else(|| "other".to_owned(), |k| format!("{k:?}"));
-        let value = serde_json::json!({ "error": message, "kind": kind });
+        let value = match hint {
+            Some(hint) => serde_json::json!({ "error": message, "kind": kind, "hint": hint }),
+            None => serde_json::json!({ "error": message, "kind": kind }),
+        };
         eprintln!("{value}");
     } else {
         eprintln!("cairn: {message}");
+        if let Some(hint) = hint {
+            eprintln!("hint: {hint}");
+        }
     }
 }
 

@@ -184,3 +184,29 @@ pub fn change_name(change: NoteChange) -> &'static str {
         NoteChange::Remove => "remove",
     }
 }
+
+/// What to do about a failure, in this CLI's commands.
+pub fn hint(error: &cairn_client::Error) -> Option<String> {
+    use cairn_client::Error;
+    let hint = match error {
+        Error::NotInitialised { .. } => {
+            "run `cairn init` (or `cairn device join --user USER_ID`) first".to_owned()
+        }
+        Error::UnknownFriend(_) => "`cairn friend list` shows your friends".to_owned(),
+        Error::UnknownAudience(_) => "`cairn audience list` shows your audiences".to_owned(),
+        Error::UnknownNote(_) => "`cairn note list` shows your notes".to_owned(),
+        Error::ExchangeKeyUnknown { name, you } => format!(
+            "{name} must add you as a friend (`cairn friend add {} --name ...`), then run `cairn sync` here",
+            you.to_text()
+        ),
+        Error::NotLinked => {
+            "run `cairn device approve CODE` on a linked device, then `cairn sync` here".to_owned()
+        }
+        Error::Pending => "run `cairn sync` once a linked device has approved this one".to_owned(),
+        Error::JoinedWithoutUser => {
+            "make a new home with `cairn device join --user USER_ID`".to_owned()
+        }
+        _ => return None,
+    };
+    Some(hint)
+}

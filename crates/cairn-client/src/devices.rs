@@ -218,11 +218,7 @@ impl Client {
         };
         let pending = (**pending).clone();
         let Some(sponsor) = pending.user else {
-            return Err(Error::Invalid(
-                "this device was prepared without naming the user it joins; \
-                 make a new home with `cairn device join --user USER_ID`"
-                    .into(),
-            ));
+            return Err(Error::JoinedWithoutUser);
         };
         let connection = connect_pending(
             &self.identity.relay,

@@ -1,10 +1,11 @@
 //! The client's one error type, with a [`ErrorKind`] that front ends map
-//! to exit codes: every failure a person can act on has its own kind and a
-//! message that says what to do.
+//! to exit codes: every failure a person can act on has its own kind (or
+//! variant), so that a front end can say what to do in its own terms. The
+//! messages say what happened and never name a front end's commands.
 
 use std::path::PathBuf;
 
-use cairn_wire::{ErrorCode, WireError};
+use cairn_wire::{ErrorCode, UserId, WireError};
 
 use crate::connection::{ConnectError, RequestError};
 
@@ -13,7 +14,7 @@ use crate::connection::{ConnectError, RequestError};
 #[non_exhaustive]
 pub enum Error {
     /// The home directory holds no identity.
-    #[error("no cairn identity in {}: run `cairn init` (or `cairn device join`) first", home.display())]
+    #[error("no cairn identity in {}", home.display())]
     NotInitialised {
         /// The home directory.
         home: PathBuf,
@@ -43,37 +44,35 @@ pub enum Error {
     #[error("the relay broke the protocol: {0}")]
     Protocol(String),
     /// No friend by that name.
-    #[error("no friend named {0:?}; `cairn friend list` shows them")]
+    #[error("no friend named {0:?}")]
     UnknownFriend(String),
     /// No audience by that name.
-    #[error("no audience named {0:?}; `cairn audience list` shows them")]
+    #[error("no audience named {0:?}")]
     UnknownAudience(String),
     /// No note with that id (or prefix).
-    #[error("no note {0:?}; `cairn note list` shows them")]
+    #[error("no note {0:?}")]
     UnknownNote(String),
     /// The name is taken.
     #[error("{0}")]
     Exists(String),
     /// A friend's exchange key has not been seen yet.
-    #[error(
-        "{name}'s key is not known yet: {name} must add you as a friend \
-         (`cairn friend add {you} --name ...`), then run `cairn sync` here"
-    )]
+    #[error("{name}'s key is not known yet: {name} has not added you as a friend")]
     ExchangeKeyUnknown {
         /// The friend's name.
         name: String,
-        /// This user's id, for the message.
-        you: String,
+        /// This user's id, which the friend needs to add them.
+        you: UserId,
     },
     /// The device has joined but no linked device has approved it yet.
-    #[error(
-        "this device is not approved yet: run `cairn device approve CODE` on a linked device, \
-         then `cairn sync` here"
-    )]
+    #[error("this device is not approved yet")]
     NotLinked,
     /// A command that needs a linked device ran on a pending one.
-    #[error("this device is waiting for approval; run `cairn sync` once it is approved")]
+    #[error("this device is waiting for approval")]
     Pending,
+    /// A pending device was prepared without naming the user it joins
+    /// (an older home), so it cannot tell whose approval to accept.
+    #[error("this device was prepared without naming the user it joins")]
+    JoinedWithoutUser,
     /// Invalid user input.
     #[error("{0}")]
     Invalid(String),
@@ -137,9 +136,10 @@ impl Error {
             Self::ExchangeKeyUnknown { .. } => ErrorKind::Unknown,
             Self::WrongPassphrase | Self::PassphraseRequired(_) => ErrorKind::Passphrase,
             Self::NotLinked | Self::Pending => ErrorKind::NotLinked,
-            Self::Invalid(_) | Self::Exists(_) | Self::AlreadyInitialised { .. } => {
-                ErrorKind::Invalid
-            }
+            Self::Invalid(_)
+            | Self::Exists(_)
+            | Self::AlreadyInitialised { .. }
+            | Self::JoinedWithoutUser => ErrorKind::Invalid,
             _ => ErrorKind::Other,
         }
     }

@@ -69,11 +69,7 @@ impl FromStr for LinkCode {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Error> {
-        let invalid = |why: &dyn fmt::Display| {
-            Error::Invalid(format!(
-                "not a link code ({why}); copy the whole line `cairn device join` printed"
-            ))
-        };
+        let invalid = |why: &dyn fmt::Display| Error::Invalid(format!("not a link code ({why})"));
         let checked = CheckedHrpstring::new::<Bech32m>(text.trim()).map_err(|e| invalid(&e))?;
         if checked.hrp().as_str() != LINK_PREFIX {
             return Err(invalid(&"wrong prefix"));

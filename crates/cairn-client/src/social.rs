@@ -218,13 +218,14 @@ impl Client {
         let user = state
             .friend(name)
             .ok_or_else(|| Error::UnknownFriend(name.to_owned()))?;
+        let you = self.user()?;
         let exchange_key: ExchangeKey = state
             .exchange_keys
             .get(&user)
             .map(|(_, key)| *key)
             .ok_or_else(|| Error::ExchangeKeyUnknown {
                 name: name.to_owned(),
-                you: self.user().map(|u| u.to_text()).unwrap_or_default(),
+                you,
             })?;
         Ok(Member { user, exchange_key })
     }
