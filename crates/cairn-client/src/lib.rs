@@ -28,6 +28,7 @@ mod notes;
 mod open;
 pub mod pin;
 pub mod record;
+mod rounds;
 mod social;
 mod state;
 mod sync;

@@ -8,7 +8,7 @@
 //! envelope it already has with `Duplicate`, and the client skips
 //! envelopes it already holds, so nothing is lost or doubled.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use cairn_wire::limits::{MAX_BATCH, MAX_CURSORS};
@@ -26,10 +26,11 @@ use crate::identity::LinkState;
 use crate::local::Batch;
 use crate::open::{Item, KeyState, Opened};
 use crate::record::RecordBody;
+use crate::rounds::{Answered, Next, Rounds};
 
 /// Bytes of envelopes one hello pushes at most, well inside the frame.
 const OUTBOX_BYTES: usize = 768 * 1024;
-/// Hello rounds one sync makes at most (each pulls up to a frame).
+/// Hellos one sync makes at most (each pulls up to a frame).
 const MAX_ROUNDS: usize = 100_000;
 /// Most envelopes kept waiting for keys; see [`Client::keep_waiting`].
 const MAX_PENDING: u64 = 10_000;
@@ -87,8 +88,9 @@ pub(crate) struct Ingested {
     pub items: Vec<Item>,
     /// Entries of streams by users this user has not added.
     pub ignored: u64,
-    /// Those streams: their cursors did not move.
-    pub ignored_streams: HashSet<StreamId>,
+    /// Those streams, with the last position their page carried: their
+    /// cursors did not move.
+    pub ignored_streams: HashMap<StreamId, u64>,
 }
 
 impl Client {
@@ -144,7 +146,8 @@ impl Client {
         }
     }
 
-    /// Hello rounds on one connection until nothing is left either way.
+    /// Hello rounds on one connection until nothing is left either way:
+    /// the driver of [`Rounds`], which decides.
     pub(crate) async fn sync_on(
         &mut self,
         connection: &Connection,
@@ -153,46 +156,47 @@ impl Client {
         let mut keys = self.key_state()?;
         let mut known = self.store.known_ids()?;
         let mut report = SyncReport::default();
-        for _ in 0..MAX_ROUNDS {
-            let outbox = self.store.outbox(MAX_BATCH, OUTBOX_BYTES)?;
-            let synced = self.hello(connection, &outbox).await?;
-            let mut batch = Batch::default();
-            let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
-            let mut behind = streams_behind(synced.pages.as_slice());
-            let ingested =
-                self.ingest(&mut keys, &mut known, synced.pages.into_vec(), &mut batch)?;
-            self.store.commit(batch)?;
-            behind.retain(|(stream, _)| !ingested.ignored_streams.contains(stream));
-            report.pushed += pushed;
-            report.pulled += ingested.pulled;
-            report.ignored += ingested.ignored;
-            report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
-            progress.update(report.pushed, report.pulled, synced.more);
-            if let Some(refusal) = refusal {
-                return Err(Error::Refused(refusal));
-            }
-            for (stream, after) in behind {
-                self.pull_backlog(
-                    connection,
-                    stream,
-                    after,
-                    &mut keys,
-                    &mut known,
-                    &mut report,
-                )
-                .await?;
-                progress.update(report.pushed, report.pulled, true);
-            }
-            // Entries already held still move the cursors: only a round
-            // that moved nothing at all means the relay has nothing more
-            // (ignored streams move nothing, so they cannot keep a sync
-            // going).
-            let idle = pushed == 0 && ingested.accepted == 0;
-            if idle || (!synced.more && self.store.outbox_len()? == 0) {
-                break;
+        let mut rounds = Rounds::new(MAX_ROUNDS);
+        // Streams of users not added, and how far this sync has seen them:
+        // the next hellos ask past that, so that they cannot fill every
+        // answer and starve the streams that are read. Their committed
+        // cursors stay where they were.
+        let mut passed_over = HashMap::new();
+        loop {
+            match rounds.poll() {
+                Next::Hello => {
+                    let (answered, more) = self
+                        .hello_round(
+                            connection,
+                            &mut keys,
+                            &mut known,
+                            &mut passed_over,
+                            &mut report,
+                        )
+                        .await?;
+                    progress.update(report.pushed, report.pulled, more);
+                    rounds.answered(answered).map_err(Error::Refused)?;
+                }
+                Next::CatchUp { stream, after } => {
+                    self.pull_backlog(
+                        connection,
+                        stream,
+                        after,
+                        &mut keys,
+                        &mut known,
+                        &mut report,
+                    )
+                    .await?;
+                    progress.update(report.pushed, report.pulled, true);
+                    rounds.caught_up();
+                }
+                Next::Acknowledge => {
+                    self.acknowledge(connection).await;
+                    rounds.acknowledged();
+                }
+                Next::Done => break,
             }
         }
-        self.acknowledge(connection).await;
         report.queued = self.store.outbox_len()?;
         report.waiting = self.store.pending_len()?;
         if report.ignored > 0 {
@@ -202,6 +206,43 @@ impl Client {
             );
         }
         Ok(report)
+    }
+
+    /// One hello: pushes a slice of the outbox, settles the
+    /// acknowledgements and ingests the pages, committing both locally in
+    /// one transaction. What it came to, and whether the relay has more.
+    async fn hello_round(
+        &mut self,
+        connection: &Connection,
+        keys: &mut KeyState,
+        known: &mut HashSet<EnvelopeId>,
+        passed_over: &mut HashMap<StreamId, u64>,
+        report: &mut SyncReport,
+    ) -> Result<(Answered, bool), Error> {
+        let outbox = self.store.outbox(MAX_BATCH, OUTBOX_BYTES)?;
+        let synced = self.hello(connection, &outbox, passed_over).await?;
+        let mut batch = Batch::default();
+        let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+        let mut behind = streams_behind(synced.pages.as_slice());
+        let more = synced.more;
+        let ingested = self.ingest(keys, known, synced.pages.into_vec(), &mut batch)?;
+        self.store.commit(batch)?;
+        behind.retain(|(stream, _)| !ingested.ignored_streams.contains_key(stream));
+        passed_over.extend(ingested.ignored_streams.iter().map(|(s, p)| (*s, *p)));
+        report.pushed += pushed;
+        report.pulled += ingested.pulled;
+        report.ignored += ingested.ignored;
+        report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
+        let answered = Answered {
+            pushed,
+            accepted: ingested.accepted,
+            passed_over: ingested.ignored,
+            behind,
+            more,
+            outbox_left: self.store.outbox_len()?,
+            refusal,
+        };
+        Ok((answered, more))
     }
 
     /// Pulls the rest of a long backlog of one stream through a
@@ -251,12 +292,20 @@ impl Client {
     }
 
     /// One hello, retried after the delay a `rate_limited` answer asks for.
+    /// The cursors are the committed ones, except for the streams this
+    /// sync `passed_over`, asked past what it has seen of them.
     async fn hello(
         &self,
         connection: &Connection,
         outbox: &[(u64, Envelope)],
+        passed_over: &HashMap<StreamId, u64>,
     ) -> Result<SyncResponse, Error> {
         let mut cursors = self.store.cursors()?;
+        cursors.retain(|c| !passed_over.contains_key(&c.stream));
+        cursors.extend(passed_over.iter().map(|(stream, position)| Cursor {
+            stream: *stream,
+            position: *position,
+        }));
         cursors.truncate(MAX_CURSORS);
         self.store.release();
         let envelopes = outbox.iter().map(|(_, e)| e.clone()).collect();
@@ -298,7 +347,9 @@ impl Client {
             let stream = page.stream;
             if !keys.added.reads_from(&stream.owner) {
                 ingested.ignored += u64::try_from(page.entries.len()).unwrap_or(u64::MAX);
-                ingested.ignored_streams.insert(stream);
+                if let Some(last) = page.entries.as_slice().last() {
+                    ingested.ignored_streams.insert(stream, last.position);
+                }
                 continue;
             }
             ingested.accepted += u64::try_from(page.entries.len()).unwrap_or(u64::MAX);
