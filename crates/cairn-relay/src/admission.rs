@@ -100,6 +100,67 @@ impl Drop for PendingLogin {
     }
 }
 
+/// Where a certified device stands with the relay when it logs in: what
+/// the registry holds for its user and for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// A registered, unrevoked device.
+    Active,
+    /// A device its user revoked.
+    Revoked,
+    /// The user is known but this device is not: another of their devices
+    /// must register it first.
+    UnknownDevice,
+    /// Neither the user nor the device is known: a registration.
+    NewUser,
+}
+
+impl Standing {
+    /// From the registry's records of the device's user.
+    pub fn of(records: &[cairn_store::DeviceRecord], device: cairn_wire::DeviceId) -> Self {
+        match records.iter().find(|r| r.device == device) {
+            Some(record) if record.is_active() => Self::Active,
+            Some(_) => Self::Revoked,
+            None if records.is_empty() => Self::NewUser,
+            None => Self::UnknownDevice,
+        }
+    }
+}
+
+/// What a login comes to, decided without I/O from what the relay knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Admit the device as it is registered.
+    Admit,
+    /// Register a new user with this device first, if the registration
+    /// budget and policy allow (checked by the driver, which owns them).
+    Register,
+    /// Refuse with this code (and close: `spec/relay.md` §1).
+    Refuse(cairn_wire::ErrorCode, &'static str),
+}
+
+/// Decides the login of a device that is not banned (the driver checks
+/// bans first, before any registry read): a revoked device never gets in,
+/// an unknown device of a known user must be registered by another of
+/// their devices, and a new user's certificate must not be dated ahead of
+/// the relay's clock.
+pub fn login(standing: Standing, dated_in_time: bool) -> Login {
+    use cairn_wire::ErrorCode;
+    match standing {
+        Standing::Active => Login::Admit,
+        Standing::Revoked => Login::Refuse(ErrorCode::DEVICE_REVOKED, "device revoked by its user"),
+        Standing::UnknownDevice => Login::Refuse(
+            ErrorCode::UNKNOWN_DEVICE,
+            "device not registered; approve it from another device",
+        ),
+        Standing::NewUser if !dated_in_time => Login::Refuse(
+            ErrorCode::FUTURE_STATEMENT,
+            "the certificate is dated ahead of the relay's clock",
+        ),
+        Standing::NewUser => Login::Register,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +213,30 @@ mod tests {
         drop(second);
         drop(first);
         assert_eq!(pending.now(), 0);
+    }
+
+    #[test]
+    fn every_login_case_has_its_verdict() {
+        use cairn_wire::ErrorCode;
+        let code = |verdict: Login| match verdict {
+            Login::Refuse(code, _) => Some(code),
+            _ => None,
+        };
+        for dated in [true, false] {
+            assert_eq!(login(Standing::Active, dated), Login::Admit);
+            assert_eq!(
+                code(login(Standing::Revoked, dated)),
+                Some(ErrorCode::DEVICE_REVOKED)
+            );
+            assert_eq!(
+                code(login(Standing::UnknownDevice, dated)),
+                Some(ErrorCode::UNKNOWN_DEVICE)
+            );
+        }
+        assert_eq!(
+            code(login(Standing::NewUser, false)),
+            Some(ErrorCode::FUTURE_STATEMENT)
+        );
+        assert_eq!(login(Standing::NewUser, true), Login::Register);
     }
 }

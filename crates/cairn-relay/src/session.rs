@@ -13,6 +13,8 @@ use cairn_wire::limits::MAX_AUTH_FRAME_LEN;
 use cairn_wire::{AuthOk, AuthRequest, DeviceId, ErrorCode, Request, Response, UserId, WireError};
 use tokio::sync::Semaphore;
 
+use crate::admission::{self, Login, Standing};
+use crate::clock;
 use crate::frame_io::{self, ReadFailure};
 use crate::handlers;
 use crate::metrics;
@@ -164,10 +166,9 @@ impl Unauthenticated {
     }
 }
 
-/// Decides whether the certified device may in: a known active device is;
-/// a revoked one never is; a new device of a known user must be registered
-/// by another of their devices first; a new user is registered when the
-/// policy admits them. Returns whether this registered the user.
+/// Carries out [`admission::login`]'s decision for the certified device:
+/// reads the registry, and registers a new user when the registration
+/// budget and policy admit them. Returns whether this registered the user.
 async fn admit<S: Store>(
     shared: &Shared<S>,
     auth: &AuthRequest,
@@ -183,27 +184,18 @@ async fn admit<S: Store>(
         .devices(body.user)
         .await
         .map_err(|e| internal(&e))?;
-    if let Some(record) = devices.iter().find(|r| r.device == body.device) {
-        return match record.is_active() {
-            true => Ok(false),
-            false => Err(Fatal::new(
-                ErrorCode::DEVICE_REVOKED,
-                "device revoked by its user",
-            )),
-        };
+    let dated = clock::check_dated(body.issued_ms, clock::now_ms(), shared.max_clock_skew());
+    match admission::login(Standing::of(&devices, body.device), dated.is_ok()) {
+        Login::Admit => return Ok(false),
+        Login::Refuse(code, message) => {
+            // The clock's own message says by how much.
+            return Err(dated
+                .err()
+                .filter(|e| e.code == code)
+                .map_or_else(|| Fatal::new(code, message), Fatal));
+        }
+        Login::Register => {}
     }
-    if !devices.is_empty() {
-        return Err(Fatal::new(
-            ErrorCode::UNKNOWN_DEVICE,
-            "device not registered; approve it from another device",
-        ));
-    }
-    crate::clock::check_dated(
-        body.issued_ms,
-        crate::clock::now_ms(),
-        shared.max_clock_skew(),
-    )
-    .map_err(Fatal)?;
     registration::budget(shared, ip)?;
     registration::admits(shared, auth).await?;
     match shared
