@@ -95,20 +95,13 @@ async fn no_acknowledged_envelope_is_lost_when_the_relay_is_killed_under_load() 
 
     // Every acknowledged envelope is where it was acknowledged, gap-free.
     for (device, acks) in &acknowledged {
-        let connection = connect(device, relay.addr, relay.fingerprint)
-            .await
-            .unwrap();
+        let connection = cairn_testkit::raw::connect(&relay, device).await;
         let stream = StreamId::new(device.user, Scope::Private);
-        let stored = read_all(&connection, stream).await;
-        assert_eq!(
-            stored.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
-            (1..=stored.len() as u64).collect::<Vec<_>>()
-        );
+        // Gap-free by the kit's own check: the id at index i is at i + 1.
+        let stored = cairn_testkit::raw::read_ids(&connection, stream).await;
         for (position, id) in acks {
             assert_eq!(
-                stored
-                    .get(usize::try_from(*position - 1).unwrap())
-                    .map(|(_, i)| i),
+                stored.get(usize::try_from(*position - 1).unwrap()),
                 Some(id),
                 "acknowledged envelope missing"
             );
@@ -193,51 +186,11 @@ async fn reconnect(device: &Device, target: &mut Target) -> (Connection, usize) 
         assert!(Instant::now() < deadline, "relay never came back");
         let current = *target.borrow_and_update();
         if let Some((addr, fingerprint, generation)) = current
-            && let Ok(connection) = connect(device, addr, fingerprint).await
+            && let Ok(connection) =
+                cairn_testkit::raw::try_connect_to(addr, fingerprint, device, None).await
         {
             return (connection, generation);
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), target.changed()).await;
-    }
-}
-
-async fn connect(
-    device: &Device,
-    addr: std::net::SocketAddr,
-    fingerprint: Fingerprint,
-) -> Result<Connection, cairn_client::ConnectError> {
-    let open = Connection::open(
-        addr,
-        fingerprint,
-        &device.key,
-        device.certificate.clone(),
-        None,
-    );
-    match tokio::time::timeout(Duration::from_secs(10), open).await {
-        Ok(result) => result,
-        Err(_) => Err(cairn_client::ConnectError::Protocol(
-            "connect timed out".into(),
-        )),
-    }
-}
-
-async fn read_all(connection: &Connection, stream: StreamId) -> Vec<(u64, EnvelopeId)> {
-    let mut out = Vec::new();
-    loop {
-        let after = out.last().map_or(0, |(p, _)| *p);
-        let request = Request::Read(ReadRequest {
-            stream,
-            after,
-            limit: 4096,
-        });
-        match connection.request(&request).await.unwrap() {
-            Response::Page(page) => {
-                out.extend(page.entries.iter().map(|e| (e.position, e.envelope.id())));
-                if !page.more {
-                    return out;
-                }
-            }
-            other => panic!("{other:?}"),
-        }
     }
 }

@@ -320,7 +320,8 @@ pub async fn connect_to(addr: SocketAddr, fingerprint: Fingerprint, device: &Dev
         .unwrap()
 }
 
-/// Connects with an optional invite; the relay's refusal is returned.
+/// Connects with an optional invite; the relay's refusal, or a connect that
+/// takes longer than [`WAIT`], is returned as an error.
 pub async fn try_connect_to(
     addr: SocketAddr,
     fingerprint: Fingerprint,
@@ -334,9 +335,12 @@ pub async fn try_connect_to(
         device.certificate.clone(),
         invite,
     );
-    tokio::time::timeout(WAIT, open)
-        .await
-        .expect("connect timed out")
+    match tokio::time::timeout(WAIT, open).await {
+        Ok(result) => result,
+        Err(_) => Err(cairn_client::ConnectError::Protocol(
+            "connect timed out".into(),
+        )),
+    }
 }
 
 /// Sends a request on the client library's connection (bounded).
