@@ -15,7 +15,8 @@ use crate::output::{self, short, time};
 use crate::passphrase;
 use crate::progress::Bar;
 use crate::views::{
-    AudienceJson, DeviceJson, FriendJson, NoteJson, PostJson, WatchJson, author_name, change_name,
+    AudienceJson, DeviceJson, FriendJson, NoteJson, PostJson, SyncJson, WatchJson, WhoamiJson,
+    author_name, change_name,
 };
 
 /// Runs one command.
@@ -139,7 +140,7 @@ async fn init(
 fn whoami(ctx: &Ctx) -> Result<()> {
     let who = ctx.client()?.whoami();
     if ctx.json {
-        return output::json(&who);
+        return output::json(&WhoamiJson::from(&who));
     }
     println!(
         "user    {}",
@@ -195,7 +196,7 @@ async fn sync(ctx: &Ctx) -> Result<()> {
     bar.finish();
     let report = report?;
     if ctx.json {
-        return output::json(&report);
+        return output::json(&SyncJson::from(&report));
     }
     print_sync(&client, &report)
 }

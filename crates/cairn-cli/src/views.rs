@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use cairn_client::{
-    AudienceLabel, AudienceView, Author, DeviceView, FeedItem, Friend, Note, NoteChange, WatchEvent,
+    AudienceLabel, AudienceView, Author, DeviceView, FeedItem, Friend, Note, NoteChange,
+    SyncReport, WatchEvent, Whoami,
 };
 use serde::Serialize;
 
@@ -138,6 +139,54 @@ impl From<&DeviceView> for DeviceJson {
                 .iter()
                 .map(|(stream, position)| (stream.to_string(), *position))
                 .collect(),
+        }
+    }
+}
+
+/// `whoami --json`.
+#[derive(Debug, Serialize)]
+pub struct WhoamiJson {
+    user: Option<String>,
+    device: String,
+    name: String,
+    relay: String,
+    pending: bool,
+}
+
+impl From<&Whoami> for WhoamiJson {
+    fn from(who: &Whoami) -> Self {
+        Self {
+            user: who.user.clone(),
+            device: who.device.clone(),
+            name: who.name.clone(),
+            relay: who.relay.clone(),
+            pending: who.pending,
+        }
+    }
+}
+
+/// `sync --json`.
+#[derive(Debug, Serialize)]
+pub struct SyncJson {
+    pushed: u64,
+    pulled: u64,
+    items: u64,
+    queued: u64,
+    ignored: u64,
+    waiting: u64,
+    linked: bool,
+}
+
+impl From<&SyncReport> for SyncJson {
+    fn from(report: &SyncReport) -> Self {
+        Self {
+            pushed: report.pushed,
+            pulled: report.pulled,
+            items: report.items,
+            queued: report.queued,
+            ignored: report.ignored,
+            waiting: report.waiting,
+            linked: report.linked,
         }
     }
 }

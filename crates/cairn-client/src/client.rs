@@ -13,7 +13,6 @@ use cairn_wire::{
     DeviceId, Envelope, EnvelopeHeader, EnvelopeId, ExchangeKey, Fingerprint, Payload, Scope,
     UnsignedEnvelope, UserId,
 };
-use serde::Serialize;
 
 use crate::added::Added;
 use crate::connection::{ConnectError, Connection};
@@ -54,7 +53,7 @@ impl Default for Options {
 }
 
 /// Who this device is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Whoami {
     /// The user id (`cu1…`), once linked.
     pub user: Option<String>,

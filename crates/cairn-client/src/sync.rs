@@ -17,7 +17,6 @@ use cairn_wire::{
     Request, Response, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, SyncResponse,
     WireError,
 };
-use serde::Serialize;
 
 use crate::client::{Client, Options};
 use crate::connection::Connection;
@@ -59,7 +58,7 @@ impl Progress for NoProgress {
 }
 
 /// What a sync did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
     /// Envelopes pushed and acknowledged.
     pub pushed: u64,
