@@ -195,7 +195,7 @@ fn the_relay_s_files_logs_and_metrics_hold_no_plaintext_and_no_key() {
     let mut grants: Vec<(UserId, KeyGrant)> = Vec::new();
     for (owner, home) in [(alice_id, &alice), (bob_id, &bob)] {
         let own = home.client().own_audience_keys().unwrap();
-        keys.insert(owner, own.iter().cloned());
+        assert!(keys.insert(owner, own.iter().cloned()).is_empty());
         grants.extend(own.into_iter().map(|grant| (owner, grant)));
     }
     // alice: private, close, family at epochs 0 and 1; bob: private.

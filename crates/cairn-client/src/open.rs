@@ -102,13 +102,15 @@ pub(crate) struct KeyState {
 impl KeyState {
     /// Adds every key of one of this user's audiences.
     pub fn add_own(&mut self, audience: &Audience) {
-        self.keyring.insert_audience(self.me, audience);
+        report(self.keyring.insert_audience(self.me, audience));
     }
 
     /// Adds keys that `owner` granted to this user.
+    /// A key already held for the same audience and epoch is kept: a
+    /// different one is reported, never applied.
     pub fn add_grants(&mut self, owner: UserId, keys: Vec<KeyGrant>) {
-        self.grants.insert(owner, keys.iter().cloned());
-        self.keyring.insert(owner, keys);
+        report(self.grants.insert(owner, keys.iter().cloned()));
+        report(self.keyring.insert(owner, keys));
     }
 
     /// Opens one envelope. One by a user this user has not added is not
@@ -170,6 +172,19 @@ impl KeyState {
             audiences,
             record,
         )))
+    }
+}
+
+/// Logs keys offered for a slot that already holds another: the first key
+/// stays (`cairn_crypto::Keyring::insert`).
+fn report(conflicts: Vec<cairn_crypto::KeyConflict>) {
+    for conflict in conflicts {
+        tracing::warn!(
+            owner = %conflict.owner,
+            audience = %conflict.audience,
+            epoch = conflict.epoch.0,
+            "another key was offered for an audience epoch already held; the held key stays"
+        );
     }
 }
 

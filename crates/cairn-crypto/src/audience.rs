@@ -320,6 +320,17 @@ impl KeyLookup for Audience {
     }
 }
 
+/// A key offered for a slot the keyring already holds another key for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyConflict {
+    /// Whose audience.
+    pub owner: UserId,
+    /// Which audience.
+    pub audience: AudienceId,
+    /// Which epoch.
+    pub epoch: Epoch,
+}
+
 /// The audience keys a user has received, by (owner, audience, epoch).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keyring {
@@ -333,18 +344,38 @@ impl Keyring {
         Self::default()
     }
 
-    /// Adds the keys that `owner` granted.
-    pub fn insert(&mut self, owner: UserId, grants: impl IntoIterator<Item = KeyGrant>) {
+    /// Adds keys `owner` holds or granted. A key already held for the
+    /// same (owner, audience, epoch) is never replaced: a different one is
+    /// a conflict (someone lying, or a bug), returned and not applied.
+    #[must_use = "a conflict means someone offered another key for a held slot"]
+    pub fn insert(
+        &mut self,
+        owner: UserId,
+        grants: impl IntoIterator<Item = KeyGrant>,
+    ) -> Vec<KeyConflict> {
+        let mut conflicts = Vec::new();
         for grant in grants {
-            self.keys
-                .insert((owner, grant.audience, grant.epoch), grant.key);
+            let slot = (owner, grant.audience, grant.epoch);
+            match self.keys.get(&slot) {
+                Some(held) if *held != grant.key => conflicts.push(KeyConflict {
+                    owner,
+                    audience: grant.audience,
+                    epoch: grant.epoch,
+                }),
+                Some(_) => {}
+                None => {
+                    self.keys.insert(slot, grant.key);
+                }
+            }
         }
+        conflicts
     }
 
     /// Adds every key of an audience that `owner` keeps, e.g. the private
     /// audience from a device-link bundle.
-    pub fn insert_audience(&mut self, owner: UserId, audience: &Audience) {
-        self.insert(owner, audience.all_grants());
+    #[must_use = "a conflict means someone offered another key for a held slot"]
+    pub fn insert_audience(&mut self, owner: UserId, audience: &Audience) -> Vec<KeyConflict> {
+        self.insert(owner, audience.all_grants())
     }
 
     /// Number of keys held.

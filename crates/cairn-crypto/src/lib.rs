@@ -38,7 +38,9 @@ pub mod public;
 mod secret_codec;
 pub mod vault;
 
-pub use audience::{Audience, AudienceId, Epoch, KeyGrant, KeyLookup, Keyring, Member, WrapTarget};
+pub use audience::{
+    Audience, AudienceId, Epoch, KeyConflict, KeyGrant, KeyLookup, Keyring, Member, WrapTarget,
+};
 pub use error::{
     AudienceError, DecryptionFailed, Error, GrantError, KeyDecodeError, SealError, VerifyError,
 };

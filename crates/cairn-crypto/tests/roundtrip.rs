@@ -86,7 +86,7 @@ fn deliver(
     )
     .unwrap();
     let grants = open_grant(&header, payload.as_slice(), &member.exchange).unwrap();
-    keyring.insert(owner.id(), grants);
+    assert!(keyring.insert(owner.id(), grants).is_empty());
 }
 
 #[test]
@@ -285,7 +285,7 @@ fn a_wrap_moved_to_another_author_fails() {
     let mallory = User::new(&mut rng);
     let audience = Audience::new(&mut rng, "a").unwrap();
     let mut keys = Keyring::new();
-    keys.insert(alice.id(), audience.all_grants());
+    assert!(keys.insert(alice.id(), audience.all_grants()).is_empty());
     let header = alice.header(1, Scope::Friends);
     let payload = seal_post(&mut rng, &header, b"x", &[audience.target()]).unwrap();
     let mut replayed = header.clone();
@@ -504,7 +504,7 @@ fn the_longest_plaintext_fits_with_the_most_audiences_at_the_largest_epoch() {
     assert!(payload.len() <= MAX_PAYLOAD_LEN);
     let mut keyring = Keyring::new();
     for t in &targets {
-        keyring.insert(
+        let conflicts = keyring.insert(
             alice.id(),
             [KeyGrant {
                 audience: t.audience,
@@ -512,6 +512,7 @@ fn the_longest_plaintext_fits_with_the_most_audiences_at_the_largest_epoch() {
                 key: t.key.clone(),
             }],
         );
+        assert!(conflicts.is_empty());
     }
     assert_eq!(
         open_post(&header, payload.as_slice(), &keyring).unwrap(),
@@ -656,7 +657,7 @@ fn audience_and_keyring_state_round_trip() {
     assert_eq!(encoded[0], 1);
     assert_eq!(Audience::decode(&encoded).unwrap(), audience);
     let mut keyring = Keyring::new();
-    keyring.insert_audience(alice.id(), &audience);
+    assert!(keyring.insert_audience(alice.id(), &audience).is_empty());
     assert_eq!(keyring.len(), 2);
     assert_eq!(Keyring::decode(&keyring.encode()).unwrap(), keyring);
     assert!(Audience::decode(&encoded[..encoded.len() - 1]).is_err());
@@ -759,4 +760,28 @@ fn exchange_key_announcement_verifies() {
     let decoded = cairn_crypto::ExchangeKeyAnnouncement::decode(&announcement.encode()).unwrap();
     let body = cairn_crypto::identity::verify_statement(&decoded, &alice.id()).unwrap();
     assert_eq!(body.exchange_key, alice.exchange.public_key());
+}
+
+#[test]
+fn a_held_key_is_never_replaced_and_a_different_one_is_reported() {
+    use cairn_crypto::{AudienceId, AudienceKey, Epoch, KeyLookup};
+    let owner = UserId::from_bytes([9; 32]);
+    let grant = |byte: u8| KeyGrant {
+        audience: AudienceId::from_bytes([1; 16]),
+        epoch: Epoch(3),
+        key: AudienceKey::from_bytes(&[byte; 32]),
+    };
+    let mut keyring = Keyring::new();
+    assert!(keyring.insert(owner, [grant(1)]).is_empty());
+    assert!(
+        keyring.insert(owner, [grant(1)]).is_empty(),
+        "the same key again is fine"
+    );
+    let conflicts = keyring.insert(owner, [grant(2)]);
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!((conflicts[0].owner, conflicts[0].epoch), (owner, Epoch(3)));
+    let held = keyring
+        .audience_key(&owner, &AudienceId::from_bytes([1; 16]), Epoch(3))
+        .unwrap();
+    assert_eq!(held.as_bytes(), &[1; 32], "the first key stays");
 }

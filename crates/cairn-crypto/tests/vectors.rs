@@ -244,8 +244,8 @@ fn open_posts_from_file() {
         for t in case["targets"].as_array().unwrap() {
             let mut only = Keyring::new();
             let grant = grant_from(t);
-            only.insert(header.author, [grant.clone()]);
-            keyring.insert(header.author, [grant]);
+            assert!(only.insert(header.author, [grant.clone()]).is_empty());
+            assert!(keyring.insert(header.author, [grant]).is_empty());
             let opened =
                 open_post(&header, &unhex(case["payload"].as_str().unwrap()), &only).unwrap();
             assert_eq!(hex::encode(opened), case["plaintext"].as_str().unwrap());
