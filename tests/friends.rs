@@ -298,3 +298,53 @@ fn unknown_names_and_missing_keys_are_specific_errors() {
     assert_eq!(code, 8, "{message}");
     assert!(message.contains("must add you as a friend"), "{message}");
 }
+
+/// A removal must not be undone by a stale concurrent edit: the laptop
+/// removes bob from "fam" (a new epoch) while the phone, not synced yet,
+/// adds dave to the old epoch. Once both have synced, the audience stays at
+/// the newer epoch without bob, and what alice posts to it next never
+/// reaches bob.
+#[test]
+fn a_stale_concurrent_edit_does_not_undo_a_removal() {
+    let relay = Relay::start();
+    let f = Friends::new(&relay);
+    let phone = Home::new();
+    link(&relay.target, &f.alice, &phone, "phone");
+    f.alice.ok(&[
+        "audience", "create", "fam", "--member", "bob", "--member", "carol",
+    ]);
+    f.sync_all();
+    phone.ok(&["sync"]);
+    f.alice.ok(&["audience", "remove", "fam", "bob"]);
+    // The phone knows "fam" and dave's key, so it edits without syncing:
+    // its snapshot is of the epoch before the removal.
+    phone.ok(&["audience", "add", "fam", "dave"]);
+    phone.ok(&["sync"]);
+    f.alice.ok(&["sync"]);
+    for home in [&f.alice, &phone] {
+        let audiences = home.json(&["audience", "list"]);
+        let fam = &audiences[0];
+        assert_eq!(fam["name"], "fam");
+        assert_eq!(fam["epoch"], 1, "{audiences}");
+        assert!(
+            !fam["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == "bob"),
+            "bob is back in fam: {audiences}"
+        );
+    }
+    f.alice.ok(&["post", "--to", "fam", "after bob left"]);
+    f.sync_all();
+    assert!(
+        !feed(&f.bob)
+            .iter()
+            .any(|(_, text)| text == "after bob left"),
+        "bob reads what was posted after his removal"
+    );
+    assert_eq!(
+        feed(&f.carol).last().map(|(_, text)| text.as_str()),
+        Some("after bob left")
+    );
+}

@@ -164,9 +164,7 @@ impl State {
         match (&item.record.body, own_private) {
             (RecordBody::Note(op), true) => notes.apply(item, op),
             (RecordBody::Friend(op), true) => apply_friend(&mut self.friends, op),
-            (RecordBody::Audience(audience), true) => {
-                self.audiences.insert(audience.id(), audience.clone());
-            }
+            (RecordBody::Audience(audience), true) => self.apply_audience(audience),
             (RecordBody::Device { certificate, name }, true) => {
                 let body = certificate.body();
                 if certificate.verify().is_ok() && body.user == me {
@@ -197,6 +195,20 @@ impl State {
                 });
             }
             _ => {}
+        }
+    }
+
+    /// Takes an audience snapshot (they come in author order): it replaces
+    /// the one held unless that one is of a later epoch. Epochs only move
+    /// forward, so a stale device's edit of an older epoch (or a relay
+    /// withholding a rotation from it) cannot bring back a removed member.
+    fn apply_audience(&mut self, audience: &Audience) {
+        let newer = self
+            .audiences
+            .get(&audience.id())
+            .is_none_or(|held| held.epoch() <= audience.epoch());
+        if newer {
+            self.audiences.insert(audience.id(), audience.clone());
         }
     }
 
@@ -535,5 +547,19 @@ mod tests {
                 ("the friend's", &Author::Friend("me".into()))
             ]
         );
+    }
+
+    #[test]
+    fn an_audience_snapshot_of_an_older_epoch_never_replaces_a_newer_one() {
+        let me = Writer::new();
+        let mut audience = Audience::new(&mut os::rng(), "fam").unwrap();
+        let stale = audience.clone();
+        audience.rotate(&mut os::rng()).unwrap();
+        let items = vec![
+            me.item(1, 1, 10, RecordBody::Audience(audience.clone())),
+            me.item(2, 2, 20, RecordBody::Audience(stale)),
+        ];
+        let state = State::fold(me.root.user_id(), items);
+        assert_eq!(state.audience("fam").unwrap().epoch(), audience.epoch());
     }
 }
