@@ -165,7 +165,8 @@ pub enum AudienceCommand {
         #[arg(long = "member")]
         members: Vec<String>,
     },
-    /// Add a friend to an audience (they read what is posted from now on).
+    /// Add a friend to an audience (they get its current key: what is posted
+    /// from now on, and since its last rotation).
     Add {
         /// The audience.
         name: String,
