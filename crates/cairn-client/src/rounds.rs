@@ -6,9 +6,9 @@
 //! re-sends, interleaves new appends, cuts catch-ups short and carries
 //! streams of users not added.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
-use cairn_wire::{StreamId, WireError};
+use cairn_wire::{Cursor, StreamId, WireError};
 
 /// What the driver must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub(crate) struct Answered {
     /// Entries of streams by users not added: they move no cursor, but
     /// the next hello asks past them.
     pub passed_over: u64,
+    /// Those streams, with the last position their page carried.
+    pub passed_over_streams: Vec<(StreamId, u64)>,
     /// Streams whose page said more, with the last position it carried,
     /// among those not ignored.
     pub behind: Vec<(StreamId, u64)>,
@@ -65,6 +67,8 @@ pub(crate) struct Rounds {
     hellos_left: usize,
     phase: Phase,
     behind: VecDeque<(StreamId, u64)>,
+    /// Streams of users not added, and how far this sync has seen them.
+    passed_over: BTreeMap<StreamId, u64>,
 }
 
 impl Rounds {
@@ -74,7 +78,28 @@ impl Rounds {
             hellos_left: max_hellos,
             phase: Phase::Hello,
             behind: VecDeque::new(),
+            passed_over: BTreeMap::new(),
         }
+    }
+
+    /// The cursors to say hello with: the `committed` ones, except that a
+    /// stream this sync passed over is asked past what it has seen of it,
+    /// so that ignored pages cannot fill every answer and starve the
+    /// streams that are read. A stream that `reads` now (its owner was
+    /// added during this sync) is asked from its committed cursor again:
+    /// nothing it holds may be skipped.
+    pub fn hello_cursors(
+        &mut self,
+        mut committed: Vec<Cursor>,
+        reads: impl Fn(&StreamId) -> bool,
+    ) -> Vec<Cursor> {
+        self.passed_over.retain(|stream, _| !reads(stream));
+        committed.retain(|c| !self.passed_over.contains_key(&c.stream));
+        committed.extend(self.passed_over.iter().map(|(stream, position)| Cursor {
+            stream: *stream,
+            position: *position,
+        }));
+        committed
     }
 
     /// The next step.
@@ -100,6 +125,7 @@ impl Rounds {
             return Err(refusal);
         }
         self.hellos_left = self.hellos_left.saturating_sub(1);
+        self.passed_over.extend(answered.passed_over_streams);
         let idle = answered.pushed == 0 && answered.accepted == 0 && answered.passed_over == 0;
         let finished = idle || (!answered.more && answered.outbox_left == 0);
         let again = !finished && self.hellos_left > 0;
@@ -164,8 +190,6 @@ mod tests {
         cut_catch_ups: bool,
         outbox: u64,
         cursors: BTreeMap<usize, u64>,
-        /// What this sync has seen of ignored streams (asked past next).
-        passed_over: BTreeMap<usize, u64>,
         received: BTreeMap<usize, Vec<u64>>,
         hellos: usize,
     }
@@ -200,7 +224,18 @@ mod tests {
             to - from + 1
         }
 
-        fn hello(&mut self) -> Answered {
+        /// The committed cursors, as the local store lists them.
+        fn committed(&self) -> Vec<Cursor> {
+            self.cursors
+                .iter()
+                .map(|(index, position)| Cursor {
+                    stream: stream_id(*index),
+                    position: *position,
+                })
+                .collect()
+        }
+
+        fn hello(&mut self, cursors: &[Cursor]) -> Answered {
             self.hellos += 1;
             let pushed = self.outbox.min(self.batch);
             self.outbox -= pushed;
@@ -211,8 +246,10 @@ mod tests {
             };
             let mut sent = 0;
             for index in 0..self.streams.len() {
-                let asked = self.passed_over.get(&index).copied();
-                let cursor = asked.unwrap_or_else(|| self.cursor(index));
+                let cursor = cursors
+                    .iter()
+                    .find(|c| index_of(c.stream) == index)
+                    .map_or(0, |c| c.position);
                 let head = self.streams[index].head;
                 if head <= cursor {
                     continue;
@@ -227,7 +264,7 @@ mod tests {
                 answered.more |= page_more;
                 if !self.streams[index].added {
                     answered.passed_over += last - cursor;
-                    self.passed_over.insert(index, last);
+                    answered.passed_over_streams.push((stream_id(index), last));
                     continue;
                 }
                 answered.accepted += self.take(index, cursor + 1, last);
@@ -255,7 +292,6 @@ mod tests {
         /// starts over from the committed state). Whether it finished.
         fn sync(&mut self, cut: Option<usize>, appends: &mut dyn FnMut(&mut Self)) -> bool {
             let mut rounds = Rounds::new(1000);
-            self.passed_over.clear();
             for step in 0.. {
                 if cut == Some(step) {
                     return false;
@@ -264,7 +300,11 @@ mod tests {
                 appends(self);
                 match rounds.poll() {
                     Next::Hello => {
-                        let answered = self.hello();
+                        let streams = self.streams.clone();
+                        let cursors = rounds.hello_cursors(self.committed(), |stream| {
+                            streams[index_of(*stream)].added
+                        });
+                        let answered = self.hello(&cursors);
                         rounds.answered(answered).unwrap();
                     }
                     Next::CatchUp { stream, after } => {
@@ -306,6 +346,7 @@ mod tests {
             cut_catch_ups in any::<bool>(),
             cuts in proptest::collection::vec(0usize..12, 0..4),
             appends in proptest::collection::vec((0usize..6, 1u64..4), 0..6),
+            adds in proptest::collection::vec(0usize..6, 0..3),
         ) {
             let mut pair = Pair {
                 streams,
@@ -315,19 +356,24 @@ mod tests {
                 cut_catch_ups,
                 outbox,
                 cursors: BTreeMap::new(),
-                passed_over: BTreeMap::new(),
                 received: BTreeMap::new(),
                 hellos: 0,
             };
-            let mut pending = appends;
+            let (mut pending, mut adding) = (appends, adds);
+            // During a sync: new appends, and owners becoming added (their
+            // friend record arriving in the user's own stream).
+            let mut during = |pair: &mut Pair| {
+                if let Some((index, count)) = pending.pop() {
+                    let index = index % pair.streams.len();
+                    pair.streams[index].head += count;
+                }
+                if let Some(index) = adding.pop() {
+                    let index = index % pair.streams.len();
+                    pair.streams[index].added = true;
+                }
+            };
             for cut in cuts {
-                let mut append = |pair: &mut Pair| {
-                    if let Some((index, count)) = pending.pop() {
-                        let index = index % pair.streams.len();
-                        pair.streams[index].head += count;
-                    }
-                };
-                pair.sync(Some(cut), &mut append);
+                pair.sync(Some(cut), &mut during);
             }
             let finished = pair.sync(None, &mut |_| ());
             prop_assert!(finished);

@@ -156,22 +156,11 @@ impl Client {
         let mut known = self.store.known_ids()?;
         let mut report = SyncReport::default();
         let mut rounds = Rounds::new(MAX_ROUNDS);
-        // Streams of users not added, and how far this sync has seen them:
-        // the next hellos ask past that, so that they cannot fill every
-        // answer and starve the streams that are read. Their committed
-        // cursors stay where they were.
-        let mut passed_over = HashMap::new();
         loop {
             match rounds.poll() {
                 Next::Hello => {
                     let (answered, more) = self
-                        .hello_round(
-                            connection,
-                            &mut keys,
-                            &mut known,
-                            &mut passed_over,
-                            &mut report,
-                        )
+                        .hello_round(connection, &mut keys, &mut known, &mut rounds, &mut report)
                         .await?;
                     progress.update(report.pushed, report.pulled, more);
                     rounds.answered(answered).map_err(Error::Refused)?;
@@ -215,11 +204,13 @@ impl Client {
         connection: &Connection,
         keys: &mut KeyState,
         known: &mut HashSet<EnvelopeId>,
-        passed_over: &mut HashMap<StreamId, u64>,
+        rounds: &mut Rounds,
         report: &mut SyncReport,
     ) -> Result<(Answered, bool), Error> {
         let outbox = self.store.outbox(MAX_BATCH, OUTBOX_BYTES)?;
-        let synced = self.hello(connection, &outbox, passed_over).await?;
+        let cursors =
+            rounds.hello_cursors(self.store.cursors()?, |s| keys.added.reads_from(&s.owner));
+        let synced = self.hello(connection, &outbox, cursors).await?;
         let mut batch = Batch::default();
         let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
         let mut behind = streams_behind(synced.pages.as_slice());
@@ -227,7 +218,6 @@ impl Client {
         let ingested = self.ingest(keys, known, synced.pages.into_vec(), &mut batch)?;
         self.store.commit(batch)?;
         behind.retain(|(stream, _)| !ingested.ignored_streams.contains_key(stream));
-        passed_over.extend(ingested.ignored_streams.iter().map(|(s, p)| (*s, *p)));
         report.pushed += pushed;
         report.pulled += ingested.pulled;
         report.ignored += ingested.ignored;
@@ -236,6 +226,7 @@ impl Client {
             pushed,
             accepted: ingested.accepted,
             passed_over: ingested.ignored,
+            passed_over_streams: ingested.ignored_streams.into_iter().collect(),
             behind,
             more,
             outbox_left: self.store.outbox_len()?,
@@ -290,21 +281,14 @@ impl Client {
         }
     }
 
-    /// One hello, retried after the delay a `rate_limited` answer asks for.
-    /// The cursors are the committed ones, except for the streams this
-    /// sync `passed_over`, asked past what it has seen of them.
+    /// One hello with `cursors` (from [`Rounds::hello_cursors`]), retried
+    /// after the delay a `rate_limited` answer asks for.
     async fn hello(
         &self,
         connection: &Connection,
         outbox: &[(u64, Envelope)],
-        passed_over: &HashMap<StreamId, u64>,
+        mut cursors: Vec<Cursor>,
     ) -> Result<SyncResponse, Error> {
-        let mut cursors = self.store.cursors()?;
-        cursors.retain(|c| !passed_over.contains_key(&c.stream));
-        cursors.extend(passed_over.iter().map(|(stream, position)| Cursor {
-            stream: *stream,
-            position: *position,
-        }));
         cursors.truncate(MAX_CURSORS);
         self.store.release();
         let envelopes = outbox.iter().map(|(_, e)| e.clone()).collect();
