@@ -264,3 +264,31 @@ fn note_text_can_come_from_stdin() {
     assert!(output.status.success());
     assert_eq!(home.note_texts(), ["line one\nline two"]);
 }
+
+/// `cairn note list | head -1`: the reader goes away with output still to
+/// come. The command ends quietly with success, as `ls | head -1` does,
+/// instead of panicking on the closed pipe.
+#[test]
+fn a_reader_that_closes_the_pipe_early_is_not_a_failure() {
+    use std::process::Stdio;
+
+    let relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    // Two notes of 60 000 bytes: more than a pipe holds, so the listing
+    // writes into the closed pipe whatever the timing.
+    let long = "x".repeat(60_000);
+    home.ok(&["note", "add", &long]);
+    home.ok(&["note", "add", &long]);
+    let mut child = home
+        .cmd(&["note", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -2,16 +2,18 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use cairn_client::{Client, Error, LinkCode, Options, Passphrase, SyncReport, WatchEvent};
 use cairn_wire::{DeviceId, Fingerprint, UserId};
 use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::cli::{
     AudienceCommand, Cli, Command, DeviceCommand, FriendCommand, Global, NoteCommand,
 };
-use crate::output::{self, short, time};
+use crate::output::{self, say, short, time};
 use crate::passphrase;
 use crate::progress::Bar;
 use crate::views::{
@@ -132,7 +134,7 @@ async fn init(
     if ctx.json {
         return output::json(&json!({ "user": who.user, "device": who.device }));
     }
-    println!("{}", who.user.unwrap_or_default());
+    say!("{}", who.user.unwrap_or_default())?;
     eprintln!("created your user and this device ({name}); share the line above with friends");
     Ok(())
 }
@@ -142,12 +144,12 @@ fn whoami(ctx: &Ctx) -> Result<()> {
     if ctx.json {
         return output::json(&WhoamiJson::from(&who));
     }
-    println!(
+    say!(
         "user    {}",
         who.user.as_deref().unwrap_or("(waiting for approval)")
-    );
-    println!("device  {} ({})", who.device, who.name);
-    println!("relay   {}", who.relay);
+    )?;
+    say!("device  {} ({})", who.device, who.name)?;
+    say!("relay   {}", who.relay)?;
     Ok(())
 }
 
@@ -163,7 +165,7 @@ async fn note(ctx: &Ctx, command: NoteCommand) -> Result<()> {
     if ctx.json {
         return output::json(&json!({ "id": id.to_text(), "queued": queued }));
     }
-    println!("{}", id.to_text());
+    say!("{}", id.to_text())?;
     report_change(verb, queued);
     Ok(())
 }
@@ -179,12 +181,12 @@ fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
         } else {
             ""
         };
-        println!(
+        say!(
             "{}  {}{edited}  {}",
             short(&note.id.to_text()),
             time(note.created),
             note.text
-        );
+        )?;
     }
     Ok(())
 }
@@ -203,20 +205,22 @@ async fn sync(ctx: &Ctx) -> Result<()> {
 
 fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
     if report.linked {
-        println!(
+        say!(
             "linked: this device is now a device of {}",
             client.user()?.to_text()
-        );
+        )?;
     }
-    println!(
+    say!(
         "synced: {} pushed, {} pulled, {} queued",
-        report.pushed, report.pulled, report.queued
-    );
+        report.pushed,
+        report.pulled,
+        report.queued
+    )?;
     if report.waiting > 0 {
-        println!(
+        say!(
             "{} envelopes wait for keys a friend has not sent yet",
             report.waiting
-        );
+        )?;
     }
     if report.ignored > 0 {
         eprintln!(
@@ -230,26 +234,34 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
 async fn watch(ctx: &Ctx) -> Result<()> {
     let mut client = ctx.client()?;
     let json = ctx.json;
-    let mut print = move |event: WatchEvent| print_event(json, &event);
+    // A reader that went away (`cairn watch | head -3`) ends the watch.
+    let gone = Arc::new(Notify::new());
+    let reader_gone = gone.clone();
+    let mut print = move |event: WatchEvent| {
+        if print_event(json, &event).is_err() {
+            reader_gone.notify_one();
+        }
+    };
     tokio::select! {
         outcome = client.watch(&mut print) => Ok(outcome?),
         _ = tokio::signal::ctrl_c() => Ok(()),
+        () = gone.notified() => Ok(()),
     }
 }
 
-fn print_event(json: bool, event: &WatchEvent) {
+fn print_event(json: bool, event: &WatchEvent) -> std::io::Result<()> {
     if *event == WatchEvent::Live {
         eprintln!("watching for new notes and posts (Ctrl-C to stop)");
-        return;
+        return Ok(());
     }
     if json {
         if let Some(line) = WatchJson::of(event).and_then(|l| serde_json::to_string(&l).ok()) {
-            println!("{line}");
+            say!("{line}")?;
         }
-        return;
+        return Ok(());
     }
     match event {
-        WatchEvent::Post(post) => println!(
+        WatchEvent::Post(post) => say!(
             "{}  {}: {}",
             time(post.created),
             author_name(&post.from),
@@ -260,14 +272,14 @@ fn print_event(json: bool, event: &WatchEvent) {
             id,
             text,
             created,
-        } => println!(
+        } => say!(
             "{}  note {} {}  {}",
             time(*created),
             change_name(*change),
             short(&id.to_text()),
             text.as_deref().unwrap_or("")
         ),
-        _ => {}
+        WatchEvent::Live => Ok(()),
     }
 }
 
@@ -318,7 +330,7 @@ async fn join(
     if ctx.json {
         return output::json(&json!({ "code": code.to_string() }));
     }
-    println!("{code}");
+    say!("{code}")?;
     eprintln!(
         "on a linked device run `cairn device approve CODE` with the line above, \
          then `cairn sync` here"
@@ -335,7 +347,7 @@ async fn approve(ctx: &Ctx, code: &str) -> Result<()> {
     if ctx.json {
         return output::json(&json!({ "device": device.to_text(), "name": code.name.as_str() }));
     }
-    println!("{}", device.to_text());
+    say!("{}", device.to_text())?;
     eprintln!(
         "approved {:?}; run `cairn sync` on it to finish linking",
         code.name.as_str()
@@ -353,10 +365,12 @@ async fn device_list(ctx: &Ctx) -> Result<()> {
         let state = if d.revoked { "revoked" } else { "active" };
         let this = if d.this { " (this device)" } else { "" };
         let name = d.name.as_deref().unwrap_or("-");
-        println!(
+        say!(
             "{}  {name:<12} {state:<8} seq {:<6} synced private@{}{this}",
-            d.device, d.last_seq, d.private_position
-        );
+            d.device,
+            d.last_seq,
+            d.private_position
+        )?;
     }
     Ok(())
 }
@@ -368,7 +382,7 @@ async fn revoke(ctx: &Ctx, device: &str) -> Result<()> {
     if ctx.json {
         return output::json(&json!({ "revoked": device.to_text() }));
     }
-    println!("revoked {}", device.to_text());
+    say!("revoked {}", device.to_text())?;
     Ok(())
 }
 
@@ -403,7 +417,7 @@ async fn friend(ctx: &Ctx, command: FriendCommand) -> Result<()> {
                 } else {
                     "  (has not added you yet)"
                 };
-                println!("{:<16} {}{key}", f.name, f.user.to_text());
+                say!("{:<16} {}{key}", f.name, f.user.to_text())?;
             }
             Ok(())
         }
@@ -431,7 +445,7 @@ async fn audience(ctx: &Ctx, command: AudienceCommand) -> Result<()> {
     if ctx.json {
         return output::json(&json!({ "ok": true, "queued": queued }));
     }
-    println!("{message}");
+    say!("{message}")?;
     report_change("saved", queued);
     Ok(())
 }
@@ -442,12 +456,12 @@ fn audience_list(ctx: &Ctx, client: &Client) -> Result<()> {
         return output::json(&audiences);
     }
     for a in audiences {
-        println!(
+        say!(
             "{:<16} epoch {:<4} {}",
             a.name,
             a.epoch,
             a.members.join(", ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -459,7 +473,7 @@ async fn post(ctx: &Ctx, to: &[String], text: &str) -> Result<()> {
     if ctx.json {
         return output::json(&json!({ "id": id.to_text(), "queued": queued }));
     }
-    println!("{}", id.to_text());
+    say!("{}", id.to_text())?;
     report_change("posted", queued);
     Ok(())
 }
@@ -475,7 +489,7 @@ fn feed(ctx: &Ctx) -> Result<()> {
             true => format!(" [{}]", post.audiences.join(", ")),
             false => String::new(),
         };
-        println!("{}  {}{to}: {}", time(post.created), post.from, post.text);
+        say!("{}  {}{to}: {}", time(post.created), post.from, post.text)?;
     }
     Ok(())
 }
@@ -498,7 +512,7 @@ fn done(ctx: &Ctx, value: serde_json::Value, text: &str) -> Result<()> {
     if ctx.json {
         return output::json(&value);
     }
-    println!("{text}");
+    say!("{text}")?;
     Ok(())
 }
 

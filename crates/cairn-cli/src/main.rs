@@ -60,6 +60,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if output::is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let client_error = error.downcast_ref::<cairn_client::Error>();
             let kind = client_error.map(cairn_client::Error::kind);

@@ -1,13 +1,40 @@
 //! Printing: text for people, JSON for scripts.
 
+use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use cairn_client::ErrorKind;
 use serde::Serialize;
 
+/// Writes a line to stdout like `println!`, but returns an error (a
+/// reader that closed the pipe, above all) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+/// What [`say!`] does.
+pub fn line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Whether `error` is stdout's reader having gone away (`cairn note list
+/// | head -1`): not a failure of the command, which then ends quietly.
+pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// Prints `value` as one JSON line.
 pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(value)?);
+    say!("{}", serde_json::to_string(value)?)?;
     Ok(())
 }
 
