@@ -119,11 +119,37 @@ enum InviteCommand {
     },
 }
 
+/// Writes a line to stdout like `println!`, but returns an error (a reader
+/// that closed the pipe, above all) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        line(format_args!($($arg)*))
+    };
+}
+
+fn line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// Runs the command line and maps failures to exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // A reader that closed stdout early (`cairn-relay users | head -1`)
+        // is not a failure.
+        Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cairn-relay: {e:#}");
             ExitCode::FAILURE
@@ -169,14 +195,14 @@ async fn serve(config: RelayConfig, ready_file: Option<&Path>) -> Result<ExitCod
             .write(path)
             .with_context(|| format!("writing the ready file {}", path.display()))?;
     }
-    #[allow(clippy::print_stdout)]
-    {
-        println!(
-            "cairn relay listening on {} (admin {})",
-            relay.addr, relay.admin_addr
-        );
-        println!("fingerprint {}", relay.fingerprint);
-    }
+    // For people watching the terminal; a closed stdout must not stop the
+    // relay (scripts read the ready file).
+    let _ = say!(
+        "cairn relay listening on {} (admin {})",
+        relay.addr,
+        relay.admin_addr
+    );
+    let _ = say!("fingerprint {}", relay.fingerprint);
     let trigger = relay.trigger();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -186,44 +212,42 @@ async fn serve(config: RelayConfig, ready_file: Option<&Path>) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 fn fingerprint(config: &RelayConfig) -> Result<ExitCode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let identity = TlsIdentity::load_or_create(config)?;
-    println!("{}", identity.fingerprint());
+    say!("{}", identity.fingerprint())?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 async fn check(config: &RelayConfig) -> Result<ExitCode> {
     let store = open_offline(config)?;
     let report = store.verify().await?;
-    println!(
+    say!(
         "checked {} streams, {} envelopes, {} devices",
-        report.streams, report.envelopes, report.devices
-    );
+        report.streams,
+        report.envelopes,
+        report.devices
+    )?;
     if report.is_ok() {
-        println!("database is consistent");
+        say!("database is consistent")?;
         return Ok(ExitCode::SUCCESS);
     }
     for problem in &report.problems {
-        println!("problem: {problem}");
+        say!("problem: {problem}")?;
     }
     Ok(ExitCode::FAILURE)
 }
 
-#[allow(clippy::print_stdout)]
 async fn stats(config: &RelayConfig) -> Result<ExitCode> {
     let json = match try_open(config)? {
         Some(store) => serde_json::to_value(ops::stats_json(&store, config.limits.quota()).await?)?,
         None => admin_get(config, "/admin/stats")?,
     };
-    println!("{}", serde_json::to_string_pretty(&json)?);
+    say!("{}", serde_json::to_string_pretty(&json)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 async fn backup(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
     if out.exists() {
         bail!("{} exists; choose a new file", out.display());
@@ -235,21 +259,19 @@ async fn backup(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
             admin_post(config, "/admin/backup", &serde_json::json!({ "out": out }))?;
         }
     }
-    println!("backup written to {}", out.display());
+    say!("backup written to {}", out.display())?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 async fn users(config: &RelayConfig) -> Result<ExitCode> {
     let json = match try_open(config)? {
         Some(store) => serde_json::to_value(ops::users(&store, config.limits.quota()).await?)?,
         None => admin_get(config, "/admin/users")?,
     };
-    println!("{}", serde_json::to_string_pretty(&json)?);
+    say!("{}", serde_json::to_string_pretty(&json)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
     let device: cairn_wire::DeviceId = device.parse()?;
     if try_open_blocking(config)?.is_some() {
@@ -262,11 +284,10 @@ fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
             &serde_json::json!({}),
         )?;
     }
-    println!("banned {device}");
+    say!("banned {device}")?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 async fn invite(config: &RelayConfig, command: InviteCommand) -> Result<ExitCode> {
     let answer = match command {
         InviteCommand::Create { uses, expires } => {
@@ -300,13 +321,12 @@ async fn invite(config: &RelayConfig, command: InviteCommand) -> Result<ExitCode
             )?,
         },
     };
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    say!("{}", serde_json::to_string_pretty(&answer)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Copies `from` into the data directory under a temporary name, checks
 /// that it opens as a consistent store, then moves it into place.
-#[allow(clippy::print_stdout)]
 async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitCode> {
     let target = config.database_path();
     if target.exists() {
@@ -336,16 +356,16 @@ async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitC
         );
     }
     std::fs::rename(&staging, &target)?;
-    println!(
+    say!(
         "restored {} envelopes in {} streams into {}",
         report.envelopes,
         report.streams,
         target.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr)]
+#[allow(clippy::print_stderr)]
 async fn export(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
     let store = open_offline(config)?;
     let counts = if out == Path::new("-") {
@@ -372,7 +392,6 @@ async fn export(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 async fn import(config: &RelayConfig, from: &Path) -> Result<ExitCode> {
     if config.database_path().exists() {
         bail!(
@@ -387,10 +406,11 @@ async fn import(config: &RelayConfig, from: &Path) -> Result<ExitCode> {
     store.close().await;
     match result {
         Ok(counts) => {
-            println!(
+            say!(
                 "imported {} statements and {} envelopes",
-                counts.statements, counts.envelopes
-            );
+                counts.statements,
+                counts.envelopes
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
