@@ -370,6 +370,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (response.status().as_u16(), body)
 }
 
+/// Runs `command` with its stdout reader closed at once (`| head` that has
+/// read enough): it must end quietly with success, not panic on the
+/// closed pipe.
+pub fn assert_quiet_when_reader_closes(mut command: Command) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the command");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("waiting for the command");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{command:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+}
+
 /// A loopback UDP port that was free a moment ago.
 pub fn free_udp_port() -> SocketAddr {
     std::net::UdpSocket::bind("127.0.0.1:0")
