@@ -50,6 +50,14 @@ async fn serve_on_an_empty_data_dir_then_stop_gracefully_on_sigterm() {
     let dir = TempDir::new().unwrap();
     let relay = spawn(dir.path());
     assert_eq!(relay.admin_get("/healthz"), (200, "ok\n".to_owned()));
+    // The ready file says where the relay is, and nothing secret: not the
+    // operator token, which stays in admin.json (mode 0600).
+    let admin: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("admin.json")).unwrap())
+            .unwrap();
+    let ready = relay.ready_text();
+    assert!(ready.contains(&relay.fingerprint.to_string()), "{ready}");
+    assert!(!ready.contains(admin["token"].as_str().unwrap()), "{ready}");
     let alice = User::new(1);
     let device = alice.device(2);
     let c = connect(&relay, &device).await;

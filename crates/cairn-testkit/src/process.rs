@@ -143,6 +143,11 @@ impl Announced {
         }
     }
 
+    /// The ready file as the process wrote it.
+    pub fn ready_text(&self) -> String {
+        std::fs::read_to_string(self.run_dir.path().join("ready.json")).unwrap_or_default()
+    }
+
     /// What the process has written to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.run_dir.path().join("stderr.log")).unwrap_or_default()
@@ -327,6 +332,11 @@ impl RelayProcess {
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.process.child.try_wait(), Ok(None))
+    }
+
+    /// Its ready file, as it wrote it.
+    pub fn ready_text(&self) -> String {
+        self.process.ready_text()
     }
 
     /// What it has written to stderr (its log).
