@@ -6,51 +6,23 @@
 //! feed) is folded from the decrypted records in author order.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn_crypto::{Audience, KeyGrant, Keyring, LinkBundle, WrapTarget, os};
-use cairn_wire::{
-    DeviceId, Envelope, EnvelopeHeader, EnvelopeId, ExchangeKey, Fingerprint, Payload, Scope,
-    UnsignedEnvelope, UserId,
-};
+use cairn_crypto::public::{PUBLIC_AUDIENCE, public_audience_key};
+use cairn_crypto::{Audience, WrapTarget, os};
+use cairn_wire::{DeviceId, Fingerprint, Scope, UserId};
 
 use crate::added::Added;
-use crate::connection::{ConnectError, Connection};
+use crate::connection::Connection;
 use crate::error::Error;
 use crate::identity::{Identity, LinkState};
-use crate::local::{Batch, LocalStore, meta};
-use cairn_crypto::public::{PUBLIC_AUDIENCE, public_audience_key};
-
+use crate::local::{Batch, LocalStore};
 use crate::open::{Item, KeyState};
-use crate::record::{Record, RecordBody};
+use crate::reach::{Options, connect_identity};
+use crate::record::RecordBody;
+use crate::sealed::Sealed;
 use crate::state::State;
-use crate::vault::{DataKey, Passphrase};
-
-/// Associated-data labels of the store's sealed slots.
-pub(crate) const LABEL_IDENTITY: &str = "cairn/local/identity/v1";
-pub(crate) const LABEL_KEYRING: &str = "cairn/local/keyring/v1";
-pub(crate) const LABEL_ITEM: &str = "cairn/local/item/v1";
-
-/// How the client reaches the relay.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Give up on one connection attempt after this long.
-    pub connect_timeout: Duration,
-    /// Connection attempts before a sync gives up (with backoff between).
-    pub attempts: u32,
-    /// Invite code for relays that require one for new users.
-    pub invite: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            attempts: 3,
-            invite: None,
-        }
-    }
-}
+use crate::vault::Passphrase;
 
 /// Who this device is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,31 +42,22 @@ pub struct Whoami {
 /// One device, linked or pending, with its local store.
 #[derive(Debug)]
 pub struct Client {
-    pub(crate) home: PathBuf,
-    pub(crate) store: LocalStore,
-    pub(crate) key: DataKey,
+    home: PathBuf,
+    /// The local store and the key sealing its secrets.
+    pub(crate) local: Sealed,
+    /// This device's keys and, once linked, its user's.
     pub(crate) identity: Identity,
+    /// How to reach the relay.
     pub(crate) options: Options,
 }
 
 impl Client {
     /// Opens the identity in `home` with `passphrase`.
     pub fn open(home: &Path, passphrase: &Passphrase, options: Options) -> Result<Self, Error> {
-        let store = LocalStore::open(home)?;
-        let vault = store
-            .meta(meta::VAULT)?
-            .ok_or_else(|| Error::NotInitialised {
-                home: home.to_owned(),
-            })?;
-        let key = DataKey::unlock(&vault, passphrase)?;
-        let sealed = store
-            .meta(meta::IDENTITY)?
-            .ok_or_else(|| Error::store("the store holds no identity"))?;
-        let identity = Identity::decode(&key.open(LABEL_IDENTITY, &sealed)?)?;
+        let (local, identity) = Sealed::unlock(home, passphrase)?;
         Ok(Self {
             home: home.to_owned(),
-            store,
-            key,
+            local,
             identity,
             options,
         })
@@ -153,20 +116,13 @@ impl Client {
         identity: Identity,
         options: Options,
     ) -> Result<Self, Error> {
-        let store = LocalStore::create(home)?;
-        let (key, vault) = DataKey::create(passphrase)?;
-        let client = Self {
+        let local = Sealed::create(home, passphrase, &identity)?;
+        Ok(Self {
             home: home.to_owned(),
-            store,
-            key,
+            local,
             identity,
             options,
-        };
-        let mut batch = Batch::default();
-        batch.meta.push((meta::VAULT, vault));
-        client.save_identity(&mut batch)?;
-        client.store.commit(batch)?;
-        Ok(client)
+        })
     }
 
     /// The records a new user starts with: this device's name and
@@ -216,6 +172,11 @@ impl Client {
         self.identity.device_id()
     }
 
+    /// Adds the sealed identity to `batch`, after a change to it.
+    pub(crate) fn save_identity(&self, batch: &mut Batch) -> Result<(), Error> {
+        self.local.save_identity(&self.identity, batch)
+    }
+
     /// The home directory.
     pub fn home(&self) -> &Path {
         &self.home
@@ -223,124 +184,12 @@ impl Client {
 
     /// Envelopes waiting to be pushed.
     pub fn queued(&self) -> Result<u64, Error> {
-        self.store.outbox_len()
-    }
-
-    /// Appends a record sealed to the private audience.
-    pub(crate) fn append_private(&mut self, body: RecordBody) -> Result<EnvelopeId, Error> {
-        let private = self.identity.linked()?.private.clone();
-        self.append_record(Scope::Private, &[private.target()], body)
-    }
-
-    /// Appends a record sealed to `targets` under `scope`.
-    pub(crate) fn append_record(
-        &mut self,
-        scope: Scope,
-        targets: &[WrapTarget<'_>],
-        body: RecordBody,
-    ) -> Result<EnvelopeId, Error> {
-        let record = Record::new(self.identity.linked()?.certificate.clone(), body);
-        let plaintext = zeroize::Zeroizing::new(record.encode());
-        let audiences = targets.iter().map(|t| t.audience).collect();
-        let envelope = self.sign(scope, |header| {
-            os::seal_post(header, &plaintext, targets).map_err(Error::from)
-        })?;
-        let item = Item::new(envelope.id(), envelope.header().clone(), audiences, record);
-        self.append(&envelope, Some(&item))
-    }
-
-    /// Appends audience keys sealed to `member`'s exchange key.
-    pub(crate) fn append_grant(
-        &mut self,
-        member: UserId,
-        exchange_key: &ExchangeKey,
-        keys: &[KeyGrant],
-    ) -> Result<EnvelopeId, Error> {
-        let envelope = self.sign(Scope::Direct(member), |header| {
-            os::seal_grant(header, exchange_key, keys).map_err(Error::from)
-        })?;
-        self.append(&envelope, None)
-    }
-
-    /// Appends the user's keys sealed to a device's exchange key.
-    pub(crate) fn append_link(
-        &mut self,
-        recipient: UserId,
-        device_key: &ExchangeKey,
-    ) -> Result<EnvelopeId, Error> {
-        let linked = self.identity.linked()?;
-        let bundle = LinkBundle::new(
-            linked.root.clone(),
-            linked.exchange.clone(),
-            linked.private.clone(),
-        );
-        let envelope = self.sign(Scope::Direct(recipient), |header| {
-            os::seal_link(header, device_key, &bundle).map_err(Error::from)
-        })?;
-        self.append(&envelope, None)
-    }
-
-    /// Signs the next envelope of this device with the payload `seal`
-    /// makes for its header.
-    fn sign(
-        &self,
-        scope: Scope,
-        seal: impl FnOnce(&EnvelopeHeader) -> Result<Payload, Error>,
-    ) -> Result<Envelope, Error> {
-        let user = self.user()?;
-        let seq = self.store.next_seq()?;
-        let header = EnvelopeHeader::new(user, self.device(), seq, now_ms(), scope);
-        let payload = seal(&header)?;
-        Ok(UnsignedEnvelope { header, payload }.sign(self.identity.device.signing_key()))
-    }
-
-    /// Queues a signed envelope (and its decrypted item) in one commit,
-    /// with the device's next sequence number.
-    fn append(&mut self, envelope: &Envelope, item: Option<&Item>) -> Result<EnvelopeId, Error> {
-        let id = envelope.id();
-        let seq = envelope.header().seq;
-        let bytes = envelope.encode();
-        let mut batch = Batch::default();
-        batch.outbox_add.push((seq, bytes.clone()));
-        batch.envelopes.push((id, bytes));
-        batch
-            .meta
-            .push((meta::NEXT_SEQ, seq.saturating_add(1).to_be_bytes().to_vec()));
-        if let Some(item) = item {
-            batch.items.push((id, self.seal_item(item)?));
-        }
-        self.store.commit(batch)?;
-        Ok(id)
-    }
-
-    pub(crate) fn seal_item(&self, item: &Item) -> Result<Vec<u8>, Error> {
-        self.key
-            .seal(LABEL_ITEM, &zeroize::Zeroizing::new(item.encode()))
-    }
-
-    /// Adds the sealed identity to `batch`.
-    pub(crate) fn save_identity(&self, batch: &mut Batch) -> Result<(), Error> {
-        let sealed = self.key.seal(LABEL_IDENTITY, &self.identity.encode())?;
-        batch.meta.push((meta::IDENTITY, sealed));
-        Ok(())
-    }
-
-    /// Adds the sealed keyring of received grants to `batch`.
-    pub(crate) fn save_keyring(&self, keyring: &Keyring, batch: &mut Batch) -> Result<(), Error> {
-        let sealed = self.key.seal(LABEL_KEYRING, &keyring.encode())?;
-        batch.meta.push((meta::KEYRING, sealed));
-        Ok(())
+        self.local.store().outbox_len()
     }
 
     /// Every decrypted item held.
     pub(crate) fn items(&self) -> Result<Vec<Item>, Error> {
-        let mut items = Vec::new();
-        for (_, sealed) in self.store.items()? {
-            let plain = self.key.open(LABEL_ITEM, &sealed)?;
-            let item = Item::decode(&plain).ok_or_else(|| Error::store("undecodable item"))?;
-            items.push(item);
-        }
-        Ok(items)
+        self.local.items()
     }
 
     /// The user's state, folded from every item.
@@ -352,11 +201,7 @@ impl Client {
     /// audience, and every epoch of the user's own audiences.
     pub(crate) fn key_state(&self) -> Result<KeyState, Error> {
         let linked = self.identity.linked()?;
-        let grants = match self.store.meta(meta::KEYRING)? {
-            Some(sealed) => Keyring::decode(&self.key.open(LABEL_KEYRING, &sealed)?)
-                .map_err(|e| Error::store(format!("keyring: {e}")))?,
-            None => Keyring::new(),
-        };
+        let grants = self.local.keyring()?;
         let me = linked.root.user_id();
         let items = self.items()?;
         let mut keys = KeyState {
@@ -385,75 +230,6 @@ impl Client {
     pub async fn connect(&self) -> Result<Connection, Error> {
         connect_identity(&self.identity, &self.options).await
     }
-}
-
-/// Connects and authenticates as `identity`'s device, retrying with
-/// backoff while the relay is unreachable.
-pub(crate) async fn connect_identity(
-    identity: &Identity,
-    options: &Options,
-) -> Result<Connection, Error> {
-    let linked = identity.linked()?;
-    connect_as(
-        &identity.relay,
-        identity.fingerprint,
-        identity.device.signing_key(),
-        linked.certificate.clone(),
-        options,
-    )
-    .await
-}
-
-/// Connects to `relay` and authenticates with `certificate`.
-pub(crate) async fn connect_as(
-    relay: &str,
-    fingerprint: Fingerprint,
-    key: &cairn_wire::SigningKey,
-    certificate: cairn_wire::DeviceCertificate,
-    options: &Options,
-) -> Result<Connection, Error> {
-    let addr = resolve(relay).await?;
-    let mut delay = Duration::from_millis(200);
-    let attempts = options.attempts.max(1);
-    for attempt in 1..=attempts {
-        let open = Connection::open(
-            addr,
-            fingerprint,
-            key,
-            certificate.clone(),
-            options.invite.as_deref(),
-        );
-        let error = match tokio::time::timeout(options.connect_timeout, open).await {
-            Ok(Ok(connection)) => return Ok(connection),
-            Ok(Err(ConnectError::Unreachable { reason, .. })) => reason,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => format!("no answer within {:?}", options.connect_timeout),
-        };
-        if attempt == attempts {
-            return Err(ConnectError::Unreachable {
-                addr,
-                reason: error,
-            }
-            .into());
-        }
-        tracing::debug!(%error, attempt, "relay unreachable; retrying");
-        tokio::time::sleep(delay).await;
-        delay = delay.saturating_mul(2);
-    }
-    Err(Error::Invalid("no connection attempt made".into()))
-}
-
-/// Resolves `HOST:PORT`.
-pub(crate) async fn resolve(relay: &str) -> Result<std::net::SocketAddr, Error> {
-    let invalid = || {
-        Error::Invalid(format!(
-            "cannot resolve the relay address {relay:?} (HOST:PORT)"
-        ))
-    };
-    let mut addrs = tokio::net::lookup_host(relay)
-        .await
-        .map_err(|_| invalid())?;
-    addrs.next().ok_or_else(invalid)
 }
 
 /// Milliseconds since the Unix epoch.

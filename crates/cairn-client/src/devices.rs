@@ -23,11 +23,12 @@ use cairn_wire::{
     DeviceId, Fingerprint, HelloRequest, Request, Response, Scope, StatusResponse, StreamId, UserId,
 };
 
-use crate::client::{Client, Options, connect_as, now_ms};
+use crate::client::{Client, now_ms};
 use crate::error::Error;
 use crate::identity::{Identity, LinkState, Linked, Pending};
 use crate::link::LinkCode;
 use crate::local::{Batch, LocalStore};
+use crate::reach::{Options, connect_as};
 use crate::record::RecordBody;
 use crate::sync::NoProgress;
 use crate::vault::Passphrase;
@@ -200,7 +201,7 @@ impl Client {
         linked.private.rotate(&mut os::rng())?;
         let mut batch = Batch::default();
         self.save_identity(&mut batch)?;
-        self.store.commit(batch)?;
+        self.local.store().commit(batch)?;
         let this = self.device();
         for (device, key) in state.device_keys {
             if device != revoked && device != this {
@@ -265,7 +266,7 @@ impl Client {
         }));
         let mut batch = Batch::default();
         self.save_identity(&mut batch)?;
-        self.store.commit(batch)
+        self.local.store().commit(batch)
     }
 }
 

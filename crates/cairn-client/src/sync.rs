@@ -18,12 +18,13 @@ use cairn_wire::{
     WireError,
 };
 
-use crate::client::{Client, Options};
+use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::identity::LinkState;
 use crate::local::Batch;
 use crate::open::{Item, KeyState, Opened};
+use crate::reach::Options;
 use crate::record::RecordBody;
 use crate::rounds::{Answered, Next, Rounds};
 
@@ -107,7 +108,7 @@ impl Client {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
         loop {
-            self.store.release();
+            self.local.store().release();
             let connection = self.connect().await?;
             let outcome = self.sync_on(&connection, progress).await;
             connection.close().await;
@@ -153,7 +154,7 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<SyncReport, Error> {
         let mut keys = self.key_state()?;
-        let mut known = self.store.known_ids()?;
+        let mut known = self.local.store().known_ids()?;
         let mut report = SyncReport::default();
         let mut rounds = Rounds::new(MAX_ROUNDS);
         loop {
@@ -185,8 +186,8 @@ impl Client {
                 Next::Done => break,
             }
         }
-        report.queued = self.store.outbox_len()?;
-        report.waiting = self.store.pending_len()?;
+        report.queued = self.local.store().outbox_len()?;
+        report.waiting = self.local.store().pending_len()?;
         if report.ignored > 0 {
             tracing::warn!(
                 ignored = report.ignored,
@@ -207,16 +208,17 @@ impl Client {
         rounds: &mut Rounds,
         report: &mut SyncReport,
     ) -> Result<(Answered, bool), Error> {
-        let outbox = self.store.outbox(MAX_BATCH, OUTBOX_BYTES)?;
-        let cursors =
-            rounds.hello_cursors(self.store.cursors()?, |s| keys.added.reads_from(&s.owner));
+        let outbox = self.local.store().outbox(MAX_BATCH, OUTBOX_BYTES)?;
+        let cursors = rounds.hello_cursors(self.local.store().cursors()?, |s| {
+            keys.added.reads_from(&s.owner)
+        });
         let synced = self.hello(connection, &outbox, cursors).await?;
         let mut batch = Batch::default();
         let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
         let mut behind = streams_behind(synced.pages.as_slice());
         let more = synced.more;
         let ingested = self.ingest(keys, known, synced.pages.into_vec(), &mut batch)?;
-        self.store.commit(batch)?;
+        self.local.store().commit(batch)?;
         behind.retain(|(stream, _)| !ingested.ignored_streams.contains_key(stream));
         report.pushed += pushed;
         report.pulled += ingested.pulled;
@@ -229,7 +231,7 @@ impl Client {
             passed_over_streams: ingested.ignored_streams.into_iter().collect(),
             behind,
             more,
-            outbox_left: self.store.outbox_len()?,
+            outbox_left: self.local.store().outbox_len()?,
             refusal,
         };
         Ok((answered, more))
@@ -271,7 +273,7 @@ impl Client {
             };
             let mut batch = Batch::default();
             let ingested = self.ingest(keys, known, vec![page], &mut batch)?;
-            self.store.commit(batch)?;
+            self.local.store().commit(batch)?;
             report.pulled += ingested.pulled;
             report.ignored += ingested.ignored;
             report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
@@ -290,7 +292,7 @@ impl Client {
         mut cursors: Vec<Cursor>,
     ) -> Result<SyncResponse, Error> {
         cursors.truncate(MAX_CURSORS);
-        self.store.release();
+        self.local.store().release();
         let envelopes = outbox.iter().map(|(_, e)| e.clone()).collect();
         let request = Request::Hello(HelloRequest {
             cursors: BoundedVec::new(cursors).map_err(|_| Error::Invalid("cursors".into()))?,
@@ -350,7 +352,7 @@ impl Client {
         }
         if keys_changed {
             self.retry_waiting(keys, batch, &mut ingested, waiting)?;
-            self.save_keyring(&keys.grants, batch)?;
+            self.local.save_keyring(&keys.grants, batch)?;
         } else {
             self.keep_waiting(&waiting, batch)?;
         }
@@ -376,7 +378,7 @@ impl Client {
                     }
                     _ => false,
                 };
-                batch.items.push((item.id, self.seal_item(&item)?));
+                self.local.save_item(&item, batch)?;
                 ingested.items.push(*item);
                 Ok(own_audience)
             }
@@ -471,7 +473,7 @@ impl Client {
         let mut progressed = false;
         let mut after = None;
         loop {
-            let page = self.store.pending_page(after, PENDING_PAGE)?;
+            let page = self.local.store().pending_page(after, PENDING_PAGE)?;
             let Some(last) = page.last().map(Envelope::id) else {
                 return Ok(progressed);
             };
@@ -497,7 +499,7 @@ impl Client {
     /// they stay in the relay's log and a later sync from scratch can try
     /// them again.
     pub(crate) fn keep_waiting(&self, still: &[Envelope], batch: &mut Batch) -> Result<(), Error> {
-        let held = self.store.pending_len()?;
+        let held = self.local.store().pending_len()?;
         let room = MAX_PENDING.saturating_sub(held);
         let room = usize::try_from(room).unwrap_or(usize::MAX);
         batch
@@ -517,7 +519,7 @@ impl Client {
     /// list` shows it and a hello without cursors starts there. Best
     /// effort: the local cursors are what this device syncs from.
     async fn acknowledge(&self, connection: &Connection) {
-        let Ok(cursors) = self.store.cursors() else {
+        let Ok(cursors) = self.local.store().cursors() else {
             return;
         };
         for cursor in cursors {
@@ -531,7 +533,8 @@ impl Client {
     /// The cursor of `stream`, 0 when nothing was synced.
     pub(crate) fn cursor(&self, stream: StreamId) -> Result<u64, Error> {
         Ok(self
-            .store
+            .local
+            .store()
             .cursors()?
             .into_iter()
             .find(|c: &Cursor| c.stream == stream)

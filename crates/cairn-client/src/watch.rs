@@ -102,8 +102,8 @@ impl Client {
         drop(tx);
         on_event(WatchEvent::Live);
         let mut keys = self.key_state()?;
-        let mut known = self.store.known_ids()?;
-        self.store.release();
+        let mut known = self.local.store().known_ids()?;
+        self.local.store().release();
         while let Some((stream, event)) = rx.recv().await {
             let entries = match event? {
                 Some(SubscriptionEvent::Entries(entries)) => entries,
@@ -123,12 +123,12 @@ impl Client {
             };
             let mut batch = Batch::default();
             let ingested = self.ingest(&mut keys, &mut known, vec![page], &mut batch)?;
-            self.store.commit(batch)?;
+            self.local.store().commit(batch)?;
             if !ingested.items.is_empty() {
                 let state = self.state()?;
                 report(&state, ingested.items, reported, on_event);
             }
-            self.store.release();
+            self.local.store().release();
         }
         Ok(())
     }

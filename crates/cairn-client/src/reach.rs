@@ -1,0 +1,100 @@
+//! How a device reaches its relay: [`Options`], and connecting with
+//! backoff while the relay is unreachable.
+
+use std::time::Duration;
+
+use cairn_wire::Fingerprint;
+
+use crate::connection::{ConnectError, Connection};
+use crate::error::Error;
+use crate::identity::Identity;
+
+/// How the client reaches the relay.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Give up on one connection attempt after this long.
+    pub connect_timeout: Duration,
+    /// Connection attempts before a sync gives up (with backoff between).
+    pub attempts: u32,
+    /// Invite code for relays that require one for new users.
+    pub invite: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            attempts: 3,
+            invite: None,
+        }
+    }
+}
+
+/// Connects and authenticates as `identity`'s device, retrying with
+/// backoff while the relay is unreachable.
+pub(crate) async fn connect_identity(
+    identity: &Identity,
+    options: &Options,
+) -> Result<Connection, Error> {
+    let linked = identity.linked()?;
+    connect_as(
+        &identity.relay,
+        identity.fingerprint,
+        identity.device.signing_key(),
+        linked.certificate.clone(),
+        options,
+    )
+    .await
+}
+
+/// Connects to `relay` and authenticates with `certificate`.
+pub(crate) async fn connect_as(
+    relay: &str,
+    fingerprint: Fingerprint,
+    key: &cairn_wire::SigningKey,
+    certificate: cairn_wire::DeviceCertificate,
+    options: &Options,
+) -> Result<Connection, Error> {
+    let addr = resolve(relay).await?;
+    let mut delay = Duration::from_millis(200);
+    let attempts = options.attempts.max(1);
+    for attempt in 1..=attempts {
+        let open = Connection::open(
+            addr,
+            fingerprint,
+            key,
+            certificate.clone(),
+            options.invite.as_deref(),
+        );
+        let error = match tokio::time::timeout(options.connect_timeout, open).await {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(ConnectError::Unreachable { reason, .. })) => reason,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => format!("no answer within {:?}", options.connect_timeout),
+        };
+        if attempt == attempts {
+            return Err(ConnectError::Unreachable {
+                addr,
+                reason: error,
+            }
+            .into());
+        }
+        tracing::debug!(%error, attempt, "relay unreachable; retrying");
+        tokio::time::sleep(delay).await;
+        delay = delay.saturating_mul(2);
+    }
+    Err(Error::Invalid("no connection attempt made".into()))
+}
+
+/// Resolves `HOST:PORT`.
+pub(crate) async fn resolve(relay: &str) -> Result<std::net::SocketAddr, Error> {
+    let invalid = || {
+        Error::Invalid(format!(
+            "cannot resolve the relay address {relay:?} (HOST:PORT)"
+        ))
+    };
+    let mut addrs = tokio::net::lookup_host(relay)
+        .await
+        .map_err(|_| invalid())?;
+    addrs.next().ok_or_else(invalid)
+}

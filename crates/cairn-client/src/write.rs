@@ -1,0 +1,104 @@
+//! Writing: every change is an envelope signed by this device with its
+//! next sequence number, queued in the outbox together with its decrypted
+//! item in one commit, so a change succeeds offline and is pushed by the
+//! next sync.
+
+use cairn_crypto::{KeyGrant, LinkBundle, WrapTarget, os};
+use cairn_wire::{
+    Envelope, EnvelopeHeader, EnvelopeId, ExchangeKey, Payload, Scope, UnsignedEnvelope, UserId,
+};
+
+use crate::client::{Client, now_ms};
+use crate::error::Error;
+use crate::local::{Batch, meta};
+use crate::open::Item;
+use crate::record::{Record, RecordBody};
+
+impl Client {
+    /// Appends a record sealed to the private audience.
+    pub(crate) fn append_private(&mut self, body: RecordBody) -> Result<EnvelopeId, Error> {
+        let private = self.identity.linked()?.private.clone();
+        self.append_record(Scope::Private, &[private.target()], body)
+    }
+
+    /// Appends a record sealed to `targets` under `scope`.
+    pub(crate) fn append_record(
+        &mut self,
+        scope: Scope,
+        targets: &[WrapTarget<'_>],
+        body: RecordBody,
+    ) -> Result<EnvelopeId, Error> {
+        let record = Record::new(self.identity.linked()?.certificate.clone(), body);
+        let plaintext = zeroize::Zeroizing::new(record.encode());
+        let audiences = targets.iter().map(|t| t.audience).collect();
+        let envelope = self.sign(scope, |header| {
+            os::seal_post(header, &plaintext, targets).map_err(Error::from)
+        })?;
+        let item = Item::new(envelope.id(), envelope.header().clone(), audiences, record);
+        self.append(&envelope, Some(&item))
+    }
+
+    /// Appends audience keys sealed to `member`'s exchange key.
+    pub(crate) fn append_grant(
+        &mut self,
+        member: UserId,
+        exchange_key: &ExchangeKey,
+        keys: &[KeyGrant],
+    ) -> Result<EnvelopeId, Error> {
+        let envelope = self.sign(Scope::Direct(member), |header| {
+            os::seal_grant(header, exchange_key, keys).map_err(Error::from)
+        })?;
+        self.append(&envelope, None)
+    }
+
+    /// Appends the user's keys sealed to a device's exchange key.
+    pub(crate) fn append_link(
+        &mut self,
+        recipient: UserId,
+        device_key: &ExchangeKey,
+    ) -> Result<EnvelopeId, Error> {
+        let linked = self.identity.linked()?;
+        let bundle = LinkBundle::new(
+            linked.root.clone(),
+            linked.exchange.clone(),
+            linked.private.clone(),
+        );
+        let envelope = self.sign(Scope::Direct(recipient), |header| {
+            os::seal_link(header, device_key, &bundle).map_err(Error::from)
+        })?;
+        self.append(&envelope, None)
+    }
+
+    /// Signs the next envelope of this device with the payload `seal`
+    /// makes for its header.
+    fn sign(
+        &self,
+        scope: Scope,
+        seal: impl FnOnce(&EnvelopeHeader) -> Result<Payload, Error>,
+    ) -> Result<Envelope, Error> {
+        let user = self.user()?;
+        let seq = self.local.store().next_seq()?;
+        let header = EnvelopeHeader::new(user, self.device(), seq, now_ms(), scope);
+        let payload = seal(&header)?;
+        Ok(UnsignedEnvelope { header, payload }.sign(self.identity.device.signing_key()))
+    }
+
+    /// Queues a signed envelope (and its decrypted item) in one commit,
+    /// with the device's next sequence number.
+    fn append(&mut self, envelope: &Envelope, item: Option<&Item>) -> Result<EnvelopeId, Error> {
+        let id = envelope.id();
+        let seq = envelope.header().seq;
+        let bytes = envelope.encode();
+        let mut batch = Batch::default();
+        batch.outbox_add.push((seq, bytes.clone()));
+        batch.envelopes.push((id, bytes));
+        batch
+            .meta
+            .push((meta::NEXT_SEQ, seq.saturating_add(1).to_be_bytes().to_vec()));
+        if let Some(item) = item {
+            self.local.save_item(item, &mut batch)?;
+        }
+        self.local.store().commit(batch)?;
+        Ok(id)
+    }
+}
