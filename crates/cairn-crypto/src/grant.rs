@@ -1,6 +1,9 @@
 //! Key grants and device-link bundles, sealed to an X25519 exchange key
-//! with HPKE (RFC 9180) in base mode, suite DHKEM(X25519, HKDF-SHA256),
-//! HKDF-SHA256, ChaCha20-Poly1305, through the `hpke` crate.
+//! with HPKE (RFC 9180), suite DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+//! ChaCha20-Poly1305, through the `hpke` crate: base mode, except for the
+//! bundle that links a new device, sealed in PSK mode under the one-time
+//! secret of its link code ([`LinkSecret`]), so that only whoever holds
+//! the code can make a bundle the new device accepts.
 //!
 //! Both travel as envelope payloads. The envelope header is the HPKE
 //! associated data, so a sealed message cannot be replayed under another
@@ -27,6 +30,8 @@ use crate::secret_codec;
 pub const INFO_KEY_GRANT: &str = "cairn/key-grant/v1";
 /// HPKE `info` of device-link bundles.
 pub const INFO_DEVICE_LINK: &str = "cairn/device-link/v1";
+/// HPKE `psk_id` of the link-code secret.
+pub const PSK_ID_LINK_CODE: &str = "cairn/link-code/v1";
 /// Most keys one grant may carry.
 pub const MAX_GRANT_KEYS: usize = 256;
 
@@ -61,6 +66,36 @@ impl LinkBundle {
     }
 }
 
+/// The one-time secret of a link code: 32 random bytes, the HPKE PSK of
+/// the bundle sealed for that code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub struct LinkSecret([u8; 32]);
+
+impl LinkSecret {
+    /// A fresh secret from `rng`.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The secret with these bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LinkSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSecret(..)")
+    }
+}
+
 /// The plaintext of a key grant.
 #[derive(Serialize, Deserialize)]
 struct GrantPlaintext {
@@ -88,7 +123,7 @@ pub fn seal_grant(
         max: e.max,
     })?;
     let plaintext = secret_codec::encode(&GrantPlaintext { version: V1, keys });
-    let sealed = hpke_seal(rng, recipient, INFO_KEY_GRANT, header, &plaintext)?;
+    let sealed = hpke_seal(rng, recipient, INFO_KEY_GRANT, None, header, &plaintext)?;
     to_payload(PayloadBody::Grant(sealed))
 }
 
@@ -102,7 +137,7 @@ pub fn open_grant(
     let PayloadBody::Grant(sealed) = decoded.body() else {
         return Err(DecryptionFailed);
     };
-    let plaintext = hpke_open(secret, INFO_KEY_GRANT, header, sealed)?;
+    let plaintext = hpke_open(secret, INFO_KEY_GRANT, None, header, sealed)?;
     let grant: GrantPlaintext =
         secret_codec::decode(&plaintext, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
     if grant.keys.is_empty() {
@@ -124,7 +159,33 @@ pub fn seal_link(
         return Err(GrantError::WrongUser);
     }
     let plaintext = secret_codec::encode(bundle);
-    let sealed = hpke_seal(rng, new_device, INFO_DEVICE_LINK, header, &plaintext)?;
+    let sealed = hpke_seal(rng, new_device, INFO_DEVICE_LINK, None, header, &plaintext)?;
+    to_payload(PayloadBody::Link(sealed))
+}
+
+/// Seals the bundle that links a new device, as [`seal_link`] does but in
+/// HPKE PSK mode under `code`, the secret of the device's link code: the
+/// new device opens it only with that secret, so a bundle from anyone who
+/// did not see the code fails to open.
+pub fn seal_link_for_code(
+    rng: &mut impl CryptoRng,
+    header: &EnvelopeHeader,
+    new_device: &ExchangeKey,
+    code: &LinkSecret,
+    bundle: &LinkBundle,
+) -> Result<Payload, GrantError> {
+    if bundle.root.user_id() != header.author {
+        return Err(GrantError::WrongUser);
+    }
+    let plaintext = secret_codec::encode(bundle);
+    let sealed = hpke_seal(
+        rng,
+        new_device,
+        INFO_DEVICE_LINK,
+        Some(code),
+        header,
+        &plaintext,
+    )?;
     to_payload(PayloadBody::Link(sealed))
 }
 
@@ -136,11 +197,32 @@ pub fn open_link(
     payload: &[u8],
     secret: &ExchangeSecret,
 ) -> Result<LinkBundle, DecryptionFailed> {
+    open_link_with(header, payload, secret, None)
+}
+
+/// Opens a bundle sealed with [`seal_link_for_code`] under `code`. A
+/// bundle sealed in base mode, or under another code, fails like any
+/// other.
+pub fn open_link_for_code(
+    header: &EnvelopeHeader,
+    payload: &[u8],
+    secret: &ExchangeSecret,
+    code: &LinkSecret,
+) -> Result<LinkBundle, DecryptionFailed> {
+    open_link_with(header, payload, secret, Some(code))
+}
+
+fn open_link_with(
+    header: &EnvelopeHeader,
+    payload: &[u8],
+    secret: &ExchangeSecret,
+    code: Option<&LinkSecret>,
+) -> Result<LinkBundle, DecryptionFailed> {
     let decoded = payload::decode(payload).map_err(|_| DecryptionFailed)?;
     let PayloadBody::Link(sealed) = decoded.body() else {
         return Err(DecryptionFailed);
     };
-    let plaintext = hpke_open(secret, INFO_DEVICE_LINK, header, sealed)?;
+    let plaintext = hpke_open(secret, INFO_DEVICE_LINK, code, header, sealed)?;
     let bundle: LinkBundle =
         secret_codec::decode(&plaintext, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
     if bundle.root.user_id() != header.author {
@@ -149,17 +231,27 @@ pub fn open_link(
     Ok(bundle)
 }
 
+/// The HPKE PSK bundle of a link code's secret.
+fn psk_of(code: &LinkSecret) -> Result<hpke::PskBundle<'_>, hpke::HpkeError> {
+    hpke::PskBundle::new(code.as_bytes(), PSK_ID_LINK_CODE.as_bytes())
+}
+
 fn hpke_seal(
     rng: &mut impl CryptoRng,
     recipient: &ExchangeKey,
     info: &str,
+    code: Option<&LinkSecret>,
     header: &EnvelopeHeader,
     plaintext: &[u8],
 ) -> Result<HpkeSealed, GrantError> {
     let public = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient.as_bytes())
         .map_err(|_| GrantError::BadRecipientKey)?;
+    let mode = match code {
+        Some(code) => OpModeS::Psk(psk_of(code).map_err(|_| GrantError::BadRecipientKey)?),
+        None => OpModeS::Base,
+    };
     let (enc, ciphertext) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
-        &OpModeS::Base,
+        &mode,
         &public,
         info.as_bytes(),
         plaintext,
@@ -181,15 +273,20 @@ fn hpke_seal(
 fn hpke_open(
     secret: &ExchangeSecret,
     info: &str,
+    code: Option<&LinkSecret>,
     header: &EnvelopeHeader,
     sealed: &HpkeSealed,
 ) -> Result<Zeroizing<Vec<u8>>, DecryptionFailed> {
+    let mode = match code {
+        Some(code) => OpModeR::Psk(psk_of(code).map_err(|_| DecryptionFailed)?),
+        None => OpModeR::Base,
+    };
     let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(secret.as_bytes())
         .map_err(|_| DecryptionFailed)?;
     let enc =
         <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed.enc).map_err(|_| DecryptionFailed)?;
     hpke::single_shot_open::<Aead, Kdf, Kem>(
-        &OpModeR::Base,
+        &mode,
         &private,
         &enc,
         info.as_bytes(),

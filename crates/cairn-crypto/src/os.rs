@@ -10,7 +10,7 @@ use rand_core::{CryptoRng, UnwrapErr};
 
 use crate::audience::{KeyGrant, WrapTarget};
 use crate::error::{GrantError, SealError};
-use crate::grant::LinkBundle;
+use crate::grant::{LinkBundle, LinkSecret};
 
 /// The operating system's generator.
 pub fn rng() -> impl CryptoRng {
@@ -42,4 +42,14 @@ pub fn seal_link(
     bundle: &LinkBundle,
 ) -> Result<Payload, GrantError> {
     crate::grant::seal_link(&mut rng(), header, new_device, bundle)
+}
+
+/// [`crate::seal_link_for_code`] with the OS generator.
+pub fn seal_link_for_code(
+    header: &EnvelopeHeader,
+    new_device: &ExchangeKey,
+    code: &LinkSecret,
+    bundle: &LinkBundle,
+) -> Result<Payload, GrantError> {
+    crate::grant::seal_link_for_code(&mut rng(), header, new_device, code, bundle)
 }

@@ -18,9 +18,9 @@ use cairn_crypto::padding::{bucket, pad, padme, unpad};
 use cairn_crypto::payload::{self, PayloadBody};
 use cairn_crypto::{
     Audience, AudienceError, AudienceKey, DecryptionFailed, DeviceKeys, ExchangeSecret, FriendSet,
-    GrantError, KeyDecodeError, KeyGrant, Keyring, LinkBundle, MAX_AUDIENCES_PER_POST,
+    GrantError, KeyDecodeError, KeyGrant, Keyring, LinkBundle, LinkSecret, MAX_AUDIENCES_PER_POST,
     MAX_PLAINTEXT_LEN, Member, RootKey, SealError, UserDevices, VerifyError, open_grant, open_link,
-    open_post, seal_grant, seal_link, seal_post,
+    open_link_for_code, open_post, seal_grant, seal_link, seal_link_for_code, seal_post,
 };
 use cairn_wire::limits::MAX_PAYLOAD_LEN;
 use cairn_wire::{EnvelopeHeader, Scope, UnsignedEnvelope, UserId};
@@ -442,6 +442,46 @@ fn device_link_hands_over_the_user() {
         open_link(&forged, payload.as_slice(), new_device.exchange_secret()),
         Err(DecryptionFailed)
     );
+}
+
+#[test]
+fn a_bundle_sealed_for_a_link_code_opens_only_with_that_code() {
+    let mut rng = rng();
+    let alice = User::new(&mut rng);
+    let new_device = DeviceKeys::generate(&mut rng);
+    let private = Audience::new(&mut rng, "private").unwrap();
+    let bundle = LinkBundle::new(alice.root.clone(), alice.exchange.clone(), private);
+    let header = alice.header(2, Scope::Direct(alice.id()));
+    let (code, other_code) = (
+        LinkSecret::generate(&mut rng),
+        LinkSecret::generate(&mut rng),
+    );
+    let to = new_device.exchange_key();
+    let secret = new_device.exchange_secret();
+
+    let sealed = seal_link_for_code(&mut rng, &header, &to, &code, &bundle).unwrap();
+    assert_eq!(
+        open_link_for_code(&header, sealed.as_slice(), secret, &code).unwrap(),
+        bundle
+    );
+    assert_eq!(
+        open_link_for_code(&header, sealed.as_slice(), secret, &other_code),
+        Err(DecryptionFailed),
+        "another code"
+    );
+    assert_eq!(
+        open_link(&header, sealed.as_slice(), secret),
+        Err(DecryptionFailed),
+        "no code"
+    );
+    // Someone who knows the new device's public key but not the code can
+    // seal a bundle in base mode only: it does not open as a code's.
+    let without_code = seal_link(&mut rng, &header, &to, &bundle).unwrap();
+    assert_eq!(
+        open_link_for_code(&header, without_code.as_slice(), secret, &code),
+        Err(DecryptionFailed)
+    );
+    assert_eq!(format!("{code:?}"), "LinkSecret(..)");
 }
 
 #[test]

@@ -21,8 +21,8 @@ use cairn_crypto::padding::bucket;
 use cairn_crypto::post::{DOMAIN_POST_CONTENT, DOMAIN_POST_KEY_WRAP};
 use cairn_crypto::{
     Audience, AudienceId, AudienceKey, DeviceKeys, Epoch, ExchangeSecret, KeyGrant, Keyring,
-    LinkBundle, RootKey, WrapTarget, open_grant, open_link, open_post, seal_grant, seal_link,
-    seal_post,
+    LinkBundle, LinkSecret, RootKey, WrapTarget, open_grant, open_link, open_link_for_code,
+    open_post, seal_grant, seal_link, seal_link_for_code, seal_post,
 };
 use cairn_wire::{EnvelopeHeader, Scope};
 use hpke::{Deserializable, OpModeR};
@@ -299,9 +299,19 @@ fn grant_and_link_vectors() {
         &bundle,
     )
     .unwrap();
+    let code = LinkSecret::from_bytes(pattern(0x7c));
+    let ikm_code_link: [u8; 32] = pattern(0x6c);
+    let code_link = seal_link_for_code(
+        &mut FixedRng::new(&[&ikm_code_link]),
+        &link_header,
+        &new_device.exchange_key(),
+        &code,
+        &bundle,
+    )
+    .unwrap();
 
     let doc = json!({
-        "description": "HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305; the generator yields ikmE, from which the ephemeral key is DeriveKeyPair(ikmE). aad = header encoding.",
+        "description": "HPKE base mode (link_for_code: PSK mode, psk = the link code's secret),  DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305; the generator yields ikmE, from which the ephemeral key is DeriveKeyPair(ikmE). aad = header encoding.",
         "grant": {
             "header": header_json(&grant_header),
             "header_encoding": hex::encode(grant_header.encode()),
@@ -312,7 +322,7 @@ fn grant_and_link_vectors() {
                 "audience": hex::encode(k.audience.as_bytes()), "epoch": k.epoch.0, "key": hex::encode(k.key.as_bytes()),
             })).collect::<Vec<_>>(),
             "ikmE": hex::encode(ikm_grant),
-            "plaintext": hex::encode(hpke_plaintext(grant.as_slice(), &f.bob_exchange, cairn_crypto::grant::INFO_KEY_GRANT, &grant_header)),
+            "plaintext": hex::encode(hpke_plaintext(grant.as_slice(), &f.bob_exchange, cairn_crypto::grant::INFO_KEY_GRANT, None, &grant_header)),
             "payload": hex::encode(grant.as_slice()),
         },
         "link": {
@@ -322,8 +332,20 @@ fn grant_and_link_vectors() {
             "recipient_secret": hex::encode(*new_device.exchange_secret().to_bytes()),
             "recipient_exchange_key": hex::encode(new_device.exchange_key().as_bytes()),
             "ikmE": hex::encode(ikm_link),
-            "plaintext": hex::encode(hpke_plaintext(link.as_slice(), new_device.exchange_secret(), cairn_crypto::grant::INFO_DEVICE_LINK, &link_header)),
+            "plaintext": hex::encode(hpke_plaintext(link.as_slice(), new_device.exchange_secret(), cairn_crypto::grant::INFO_DEVICE_LINK, None, &link_header)),
             "payload": hex::encode(link.as_slice()),
+        },
+        "link_for_code": {
+            "header": header_json(&link_header),
+            "header_encoding": hex::encode(link_header.encode()),
+            "info": hex::encode(cairn_crypto::grant::INFO_DEVICE_LINK),
+            "psk": hex::encode(code.as_bytes()),
+            "psk_id": hex::encode(cairn_crypto::grant::PSK_ID_LINK_CODE),
+            "recipient_secret": hex::encode(*new_device.exchange_secret().to_bytes()),
+            "recipient_exchange_key": hex::encode(new_device.exchange_key().as_bytes()),
+            "ikmE": hex::encode(ikm_code_link),
+            "plaintext": hex::encode(hpke_plaintext(code_link.as_slice(), new_device.exchange_secret(), cairn_crypto::grant::INFO_DEVICE_LINK, Some(&code), &link_header)),
+            "payload": hex::encode(code_link.as_slice()),
         },
     });
     check_file("grants.json", &doc);
@@ -356,6 +378,17 @@ fn open_grants_from_file(bundle: &LinkBundle) {
     )
     .unwrap();
     assert_eq!(&opened, bundle);
+    let c = &doc["link_for_code"];
+    let secret = ExchangeSecret::from_bytes(&unhex32(c["recipient_secret"].as_str().unwrap()));
+    let code = LinkSecret::from_bytes(unhex32(c["psk"].as_str().unwrap()));
+    let opened = open_link_for_code(
+        &header_from(c),
+        &unhex(c["payload"].as_str().unwrap()),
+        &secret,
+        &code,
+    )
+    .unwrap();
+    assert_eq!(&opened, bundle);
 }
 
 /// The HPKE plaintext, opened with the `hpke` crate directly, so the file
@@ -364,6 +397,7 @@ fn hpke_plaintext(
     payload: &[u8],
     secret: &ExchangeSecret,
     info: &str,
+    code: Option<&LinkSecret>,
     header: &EnvelopeHeader,
 ) -> Vec<u8> {
     type K = hpke::kem::X25519HkdfSha256;
@@ -374,8 +408,16 @@ fn hpke_plaintext(
     };
     let sk = <K as hpke::Kem>::PrivateKey::from_bytes(&*secret.to_bytes()).unwrap();
     let enc = <K as hpke::Kem>::EncappedKey::from_bytes(&sealed.enc).unwrap();
+    let psk = code.map(|c| {
+        hpke::PskBundle::new(
+            c.as_bytes(),
+            cairn_crypto::grant::PSK_ID_LINK_CODE.as_bytes(),
+        )
+        .unwrap()
+    });
+    let mode = psk.map_or(OpModeR::Base, OpModeR::Psk);
     hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, K>(
-        &OpModeR::Base,
+        &mode,
         &sk,
         &enc,
         info.as_bytes(),

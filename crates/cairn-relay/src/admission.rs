@@ -161,6 +161,30 @@ pub fn login(standing: Standing, dated_in_time: bool) -> Login {
     }
 }
 
+/// Decides the enrolment of a device that proved its key and is not
+/// banned: only a device that another device of its user registered, and
+/// that is not revoked, gets its certificate. Nothing distinguishes an
+/// unknown user from an unknown device.
+pub fn enrolment(
+    records: &[cairn_store::DeviceRecord],
+    device: cairn_wire::DeviceId,
+) -> Result<cairn_wire::DeviceCertificate, (cairn_wire::ErrorCode, &'static str)> {
+    use cairn_wire::ErrorCode;
+    let not_registered = (
+        ErrorCode::UNKNOWN_DEVICE,
+        "device not registered; approve it from another device",
+    );
+    match Standing::of(records, device) {
+        Standing::Active => records
+            .iter()
+            .find(|r| r.device == device)
+            .and_then(|r| r.certificate.clone())
+            .ok_or(not_registered),
+        Standing::Revoked => Err((ErrorCode::DEVICE_REVOKED, "device revoked by its user")),
+        Standing::UnknownDevice | Standing::NewUser => Err(not_registered),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +262,39 @@ mod tests {
             Some(ErrorCode::FUTURE_STATEMENT)
         );
         assert_eq!(login(Standing::NewUser, true), Login::Register);
+    }
+
+    #[test]
+    fn only_a_registered_unrevoked_device_is_enrolled_with_its_certificate() {
+        use cairn_store::DeviceRecord;
+        use cairn_testkit::User;
+        use cairn_wire::ErrorCode;
+        let alice = User::new(1);
+        let (phone, old, stranger) = (alice.device(1), alice.device(2), alice.device(3));
+        let record = |device: &cairn_testkit::Device, revoked: bool| DeviceRecord {
+            user: alice.id,
+            device: device.id,
+            certificate: Some(device.certificate.clone()),
+            revocation: revoked.then(|| alice.revoke(device.id)),
+            last_seq: 0,
+        };
+        let records = [record(&phone, false), record(&old, true)];
+        assert_eq!(enrolment(&records, phone.id), Ok(phone.certificate.clone()));
+        let code = |records: &[DeviceRecord], device| enrolment(records, device).err().map(|e| e.0);
+        assert_eq!(code(&records, old.id), Some(ErrorCode::DEVICE_REVOKED));
+        assert_eq!(code(&records, stranger.id), Some(ErrorCode::UNKNOWN_DEVICE));
+        assert_eq!(
+            code(&[], stranger.id),
+            Some(ErrorCode::UNKNOWN_DEVICE),
+            "no user"
+        );
+        let uncertified = DeviceRecord {
+            certificate: None,
+            ..record(&stranger, true)
+        };
+        assert_eq!(
+            code(&[uncertified], stranger.id),
+            Some(ErrorCode::DEVICE_REVOKED)
+        );
     }
 }

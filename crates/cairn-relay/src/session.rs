@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use cairn_store::{StatementOutcome, Store};
 use cairn_wire::frames::{AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
 use cairn_wire::limits::MAX_AUTH_FRAME_LEN;
-use cairn_wire::{AuthOk, AuthRequest, DeviceId, ErrorCode, Request, Response, UserId, WireError};
+use cairn_wire::{
+    AuthOk, AuthRequest, DeviceId, EnrolRequest, Enrolment, ErrorCode, Request, Response, UserId,
+    WireError,
+};
 use tokio::sync::Semaphore;
 
 use crate::admission::{self, Login, Standing};
@@ -93,11 +96,11 @@ impl Unauthenticated {
             Err(ReadFailure::Gone) => return None,
         };
         match outcome {
-            Ok(ok) => {
+            Ok((ok, answer)) => {
                 // Opened up before the answer, so that the client's next
                 // streams find their credit waiting.
                 crate::server::open_up(&self.connection, &shared.config.limits);
-                frame_io::answer(&mut send, &Response::Authenticated(ok.clone())).await;
+                frame_io::answer(&mut send, &answer).await;
                 metrics::counter(metrics::AUTHENTICATED);
                 Some(self.into_session(shared, ok))
             }
@@ -108,14 +111,37 @@ impl Unauthenticated {
         }
     }
 
-    async fn check<S: Store>(&self, shared: &Shared<S>, body: &[u8]) -> Result<AuthOk, Fatal> {
+    /// Checks the first request: who the device is, and the answer that
+    /// says so.
+    async fn check<S: Store>(
+        &self,
+        shared: &Shared<S>,
+        body: &[u8],
+    ) -> Result<(AuthOk, Response), Fatal> {
         let request = Request::decode(body)
             .map_err(|e| Fatal::new(ErrorCode::MALFORMED_FRAME, &e.to_string()))?;
-        let Request::Authenticate(auth) = request else {
-            return Err(Fatal::new(ErrorCode::UNAUTHENTICATED, "authenticate first"));
-        };
         let exporter = self.exporter()?;
-        auth.verify_proof(&exporter).map_err(|_| {
+        match request {
+            Request::Authenticate(auth) => {
+                let ok = self.check_certified(shared, &auth, &exporter).await?;
+                Ok((ok.clone(), Response::Authenticated(ok)))
+            }
+            Request::Enrol(enrol) => {
+                let enrolment = check_enrolment(shared, &enrol, &exporter).await?;
+                Ok((enrolment.ok.clone(), Response::Enrolled(enrolment)))
+            }
+            _ => Err(Fatal::new(ErrorCode::UNAUTHENTICATED, "authenticate first")),
+        }
+    }
+
+    /// A device with its certificate: registered, or a new user.
+    async fn check_certified<S: Store>(
+        &self,
+        shared: &Shared<S>,
+        auth: &AuthRequest,
+        exporter: &[u8; AUTH_EXPORTER_LEN],
+    ) -> Result<AuthOk, Fatal> {
+        auth.verify_proof(exporter).map_err(|_| {
             Fatal::new(
                 ErrorCode::AUTH_FAILED,
                 "proof does not verify for this connection",
@@ -137,7 +163,7 @@ impl Unauthenticated {
                 "device banned by the relay operator",
             ));
         }
-        let registered = admit(shared, &auth, self.ip).await?;
+        let registered = admit(shared, auth, self.ip).await?;
         Ok(AuthOk {
             user: body.user,
             device: body.device,
@@ -164,6 +190,44 @@ impl Unauthenticated {
             subscriptions: Arc::new(Semaphore::new(permits)),
         }
     }
+}
+
+/// A device without its certificate (being linked): the proof must be by
+/// the device key it names, and another device of the user must have
+/// registered it, not revoked; the answer carries that certificate. A
+/// stranger learns nothing from a refusal: an unknown user and an unknown
+/// device get the same answer, and only after the proof.
+async fn check_enrolment<S: Store>(
+    shared: &Shared<S>,
+    enrol: &EnrolRequest,
+    exporter: &[u8; AUTH_EXPORTER_LEN],
+) -> Result<Enrolment, Fatal> {
+    enrol.verify_proof(exporter).map_err(|_| {
+        Fatal::new(
+            ErrorCode::AUTH_FAILED,
+            "proof does not verify for this connection",
+        )
+    })?;
+    if shared.bans.contains(&enrol.device) {
+        return Err(Fatal::new(
+            ErrorCode::DEVICE_BANNED,
+            "device banned by the relay operator",
+        ));
+    }
+    let devices = shared.store.devices(enrol.user).await.map_err(|e| {
+        tracing::error!(error = %e, "registry lookup failed");
+        Fatal::new(ErrorCode::INTERNAL, "registry unavailable")
+    })?;
+    let certificate = admission::enrolment(&devices, enrol.device)
+        .map_err(|(code, message)| Fatal::new(code, message))?;
+    Ok(Enrolment {
+        ok: AuthOk {
+            user: enrol.user,
+            device: enrol.device,
+            registered: false,
+        },
+        certificate,
+    })
 }
 
 /// Carries out [`admission::login`]'s decision for the certified device:

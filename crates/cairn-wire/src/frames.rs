@@ -152,6 +152,11 @@ pub enum Request {
     RevokeFriend(FriendRevocation),
     /// Per-device sync positions of the connection's user.
     Status,
+    /// Prove possession of a device key that another device of the user
+    /// registered, without holding its certificate yet (a device being
+    /// linked); must be the first request. Answered with
+    /// [`Response::Enrolled`].
+    Enrol(EnrolRequest),
 }
 
 frame_codec!(Request);
@@ -175,6 +180,9 @@ pub enum Response {
     Status(StatusResponse),
     /// The whole request was refused.
     Error(WireError),
+    /// The answer to an enrolment: authenticated, with the certificate
+    /// the user's other device registered.
+    Enrolled(Enrolment),
 }
 
 frame_codec!(Response);
@@ -207,6 +215,38 @@ impl AuthRequest {
         let device = self.certificate.body().device;
         signing::verify(device.as_bytes(), DOMAIN_AUTH, exporter, &self.proof)
     }
+}
+
+/// A connection-bound proof by a device that has no certificate yet: its
+/// user registered it from another device, and the relay holds the
+/// certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    /// The user the device was registered for.
+    pub user: UserId,
+    /// The device (its public signing key).
+    pub device: DeviceId,
+    /// The device key's signature over the connection's exporter keying
+    /// material, exactly as in [`AuthRequest`].
+    pub proof: Signature,
+}
+
+impl EnrolRequest {
+    /// Checks the proof against this connection's exporter keying material
+    /// and the device key the request names.
+    pub fn verify_proof(&self, exporter: &[u8; AUTH_EXPORTER_LEN]) -> Result<(), BadSignature> {
+        signing::verify(self.device.as_bytes(), DOMAIN_AUTH, exporter, &self.proof)
+    }
+}
+
+/// An enrolled device: authenticated, and the certificate it can
+/// authenticate with from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    /// As for [`Request::Authenticate`] (`registered` is always false).
+    pub ok: AuthOk,
+    /// The certificate registered for the device.
+    pub certificate: DeviceCertificate,
 }
 
 /// The connection is authenticated as this device.

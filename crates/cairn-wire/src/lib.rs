@@ -25,9 +25,10 @@ pub use envelope::{Envelope, EnvelopeHeader, Payload, UnsignedEnvelope};
 pub use error_code::{CATALOGUE, ErrorCode, ErrorInfo};
 pub use fingerprint::{Fingerprint, FingerprintParseError};
 pub use frames::{
-    AppendAck, AppendOutcome, AppendRequest, AuthOk, AuthRequest, Cursor, DeviceStatus, Entry,
-    ErrorDetail, FrameError, HelloRequest, ReadRequest, Request, Response, StatusResponse,
-    StreamPage, SubscribeRequest, SubscriptionEvent, SyncResponse, WireError,
+    AppendAck, AppendOutcome, AppendRequest, AuthOk, AuthRequest, Cursor, DeviceStatus,
+    EnrolRequest, Enrolment, Entry, ErrorDetail, FrameError, HelloRequest, ReadRequest, Request,
+    Response, StatusResponse, StreamPage, SubscribeRequest, SubscriptionEvent, SyncResponse,
+    WireError,
 };
 pub use ids::{DeviceId, EnvelopeId, ExchangeKey, IdParseError, Signature, UserId};
 pub use scope::{Scope, StreamId};

@@ -428,6 +428,14 @@ fn request_cases() -> Vec<(&'static str, Request)> {
         ),
         ("register_device", Request::RegisterDevice(certificate())),
         ("status", Request::Status),
+        (
+            "enrol",
+            Request::Enrol(EnrolRequest {
+                user: user_of(ROOT_SEED),
+                device: device_of(DEVICE_SEED),
+                proof: AuthRequest::prove(&device_key, &[0x55; 32]),
+            }),
+        ),
     ]
 }
 
@@ -451,6 +459,17 @@ fn response_cases() -> Vec<(&'static str, Response)> {
                 user: user_of(ROOT_SEED),
                 device: device_of(DEVICE_SEED),
                 registered: true,
+            }),
+        ),
+        (
+            "enrolled",
+            Response::Enrolled(Enrolment {
+                ok: AuthOk {
+                    user: user_of(ROOT_SEED),
+                    device: device_of(DEVICE_SEED),
+                    registered: false,
+                },
+                certificate: certificate(),
             }),
         ),
         (
@@ -581,7 +600,7 @@ fn invalid_vectors() -> Value {
         invalid(
             "request_unknown_variant",
             "request_frame",
-            &frame_of(&[11]),
+            &frame_of(&[12]),
             "malformed",
         ),
         invalid(
@@ -611,7 +630,7 @@ fn invalid_vectors() -> Value {
         invalid(
             "response_unknown_variant",
             "response_frame",
-            &frame_of(&[8]),
+            &frame_of(&[9]),
             "malformed",
         ),
         invalid(

@@ -60,7 +60,7 @@ pub async fn handle_stream<S: Store>(
     }
     match request {
         Request::Subscribe(request) => subscribe::run(shared, session, request, send).await,
-        Request::Authenticate(_) => {
+        Request::Authenticate(_) | Request::Enrol(_) => {
             let error = WireError::new(ErrorCode::UNEXPECTED_FRAME, "already authenticated");
             refuse(session, &mut send, error).await
         }
@@ -84,7 +84,7 @@ async fn dispatch<S: Store>(shared: &Shared<S>, session: &Session, request: Requ
         Request::GrantFriend(g) => statements::grant_friend(shared, session, g).await,
         Request::RevokeFriend(r) => statements::revoke_friend(shared, session, r).await,
         Request::Status => status::status(shared, session).await,
-        Request::Authenticate(_) | Request::Subscribe(_) => {
+        Request::Authenticate(_) | Request::Enrol(_) | Request::Subscribe(_) => {
             error(ErrorCode::UNEXPECTED_FRAME, "not here")
         }
     }
@@ -104,6 +104,7 @@ fn kind(request: &Request) -> &'static str {
         Request::GrantFriend(_) => "grant_friend",
         Request::RevokeFriend(_) => "revoke_friend",
         Request::Status => "status",
+        Request::Enrol(_) => "enrol",
     }
 }
 
