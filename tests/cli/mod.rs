@@ -310,9 +310,13 @@ pub fn link(target: &Target, linked: &Home, new: &Home, name: &str) {
     let (before, message) = new.fails(&["sync"]);
     assert_eq!(before, 10, "not approved yet: {message}");
     assert!(message.contains("not approved yet"), "{message}");
-    linked.ok(&["device", "approve", &code]);
+    let approved = linked.json(&["device", "approve", &code]);
     let report = new.json(&["sync"]);
     assert_eq!(report["linked"], true);
+    assert_eq!(
+        report["confirmation"], approved["confirmation"],
+        "both devices show the same confirmation"
+    );
 }
 
 /// Lines of a child's output, read on a thread.

@@ -104,23 +104,25 @@ pub enum NoteCommand {
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Make this home a new device of an existing user: prints a link
-    /// code to approve on a linked device, then run `cairn sync` here.
+    /// code (and a QR code at a terminal) to approve on a linked device
+    /// within 15 minutes, then run `cairn sync` here.
     Join {
         /// The relay, HOST:PORT.
-        #[arg(long)]
-        relay: String,
+        #[arg(long, required_unless_present = "show_code")]
+        relay: Option<String>,
         /// The relay's fingerprint.
-        #[arg(long)]
-        fingerprint: String,
+        #[arg(long, required_unless_present = "show_code")]
+        fingerprint: Option<String>,
         /// The user id to join (`cairn whoami` on a linked device).
-        #[arg(long)]
-        user: String,
+        #[arg(long, required_unless_present = "show_code")]
+        user: Option<String>,
         /// A name for this device.
         #[arg(long)]
         name: Option<String>,
-        /// Invite code, if the relay asks for one.
-        #[arg(long, env = "CAIRN_INVITE")]
-        invite: Option<String>,
+        /// Show this joining device's link code again (a fresh one once
+        /// the last has expired).
+        #[arg(long, conflicts_with_all = ["relay", "fingerprint", "user", "name"])]
+        show_code: bool,
     },
     /// Approve a joining device with the code it printed.
     Approve {

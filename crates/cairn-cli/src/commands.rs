@@ -1,11 +1,14 @@
 //! One function per command: open the client, call the library, print.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use cairn_client::{Client, Error, LinkCode, Options, Passphrase, SyncReport, WatchEvent};
+use cairn_client::{
+    Client, Confirmation, Error, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase, SyncReport,
+    WatchEvent,
+};
 use cairn_wire::{DeviceId, Fingerprint, UserId};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -16,6 +19,7 @@ use crate::cli::{
 use crate::output::{self, say, short, time};
 use crate::passphrase;
 use crate::progress::Bar;
+use crate::qr;
 use crate::views::{
     AudienceJson, DeviceJson, FriendJson, NoteJson, PostJson, SyncJson, WatchJson, WhoamiJson,
     author_name, change_name,
@@ -193,14 +197,45 @@ fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
 
 async fn sync(ctx: &Ctx) -> Result<()> {
     let mut client = ctx.client()?;
+    let confirmed = confirm_link(ctx, &mut client).await?;
     let mut bar = Bar::new(ctx.json);
     let report = client.sync(&mut bar).await;
     bar.finish();
-    let report = report?;
+    let mut report = report?;
+    if let Some(confirmation) = confirmed {
+        report.linked = true;
+        report.confirmation = Some(confirmation);
+    }
     if ctx.json {
         return output::json(&SyncJson::from(&report));
     }
     print_sync(&client, &report)
+}
+
+/// On a pending device at a terminal: shows who approved it and the
+/// confirmation, and links only if the person says it matches what the
+/// approving device showed. Elsewhere the sync links without asking.
+async fn confirm_link(ctx: &Ctx, client: &mut Client) -> Result<Option<Confirmation>> {
+    if !client.whoami().pending || ctx.json || !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let offer = client.link_offer().await?;
+    let confirmation = offer.confirmation;
+    eprintln!(
+        "approved as a device of {}; confirmation {confirmation}",
+        offer.user.to_text()
+    );
+    eprint!("Does the approving device show the same six digits? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Err(Error::Invalid(
+            "not linked: the confirmation was not confirmed; nothing was adopted".into(),
+        )
+        .into());
+    }
+    client.accept_link(offer)?;
+    Ok(Some(confirmation))
 }
 
 fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
@@ -209,6 +244,9 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
             "linked: this device is now a device of {}",
             client.user()?.to_text()
         )?;
+        if let Some(confirmation) = report.confirmation {
+            say!("confirmation: {confirmation} (the approving device showed the same)")?;
+        }
     }
     say!(
         "synced: {} pushed, {} pulled, {} queued",
@@ -286,12 +324,18 @@ fn print_event(json: bool, event: &WatchEvent) -> std::io::Result<()> {
 async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
     match command {
         DeviceCommand::Join {
-            relay,
-            fingerprint,
-            user,
+            show_code: true, ..
+        } => show_code(ctx),
+        DeviceCommand::Join {
+            relay: Some(relay),
+            fingerprint: Some(fingerprint),
+            user: Some(user),
             name,
-            invite,
-        } => join(ctx, &relay, &fingerprint, &user, name, invite).await,
+            show_code: false,
+        } => join(ctx, &relay, &fingerprint, &user, name).await,
+        DeviceCommand::Join { .. } => {
+            Err(Error::Invalid("--relay, --fingerprint and --user are needed".into()).into())
+        }
         DeviceCommand::Approve { code } => approve(ctx, &code).await,
         DeviceCommand::List => device_list(ctx).await,
         DeviceCommand::Revoke { device } => revoke(ctx, &device).await,
@@ -304,7 +348,6 @@ async fn join(
     fingerprint: &str,
     user: &str,
     name: Option<String>,
-    invite: Option<String>,
 ) -> Result<()> {
     let user: UserId = user.parse().map_err(|e| {
         Error::Invalid(format!(
@@ -316,7 +359,7 @@ async fn join(
         passphrase,
         name,
         options,
-    } = NewHome::prepare(ctx, fingerprint, name, invite)?;
+    } = NewHome::prepare(ctx, fingerprint, name, None)?;
     let (_, code) = Client::join(
         &ctx.home,
         &passphrase,
@@ -327,13 +370,33 @@ async fn join(
         options,
     )
     .await?;
+    print_code(ctx, &code)
+}
+
+fn show_code(ctx: &Ctx) -> Result<()> {
+    let code = ctx.client()?.link_code()?;
+    print_code(ctx, &code)
+}
+
+/// The code on stdout (the one line to copy); at a terminal, a QR code of
+/// it and what to do next on stderr.
+fn print_code(ctx: &Ctx, code: &LinkCode) -> Result<()> {
+    let minutes = LINK_CODE_LIFETIME.as_secs() / 60;
     if ctx.json {
-        return output::json(&json!({ "code": code.to_string() }));
+        return output::json(&json!({
+            "code": code.to_string(),
+            "expires_ms": code.issued_ms.saturating_add(LINK_CODE_LIFETIME.as_secs() * 1000),
+        }));
     }
     say!("{code}")?;
+    if std::io::stderr().is_terminal()
+        && let Some(qr) = qr::render(&code.to_string())
+    {
+        eprintln!("{qr}");
+    }
     eprintln!(
-        "on a linked device run `cairn device approve CODE` with the line above, \
-         then `cairn sync` here"
+        "on a linked device run `cairn device approve CODE` with the line above within \
+         {minutes} minutes (`cairn device join --show-code` shows it again), then `cairn sync` here"
     );
     Ok(())
 }
@@ -343,14 +406,19 @@ async fn approve(ctx: &Ctx, code: &str) -> Result<()> {
         .parse()
         .context("the code to approve (copy the whole line `cairn device join` printed)")?;
     let mut client = ctx.client()?;
-    let device = client.approve(&code).await?;
+    let approval = client.approve(&code).await?;
     if ctx.json {
-        return output::json(&json!({ "device": device.to_text(), "name": code.name.as_str() }));
+        return output::json(&json!({
+            "device": approval.device.to_text(),
+            "name": code.name.as_str(),
+            "confirmation": approval.confirmation.to_string(),
+        }));
     }
-    say!("{}", device.to_text())?;
+    say!("{}", approval.device.to_text())?;
     eprintln!(
-        "approved {:?}; run `cairn sync` on it to finish linking",
-        code.name.as_str()
+        "approved {:?}; run `cairn sync` on it to finish linking: it will show {}",
+        code.name.as_str(),
+        approval.confirmation
     );
     Ok(())
 }

@@ -10,6 +10,7 @@ mod commands;
 mod output;
 mod passphrase;
 mod progress;
+mod qr;
 mod views;
 
 use std::process::ExitCode;

@@ -175,6 +175,8 @@ pub struct SyncJson {
     ignored: u64,
     waiting: u64,
     linked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmation: Option<String>,
 }
 
 impl From<&SyncReport> for SyncJson {
@@ -187,6 +189,7 @@ impl From<&SyncReport> for SyncJson {
             ignored: report.ignored,
             waiting: report.waiting,
             linked: report.linked,
+            confirmation: report.confirmation.map(|c| c.to_string()),
         }
     }
 }
@@ -249,11 +252,16 @@ pub fn hint(error: &cairn_client::Error) -> Option<String> {
             you.to_text()
         ),
         Error::NotLinked => {
-            "run `cairn device approve CODE` on a linked device, then `cairn sync` here".to_owned()
+            "run `cairn device approve CODE` on a linked device (`cairn device join --show-code` \
+             shows the code again), then `cairn sync` here"
+                .to_owned()
         }
         Error::Pending => "run `cairn sync` once a linked device has approved this one".to_owned(),
-        Error::JoinedWithoutUser => {
-            "make a new home with `cairn device join --user USER_ID`".to_owned()
+        Error::OutdatedJoin => {
+            "remove this home and make a new one with `cairn device join --user USER_ID`".to_owned()
+        }
+        Error::AlreadyApproved { .. } => {
+            "run `cairn sync` on the new device to finish linking".to_owned()
         }
         _ => return None,
     };

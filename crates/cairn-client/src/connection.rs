@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use cairn_wire::frames::{ALPN, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
 use cairn_wire::{
-    AuthOk, AuthRequest, BoundedString, DeviceCertificate, ErrorCode, Fingerprint, Request,
-    Response, SigningKey, SubscribeRequest, SubscriptionEvent, WireError,
+    AuthOk, AuthRequest, BoundedString, DeviceCertificate, DeviceId, EnrolRequest, ErrorCode,
+    Fingerprint, Request, Response, SigningKey, SubscribeRequest, SubscriptionEvent, UserId,
+    WireError,
 };
 use quinn::crypto::rustls::QuicClientConfig;
 
@@ -95,6 +96,41 @@ impl Connection {
             connection,
             auth,
         })
+    }
+
+    /// Connects to the relay at `addr` pinned to `pin` as the device
+    /// `device_key`, which another device of `user` registered but which
+    /// holds no certificate yet; returns the connection, authenticated as
+    /// that device, and the certificate the relay holds for it (unchecked:
+    /// the caller checks it against the user's root key).
+    pub async fn enrol(
+        addr: SocketAddr,
+        pin: Fingerprint,
+        device_key: &SigningKey,
+        user: UserId,
+    ) -> Result<(Self, DeviceCertificate), ConnectError> {
+        let (endpoint, connection) = dial(addr, pin).await?;
+        let proof = AuthRequest::prove(device_key, &auth_exporter(&connection)?);
+        let device = DeviceId::from_bytes(device_key.verifying_key().to_bytes());
+        let request = Request::Enrol(EnrolRequest {
+            user,
+            device,
+            proof,
+        });
+        let enrolment = match first_answer(&connection, &request).await? {
+            Response::Enrolled(enrolment) => enrolment,
+            other => {
+                return Err(ConnectError::Protocol(format!(
+                    "unexpected answer {other:?}"
+                )));
+            }
+        };
+        let connection = Self {
+            endpoint,
+            connection,
+            auth: enrolment.ok,
+        };
+        Ok((connection, enrolment.certificate))
     }
 
     /// Who the relay says this connection is.
@@ -232,12 +268,23 @@ async fn authenticate(
         proof,
         invite,
     });
-    match request_on(connection, &request).await {
-        Ok(Response::Authenticated(ok)) => Ok(ok),
-        Ok(Response::Error(error)) => Err(ConnectError::Refused(error)),
-        Ok(other) => Err(ConnectError::Protocol(format!(
+    match first_answer(connection, &request).await? {
+        Response::Authenticated(ok) => Ok(ok),
+        other => Err(ConnectError::Protocol(format!(
             "unexpected answer {other:?}"
         ))),
+    }
+}
+
+/// The answer to the first request of a connection; a refusal, whether
+/// answered or closed with, is the relay refusing the device.
+async fn first_answer(
+    connection: &quinn::Connection,
+    request: &Request,
+) -> Result<Response, ConnectError> {
+    match request_on(connection, request).await {
+        Ok(Response::Error(error)) => Err(ConnectError::Refused(error)),
+        Ok(answer) => Ok(answer),
         // A relay that refuses by closing (a connection limit, or a close
         // that overtook the error frame) still says why.
         Err(RequestError::Closed(error)) => Err(ConnectError::Refused(error)),

@@ -1,34 +1,35 @@
 //! Devices: joining, approving, listing, revoking.
 //!
-//! A joining device cannot authenticate as the user before it holds a
-//! certificate, and cannot read anything before it authenticates. So it
-//! makes a throwaway *rendezvous* user of its own (one root key, one
-//! device), registers it, lets the user it joins (named with `--user`)
-//! write to it (a friend grant: the relay takes direct envelopes only from
-//! users the recipient granted), and prints a link code naming it. It
-//! accepts a bundle from that user only. The approving
-//! device certifies the new device with exactly the `issued_ms` from the
-//! code, registers it, and sends the user's keys sealed to the new
-//! device's exchange key in a direct envelope to the rendezvous user. The
-//! new device's next sync reads that envelope as the rendezvous user,
-//! opens the bundle, and signs its own certificate with the root key it
-//! now holds: Ed25519 is deterministic, so it is the very certificate the
-//! approver registered.
+//! A joining device makes its keys and a link code (its public keys, a
+//! one-time secret, the relay it uses) and contacts nobody. A linked
+//! device of the user approves the code: it certifies the new device,
+//! registers it with the relay, and seals the user's keys to the new
+//! device under the code's secret (HPKE PSK mode) in the user's own direct
+//! stream. The new device then enrols with the relay (authenticates as the
+//! registered device and receives its certificate), finds the bundle that
+//! opens with its code, and checks both against the user it joins. Both
+//! devices show the same six-digit confirmation. No other user is
+//! involved, so linking works under every registration policy; whoever
+//! did not see the code cannot make a bundle the new device accepts, and
+//! an approval by any other user never reaches it, because it enrols only
+//! as a device of the user it named.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cairn_crypto::{DeviceKeys, RootKey, os};
+use cairn_crypto::{DeviceKeys, ExchangeSecret, LinkBundle, LinkSecret, open_link_for_code, os};
 use cairn_wire::{
-    DeviceId, Fingerprint, HelloRequest, Request, Response, Scope, StatusResponse, StreamId, UserId,
+    DeviceCertificate, DeviceId, ErrorCode, Fingerprint, ReadRequest, Request, Response, Scope,
+    StatusResponse, StreamId, UserId,
 };
 
 use crate::client::{Client, now_ms};
+use crate::connection::ConnectError;
 use crate::error::Error;
 use crate::identity::{Identity, LinkState, Linked, Pending};
-use crate::link::LinkCode;
+use crate::link::{Confirmation, LinkCode};
 use crate::local::{Batch, LocalStore};
-use crate::reach::{Options, connect_as};
+use crate::reach::{Options, enrol_as, resolve};
 use crate::record::RecordBody;
 use crate::sync::NoProgress;
 use crate::vault::Passphrase;
@@ -53,9 +54,9 @@ pub struct DeviceView {
 }
 
 impl Client {
-    /// Prepares this home as a new device of an existing user: registers
-    /// a rendezvous user with the relay and returns the link code to
-    /// approve on a linked device.
+    /// Prepares this home as a new device of `user`: makes its keys and
+    /// the link code to approve on one of the user's linked devices.
+    /// Nothing reaches the relay before the approval.
     pub async fn join(
         home: &Path,
         passphrase: &Passphrase,
@@ -70,52 +71,72 @@ impl Client {
                 home: home.to_owned(),
             });
         }
+        resolve(relay).await?;
         let mut rng = os::rng();
         let device = DeviceKeys::generate(&mut rng);
-        let pending = Pending {
-            user: Some(user),
-            issued_ms: now_ms(),
-            rendezvous_root: RootKey::generate(&mut rng),
-            rendezvous_device: DeviceKeys::generate(&mut rng),
-        };
-        let connection = connect_pending(relay, fingerprint, &pending, &options).await?;
-        let consent = pending
-            .rendezvous_root
-            .grant_friend(user, pending.issued_ms);
-        let answer = connection.request(&Request::GrantFriend(consent)).await?;
-        connection.close().await;
-        match answer {
-            Response::Done => {}
-            Response::Error(e) => return Err(Error::Refused(e)),
-            other => return Err(Error::Protocol(format!("grant answered {other:?}"))),
-        }
-        let code = LinkCode::new(
-            device.device_id(),
-            device.exchange_key(),
-            pending.issued_ms,
-            pending.rendezvous_root.user_id(),
-            name,
-        );
+        let secret = LinkSecret::generate(&mut rng);
+        let code = LinkCode::new(&device, now_ms(), secret, &fingerprint, name);
         let identity = Identity {
             relay: relay.to_owned(),
             fingerprint,
             device,
             name: name.to_owned(),
-            state: LinkState::Pending(Box::new(pending)),
+            state: LinkState::Pending(Box::new(Pending {
+                user,
+                code: code.clone(),
+            })),
         };
         let client = Self::create(home, passphrase, identity, options)?;
         Ok((client, code))
     }
 
-    /// Approves a joining device: certifies and registers it, then seals
-    /// it the user's keys through the relay.
-    pub async fn approve(&mut self, code: &LinkCode) -> Result<DeviceId, Error> {
+    /// The link code of this pending device: the one it showed, while it
+    /// lasts; after that a fresh one (a new secret and issue time).
+    pub fn link_code(&mut self) -> Result<LinkCode, Error> {
+        let LinkState::Pending(pending) = &mut self.identity.state else {
+            return Err(Error::Invalid("this device is linked already".into()));
+        };
+        if pending.code.is_fresh(now_ms()) {
+            return Ok(pending.code.clone());
+        }
+        let secret = LinkSecret::generate(&mut os::rng());
+        let code = LinkCode::new(
+            &self.identity.device,
+            now_ms(),
+            secret,
+            &self.identity.fingerprint,
+            &self.identity.name,
+        );
+        pending.code = code.clone();
+        let mut batch = Batch::default();
+        self.save_identity(&mut batch)?;
+        self.local.store().commit(batch)?;
+        Ok(code)
+    }
+
+    /// Approves a joining device: checks that its code is for this relay,
+    /// still fresh and not approved yet; certifies and registers the
+    /// device; seals it the user's keys under the code's secret.
+    pub async fn approve(&mut self, code: &LinkCode) -> Result<Approval, Error> {
+        if !code.is_for(&self.identity.fingerprint) {
+            return Err(Error::Invalid(
+                "this link code was made for another relay than this device's".into(),
+            ));
+        }
+        code.check_fresh(now_ms())?;
+        let connection = self.connect().await?;
+        self.sync_on(&connection, &mut NoProgress).await?;
+        if self.state()?.device_keys.contains_key(&code.device) {
+            connection.close().await;
+            return Err(Error::AlreadyApproved {
+                device: code.device.to_text(),
+            });
+        }
         let linked = self.identity.linked()?;
         let certificate =
             linked
                 .root
                 .certify_device(code.device, code.exchange_key, code.issued_ms);
-        let connection = self.connect().await?;
         match connection
             .request(&Request::RegisterDevice(certificate.clone()))
             .await?
@@ -124,12 +145,15 @@ impl Client {
             Response::Error(e) => return Err(Error::Refused(e)),
             other => return Err(Error::Protocol(format!("register answered {other:?}"))),
         }
-        self.append_link(code.rendezvous, &code.exchange_key)?;
+        self.append_link_for_code(code)?;
         let name = code.name.as_str().to_owned();
         self.append_private(RecordBody::Device { certificate, name })?;
         self.sync_on(&connection, &mut NoProgress).await?;
         connection.close().await;
-        Ok(code.device)
+        Ok(Approval {
+            device: code.device,
+            confirmation: code.confirmation(&self.user()?),
+        })
     }
 
     /// Lists the user's devices with their sync positions (asks the relay).
@@ -211,53 +235,60 @@ impl Client {
         Ok(())
     }
 
-    /// On a pending device: reads the bundle as the rendezvous user and
-    /// becomes a linked device, or says it is not approved yet.
-    pub(crate) async fn complete_link(&mut self) -> Result<(), Error> {
+    /// On a pending device: what its approval offers (the user, the
+    /// confirmation both devices show), without adopting it yet; or
+    /// [`Error::NotLinked`] while no device of the user approved it.
+    pub async fn link_offer(&self) -> Result<LinkOffer, Error> {
         let LinkState::Pending(pending) = &self.identity.state else {
-            return Ok(());
+            return Err(Error::Invalid("this device is linked already".into()));
         };
-        let pending = (**pending).clone();
-        let Some(sponsor) = pending.user else {
-            return Err(Error::JoinedWithoutUser);
-        };
-        let connection = connect_pending(
+        let (user, code) = (pending.user, &pending.code);
+        let enrolled = enrol_as(
             &self.identity.relay,
             self.identity.fingerprint,
-            &pending,
+            self.identity.device.signing_key(),
+            user,
             &self.options,
         )
-        .await?;
-        let hello = Request::Hello(HelloRequest::default());
-        let response = connection.request(&hello).await?;
-        connection.close().await;
-        let Response::Synced(synced) = response else {
-            return Err(Error::Protocol("the rendezvous hello failed".into()));
+        .await;
+        let (connection, certificate) = match enrolled {
+            Err(Error::Connect(ConnectError::Refused(e)))
+                if e.code == ErrorCode::UNKNOWN_DEVICE =>
+            {
+                return Err(Error::NotLinked);
+            }
+            other => other?,
         };
-        let rendezvous = Scope::Direct(pending.rendezvous_root.user_id());
-        let secret = self.identity.device.exchange_secret().clone();
-        let bundle = synced
-            .pages
-            .iter()
-            .flat_map(|page| page.entries.iter())
-            .map(|entry| &entry.envelope)
-            .filter(|e| {
-                let header = e.header();
-                header.scope == rendezvous && header.author == sponsor && e.verify().is_ok()
-            })
-            .filter_map(|e| {
-                cairn_crypto::open_link(e.header(), e.payload().as_slice(), &secret).ok()
-            })
-            // The header's author is only what the envelope claims; the
-            // bundle's root key must be that user's too, or a relay could
-            // seal a root of its own choosing under the sponsor's name.
-            .find(|bundle| bundle.root.user_id() == sponsor)
-            .ok_or(Error::NotLinked)?;
-        let certificate = bundle.root.certify_device(
-            self.device(),
-            self.identity.device.exchange_key(),
-            pending.issued_ms,
-        );
+        let found = self.check_enrolment(user, &certificate);
+        let bundle = match found {
+            Ok(()) => {
+                find_bundle(
+                    &connection,
+                    user,
+                    code,
+                    self.identity.device.exchange_secret(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        connection.close().await;
+        Ok(LinkOffer {
+            user,
+            confirmation: code.confirmation(&user),
+            bundle: bundle?.ok_or(Error::NotLinked)?,
+            certificate,
+        })
+    }
+
+    /// Adopts what [`Client::link_offer`] found: this device becomes a
+    /// linked device of the user.
+    pub fn accept_link(&mut self, offer: LinkOffer) -> Result<(), Error> {
+        let LinkOffer {
+            bundle,
+            certificate,
+            ..
+        } = offer;
         self.identity.state = LinkState::Linked(Box::new(Linked {
             root: bundle.root,
             exchange: bundle.exchange,
@@ -268,28 +299,89 @@ impl Client {
         self.save_identity(&mut batch)?;
         self.local.store().commit(batch)
     }
+
+    /// The certificate the relay returned must be this device's, with its
+    /// keys, signed by the root key of the user it joins: a relay cannot
+    /// hand it a certificate of its own making.
+    fn check_enrolment(&self, user: UserId, certificate: &DeviceCertificate) -> Result<(), Error> {
+        let body = certificate
+            .verify()
+            .map_err(|_| Error::Protocol("the relay returned a forged certificate".into()))?;
+        let mine = body.user == user
+            && body.device == self.device()
+            && body.exchange_key == self.identity.device.exchange_key();
+        if !mine {
+            return Err(Error::Protocol(
+                "the relay returned a certificate for another device".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// Connects as the rendezvous user of a pending device (registering it
-/// on first use, as any new user).
-async fn connect_pending(
-    relay: &str,
-    fingerprint: Fingerprint,
-    pending: &Pending,
-    options: &Options,
-) -> Result<crate::Connection, Error> {
-    let device = &pending.rendezvous_device;
-    let certificate = pending.rendezvous_root.certify_device(
-        device.device_id(),
-        device.exchange_key(),
-        pending.issued_ms,
-    );
-    connect_as(
-        relay,
-        fingerprint,
-        device.signing_key(),
-        certificate,
-        options,
-    )
-    .await
+/// What a pending device found once approved: whose device it becomes,
+/// and the confirmation to compare with the approving device's.
+#[derive(Debug)]
+pub struct LinkOffer {
+    /// The user who approved it (the one it joins).
+    pub user: UserId,
+    /// The six digits the approving device showed too.
+    pub confirmation: Confirmation,
+    bundle: LinkBundle,
+    certificate: DeviceCertificate,
 }
+
+/// An approved device, with the confirmation its screen will show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approval {
+    /// The new device.
+    pub device: DeviceId,
+    /// The six digits the new device shows once linked.
+    pub confirmation: Confirmation,
+}
+
+/// Reads the user's own direct stream for the bundle sealed under `code`
+/// by a device of `user`: the first that verifies and opens with the
+/// code's secret. Bundles of other modes or codes do not open.
+async fn find_bundle(
+    connection: &crate::Connection,
+    user: UserId,
+    code: &LinkCode,
+    secret: &ExchangeSecret,
+) -> Result<Option<LinkBundle>, Error> {
+    let stream = StreamId::new(user, Scope::Direct(user));
+    let mut after = 0;
+    loop {
+        let read = Request::Read(ReadRequest {
+            stream,
+            after,
+            limit: BUNDLE_PAGE,
+        });
+        let page = match connection.request(&read).await? {
+            Response::Page(page) => page,
+            Response::Error(e) => return Err(Error::Refused(e)),
+            other => return Err(Error::Protocol(format!("read answered {other:?}"))),
+        };
+        for entry in page.entries.iter() {
+            after = entry.position;
+            let envelope = &entry.envelope;
+            let header = envelope.header();
+            if header.author != user || envelope.verify().is_err() {
+                continue;
+            }
+            let opened =
+                open_link_for_code(header, envelope.payload().as_slice(), secret, &code.secret);
+            if let Ok(bundle) = opened
+                && bundle.root.user_id() == user
+            {
+                return Ok(Some(bundle));
+            }
+        }
+        if !page.more || page.entries.is_empty() {
+            return Ok(None);
+        }
+    }
+}
+
+/// Entries read at a time while looking for the bundle.
+const BUNDLE_PAGE: u32 = 256;

@@ -69,10 +69,16 @@ pub enum Error {
     /// A command that needs a linked device ran on a pending one.
     #[error("this device is waiting for approval")]
     Pending,
-    /// A pending device was prepared without naming the user it joins
-    /// (an older home), so it cannot tell whose approval to accept.
-    #[error("this device was prepared without naming the user it joins")]
-    JoinedWithoutUser,
+    /// A pending device was prepared by an older version, whose way of
+    /// linking is gone; it holds nothing but its own keys.
+    #[error("this device was prepared to join by an older version of cairn and cannot finish")]
+    OutdatedJoin,
+    /// The link code was approved already.
+    #[error("the device {device} was approved already")]
+    AlreadyApproved {
+        /// The device (`cd1…`).
+        device: String,
+    },
     /// Invalid user input.
     #[error("{0}")]
     Invalid(String),
@@ -139,7 +145,8 @@ impl Error {
             Self::Invalid(_)
             | Self::Exists(_)
             | Self::AlreadyInitialised { .. }
-            | Self::JoinedWithoutUser => ErrorKind::Invalid,
+            | Self::OutdatedJoin
+            | Self::AlreadyApproved { .. } => ErrorKind::Invalid,
             _ => ErrorKind::Other,
         }
     }

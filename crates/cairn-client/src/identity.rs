@@ -3,6 +3,8 @@
 //! Stored only encrypted under the data key (see [`crate::vault`]).
 
 use cairn_crypto::{Audience, DeviceKeys, ExchangeSecret, RootKey};
+
+use crate::link::LinkCode;
 use cairn_wire::codec::{self, V1};
 use cairn_wire::{DeviceCertificate, DeviceId, Fingerprint, UserId};
 use serde::{Deserialize, Serialize};
@@ -46,17 +48,15 @@ pub(crate) struct Linked {
     pub certificate: DeviceCertificate,
 }
 
-/// A joining device: it authenticates as a throwaway rendezvous user until
-/// a linked device seals it the user's keys (see `spec/client.md`).
+/// A joining device: it waits until a linked device of `user` registers
+/// it and seals it the user's keys under its link code's secret (see
+/// `spec/client.md` section 5).
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
-    /// The user this device joins: the only one whose link bundle it
-    /// accepts, and the one its rendezvous user lets write to it. `None`
-    /// for a device prepared before joins named their user.
-    pub user: Option<UserId>,
-    pub issued_ms: u64,
-    pub rendezvous_root: RootKey,
-    pub rendezvous_device: DeviceKeys,
+    /// The user this device joins: the only one whose approval it accepts.
+    pub user: UserId,
+    /// The code it shows; its secret authenticates the approval.
+    pub code: LinkCode,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,14 +84,16 @@ enum StoredState {
         root: RootKey,
         device: Vec<u8>,
     },
-    /// A pending device that names the user it joins (appended, so that
-    /// homes stored before it still decode).
+    /// A pending device of an older version, which named the user it
+    /// joins (kept so that such homes decode and say what they are).
     PendingFor {
         user: UserId,
         issued_ms: u64,
         root: RootKey,
         device: Vec<u8>,
     },
+    /// A joining device with its link code.
+    Joining { user: UserId, code: LinkCode },
 }
 
 impl Identity {
@@ -130,18 +132,9 @@ impl Identity {
                 private: l.private.clone(),
                 certificate: l.certificate.clone(),
             },
-            LinkState::Pending(p) => match p.user {
-                Some(user) => StoredState::PendingFor {
-                    user,
-                    issued_ms: p.issued_ms,
-                    root: p.rendezvous_root.clone(),
-                    device: p.rendezvous_device.encode().to_vec(),
-                },
-                None => StoredState::Pending {
-                    issued_ms: p.issued_ms,
-                    root: p.rendezvous_root.clone(),
-                    device: p.rendezvous_device.encode().to_vec(),
-                },
+            LinkState::Pending(p) => StoredState::Joining {
+                user: p.user,
+                code: p.code.clone(),
             },
         };
         let stored = Stored {
@@ -175,26 +168,13 @@ impl Identity {
                 private: private.clone(),
                 certificate: certificate.clone(),
             })),
-            StoredState::Pending {
-                issued_ms,
-                root,
-                device,
-            } => LinkState::Pending(Box::new(Pending {
-                user: None,
-                issued_ms: *issued_ms,
-                rendezvous_root: root.clone(),
-                rendezvous_device: DeviceKeys::decode(device).map_err(|e| bad(&e))?,
-            })),
-            StoredState::PendingFor {
-                user,
-                issued_ms,
-                root,
-                device,
-            } => LinkState::Pending(Box::new(Pending {
-                user: Some(*user),
-                issued_ms: *issued_ms,
-                rendezvous_root: root.clone(),
-                rendezvous_device: DeviceKeys::decode(device).map_err(|e| bad(&e))?,
+            StoredState::Pending { .. } | StoredState::PendingFor { .. } => {
+                wipe(stored);
+                return Err(Error::OutdatedJoin);
+            }
+            StoredState::Joining { user, code } => LinkState::Pending(Box::new(Pending {
+                user: *user,
+                code: code.clone(),
             })),
         };
         let identity = Self {

@@ -40,10 +40,10 @@ mod write;
 
 pub use client::{Client, Whoami};
 pub use connection::{ConnectError, Connection, RequestError, Subscription};
-pub use devices::DeviceView;
+pub use devices::{Approval, DeviceView, LinkOffer};
 pub use error::{Error, ErrorKind};
 pub use frame_io::FrameReadError;
-pub use link::LinkCode;
+pub use link::{Confirmation, LINK_CODE_LIFETIME, LinkCode};
 pub use local::STORE_FILE;
 pub use reach::Options;
 pub use state::{AudienceLabel, AudienceView, Author, FeedItem, Friend, Note};

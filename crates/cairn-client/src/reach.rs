@@ -55,31 +55,61 @@ pub(crate) async fn connect_as(
     certificate: cairn_wire::DeviceCertificate,
     options: &Options,
 ) -> Result<Connection, Error> {
-    let addr = resolve(relay).await?;
-    let mut delay = Duration::from_millis(200);
-    let attempts = options.attempts.max(1);
-    for attempt in 1..=attempts {
-        let open = Connection::open(
+    with_retries(relay, options, |addr| {
+        Connection::open(
             addr,
             fingerprint,
             key,
             certificate.clone(),
             options.invite.as_deref(),
-        );
-        let error = match tokio::time::timeout(options.connect_timeout, open).await {
-            Ok(Ok(connection)) => return Ok(connection),
+        )
+    })
+    .await
+}
+
+/// Connects to `relay` as a device that another device of `user`
+/// registered, and learns its certificate (see [`Connection::enrol`]).
+pub(crate) async fn enrol_as(
+    relay: &str,
+    fingerprint: Fingerprint,
+    key: &cairn_wire::SigningKey,
+    user: cairn_wire::UserId,
+    options: &Options,
+) -> Result<(Connection, cairn_wire::DeviceCertificate), Error> {
+    with_retries(relay, options, |addr| {
+        Connection::enrol(addr, fingerprint, key, user)
+    })
+    .await
+}
+
+/// Makes `attempt` up to `options.attempts` times with backoff while the
+/// relay is unreachable; any other failure ends at once.
+async fn with_retries<T, F>(
+    relay: &str,
+    options: &Options,
+    mut attempt: impl FnMut(std::net::SocketAddr) -> F,
+) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, ConnectError>>,
+{
+    let addr = resolve(relay).await?;
+    let mut delay = Duration::from_millis(200);
+    let attempts = options.attempts.max(1);
+    for made in 1..=attempts {
+        let error = match tokio::time::timeout(options.connect_timeout, attempt(addr)).await {
+            Ok(Ok(connected)) => return Ok(connected),
             Ok(Err(ConnectError::Unreachable { reason, .. })) => reason,
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => format!("no answer within {:?}", options.connect_timeout),
         };
-        if attempt == attempts {
+        if made == attempts {
             return Err(ConnectError::Unreachable {
                 addr,
                 reason: error,
             }
             .into());
         }
-        tracing::debug!(%error, attempt, "relay unreachable; retrying");
+        tracing::debug!(%error, attempt = made, "relay unreachable; retrying");
         tokio::time::sleep(delay).await;
         delay = delay.saturating_mul(2);
     }

@@ -22,6 +22,7 @@ use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::identity::LinkState;
+use crate::link::Confirmation;
 use crate::local::Batch;
 use crate::open::{Item, KeyState, Opened};
 use crate::reach::Options;
@@ -76,6 +77,8 @@ pub struct SyncReport {
     pub waiting: u64,
     /// Whether this sync completed the device's link.
     pub linked: bool,
+    /// Then, the confirmation the approving device showed too.
+    pub confirmation: Option<Confirmation>,
 }
 
 /// What one ingest step produced.
@@ -98,12 +101,14 @@ impl Client {
     /// backoff if the connection drops. On a device waiting for approval,
     /// first completes the link.
     pub async fn sync(&mut self, progress: &mut dyn Progress) -> Result<SyncReport, Error> {
-        let linked = match self.identity.state {
+        let confirmation = match self.identity.state {
             LinkState::Pending(_) => {
-                self.complete_link().await?;
-                true
+                let offer = self.link_offer().await?;
+                let confirmation = offer.confirmation;
+                self.accept_link(offer)?;
+                Some(confirmation)
             }
-            LinkState::Linked(_) => false,
+            LinkState::Linked(_) => None,
         };
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
@@ -120,7 +125,8 @@ impl Client {
                     attempt += 1;
                 }
                 Ok(mut report) => {
-                    report.linked = linked;
+                    report.linked = confirmation.is_some();
+                    report.confirmation = confirmation;
                     return Ok(report);
                 }
                 Err(e) => return Err(e),

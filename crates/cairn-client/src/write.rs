@@ -10,6 +10,7 @@ use cairn_wire::{
 
 use crate::client::{Client, now_ms};
 use crate::error::Error;
+use crate::link::LinkCode;
 use crate::local::{Batch, meta};
 use crate::open::Item;
 use crate::record::{Record, RecordBody};
@@ -65,6 +66,23 @@ impl Client {
         );
         let envelope = self.sign(Scope::Direct(recipient), |header| {
             os::seal_link(header, device_key, &bundle).map_err(Error::from)
+        })?;
+        self.append(&envelope, None)
+    }
+
+    /// Appends the user's keys for a new device, sealed to its exchange
+    /// key under its link code's secret, in the user's own direct stream.
+    pub(crate) fn append_link_for_code(&mut self, code: &LinkCode) -> Result<EnvelopeId, Error> {
+        let linked = self.identity.linked()?;
+        let bundle = LinkBundle::new(
+            linked.root.clone(),
+            linked.exchange.clone(),
+            linked.private.clone(),
+        );
+        let me = self.user()?;
+        let envelope = self.sign(Scope::Direct(me), |header| {
+            os::seal_link_for_code(header, &code.exchange_key, &code.secret, &bundle)
+                .map_err(Error::from)
         })?;
         self.append(&envelope, None)
     }

@@ -14,7 +14,9 @@
 
 use cairn_wire::codec::V1;
 use cairn_wire::limits::MAX_PAYLOAD_LEN;
-use cairn_wire::{BoundedBytes, BoundedVec, EnvelopeHeader, ExchangeKey, Payload, Scope};
+use cairn_wire::{
+    BoundedBytes, BoundedVec, DeviceId, EnvelopeHeader, ExchangeKey, Payload, Scope, UserId,
+};
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -88,7 +90,28 @@ impl LinkSecret {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The short confirmation both devices show once `user` approved the
+    /// device `device` with exchange key `exchange` under this code: six
+    /// decimal digits from SHA-256 over a label, the user, the device's
+    /// keys and the secret, so that a person comparing the two screens
+    /// sees at once whether the device joined the user they meant.
+    pub fn confirmation(&self, user: &UserId, device: &DeviceId, exchange: &ExchangeKey) -> u32 {
+        use sha2::{Digest, Sha256};
+        let [a, b, c, d, ..]: [u8; 32] = Sha256::new()
+            .chain_update(CONFIRMATION_LABEL)
+            .chain_update(user.as_bytes())
+            .chain_update(device.as_bytes())
+            .chain_update(exchange.as_bytes())
+            .chain_update(self.0)
+            .finalize()
+            .into();
+        u32::from_be_bytes([a, b, c, d]) % 1_000_000
+    }
 }
+
+/// Domain label of [`LinkSecret::confirmation`].
+const CONFIRMATION_LABEL: &[u8] = b"cairn/link-confirmation/v1\0";
 
 impl std::fmt::Debug for LinkSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

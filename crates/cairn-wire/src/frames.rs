@@ -182,7 +182,7 @@ pub enum Response {
     Error(WireError),
     /// The answer to an enrolment: authenticated, with the certificate
     /// the user's other device registered.
-    Enrolled(Enrolment),
+    Enrolled(Box<Enrolment>),
 }
 
 frame_codec!(Response);

@@ -463,14 +463,14 @@ fn response_cases() -> Vec<(&'static str, Response)> {
         ),
         (
             "enrolled",
-            Response::Enrolled(Enrolment {
+            Response::Enrolled(Box::new(Enrolment {
                 ok: AuthOk {
                     user: user_of(ROOT_SEED),
                     device: device_of(DEVICE_SEED),
                     registered: false,
                 },
                 certificate: certificate(),
-            }),
+            })),
         ),
         (
             "appended",
