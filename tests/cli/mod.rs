@@ -105,8 +105,14 @@ impl Relay {
 
     /// Starts it again on the same address and data directory.
     pub fn restart(&mut self) {
+        self.restart_with_env(&[]);
+    }
+
+    /// Starts it again on the same address and data directory, with extra
+    /// `CAIRN_RELAY_*` variables.
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
         self.stop();
-        let process = RelayProcess::spawn(self.dir.path(), self.addr);
+        let process = RelayProcess::spawn_with_env(self.dir.path(), self.addr, env);
         assert_eq!(process.addr, self.addr);
         assert_eq!(
             process.fingerprint.to_string(),

@@ -8,6 +8,8 @@ use cairn_client::{
     AudienceLabel, AudienceView, Author, DeviceView, FeedItem, Friend, Note, NoteChange,
     SyncReport, WatchEvent, Whoami,
 };
+use cairn_client::{ConnectError, Error};
+use cairn_wire::ErrorCode;
 use serde::Serialize;
 
 /// An author as the CLI names them: `me`, a friend's name, or a user id.
@@ -238,8 +240,7 @@ pub fn change_name(change: NoteChange) -> &'static str {
 }
 
 /// What to do about a failure, in this CLI's commands.
-pub fn hint(error: &cairn_client::Error) -> Option<String> {
-    use cairn_client::Error;
+pub fn hint(error: &Error) -> Option<String> {
     let hint = match error {
         Error::NotInitialised { .. } => {
             "run `cairn init` (or `cairn device join --user USER_ID`) first".to_owned()
@@ -257,6 +258,11 @@ pub fn hint(error: &cairn_client::Error) -> Option<String> {
                 .to_owned()
         }
         Error::Pending => "run `cairn sync` once a linked device has approved this one".to_owned(),
+        Error::Connect(ConnectError::Refused(e)) | Error::Refused(e)
+            if e.code == ErrorCode::REGISTRATION_REFUSED =>
+        {
+            "ask the relay's operator for an invite and pass it with `--invite CODE`".to_owned()
+        }
         Error::OutdatedJoin => {
             "remove this home and make a new one with `cairn device join --user USER_ID`".to_owned()
         }

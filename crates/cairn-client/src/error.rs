@@ -163,7 +163,7 @@ impl Error {
 
 fn refusal_kind(error: &WireError) -> ErrorKind {
     match error.code {
-        ErrorCode::FORBIDDEN => ErrorKind::Forbidden,
+        ErrorCode::FORBIDDEN | ErrorCode::REGISTRATION_REFUSED => ErrorKind::Forbidden,
         ErrorCode::DEVICE_REVOKED | ErrorCode::UNKNOWN_DEVICE => ErrorKind::Revoked,
         ErrorCode::DEVICE_BANNED => ErrorKind::Banned,
         _ => ErrorKind::Other,
@@ -181,6 +181,10 @@ fn describe_refusal(error: &WireError) -> String {
             "this device was banned by the relay operator and can no longer use this relay"
                 .to_owned()
         }
+        ErrorCode::REGISTRATION_REFUSED => format!(
+            "the relay does not admit this new user: it asks for an invite, or admits only \
+             the users on its list ({error})"
+        ),
         _ => error.to_string(),
     }
 }

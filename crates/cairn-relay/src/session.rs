@@ -128,7 +128,10 @@ impl Unauthenticated {
             }
             Request::Enrol(enrol) => {
                 let enrolment = check_enrolment(shared, &enrol, &exporter).await?;
-                Ok((enrolment.ok.clone(), Response::Enrolled(Box::new(enrolment))))
+                Ok((
+                    enrolment.ok.clone(),
+                    Response::Enrolled(Box::new(enrolment)),
+                ))
             }
             _ => Err(Fatal::new(ErrorCode::UNAUTHENTICATED, "authenticate first")),
         }

@@ -1,0 +1,140 @@
+//! Linking a new device through the real `cairn` and `cairn-relay`
+//! binaries: no other user takes part, so it works under every
+//! registration policy without a second invite; a link code names its
+//! relay, lasts 15 minutes, is approved once, can be shown again; both
+//! devices show the same confirmation.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli;
+mod support;
+
+use cairn_client::LinkCode;
+use cli::{Home, Relay, Target, link};
+use serde_json::Value;
+
+/// `cairn device join` for `user` on `target`; its JSON answer.
+fn join(phone: &Home, target: &Target, user: &str) -> Value {
+    phone.json(&[
+        "device",
+        "join",
+        "--user",
+        user,
+        "--relay",
+        &target.addr,
+        "--fingerprint",
+        &target.fingerprint,
+        "--name",
+        "phone",
+    ])
+}
+
+/// Under `invite`, the first device needs the invite; a linked device
+/// does not (it used to need it again, for a throwaway rendezvous user).
+#[test]
+fn linking_needs_no_second_invite() {
+    let relay = Relay::start_with_env(&[
+        ("CAIRN_RELAY_REGISTRATION__POLICY", "invite"),
+        ("CAIRN_RELAY_REGISTRATION__INVITES", "[\"family\"]"),
+    ]);
+    let (laptop, phone) = (Home::new(), Home::new());
+    let target = &relay.target;
+    let (refused, _) = laptop.fails(&[
+        "init",
+        "--relay",
+        &target.addr,
+        "--fingerprint",
+        &target.fingerprint,
+    ]);
+    assert_eq!(refused, 6, "the first device needs the invite");
+    laptop.json(&[
+        "init",
+        "--invite",
+        "family",
+        "--relay",
+        &target.addr,
+        "--fingerprint",
+        &target.fingerprint,
+        "--name",
+        "laptop",
+    ]);
+    laptop.ok(&["note", "add", "before the phone"]);
+    link(target, &laptop, &phone, "phone");
+    assert_eq!(phone.note_texts(), ["before the phone"]);
+    let users = relay.operate(&["users"]);
+    let users: Value = serde_json::from_str(&users).unwrap();
+    assert_eq!(
+        users.as_array().unwrap().len(),
+        1,
+        "no throwaway user: {users}"
+    );
+}
+
+/// Under `allow-list`, only the listed users register: linking a device
+/// of a listed user works (it used to be impossible).
+#[test]
+fn linking_works_under_an_allow_list() {
+    let mut relay = Relay::start();
+    let (laptop, phone) = (Home::new(), Home::new());
+    let user = laptop.init(&relay.target, "laptop");
+    let allow = format!("[\"{user}\"]");
+    relay.restart_with_env(&[
+        ("CAIRN_RELAY_REGISTRATION__POLICY", "allow-list"),
+        ("CAIRN_RELAY_REGISTRATION__ALLOW", &allow),
+    ]);
+    let stranger = Home::new();
+    let (refused, _) = stranger.fails(&[
+        "init",
+        "--relay",
+        &relay.target.addr,
+        "--fingerprint",
+        &relay.target.fingerprint,
+    ]);
+    assert_eq!(refused, 6, "the allow-list is in force");
+    link(&relay.target, &laptop, &phone, "phone");
+    assert_eq!(phone.json(&["whoami"])["user"], user.as_str());
+}
+
+/// A code is refused on a device of another relay, after its lifetime,
+/// and a second time; `--show-code` shows the same code while it lasts.
+#[test]
+fn a_link_code_names_its_relay_expires_and_is_approved_once() {
+    let (relay, other_relay) = (Relay::start(), Relay::start());
+    let (laptop, phone, elsewhere) = (Home::new(), Home::new(), Home::new());
+    let user = laptop.init(&relay.target, "laptop");
+    elsewhere.init(&other_relay.target, "elsewhere");
+    let joined = join(&phone, &relay.target, &user);
+    let text = joined["code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        phone.json(&["device", "join", "--show-code"])["code"],
+        text.as_str(),
+        "the same code while it lasts"
+    );
+
+    let (exit, message) = elsewhere.fails(&["device", "approve", &text]);
+    assert_eq!(exit, 11, "{message}");
+    assert!(message.contains("another relay"), "{message}");
+
+    let mut stale: LinkCode = text.parse().unwrap();
+    stale.issued_ms -= 16 * 60 * 1000;
+    let (exit, message) = laptop.fails(&["device", "approve", &stale.to_string()]);
+    assert_eq!(exit, 11, "{message}");
+    assert!(message.contains("expired"), "{message}");
+
+    let approved = laptop.json(&["device", "approve", &text]);
+    let (exit, message) = laptop.fails(&["device", "approve", &text]);
+    assert_eq!(exit, 11, "{message}");
+    assert!(message.contains("approved already"), "{message}");
+
+    let report = phone.json(&["sync"]);
+    assert_eq!(report["linked"], true);
+    let confirmation = report["confirmation"].as_str().unwrap();
+    assert_eq!(confirmation, approved["confirmation"].as_str().unwrap());
+    assert_eq!(confirmation.len(), 7, "{confirmation}");
+    let (exit, message) = phone.fails(&["device", "join", "--show-code"]);
+    assert_eq!(exit, 11, "{message}");
+}
