@@ -41,12 +41,19 @@ pub const STORE_FILE: &str = "cairn.redb";
 /// release the store.
 const BUSY_WAIT: Duration = Duration::from_secs(15);
 
+/// [`meta::ITEM_FORMAT`] of stores whose items are sealed under a label
+/// naming their envelope id.
+pub(crate) const ITEMS_BOUND_TO_IDS: &[u8] = &[2];
+
 /// Meta keys.
 pub(crate) mod meta {
     pub const VAULT: &str = "vault";
     pub const IDENTITY: &str = "identity";
     pub const KEYRING: &str = "keyring";
     pub const NEXT_SEQ: &str = "next_seq";
+    /// How items are sealed: absent in stores made before items were
+    /// bound to their envelope id, [`super::ITEMS_BOUND_TO_IDS`] since.
+    pub const ITEM_FORMAT: &str = "item_format";
 }
 
 /// The local store. The redb file is opened on first use and kept open

@@ -4,8 +4,9 @@
 //! generator, and its errors in the client's terms.
 
 use cairn_crypto::os;
+pub(crate) use cairn_crypto::vault::KdfCost;
 pub use cairn_crypto::vault::Passphrase;
-use cairn_crypto::vault::{self, KdfCost, VaultError};
+use cairn_crypto::vault::{self, VaultError};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
@@ -19,15 +20,40 @@ pub const INSECURE_FAST_KDF_ENV: &str = "CAIRN_INSECURE_FAST_KDF";
 pub(crate) struct DataKey(vault::DataKey);
 
 impl DataKey {
-    /// A fresh data key and the header that stores it under `passphrase`.
-    pub(crate) fn create(passphrase: &Passphrase) -> Result<(Self, Vec<u8>), Error> {
-        let cost = match std::env::var_os(INSECURE_FAST_KDF_ENV) {
+    /// The cost this client keeps stores at: [`KdfCost::RECOMMENDED`], or
+    /// the minimum when [`INSECURE_FAST_KDF_ENV`] is set.
+    pub(crate) fn target_cost() -> KdfCost {
+        match std::env::var_os(INSECURE_FAST_KDF_ENV) {
             Some(_) => KdfCost::INSECURE_MINIMUM,
             None => KdfCost::RECOMMENDED,
-        };
-        let (key, header) =
-            vault::DataKey::create(&mut os::rng(), passphrase, cost).map_err(local)?;
+        }
+    }
+
+    /// A fresh data key and the header that stores it under `passphrase`.
+    pub(crate) fn create(passphrase: &Passphrase) -> Result<(Self, Vec<u8>), Error> {
+        let (key, header) = vault::DataKey::create(&mut os::rng(), passphrase, Self::target_cost())
+            .map_err(local)?;
         Ok((Self(key), header))
+    }
+
+    /// A new header for this key at `cost`, if the stored `header` costs
+    /// less: how an older store is raised on unlock.
+    pub(crate) fn raise(
+        &self,
+        header: &[u8],
+        passphrase: &Passphrase,
+        cost: KdfCost,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        if !vault::DataKey::header_cost(header)
+            .map_err(local)?
+            .is_weaker_than(cost)
+        {
+            return Ok(None);
+        }
+        self.0
+            .rewrap(&mut os::rng(), passphrase, cost)
+            .map(Some)
+            .map_err(local)
     }
 
     /// Recovers the data key from a stored header.

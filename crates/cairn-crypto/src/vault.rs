@@ -58,8 +58,17 @@ pub struct KdfCost {
 }
 
 impl KdfCost {
-    /// OWASP's recommendation for Argon2id: 19 MiB, 2 passes, 1 lane.
+    /// What clients use: 64 MiB, 3 passes, 1 lane (RFC 9106 section 4's
+    /// second recommended option, with the lanes this single-threaded
+    /// derivation can use).
     pub const RECOMMENDED: Self = Self {
+        m_cost: 64 * 1024,
+        t_cost: 3,
+        p_cost: 1,
+    };
+    /// What clients used before: OWASP's minimum for Argon2id, 19 MiB, 2
+    /// passes, 1 lane. Stores made with it are raised on their next unlock.
+    pub const PREVIOUS: Self = Self {
         m_cost: 19 * 1024,
         t_cost: 2,
         p_cost: 1,
@@ -71,6 +80,14 @@ impl KdfCost {
         t_cost: 1,
         p_cost: 1,
     };
+}
+
+impl KdfCost {
+    /// Whether this spends less than `other` in memory or passes, so that
+    /// a store kept with it should be raised to `other`.
+    pub fn is_weaker_than(self, other: Self) -> bool {
+        self.m_cost < other.m_cost || self.t_cost < other.t_cost
+    }
 }
 
 /// Opening the vault failed.
@@ -137,15 +154,37 @@ impl DataKey {
         Ok((Self(key), codec::encode(&header)))
     }
 
+    /// A new header keeping this same data key under `passphrase` with
+    /// `cost` and a fresh salt (drawn from `rng`, then the wrap nonce): to
+    /// raise the cost of an existing store without re-encrypting it.
+    pub fn rewrap(
+        &self,
+        rng: &mut impl CryptoRng,
+        passphrase: &Passphrase,
+        cost: KdfCost,
+    ) -> Result<Vec<u8>, VaultError> {
+        let mut salt = [0u8; 16];
+        rng.fill_bytes(&mut salt);
+        let kek = Self(derive(passphrase, &salt, cost)?);
+        let wrapped = kek.seal(rng, LABEL_DATA_KEY, self.0.as_slice())?;
+        Ok(codec::encode(&VaultHeader {
+            version: V1,
+            salt,
+            m_cost: cost.m_cost,
+            t_cost: cost.t_cost,
+            p_cost: cost.p_cost,
+            wrapped,
+        }))
+    }
+
+    /// The cost a stored header asks for.
+    pub fn header_cost(header: &[u8]) -> Result<KdfCost, VaultError> {
+        Ok(decode_header(header)?.1)
+    }
+
     /// Recovers the data key from a stored header.
     pub fn unlock(header: &[u8], passphrase: &Passphrase) -> Result<Self, VaultError> {
-        let header: VaultHeader = codec::decode(header, MAX_HEADER_LEN)
-            .map_err(|e| VaultError::Malformed(format!("vault header: {e}")))?;
-        let cost = KdfCost {
-            m_cost: header.m_cost,
-            t_cost: header.t_cost,
-            p_cost: header.p_cost,
-        };
+        let (header, cost) = decode_header(header)?;
         let kek = Self(derive(passphrase, &header.salt, cost)?);
         let key = kek
             .open(LABEL_DATA_KEY, &header.wrapped)
@@ -198,6 +237,17 @@ impl DataKey {
     }
 }
 
+fn decode_header(header: &[u8]) -> Result<(VaultHeader, KdfCost), VaultError> {
+    let header: VaultHeader = codec::decode(header, MAX_HEADER_LEN)
+        .map_err(|e| VaultError::Malformed(format!("vault header: {e}")))?;
+    let cost = KdfCost {
+        m_cost: header.m_cost,
+        t_cost: header.t_cost,
+        p_cost: header.p_cost,
+    };
+    Ok((header, cost))
+}
+
 fn derive(
     passphrase: &Passphrase,
     salt: &[u8; 16],
@@ -241,6 +291,30 @@ mod tests {
             DataKey::unlock(&header, &Passphrase::new("wrong".into())),
             Err(VaultError::WrongPassphrase)
         ));
+    }
+
+    #[test]
+    fn a_rewrapped_header_keeps_the_same_data_key_at_the_new_cost() {
+        let passphrase = Passphrase::new("right".into());
+        let (key, old) =
+            DataKey::create(&mut os::rng(), &passphrase, KdfCost::INSECURE_MINIMUM).unwrap();
+        let sealed = key.seal(&mut os::rng(), "slot", b"secret").unwrap();
+        let raised = KdfCost {
+            m_cost: 64,
+            t_cost: 2,
+            p_cost: 1,
+        };
+        let new = key.rewrap(&mut os::rng(), &passphrase, raised).unwrap();
+        assert_eq!(
+            DataKey::header_cost(&old).unwrap(),
+            KdfCost::INSECURE_MINIMUM
+        );
+        assert_eq!(DataKey::header_cost(&new).unwrap(), raised);
+        let again = DataKey::unlock(&new, &passphrase).unwrap();
+        assert_eq!(again.open("slot", &sealed).unwrap().as_slice(), b"secret");
+        assert!(KdfCost::INSECURE_MINIMUM.is_weaker_than(raised));
+        assert!(KdfCost::PREVIOUS.is_weaker_than(KdfCost::RECOMMENDED));
+        assert!(!KdfCost::RECOMMENDED.is_weaker_than(KdfCost::RECOMMENDED));
     }
 
     #[test]
