@@ -8,9 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn_crypto::public::{PUBLIC_AUDIENCE, public_audience_key};
-use cairn_crypto::{Audience, WrapTarget, os};
-use cairn_wire::{DeviceId, Fingerprint, Scope, UserId};
+use cairn_crypto::{Audience, os};
+use cairn_wire::{DeviceId, Fingerprint, UserId};
 
 use crate::added::Added;
 use crate::connection::Connection;
@@ -20,6 +19,7 @@ use crate::local::{Batch, LocalStore};
 use crate::open::{Item, KeyState};
 use crate::reach::{Options, connect_identity};
 use crate::record::RecordBody;
+use crate::revoked::Revoked;
 use crate::sealed::Sealed;
 use crate::state::State;
 use crate::vault::Passphrase;
@@ -137,18 +137,7 @@ impl Client {
             .root
             .announce_exchange_key(linked.exchange.public_key(), now_ms());
         self.append_private(device)?;
-        let public = public_audience_key(&self.user()?);
-        let target = WrapTarget {
-            audience: PUBLIC_AUDIENCE,
-            epoch: cairn_crypto::Epoch::FIRST,
-            key: &public,
-        };
-        self.append_record(
-            Scope::Friends,
-            &[target],
-            RecordBody::ExchangeKey(announcement),
-        )?;
-        Ok(())
+        self.append_public(RecordBody::ExchangeKey(announcement))
     }
 
     /// Who this device is.
@@ -204,6 +193,7 @@ impl Client {
         let grants = self.local.keyring()?;
         let me = linked.root.user_id();
         let items = self.items()?;
+        let revoked = Revoked::from_items(&items);
         let mut keys = KeyState {
             me,
             keyring: grants.clone(),
@@ -211,11 +201,13 @@ impl Client {
             user_exchange: linked.exchange.clone(),
             device_exchange: self.identity.device.exchange_secret().clone(),
             added: Added::from_items(me, &items),
+            revoked,
         };
         keys.add_own(&linked.private);
         for item in &items {
             if let RecordBody::Audience(audience) = &item.record.body
                 && item.header.author == keys.me
+                && !keys.revoked.excludes(&item.header)
             {
                 keys.add_own(audience);
             }

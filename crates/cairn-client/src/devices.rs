@@ -192,49 +192,6 @@ impl Client {
             .collect())
     }
 
-    /// Revokes another device of the user for good, rotates the private
-    /// audience, and seals the new key to every remaining device.
-    pub async fn revoke_device(&mut self, device: DeviceId) -> Result<(), Error> {
-        if device == self.device() {
-            return Err(Error::Invalid(
-                "this is the current device; revoke it from another one".into(),
-            ));
-        }
-        let connection = self.connect().await?;
-        let revocation = self.identity.linked()?.root.revoke_device(device, now_ms());
-        match connection
-            .request(&Request::RevokeDevice(revocation))
-            .await?
-        {
-            Response::Done => {}
-            Response::Error(e) => return Err(Error::Refused(e)),
-            other => return Err(Error::Protocol(format!("revoke answered {other:?}"))),
-        }
-        self.rotate_private(device)?;
-        self.sync_on(&connection, &mut NoProgress).await?;
-        connection.close().await;
-        Ok(())
-    }
-
-    /// A new private epoch, sealed (as a link bundle) to each device
-    /// other than `revoked` that the private log has certified.
-    fn rotate_private(&mut self, revoked: DeviceId) -> Result<(), Error> {
-        let state = self.state()?;
-        let me = self.user()?;
-        let linked = self.identity.linked_mut()?;
-        linked.private.rotate(&mut os::rng())?;
-        let mut batch = Batch::default();
-        self.save_identity(&mut batch)?;
-        self.local.store().commit(batch)?;
-        let this = self.device();
-        for (device, key) in state.device_keys {
-            if device != revoked && device != this {
-                self.append_link(me, &key)?;
-            }
-        }
-        Ok(())
-    }
-
     /// On a pending device: what its approval offers (the user, the
     /// confirmation both devices show), without adopting it yet; or
     /// [`Error::NotLinked`] while no device of the user approved it.

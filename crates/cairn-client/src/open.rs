@@ -18,6 +18,7 @@ use cairn_crypto::public::{PUBLIC_AUDIENCE, public_audience_key};
 
 use crate::added::Added;
 use crate::record::Record;
+use crate::revoked::Revoked;
 
 /// A decrypted record with the envelope it came in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +83,9 @@ pub(crate) enum Opened {
     Invalid,
     /// By a user this user has not added: dropped unread.
     Stranger,
+    /// By a revoked device, past the last envelope of it that counts:
+    /// dropped unread.
+    Revoked,
 }
 
 /// The keys a device opens envelopes with.
@@ -97,6 +101,8 @@ pub(crate) struct KeyState {
     pub device_exchange: ExchangeSecret,
     /// Whose envelopes this device reads.
     pub added: Added,
+    /// Whose devices no longer count.
+    pub revoked: Revoked,
 }
 
 impl KeyState {
@@ -118,6 +124,9 @@ impl KeyState {
     pub fn open(&self, envelope: &Envelope) -> Opened {
         if !self.added.reads_from(&envelope.header().author) {
             return Opened::Stranger;
+        }
+        if self.revoked.excludes(envelope.header()) {
+            return Opened::Revoked;
         }
         if envelope.verify().is_err() {
             return Opened::Invalid;

@@ -5,7 +5,9 @@
 
 use cairn_crypto::{Audience, ExchangeKeyAnnouncement};
 use cairn_wire::codec::{self, V1};
-use cairn_wire::{DecodeError, DeviceCertificate, EnvelopeHeader, EnvelopeId, UserId};
+use cairn_wire::{
+    DecodeError, DeviceCertificate, DeviceRevocation, EnvelopeHeader, EnvelopeId, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// Largest record plaintext (what a post can carry).
@@ -46,6 +48,16 @@ pub enum RecordBody {
         certificate: DeviceCertificate,
         /// Its name.
         name: String,
+    },
+    /// A device of the author revoked: readers refuse its envelopes past
+    /// `last_seq`, the last the revoking device had seen from it (private
+    /// scope for the user's devices; friends scope, sealed to the public
+    /// audience, for friends).
+    DeviceRevoked {
+        /// The revocation, signed by the author's root key.
+        revocation: DeviceRevocation,
+        /// The device's last envelope that still counts.
+        last_seq: u64,
     },
 }
 

@@ -10,6 +10,7 @@ use cairn_wire::{DeviceId, EnvelopeId, ExchangeKey, Scope, UserId};
 
 use crate::open::Item;
 use crate::record::{FriendOp, NoteOp, RecordBody};
+use crate::revoked::Revoked;
 
 /// Who wrote a post or belongs to an audience, as this user knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,19 +113,30 @@ pub(crate) struct State {
     /// Exchange keys of the user's devices, from their certificates.
     pub device_keys: BTreeMap<DeviceId, ExchangeKey>,
     pub feed: Vec<FeedItem>,
+    /// The revoked devices of this user and of the users it reads.
+    pub revoked: Revoked,
     posts: Vec<Post>,
 }
 
 impl State {
-    /// Folds `items` (any order) as seen by `me`.
+    /// Folds `items` (any order) as seen by `me`. Revocations are folded
+    /// first, so that what a revoked device signed past its cutoff counts
+    /// for nothing whatever order it arrived in.
     pub fn fold(me: UserId, mut items: Vec<Item>) -> Self {
         items.sort_by(Item::author_order);
+        let revoked = Revoked::from_items(&items);
+        items.retain(|item| !revoked.excludes(&item.header));
         let mut state = Self::default();
         let mut notes = NoteFold::default();
         for item in &items {
             state.apply(me, item, &mut notes);
         }
         state.notes = notes.finish();
+        // Nothing is ever sealed to a revoked device again.
+        state
+            .device_keys
+            .retain(|device, _| !revoked.is_revoked(&me, device));
+        state.revoked = revoked;
         // Only the user's posts and their friends' are shown: a post from
         // anyone else (a friend since removed, or a stranger whom a relay
         // routed here) stays out of the feed.
@@ -561,5 +573,59 @@ mod tests {
         ];
         let state = State::fold(me.root.user_id(), items);
         assert_eq!(state.audience("fam").unwrap().epoch(), audience.epoch());
+    }
+
+    #[test]
+    fn a_revoked_devices_records_past_its_cutoff_count_for_nothing_in_any_order() {
+        let laptop = Writer::new();
+        let phone = Writer {
+            root: laptop.root.clone(),
+            device: DeviceKeys::generate(&mut os::rng()),
+        };
+        let me = laptop.root.user_id();
+        let add = |text: &str| {
+            note(NoteOp::Add {
+                text: text.to_owned(),
+            })
+        };
+        let revocation = laptop.root.revoke_device(phone.device.device_id(), 50);
+        let revoked = RecordBody::DeviceRevoked {
+            revocation,
+            last_seq: 1,
+        };
+        let planted = || {
+            vec![
+                phone.item(1, 1, 10, add("before")),
+                phone.item(2, 2, 60, add("planted")),
+                phone.item(3, 3, 5, add("backdated")),
+            ]
+        };
+        let mut revoked_last = planted();
+        revoked_last.push(laptop.item(9, 1, 50, revoked.clone()));
+        let mut revoked_first = vec![laptop.item(9, 1, 50, revoked)];
+        revoked_first.extend(planted());
+        for items in [revoked_last, revoked_first] {
+            let state = State::fold(me, items);
+            let texts: Vec<&str> = state.notes.iter().map(|n| n.text.as_str()).collect();
+            assert_eq!(texts, ["before"]);
+            assert!(state.revoked.is_revoked(&me, &phone.device.device_id()));
+        }
+        let forged = laptop.root.revoke_device(phone.device.device_id(), 50);
+        let strangers = Writer::new();
+        let claimed = strangers.item(
+            9,
+            1,
+            50,
+            RecordBody::DeviceRevoked {
+                revocation: forged,
+                last_seq: 0,
+            },
+        );
+        let state = State::fold(me, vec![claimed, phone.item(1, 1, 10, add("kept"))]);
+        assert_eq!(
+            state.notes.len(),
+            1,
+            "only a user's own root revokes its devices"
+        );
     }
 }

@@ -115,7 +115,7 @@ impl Client {
         loop {
             self.local.store().release();
             let connection = self.connect().await?;
-            let outcome = self.sync_on(&connection, progress).await;
+            let outcome = self.sync_and_rekey(&connection, progress).await;
             connection.close().await;
             match outcome {
                 Err(Error::Request(e)) if attempt < self.options.attempts => {
@@ -132,6 +132,22 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// [`Client::sync_on`], then, if a member's key changed, rekeys the
+    /// audiences concerned and pushes that too.
+    async fn sync_and_rekey(
+        &mut self,
+        connection: &Connection,
+        progress: &mut dyn Progress,
+    ) -> Result<SyncReport, Error> {
+        let mut report = self.sync_on(connection, progress).await?;
+        if self.rekey_audiences()? {
+            let pushed = self.sync_on(connection, progress).await?;
+            report.pushed += pushed.pushed;
+            report.queued = pushed.queued;
+        }
+        Ok(report)
     }
 
     /// Pushes what is queued if the relay can be reached quickly; `None`
@@ -377,6 +393,7 @@ impl Client {
         match keys.open(envelope) {
             Opened::Item(item) => {
                 keys.added.note(&item);
+                keys.revoked.note(&item);
                 let own_audience = match &item.record.body {
                     RecordBody::Audience(audience) if item.header.author == keys.me => {
                         keys.add_own(audience);
@@ -397,12 +414,14 @@ impl Client {
                 waiting.push(envelope.clone());
                 Ok(false)
             }
-            Opened::Foreign | Opened::Invalid | Opened::Stranger => Ok(false),
+            Opened::Foreign | Opened::Invalid | Opened::Stranger | Opened::Revoked => Ok(false),
         }
     }
 
-    /// A bundle from the user (e.g. after a device was revoked and the
-    /// private audience rotated): adopt its newer private audience.
+    /// A bundle from the user (after a device was revoked, the private
+    /// audience and the user exchange key rotated): adopt both when its
+    /// private audience is of a newer epoch, so that a replayed older
+    /// bundle changes nothing.
     fn relink(
         &mut self,
         keys: &mut KeyState,
@@ -418,6 +437,8 @@ impl Client {
             && bundle.private.epoch() > linked.private.epoch()
         {
             linked.private = bundle.private.clone();
+            linked.exchange = bundle.exchange.clone();
+            keys.user_exchange = bundle.exchange.clone();
             self.save_identity(batch)?;
         }
         Ok(true)
