@@ -312,3 +312,30 @@ fn the_specs_name_the_files_the_code_uses() {
         "spec/storage.md names the client's file {client_db} for the relay's"
     );
 }
+
+/// Every test a document names as `path.rs::name` (as the threat model
+/// does for each row) is a function of that file: a renamed or removed
+/// test cannot leave a row pointing at nothing.
+#[test]
+fn every_test_the_documents_name_exists() {
+    let mut named = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for token in backticked(&text) {
+            let Some((file, test)) = token.split_once(".rs::") else {
+                continue;
+            };
+            let source = read(format!("{file}.rs"));
+            assert!(
+                source.contains(&format!("fn {test}(")),
+                "{} names `{token}`, which is not a function of {file}.rs",
+                doc.display()
+            );
+            named += 1;
+        }
+    }
+    assert!(
+        named >= 20,
+        "the threat model names its tests ({named} found)"
+    );
+}
