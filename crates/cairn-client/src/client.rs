@@ -202,6 +202,10 @@ impl Client {
             device_exchange: self.identity.device.exchange_secret().clone(),
             added: Added::from_items(me, &items),
             revoked,
+            vouched: items
+                .iter()
+                .map(|item| (item.header.author, item.header.device))
+                .collect(),
         };
         keys.add_own(&linked.private);
         for item in &items {

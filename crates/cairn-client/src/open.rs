@@ -4,6 +4,7 @@
 //! certificate shows the signing device is its author's.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use cairn_crypto::payload::{self, PayloadBody};
 use cairn_crypto::{
@@ -11,7 +12,7 @@ use cairn_crypto::{
     LinkBundle,
 };
 use cairn_wire::codec::{self, V1};
-use cairn_wire::{Envelope, EnvelopeHeader, EnvelopeId, Scope, UserId};
+use cairn_wire::{DeviceId, Envelope, EnvelopeHeader, EnvelopeId, Scope, UserId};
 use serde::{Deserialize, Serialize};
 
 use cairn_crypto::public::{PUBLIC_AUDIENCE, public_audience_key};
@@ -103,12 +104,27 @@ pub(crate) struct KeyState {
     pub added: Added,
     /// Whose devices no longer count.
     pub revoked: Revoked,
+    /// Devices known to be their user's: each record carries its device's
+    /// certificate. A grant of the first version, which carried none, is
+    /// trusted only from one of these.
+    pub vouched: HashSet<(UserId, DeviceId)>,
 }
 
 impl KeyState {
     /// Adds every key of one of this user's audiences.
     pub fn add_own(&mut self, audience: &Audience) {
         report(self.keyring.insert_audience(self.me, audience));
+    }
+
+    /// Takes note that `item`'s device is its author's (its record's
+    /// certificate says so; opening checked it).
+    pub fn vouch(&mut self, item: &Item) {
+        self.vouched
+            .insert((item.header.author, item.header.device));
+    }
+
+    fn is_vouched(&self, header: &EnvelopeHeader) -> bool {
+        self.vouched.contains(&(header.author, header.device))
     }
 
     /// Adds keys that `owner` granted to this user.
@@ -144,7 +160,10 @@ impl KeyState {
             PayloadBody::Grant(_) if to_me && header.author != self.me => {
                 let payload = envelope.payload().as_slice();
                 match cairn_crypto::open_grant(header, payload, &self.user_exchange) {
-                    Ok(keys) => Opened::Keys(header.author, keys),
+                    Ok(grant) if grant.certified || self.is_vouched(header) => {
+                        Opened::Keys(header.author, grant.keys)
+                    }
+                    Ok(_) => Opened::Pending,
                     Err(_) => Opened::Foreign,
                 }
             }

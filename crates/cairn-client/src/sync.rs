@@ -394,6 +394,7 @@ impl Client {
             Opened::Item(item) => {
                 keys.added.note(&item);
                 keys.revoked.note(&item);
+                keys.vouch(&item);
                 let own_audience = match &item.record.body {
                     RecordBody::Audience(audience) if item.header.author == keys.me => {
                         keys.add_own(audience);

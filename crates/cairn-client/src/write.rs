@@ -46,8 +46,9 @@ impl Client {
         exchange_key: &ExchangeKey,
         keys: &[KeyGrant],
     ) -> Result<EnvelopeId, Error> {
+        let certificate = self.identity.linked()?.certificate.clone();
         let envelope = self.sign(Scope::Direct(member), |header| {
-            os::seal_grant(header, exchange_key, keys).map_err(Error::from)
+            os::seal_grant(header, exchange_key, &certificate, keys).map_err(Error::from)
         })?;
         self.append(&envelope, None)
     }

@@ -91,6 +91,7 @@ fn time_rotation_grants(
     audience: &Audience,
 ) -> Duration {
     let grant = [audience.current_grant()];
+    let certificate = root.certify_device(device.device_id(), device.exchange_key(), 0);
     let start = Instant::now();
     for member in audience.members() {
         let header = EnvelopeHeader::new(
@@ -100,7 +101,7 @@ fn time_rotation_grants(
             0,
             Scope::Direct(member.user),
         );
-        black_box(seal_grant(rng, &header, &member.exchange_key, &grant).unwrap());
+        black_box(seal_grant(rng, &header, &member.exchange_key, &certificate, &grant).unwrap());
     }
     start.elapsed()
 }

@@ -77,6 +77,10 @@ pub enum GrantError {
     /// A device-link bundle's root key is not the envelope author's.
     #[error("the bundle's root key does not belong to the envelope author")]
     WrongUser,
+    /// A grant's certificate is not the envelope's device's, certified by
+    /// the envelope's author.
+    #[error("the grant's certificate is not that of the envelope's device and author")]
+    WrongCertificate,
 }
 
 /// An audience operation was refused.

@@ -15,7 +15,8 @@
 use cairn_wire::codec::V1;
 use cairn_wire::limits::MAX_PAYLOAD_LEN;
 use cairn_wire::{
-    BoundedBytes, BoundedVec, DeviceId, EnvelopeHeader, ExchangeKey, Payload, Scope, UserId,
+    BoundedBytes, BoundedVec, DeviceCertificate, DeviceId, EnvelopeHeader, ExchangeKey, Payload,
+    Scope, UserId,
 };
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use rand_core::CryptoRng;
@@ -119,11 +120,67 @@ impl std::fmt::Debug for LinkSecret {
     }
 }
 
-/// The plaintext of a key grant.
+/// The plaintext of a key grant as the first version wrote it, without
+/// the granting device's certificate. Still opened, so that grants stored
+/// before keep their keys; the reader trusts one only from a device it
+/// otherwise knows to be the author's ([`OpenedGrant::certified`]).
 #[derive(Serialize, Deserialize)]
-struct GrantPlaintext {
+struct LegacyGrantPlaintext {
     version: V1,
     keys: BoundedVec<KeyGrant, MAX_GRANT_KEYS>,
+}
+
+/// The plaintext of a key grant: the keys, and the certificate of the
+/// device that sealed them, so that the reader can check, as for every
+/// record, that the envelope's device is its author's.
+#[derive(Serialize, Deserialize)]
+struct GrantPlaintext {
+    version: GrantVersion,
+    certificate: DeviceCertificate,
+    keys: BoundedVec<KeyGrant, MAX_GRANT_KEYS>,
+}
+
+/// The version byte of [`GrantPlaintext`].
+const GRANT_VERSION: u8 = 2;
+
+/// [`GRANT_VERSION`] in an encoding.
+struct GrantVersion;
+
+impl Serialize for GrantVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(GRANT_VERSION)
+    }
+}
+
+impl<'de> Deserialize<'de> for GrantVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u8::deserialize(deserializer)? {
+            GRANT_VERSION => Ok(Self),
+            other => Err(serde::de::Error::custom(format_args!(
+                "not a certified grant (version {other})"
+            ))),
+        }
+    }
+}
+
+/// An opened key grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedGrant {
+    /// The keys granted, attributed to the envelope's author.
+    pub keys: Vec<KeyGrant>,
+    /// Whether the grant carried the sealing device's certificate, checked
+    /// against the envelope's author and device. A grant of the first
+    /// version did not: trust it only from a device known otherwise to be
+    /// the author's.
+    pub certified: bool,
+}
+
+/// Whether `certificate` shows that `header.device` is a device of
+/// `header.author`, signed by the author's root key.
+fn certifies(certificate: &DeviceCertificate, header: &EnvelopeHeader) -> bool {
+    certificate
+        .verify()
+        .is_ok_and(|body| body.user == header.author && body.device == header.device)
 }
 
 /// Seals audience keys to `recipient` (a member's exchange key) under
@@ -133,10 +190,14 @@ pub fn seal_grant(
     rng: &mut impl CryptoRng,
     header: &EnvelopeHeader,
     recipient: &ExchangeKey,
+    certificate: &DeviceCertificate,
     keys: &[KeyGrant],
 ) -> Result<Payload, GrantError> {
     if !matches!(header.scope, Scope::Direct(_)) {
         return Err(GrantError::NotDirect);
+    }
+    if !certifies(certificate, header) {
+        return Err(GrantError::WrongCertificate);
     }
     if keys.is_empty() {
         return Err(GrantError::Empty);
@@ -145,28 +206,48 @@ pub fn seal_grant(
         count: e.len,
         max: e.max,
     })?;
-    let plaintext = secret_codec::encode(&GrantPlaintext { version: V1, keys });
+    let plaintext = secret_codec::encode(&GrantPlaintext {
+        version: GrantVersion,
+        certificate: certificate.clone(),
+        keys,
+    });
     let sealed = hpke_seal(rng, recipient, INFO_KEY_GRANT, None, header, &plaintext)?;
     to_payload(PayloadBody::Grant(sealed))
 }
 
-/// Opens a key grant sealed to `secret` under `header`.
+/// Opens a key grant sealed to `secret` under `header`. A grant whose
+/// certificate is not the envelope's device's, certified by its author,
+/// fails like any other.
 pub fn open_grant(
     header: &EnvelopeHeader,
     payload: &[u8],
     secret: &ExchangeSecret,
-) -> Result<Vec<KeyGrant>, DecryptionFailed> {
+) -> Result<OpenedGrant, DecryptionFailed> {
     let decoded = payload::decode(payload).map_err(|_| DecryptionFailed)?;
     let PayloadBody::Grant(sealed) = decoded.body() else {
         return Err(DecryptionFailed);
     };
     let plaintext = hpke_open(secret, INFO_KEY_GRANT, None, header, sealed)?;
-    let grant: GrantPlaintext =
-        secret_codec::decode(&plaintext, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
-    if grant.keys.is_empty() {
+    let (keys, certified) = match secret_codec::decode_version::<GrantPlaintext>(
+        &plaintext,
+        MAX_PAYLOAD_LEN,
+        GRANT_VERSION,
+    ) {
+        Ok(grant) if certifies(&grant.certificate, header) => (grant.keys, true),
+        Ok(_) => return Err(DecryptionFailed),
+        Err(_) => {
+            let legacy: LegacyGrantPlaintext =
+                secret_codec::decode(&plaintext, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
+            (legacy.keys, false)
+        }
+    };
+    if keys.is_empty() {
         return Err(DecryptionFailed);
     }
-    Ok(grant.keys.into_vec())
+    Ok(OpenedGrant {
+        keys: keys.into_vec(),
+        certified,
+    })
 }
 
 /// Seals a device-link bundle to the new device's exchange key (from its
@@ -327,4 +408,108 @@ fn to_payload(body: PayloadBody) -> Result<Payload, GrantError> {
             len,
             max: MAX_PAYLOAD_LEN,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::audience::Audience;
+    use crate::keys::DeviceKeys;
+    use crate::os;
+
+    struct Granter {
+        root: RootKey,
+        device: DeviceKeys,
+    }
+
+    impl Granter {
+        fn new() -> Self {
+            Self {
+                root: RootKey::generate(&mut os::rng()),
+                device: DeviceKeys::generate(&mut os::rng()),
+            }
+        }
+
+        fn certificate(&self) -> DeviceCertificate {
+            self.root
+                .certify_device(self.device.device_id(), self.device.exchange_key(), 1)
+        }
+
+        fn header(&self, to: UserId) -> EnvelopeHeader {
+            EnvelopeHeader::new(
+                self.root.user_id(),
+                self.device.device_id(),
+                1,
+                1,
+                Scope::Direct(to),
+            )
+        }
+    }
+
+    /// Seals `plaintext` as a grant payload, bypassing [`seal_grant`]'s
+    /// checks, as a forger or an older client would.
+    fn sealed(header: &EnvelopeHeader, to: &ExchangeSecret, plaintext: &[u8]) -> Payload {
+        let sealed = hpke_seal(
+            &mut os::rng(),
+            &to.public_key(),
+            INFO_KEY_GRANT,
+            None,
+            header,
+            plaintext,
+        )
+        .unwrap();
+        to_payload(PayloadBody::Grant(sealed)).unwrap()
+    }
+
+    #[test]
+    fn a_grant_is_trusted_only_with_its_own_devices_certificate() {
+        let (alice, bob) = (Granter::new(), ExchangeSecret::generate(&mut os::rng()));
+        let keys = Audience::new(&mut os::rng(), "a").unwrap().all_grants();
+        let header = alice.header(UserId::from_bytes([9; 32]));
+        let bounded = || BoundedVec::new(keys.clone()).unwrap();
+
+        let honest = seal_grant(
+            &mut os::rng(),
+            &header,
+            &bob.public_key(),
+            &alice.certificate(),
+            &keys,
+        )
+        .unwrap();
+        let opened = open_grant(&header, honest.as_slice(), &bob).unwrap();
+        assert!(opened.certified);
+        assert_eq!(opened.keys, keys);
+
+        // Another user's certificate, or another device's of the same user:
+        // the grant does not open.
+        let mallory = Granter::new();
+        for certificate in [mallory.certificate(), {
+            let other = DeviceKeys::generate(&mut os::rng());
+            alice
+                .root
+                .certify_device(other.device_id(), other.exchange_key(), 1)
+        }] {
+            let forged = secret_codec::encode(&GrantPlaintext {
+                version: GrantVersion,
+                certificate,
+                keys: bounded(),
+            });
+            let payload = sealed(&header, &bob, &forged);
+            assert_eq!(
+                open_grant(&header, payload.as_slice(), &bob),
+                Err(DecryptionFailed)
+            );
+        }
+
+        // A grant of the first version opens, marked as not certified.
+        let legacy = secret_codec::encode(&LegacyGrantPlaintext {
+            version: V1,
+            keys: bounded(),
+        });
+        let payload = sealed(&header, &bob, &legacy);
+        let opened = open_grant(&header, payload.as_slice(), &bob).unwrap();
+        assert!(!opened.certified);
+        assert_eq!(opened.keys, keys);
+    }
 }

@@ -45,8 +45,8 @@ pub use error::{
     AudienceError, DecryptionFailed, Error, GrantError, KeyDecodeError, SealError, VerifyError,
 };
 pub use grant::{
-    LinkBundle, LinkSecret, open_grant, open_link, open_link_for_code, seal_grant, seal_link,
-    seal_link_for_code,
+    LinkBundle, LinkSecret, OpenedGrant, open_grant, open_link, open_link_for_code, seal_grant,
+    seal_link, seal_link_for_code,
 };
 pub use identity::{ExchangeKeyAnnouncement, ExchangeKeyBody, FriendSet, UserDevices};
 pub use keys::{AudienceKey, DeviceKeys, ExchangeSecret, RootKey};

@@ -4,7 +4,7 @@
 //! them with [`rng`]. If the operating system cannot provide randomness,
 //! the generator panics rather than let a key or nonce be predictable.
 
-use cairn_wire::{EnvelopeHeader, ExchangeKey, Payload};
+use cairn_wire::{DeviceCertificate, EnvelopeHeader, ExchangeKey, Payload};
 use getrandom::SysRng;
 use rand_core::{CryptoRng, UnwrapErr};
 
@@ -30,9 +30,10 @@ pub fn seal_post(
 pub fn seal_grant(
     header: &EnvelopeHeader,
     recipient: &ExchangeKey,
+    certificate: &DeviceCertificate,
     keys: &[KeyGrant],
 ) -> Result<Payload, GrantError> {
-    crate::grant::seal_grant(&mut rng(), header, recipient, keys)
+    crate::grant::seal_grant(&mut rng(), header, recipient, certificate, keys)
 }
 
 /// [`crate::seal_link`] with the OS generator.

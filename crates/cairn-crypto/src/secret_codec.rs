@@ -19,13 +19,23 @@ pub(crate) fn decode<T: DeserializeOwned + Serialize>(
     bytes: &[u8],
     max: usize,
 ) -> Result<T, DecodeError> {
+    decode_version(bytes, max, FORMAT_VERSION)
+}
+
+/// [`decode`] for a value whose first byte is `version` (a format that
+/// moved past the first version).
+pub(crate) fn decode_version<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    max: usize,
+    version: u8,
+) -> Result<T, DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             max,
         });
     }
-    if let Some(&v) = bytes.first().filter(|v| **v != FORMAT_VERSION) {
+    if let Some(&v) = bytes.first().filter(|v| **v != version) {
         return Err(DecodeError::UnsupportedVersion(v));
     }
     let (value, rest) =

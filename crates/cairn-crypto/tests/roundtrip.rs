@@ -54,6 +54,12 @@ impl User {
         }
     }
 
+    /// The certificate of the user's device.
+    fn certificate(&self) -> cairn_wire::DeviceCertificate {
+        self.root
+            .certify_device(self.device.device_id(), self.device.exchange_key(), 1)
+    }
+
     fn header(&self, seq: u64, scope: Scope) -> EnvelopeHeader {
         EnvelopeHeader::new(
             self.id(),
@@ -82,11 +88,13 @@ fn deliver(
         rng,
         &header,
         &member.exchange.public_key(),
+        &owner.certificate(),
         &[audience.current_grant()],
     )
     .unwrap();
-    let grants = open_grant(&header, payload.as_slice(), &member.exchange).unwrap();
-    assert!(keyring.insert(owner.id(), grants).is_empty());
+    let grant = open_grant(&header, payload.as_slice(), &member.exchange).unwrap();
+    assert!(grant.certified);
+    assert!(keyring.insert(owner.id(), grant.keys).is_empty());
 }
 
 #[test]
@@ -307,6 +315,7 @@ fn payload_kinds_do_not_cross() {
         &mut rng,
         &header,
         &bob.exchange.public_key(),
+        &alice.certificate(),
         &audience.all_grants(),
     )
     .unwrap();
@@ -337,12 +346,13 @@ fn grant_failures_are_opaque() {
         &mut rng,
         &header,
         &bob.exchange.public_key(),
+        &alice.certificate(),
         &audience.all_grants(),
     )
     .unwrap();
     let bytes = payload.as_slice();
     assert_eq!(
-        open_grant(&header, bytes, &bob.exchange).unwrap(),
+        open_grant(&header, bytes, &bob.exchange).unwrap().keys,
         audience.all_grants()
     );
     assert_eq!(
@@ -378,29 +388,57 @@ fn grant_refusals() {
     let bob = User::new(&mut rng);
     let audience = Audience::new(&mut rng, "a").unwrap();
     let to = bob.exchange.public_key();
+    let cert = alice.certificate();
     let direct = alice.header(1, Scope::Direct(bob.id()));
     assert_eq!(
         seal_grant(
             &mut rng,
             &alice.header(1, Scope::Friends),
             &to,
+            &cert,
             &audience.all_grants()
         ),
         Err(GrantError::NotDirect)
     );
     assert_eq!(
-        seal_grant(&mut rng, &direct, &to, &[]),
+        seal_grant(&mut rng, &direct, &to, &cert, &[]),
         Err(GrantError::Empty)
     );
     let many = vec![audience.current_grant(); 257];
     assert!(matches!(
-        seal_grant(&mut rng, &direct, &to, &many),
+        seal_grant(&mut rng, &direct, &to, &cert, &many),
         Err(GrantError::TooManyKeys { .. })
     ));
     let low_order = cairn_wire::ExchangeKey::from_bytes([0; 32]);
     assert_eq!(
-        seal_grant(&mut rng, &direct, &low_order, &audience.all_grants()),
+        seal_grant(&mut rng, &direct, &low_order, &cert, &audience.all_grants()),
         Err(GrantError::BadRecipientKey)
+    );
+    // A grant must carry its own device's certificate from its author.
+    assert_eq!(
+        seal_grant(
+            &mut rng,
+            &direct,
+            &to,
+            &bob.certificate(),
+            &audience.all_grants()
+        ),
+        Err(GrantError::WrongCertificate)
+    );
+    let other_device = DeviceKeys::generate(&mut rng);
+    let not_this_device =
+        alice
+            .root
+            .certify_device(other_device.device_id(), other_device.exchange_key(), 1);
+    assert_eq!(
+        seal_grant(
+            &mut rng,
+            &direct,
+            &to,
+            &not_this_device,
+            &audience.all_grants()
+        ),
+        Err(GrantError::WrongCertificate)
     );
 }
 

@@ -271,10 +271,16 @@ fn grant_and_link_vectors() {
     ];
     let ikm_grant: [u8; 32] = pattern(0x5a);
     let recipient = f.bob_exchange.public_key();
+    let granter = f.alice.certify_device(
+        f.alice_device.device_id(),
+        f.alice_device.exchange_key(),
+        TIMESTAMP_MS,
+    );
     let grant = seal_grant(
         &mut FixedRng::new(&[&ikm_grant]),
         &grant_header,
         &recipient,
+        &granter,
         &keys,
     )
     .unwrap();
@@ -311,7 +317,7 @@ fn grant_and_link_vectors() {
     .unwrap();
 
     let doc = json!({
-        "description": "HPKE base mode (link_for_code: PSK mode, psk = the link code's secret),  DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305; the generator yields ikmE, from which the ephemeral key is DeriveKeyPair(ikmE). aad = header encoding.",
+        "description": "HPKE base mode (link_for_code: PSK mode, psk = the link code's secret), DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305; the generator yields ikmE, from which the ephemeral key is DeriveKeyPair(ikmE). aad = header encoding. A grant's plaintext is postcard(GrantPlaintext { version 0x02, certificate of the sealing device, keys }).",
         "grant": {
             "header": header_json(&grant_header),
             "header_encoding": hex::encode(grant_header.encode()),
@@ -368,7 +374,11 @@ fn open_grants_from_file(bundle: &LinkBundle) {
         .iter()
         .map(grant_from)
         .collect();
-    assert_eq!(opened, expected);
+    assert_eq!(opened.keys, expected);
+    assert!(
+        opened.certified,
+        "the grant carries its device's certificate"
+    );
     let l = &doc["link"];
     let secret = ExchangeSecret::from_bytes(&unhex32(l["recipient_secret"].as_str().unwrap()));
     let opened = open_link(
