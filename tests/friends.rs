@@ -165,6 +165,22 @@ fn overlapping_audiences_reach_exactly_their_members_and_a_removed_one_gets_noth
         .json(&["post", "--to", "close", "after carol left close"]);
     f.alice.ok(&["post", "--to", "family", "family with carol"]);
     f.sync_all();
+    // Carol is told why she holds a post she cannot open.
+    let told = f.carol.json(&["sync"]);
+    assert_eq!(told["waiting"], 1, "{told}");
+    assert_eq!(told["unopened"]["later_epoch"], 1, "{told}");
+    assert_eq!(told["unopened"]["no_key"], 0, "{told}");
+    let dave = f.dave.json(&["sync"]);
+    assert_eq!(
+        dave["unopened"]["no_key"], dave["waiting"],
+        "dave holds posts to \"close\", which he was never in: {dave}"
+    );
+    assert!(dave["waiting"].as_u64().unwrap() >= 2, "{dave}");
+    let said = f.carol.ok(&["sync"]);
+    assert!(
+        said.contains("1 posts are sealed to a later epoch of an audience you had keys for"),
+        "{said}"
+    );
     let sealed_away: EnvelopeId = sealed_away["id"].as_str().unwrap().parse().unwrap();
     match read_friends_stream(&f.carol, alice) {
         Response::Page(page) => assert!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use cairn_client::{
     Client, Confirmation, Error, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase, SyncReport,
-    WatchEvent,
+    Unopened, WatchEvent,
 };
 use cairn_wire::{DeviceId, Fingerprint, UserId};
 use serde_json::json;
@@ -254,17 +254,37 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
         report.pulled,
         report.queued
     )?;
-    if report.waiting > 0 {
-        say!(
-            "{} envelopes wait for keys a friend has not sent yet",
-            report.waiting
-        )?;
-    }
+    print_unopened(report)?;
     if report.ignored > 0 {
         eprintln!(
             "warning: the relay sent {} envelopes from users you have not added; they were ignored",
             report.ignored
         );
+    }
+    Ok(())
+}
+
+/// Why held envelopes do not open, each reason on its own line.
+fn print_unopened(report: &SyncReport) -> std::io::Result<()> {
+    let Unopened {
+        later_epoch,
+        no_key,
+    } = report.unopened;
+    if later_epoch > 0 {
+        say!(
+            "{later_epoch} posts are sealed to a later epoch of an audience you had keys for: \
+             you were removed from it, or its new key has not reached you yet"
+        )?;
+    }
+    if no_key > 0 {
+        say!(
+            "{no_key} posts are sealed to audiences you hold no key of: not shared with you, \
+             or the key has not reached you yet"
+        )?;
+    }
+    let other = report.waiting.saturating_sub(later_epoch + no_key);
+    if other > 0 {
+        say!("{other} more envelopes wait for keys or for their sender to be known")?;
     }
     Ok(())
 }

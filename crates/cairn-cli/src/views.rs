@@ -176,9 +176,17 @@ pub struct SyncJson {
     queued: u64,
     ignored: u64,
     waiting: u64,
+    unopened: UnopenedJson,
     linked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     confirmation: Option<String>,
+}
+
+/// Why held posts do not open.
+#[derive(Debug, Serialize)]
+pub struct UnopenedJson {
+    later_epoch: u64,
+    no_key: u64,
 }
 
 impl From<&SyncReport> for SyncJson {
@@ -190,6 +198,10 @@ impl From<&SyncReport> for SyncJson {
             queued: report.queued,
             ignored: report.ignored,
             waiting: report.waiting,
+            unopened: UnopenedJson {
+                later_epoch: report.unopened.later_epoch,
+                no_key: report.unopened.no_key,
+            },
             linked: report.linked,
             confirmation: report.confirmation.map(|c| c.to_string()),
         }

@@ -28,6 +28,7 @@ use crate::open::{Item, KeyState, Opened};
 use crate::reach::Options;
 use crate::record::RecordBody;
 use crate::rounds::{Answered, Next, Rounds};
+use crate::unopened::Unopened;
 
 /// Bytes of envelopes one hello pushes at most, well inside the frame.
 const OUTBOX_BYTES: usize = 768 * 1024;
@@ -75,6 +76,8 @@ pub struct SyncReport {
     pub ignored: u64,
     /// Envelopes held that do not open yet, waiting for keys.
     pub waiting: u64,
+    /// Why posts among them do not open.
+    pub unopened: Unopened,
     /// Whether this sync completed the device's link.
     pub linked: bool,
     /// Then, the confirmation the approving device showed too.
@@ -210,6 +213,7 @@ impl Client {
         }
         report.queued = self.local.store().outbox_len()?;
         report.waiting = self.local.store().pending_len()?;
+        report.unopened = self.unopened(&keys.keyring)?;
         if report.ignored > 0 {
             tracing::warn!(
                 ignored = report.ignored,

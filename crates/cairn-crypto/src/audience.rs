@@ -383,6 +383,16 @@ impl Keyring {
         self.keys.len()
     }
 
+    /// The latest epoch of `owner`'s `audience` whose key is held.
+    pub fn latest_epoch(&self, owner: &UserId, audience: &AudienceId) -> Option<Epoch> {
+        let first = (*owner, *audience, Epoch(0));
+        let last = (*owner, *audience, Epoch(u32::MAX));
+        self.keys
+            .range(first..=last)
+            .next_back()
+            .map(|((_, _, epoch), _)| *epoch)
+    }
+
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

@@ -863,3 +863,28 @@ fn a_held_key_is_never_replaced_and_a_different_one_is_reported() {
         .unwrap();
     assert_eq!(held.as_bytes(), &[1; 32], "the first key stays");
 }
+
+#[test]
+fn the_latest_epoch_held_is_per_owner_and_audience() {
+    use cairn_crypto::{AudienceId, AudienceKey, Epoch};
+    let (owner, other) = (UserId::from_bytes([9; 32]), UserId::from_bytes([8; 32]));
+    let (a, b) = (
+        AudienceId::from_bytes([1; 16]),
+        AudienceId::from_bytes([2; 16]),
+    );
+    let grant = |audience, epoch| KeyGrant {
+        audience,
+        epoch: Epoch(epoch),
+        key: AudienceKey::from_bytes(&[7; 32]),
+    };
+    let mut keyring = Keyring::new();
+    assert!(
+        keyring
+            .insert(owner, [grant(a, 0), grant(a, 4), grant(b, 9)])
+            .is_empty()
+    );
+    assert!(keyring.insert(other, [grant(a, 12)]).is_empty());
+    assert_eq!(keyring.latest_epoch(&owner, &a), Some(Epoch(4)));
+    assert_eq!(keyring.latest_epoch(&owner, &b), Some(Epoch(9)));
+    assert_eq!(keyring.latest_epoch(&other, &b), None);
+}
