@@ -138,3 +138,66 @@ fn a_link_code_names_its_relay_expires_and_is_approved_once() {
     let (exit, message) = phone.fails(&["device", "join", "--show-code"]);
     assert_eq!(exit, 11, "{message}");
 }
+
+/// A linked device gets the root key only when approved `--with-root`;
+/// the recovery code `init` printed gives it to a device later, and only
+/// to a device of that user.
+#[test]
+fn the_root_key_stays_on_the_first_device_unless_given_or_recovered() {
+    let relay = Relay::start();
+    let (laptop, phone, tablet, other) = (Home::new(), Home::new(), Home::new(), Home::new());
+    let target = &relay.target;
+    let created = laptop.json(&[
+        "init",
+        "--relay",
+        &target.addr,
+        "--fingerprint",
+        &target.fingerprint,
+        "--name",
+        "laptop",
+    ]);
+    let recovery = created["recovery_code"].as_str().unwrap().to_owned();
+    assert!(recovery.starts_with("cairnroot1"));
+    assert_eq!(
+        laptop.json(&["device", "recovery-code"])["recovery_code"],
+        recovery.as_str()
+    );
+    link(target, &laptop, &phone, "phone");
+    assert_eq!(phone.json(&["whoami"])["root_key"], false);
+    let user = created["user"].as_str().unwrap();
+    let code = join(&tablet, target, user)["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (exit, message) = phone.fails(&["device", "approve", &code]);
+    assert_eq!(exit, 11, "{message}");
+    assert!(message.contains("--with-root"), "{message}");
+    let (exit, _) = phone.fails(&["device", "recovery-code"]);
+    assert_eq!(exit, 11);
+
+    let others = other.json(&[
+        "init",
+        "--relay",
+        &target.addr,
+        "--fingerprint",
+        &target.fingerprint,
+        "--name",
+        "other",
+    ]);
+    let (exit, message) = phone.fails(&[
+        "device",
+        "recover",
+        others["recovery_code"].as_str().unwrap(),
+    ]);
+    assert_eq!(exit, 11, "{message}");
+    assert!(message.contains("another user"), "{message}");
+
+    phone.ok(&["device", "recover", &recovery]);
+    assert_eq!(phone.json(&["whoami"])["root_key"], true);
+    let approved = phone.json(&["device", "approve", &code]);
+    assert_eq!(
+        tablet.json(&["sync"])["confirmation"],
+        approved["confirmation"]
+    );
+    assert_eq!(tablet.json(&["whoami"])["root_key"], false);
+}

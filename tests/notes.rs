@@ -11,7 +11,7 @@
 mod cli;
 mod support;
 
-use cli::{Home, Relay, link};
+use cli::{Home, Relay, link, link_with};
 use serde_json::Value;
 
 /// The id of the note whose text is `text`, as `note list` shows it.
@@ -41,7 +41,7 @@ fn three_devices_edit_offline_and_converge_then_a_new_device_gets_everything() {
         assert_eq!(laptop.json(&["note", "add", text])["queued"], false);
     }
     link(&relay.target, &laptop, &phone, "phone");
-    link(&relay.target, &laptop, &tablet, "tablet");
+    link_with(&relay.target, &laptop, &tablet, "tablet", &["--with-root"]);
     for device in [&phone, &tablet] {
         assert_eq!(device.json(&["whoami"])["user"], user.as_str());
         assert_eq!(

@@ -98,6 +98,10 @@ fn a_revoked_device_helped_by_the_relay_reads_nothing_new_and_plants_nothing() {
         has(&s.phone.feed_texts(), "bob before"),
         "the phone could read"
     );
+    // The phone was linked without the root key: it cannot speak for
+    // Alice, before or after its revocation.
+    assert_eq!(s.phone.json(&["whoami"])["root_key"], false);
+    assert_eq!(s.laptop.json(&["whoami"])["root_key"], true);
     let phone = s.phone.device_id();
     s.laptop.ok(&["device", "revoke", &phone]);
     // Bob learns of it with Alice's new exchange key, and moves "pals" to
@@ -130,6 +134,13 @@ fn a_revoked_device_helped_by_the_relay_reads_nothing_new_and_plants_nothing() {
     for text in ["alice after", "bob after"] {
         assert!(!has(&feed, text), "the revoked phone read {text:?}");
     }
+
+    // With the relay's help it still cannot add a friend for Alice (a
+    // statement the relay would accept only with her root key).
+    let bob = s.bob.json(&["whoami"])["user"].as_str().unwrap().to_owned();
+    let (exit, message) = s.phone.fails(&["friend", "add", &bob, "--name", "bob2"]);
+    assert_eq!(exit, 11, "{message}");
+    assert!(message.contains("root key"), "{message}");
 
     // What the phone writes now, the relay stores, and nobody takes in.
     s.phone.ok(&["note", "add", "planted note"]);

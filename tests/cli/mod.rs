@@ -305,8 +305,13 @@ pub fn texts(value: &Value) -> Vec<String> {
 }
 
 /// Links `new` to the user of `linked` the way the README says: join,
-/// approve, sync.
+/// approve, sync. The new device does not get the root key.
 pub fn link(target: &Target, linked: &Home, new: &Home, name: &str) {
+    link_with(target, linked, new, name, &[]);
+}
+
+/// [`link`], with extra `device approve` arguments (`--with-root`).
+pub fn link_with(target: &Target, linked: &Home, new: &Home, name: &str, approve: &[&str]) {
     let user = linked.json(&["whoami"])["user"]
         .as_str()
         .expect("user id")
@@ -316,7 +321,9 @@ pub fn link(target: &Target, linked: &Home, new: &Home, name: &str) {
     let (before, message) = new.fails(&["sync"]);
     assert_eq!(before, 10, "not approved yet: {message}");
     assert!(message.contains("not approved yet"), "{message}");
-    let approved = linked.json(&["device", "approve", &code]);
+    let mut args = vec!["device", "approve", code.as_str()];
+    args.extend(approve);
+    let approved = linked.json(&args);
     let report = new.json(&["sync"]);
     assert_eq!(report["linked"], true);
     assert_eq!(

@@ -128,6 +128,20 @@ pub enum DeviceCommand {
     Approve {
         /// The link code.
         code: String,
+        /// Give the new device the root key too, so that it can approve
+        /// and revoke devices and add or remove friends. Without it, a
+        /// lost or revoked device cannot speak for you.
+        #[arg(long)]
+        with_root: bool,
+    },
+    /// Print your recovery code (the root key: keep it offline, never
+    /// share it).
+    RecoveryCode,
+    /// Give this device the root key from your recovery code (read from
+    /// stdin when not given).
+    Recover {
+        /// The recovery code (`cairnroot1…`).
+        code: Option<String>,
     },
     /// List your devices with their sync positions.
     List,

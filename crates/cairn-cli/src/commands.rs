@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use cairn_client::{
-    Client, Confirmation, Error, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase, SyncReport,
-    Unopened, WatchEvent,
+    Client, Confirmation, Error, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase, RecoveryCode,
+    SyncReport, Unopened, WatchEvent,
 };
 use cairn_wire::{DeviceId, Fingerprint, UserId};
 use serde_json::json;
 use tokio::sync::Notify;
+use zeroize::Zeroizing;
 
 use crate::cli::{
     AudienceCommand, Cli, Command, DeviceCommand, FriendCommand, Global, NoteCommand,
@@ -135,11 +136,49 @@ async fn init(
     } = NewHome::prepare(ctx, fingerprint, name, invite)?;
     let client = Client::init(&ctx.home, &passphrase, relay, fingerprint, &name, options).await?;
     let who = client.whoami();
+    let recovery = client.recovery_code()?.reveal()?;
     if ctx.json {
-        return output::json(&json!({ "user": who.user, "device": who.device }));
+        return output::json(&json!({
+            "user": who.user,
+            "device": who.device,
+            "recovery_code": recovery.as_str(),
+        }));
     }
     say!("{}", who.user.unwrap_or_default())?;
     eprintln!("created your user and this device ({name}); share the line above with friends");
+    eprintln!(
+        "your recovery code (the root key: write it down, keep it offline, never share it; \
+         `cairn device recovery-code` shows it again on this device):\n{}",
+        recovery.as_str()
+    );
+    Ok(())
+}
+
+fn recovery_code(ctx: &Ctx) -> Result<()> {
+    let recovery = ctx.client()?.recovery_code()?.reveal()?;
+    if ctx.json {
+        return output::json(&json!({ "recovery_code": recovery.as_str() }));
+    }
+    say!("{}", recovery.as_str())?;
+    Ok(())
+}
+
+fn recover(ctx: &Ctx, code: Option<String>) -> Result<()> {
+    let text = match code {
+        Some(text) => Zeroizing::new(text),
+        None => {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+    };
+    let code: RecoveryCode = text.parse()?;
+    let mut client = ctx.client()?;
+    client.recover_root(&code)?;
+    if ctx.json {
+        return output::json(&json!({ "root_key": true }));
+    }
+    eprintln!("this device now holds your root key");
     Ok(())
 }
 
@@ -153,6 +192,12 @@ fn whoami(ctx: &Ctx) -> Result<()> {
         who.user.as_deref().unwrap_or("(waiting for approval)")
     )?;
     say!("device  {} ({})", who.device, who.name)?;
+    let root = match (who.pending, who.root_key) {
+        (true, _) => "(waiting for approval)",
+        (false, true) => "held here: this device can approve and revoke devices and add friends",
+        (false, false) => "not held here",
+    };
+    say!("root    {root}")?;
     say!("relay   {}", who.relay)?;
     Ok(())
 }
@@ -356,7 +401,9 @@ async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
         DeviceCommand::Join { .. } => {
             Err(Error::Invalid("--relay, --fingerprint and --user are needed".into()).into())
         }
-        DeviceCommand::Approve { code } => approve(ctx, &code).await,
+        DeviceCommand::Approve { code, with_root } => approve(ctx, &code, with_root).await,
+        DeviceCommand::RecoveryCode => recovery_code(ctx),
+        DeviceCommand::Recover { code } => recover(ctx, code),
         DeviceCommand::List => device_list(ctx).await,
         DeviceCommand::Revoke { device } => revoke(ctx, &device).await,
     }
@@ -421,12 +468,12 @@ fn print_code(ctx: &Ctx, code: &LinkCode) -> Result<()> {
     Ok(())
 }
 
-async fn approve(ctx: &Ctx, code: &str) -> Result<()> {
+async fn approve(ctx: &Ctx, code: &str, with_root: bool) -> Result<()> {
     let code: LinkCode = code
         .parse()
         .context("the code to approve (copy the whole line `cairn device join` printed)")?;
     let mut client = ctx.client()?;
-    let approval = client.approve(&code).await?;
+    let approval = client.approve(&code, with_root).await?;
     if ctx.json {
         return output::json(&json!({
             "device": approval.device.to_text(),

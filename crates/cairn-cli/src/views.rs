@@ -153,6 +153,7 @@ pub struct WhoamiJson {
     name: String,
     relay: String,
     pending: bool,
+    root_key: bool,
 }
 
 impl From<&Whoami> for WhoamiJson {
@@ -163,6 +164,7 @@ impl From<&Whoami> for WhoamiJson {
             name: who.name.clone(),
             relay: who.relay.clone(),
             pending: who.pending,
+            root_key: who.root_key,
         }
     }
 }
@@ -275,6 +277,11 @@ pub fn hint(error: &Error) -> Option<String> {
         {
             "ask the relay's operator for an invite and pass it with `--invite CODE`".to_owned()
         }
+        Error::NoRootKey => "approve and revoke devices and add or remove friends on a device \
+                             that holds it (your first one, or one approved with \
+                             `--with-root`), or give this one the root key with \
+                             `cairn device recover` and your recovery code"
+            .to_owned(),
         Error::OutdatedJoin => {
             "remove this home and make a new one with `cairn device join --user USER_ID`".to_owned()
         }

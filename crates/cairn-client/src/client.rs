@@ -37,6 +37,8 @@ pub struct Whoami {
     pub relay: String,
     /// Whether the device still waits for approval.
     pub pending: bool,
+    /// Whether it holds the user's root key.
+    pub root_key: bool,
 }
 
 /// One device, linked or pending, with its local store.
@@ -95,7 +97,8 @@ impl Client {
             device,
             name: name.to_owned(),
             state: LinkState::Linked(Box::new(crate::identity::Linked {
-                root,
+                user: root.user_id(),
+                root: Some(root),
                 exchange,
                 private,
                 certificate,
@@ -134,7 +137,7 @@ impl Client {
             name: self.identity.name.clone(),
         };
         let announcement = linked
-            .root
+            .root()?
             .announce_exchange_key(linked.exchange.public_key(), now_ms());
         self.append_private(device)?;
         self.append_public(RecordBody::ExchangeKey(announcement))
@@ -148,6 +151,7 @@ impl Client {
             name: self.identity.name.clone(),
             relay: self.identity.relay.clone(),
             pending: matches!(self.identity.state, LinkState::Pending(_)),
+            root_key: self.holds_root(),
         }
     }
 
@@ -191,7 +195,7 @@ impl Client {
     pub(crate) fn key_state(&self) -> Result<KeyState, Error> {
         let linked = self.identity.linked()?;
         let grants = self.local.keyring()?;
-        let me = linked.root.user_id();
+        let me = linked.user;
         let items = self.items()?;
         let revoked = Revoked::from_items(&items);
         let mut keys = KeyState {

@@ -117,13 +117,16 @@ impl Client {
     /// Approves a joining device: checks that its code is for this relay,
     /// still fresh and not approved yet; certifies and registers the
     /// device; seals it the user's keys under the code's secret.
-    pub async fn approve(&mut self, code: &LinkCode) -> Result<Approval, Error> {
+    /// The new device gets the root key only `with_root`: without it, it
+    /// cannot speak for the user, so a lost or revoked device costs less.
+    pub async fn approve(&mut self, code: &LinkCode, with_root: bool) -> Result<Approval, Error> {
         if !code.is_for(&self.identity.fingerprint) {
             return Err(Error::Invalid(
                 "this link code was made for another relay than this device's".into(),
             ));
         }
         code.check_fresh(now_ms())?;
+        self.identity.linked()?.root()?;
         let connection = self.connect().await?;
         self.sync_on(&connection, &mut NoProgress).await?;
         if self.state()?.device_keys.contains_key(&code.device) {
@@ -135,7 +138,7 @@ impl Client {
         let linked = self.identity.linked()?;
         let certificate =
             linked
-                .root
+                .root()?
                 .certify_device(code.device, code.exchange_key, code.issued_ms);
         match connection
             .request(&Request::RegisterDevice(certificate.clone()))
@@ -145,7 +148,7 @@ impl Client {
             Response::Error(e) => return Err(Error::Refused(e)),
             other => return Err(Error::Protocol(format!("register answered {other:?}"))),
         }
-        self.append_link_for_code(code)?;
+        self.append_link_for_code(code, with_root)?;
         let name = code.name.as_str().to_owned();
         self.append_private(RecordBody::Device { certificate, name })?;
         self.sync_on(&connection, &mut NoProgress).await?;
@@ -247,6 +250,7 @@ impl Client {
             ..
         } = offer;
         self.identity.state = LinkState::Linked(Box::new(Linked {
+            user: bundle.user,
             root: bundle.root,
             exchange: bundle.exchange,
             private: bundle.private,
@@ -329,7 +333,7 @@ async fn find_bundle(
             let opened =
                 open_link_for_code(header, envelope.payload().as_slice(), secret, &code.secret);
             if let Ok(bundle) = opened
-                && bundle.root.user_id() == user
+                && bundle.user == user
             {
                 return Ok(Some(bundle));
             }

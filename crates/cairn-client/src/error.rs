@@ -73,6 +73,11 @@ pub enum Error {
     /// linking is gone; it holds nothing but its own keys.
     #[error("this device was prepared to join by an older version of cairn and cannot finish")]
     OutdatedJoin,
+    /// Speaking for the user (approving or revoking a device, adding or
+    /// removing a friend) takes the root key, which this device does not
+    /// hold.
+    #[error("this device does not hold your root key, which this takes")]
+    NoRootKey,
     /// The link code was approved already.
     #[error("the device {device} was approved already")]
     AlreadyApproved {
@@ -146,6 +151,7 @@ impl Error {
             | Self::Exists(_)
             | Self::AlreadyInitialised { .. }
             | Self::OutdatedJoin
+            | Self::NoRootKey
             | Self::AlreadyApproved { .. } => ErrorKind::Invalid,
             _ => ErrorKind::Other,
         }

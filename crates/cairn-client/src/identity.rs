@@ -39,13 +39,22 @@ pub(crate) enum LinkState {
     Pending(Box<Pending>),
 }
 
-/// The user's keys, shared by all linked devices.
+/// The user's keys, shared by all linked devices; the root key only on
+/// the devices trusted with it.
 #[derive(Debug, Clone)]
 pub(crate) struct Linked {
-    pub root: RootKey,
+    pub user: UserId,
+    pub root: Option<RootKey>,
     pub exchange: ExchangeSecret,
     pub private: Audience,
     pub certificate: DeviceCertificate,
+}
+
+impl Linked {
+    /// The root key, or [`Error::NoRootKey`] on a device without it.
+    pub fn root(&self) -> Result<&RootKey, Error> {
+        self.root.as_ref().ok_or(Error::NoRootKey)
+    }
 }
 
 /// A joining device: it waits until a linked device of `user` registers
@@ -94,6 +103,13 @@ enum StoredState {
     },
     /// A joining device with its link code.
     Joining { user: UserId, code: LinkCode },
+    /// A linked device without the root key.
+    Member {
+        user: UserId,
+        exchange: ExchangeSecret,
+        private: Audience,
+        certificate: DeviceCertificate,
+    },
 }
 
 impl Identity {
@@ -120,17 +136,25 @@ impl Identity {
 
     /// The user id, once linked.
     pub fn user(&self) -> Result<UserId, Error> {
-        Ok(self.linked()?.root.user_id())
+        Ok(self.linked()?.user)
     }
 
     /// The secret encoding (wipe it after use).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let state = match &self.state {
-            LinkState::Linked(l) => StoredState::Linked {
-                root: l.root.clone(),
-                exchange: l.exchange.clone(),
-                private: l.private.clone(),
-                certificate: l.certificate.clone(),
+            LinkState::Linked(l) => match &l.root {
+                Some(root) => StoredState::Linked {
+                    root: root.clone(),
+                    exchange: l.exchange.clone(),
+                    private: l.private.clone(),
+                    certificate: l.certificate.clone(),
+                },
+                None => StoredState::Member {
+                    user: l.user,
+                    exchange: l.exchange.clone(),
+                    private: l.private.clone(),
+                    certificate: l.certificate.clone(),
+                },
             },
             LinkState::Pending(p) => StoredState::Joining {
                 user: p.user,
@@ -163,7 +187,20 @@ impl Identity {
                 private,
                 certificate,
             } => LinkState::Linked(Box::new(Linked {
-                root: root.clone(),
+                user: root.user_id(),
+                root: Some(root.clone()),
+                exchange: exchange.clone(),
+                private: private.clone(),
+                certificate: certificate.clone(),
+            })),
+            StoredState::Member {
+                user,
+                exchange,
+                private,
+                certificate,
+            } => LinkState::Linked(Box::new(Linked {
+                user: *user,
+                root: None,
                 exchange: exchange.clone(),
                 private: private.clone(),
                 certificate: certificate.clone(),

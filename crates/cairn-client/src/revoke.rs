@@ -32,7 +32,11 @@ impl Client {
         // pull it first, so the cutoff covers it.
         self.sync_on(&connection, &mut NoProgress).await?;
         let last_seq = self.last_seen_seq(device)?;
-        let revocation = self.identity.linked()?.root.revoke_device(device, now_ms());
+        let revocation = self
+            .identity
+            .linked()?
+            .root()?
+            .revoke_device(device, now_ms());
         match connection
             .request(&Request::RevokeDevice(revocation.clone()))
             .await?
@@ -105,7 +109,7 @@ impl Client {
     pub(crate) fn announce_exchange_key(&mut self) -> Result<(), Error> {
         let linked = self.identity.linked()?;
         let announcement = linked
-            .root
+            .root()?
             .announce_exchange_key(linked.exchange.public_key(), now_ms());
         self.append_public(RecordBody::ExchangeKey(announcement))?;
         Ok(())

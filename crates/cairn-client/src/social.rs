@@ -32,7 +32,7 @@ impl Client {
             return Err(Error::Exists(format!("a friend is already named {name:?}")));
         }
         let connection = self.connect().await?;
-        let grant = self.identity.linked()?.root.grant_friend(user, now_ms());
+        let grant = self.identity.linked()?.root()?.grant_friend(user, now_ms());
         statement(&connection, Request::GrantFriend(grant)).await?;
         let op = FriendOp::Add {
             name: name.to_owned(),
@@ -52,7 +52,11 @@ impl Client {
             .friend(name)
             .ok_or_else(|| Error::UnknownFriend(name.to_owned()))?;
         let connection = self.connect().await?;
-        let revocation = self.identity.linked()?.root.revoke_friend(user, now_ms());
+        let revocation = self
+            .identity
+            .linked()?
+            .root()?
+            .revoke_friend(user, now_ms());
         statement(&connection, Request::RevokeFriend(revocation)).await?;
         for audience in state.audiences.values().filter(|a| a.is_member(&user)) {
             self.remove_from(audience.clone(), &user)?;

@@ -433,7 +433,7 @@ impl Client {
         bundle: &cairn_crypto::LinkBundle,
         batch: &mut Batch,
     ) -> Result<bool, Error> {
-        if bundle.root.user_id() != keys.me {
+        if bundle.user != keys.me {
             return Ok(false);
         }
         keys.add_own(&bundle.private);

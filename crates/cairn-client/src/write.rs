@@ -53,18 +53,18 @@ impl Client {
         self.append(&envelope, None)
     }
 
-    /// Appends the user's keys sealed to a device's exchange key.
+    /// Appends the user's working keys (exchange secret, private audience;
+    /// never the root key) sealed to a linked device's exchange key: how
+    /// the remaining devices learn the keys that replace a revoked
+    /// device's.
     pub(crate) fn append_link(
         &mut self,
         recipient: UserId,
         device_key: &ExchangeKey,
     ) -> Result<EnvelopeId, Error> {
         let linked = self.identity.linked()?;
-        let bundle = LinkBundle::new(
-            linked.root.clone(),
-            linked.exchange.clone(),
-            linked.private.clone(),
-        );
+        let bundle =
+            LinkBundle::without_root(linked.user, linked.exchange.clone(), linked.private.clone());
         let envelope = self.sign(Scope::Direct(recipient), |header| {
             os::seal_link(header, device_key, &bundle).map_err(Error::from)
         })?;
@@ -72,14 +72,24 @@ impl Client {
     }
 
     /// Appends the user's keys for a new device, sealed to its exchange
-    /// key under its link code's secret, in the user's own direct stream.
-    pub(crate) fn append_link_for_code(&mut self, code: &LinkCode) -> Result<EnvelopeId, Error> {
+    /// key under its link code's secret, in the user's own direct stream;
+    /// the root key only if `with_root`.
+    pub(crate) fn append_link_for_code(
+        &mut self,
+        code: &LinkCode,
+        with_root: bool,
+    ) -> Result<EnvelopeId, Error> {
         let linked = self.identity.linked()?;
-        let bundle = LinkBundle::new(
-            linked.root.clone(),
-            linked.exchange.clone(),
-            linked.private.clone(),
-        );
+        let root = match with_root {
+            true => Some(linked.root()?.clone()),
+            false => None,
+        };
+        let bundle = LinkBundle {
+            user: linked.user,
+            root,
+            exchange: linked.exchange.clone(),
+            private: linked.private.clone(),
+        };
         let me = self.user()?;
         let envelope = self.sign(Scope::Direct(me), |header| {
             os::seal_link_for_code(header, &code.exchange_key, &code.secret, &bundle)

@@ -97,7 +97,7 @@ async fn large_outbox_and_history_move_in_several_rounds() {
     )
     .await
     .unwrap();
-    laptop.approve(&code).await.unwrap();
+    laptop.approve(&code, false).await.unwrap();
     let (hellos, subscriptions) = (relay.requests("hello"), relay.requests("subscribe"));
     let mut rounds = Rounds::default();
     let report = phone.sync(&mut rounds).await.unwrap();

@@ -42,15 +42,18 @@ type Kem = hpke::kem::X25519HkdfSha256;
 type Kdf = hpke::kdf::HkdfSha256;
 type Aead = hpke::aead::ChaCha20Poly1305;
 
-/// What a newly linked device needs to act as the user: the root key (to
-/// certify and revoke devices, sign friend grants), the user exchange key
-/// (to open the keys friends granted), and the private audience (to read
-/// and write the user's private notes, including client state kept there).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a newly linked device needs to act as the user: the user
+/// exchange key (to open the keys friends granted), the private audience
+/// (to read and write the user's private notes, including client state kept
+/// there), and, only for a device trusted with it, the root key (to certify
+/// and revoke devices, sign friend grants). A device without the root key
+/// cannot speak for the user: revoked, it holds nothing that signs as them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkBundle {
-    version: V1,
-    /// The user's root key.
-    pub root: RootKey,
+    /// The user.
+    pub user: UserId,
+    /// The user's root key, if this device is trusted with it.
+    pub root: Option<RootKey>,
     /// The user exchange key, shared by all the user's devices.
     pub exchange: ExchangeSecret,
     /// The private audience, with every epoch key it holds.
@@ -58,15 +61,105 @@ pub struct LinkBundle {
 }
 
 impl LinkBundle {
-    /// A bundle in the current version.
+    /// A bundle that hands over the root key too.
     pub fn new(root: RootKey, exchange: ExchangeSecret, private: Audience) -> Self {
         Self {
-            version: V1,
-            root,
+            user: root.user_id(),
+            root: Some(root),
             exchange,
             private,
         }
     }
+
+    /// A bundle without the root key.
+    pub fn without_root(user: UserId, exchange: ExchangeSecret, private: Audience) -> Self {
+        Self {
+            user,
+            root: None,
+            exchange,
+            private,
+        }
+    }
+
+    /// Whether the bundle is the user's own: its root key, if any, is the
+    /// named user's.
+    fn is_consistent(&self) -> bool {
+        self.root
+            .as_ref()
+            .is_none_or(|root| root.user_id() == self.user)
+    }
+
+    fn encode(&self) -> Zeroizing<Vec<u8>> {
+        secret_codec::encode(&StoredBundle {
+            version: BundleVersion,
+            user: self.user,
+            root: self.root.clone(),
+            exchange: self.exchange.clone(),
+            private: self.private.clone(),
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecryptionFailed> {
+        if let Ok(bundle) =
+            secret_codec::decode_version::<StoredBundle>(bytes, MAX_PAYLOAD_LEN, BUNDLE_VERSION)
+        {
+            let bundle = Self {
+                user: bundle.user,
+                root: bundle.root,
+                exchange: bundle.exchange,
+                private: bundle.private,
+            };
+            return bundle
+                .is_consistent()
+                .then_some(bundle)
+                .ok_or(DecryptionFailed);
+        }
+        let legacy: LegacyBundle =
+            secret_codec::decode(bytes, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
+        Ok(Self::new(legacy.root, legacy.exchange, legacy.private))
+    }
+}
+
+/// The version byte of a bundle's encoding.
+const BUNDLE_VERSION: u8 = 2;
+
+/// [`BUNDLE_VERSION`] in an encoding.
+struct BundleVersion;
+
+impl Serialize for BundleVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(BUNDLE_VERSION)
+    }
+}
+
+impl<'de> Deserialize<'de> for BundleVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u8::deserialize(deserializer)? {
+            BUNDLE_VERSION => Ok(Self),
+            other => Err(serde::de::Error::custom(format_args!(
+                "not a bundle of this version ({other})"
+            ))),
+        }
+    }
+}
+
+/// A bundle's encoding.
+#[derive(Serialize, Deserialize)]
+struct StoredBundle {
+    version: BundleVersion,
+    user: UserId,
+    root: Option<RootKey>,
+    exchange: ExchangeSecret,
+    private: Audience,
+}
+
+/// A bundle of the first version, which always held the root key.
+#[derive(Serialize, Deserialize)]
+struct LegacyBundle {
+    version: V1,
+    root: RootKey,
+    exchange: ExchangeSecret,
+    private: Audience,
 }
 
 /// The one-time secret of a link code: 32 random bytes, the HPKE PSK of
@@ -259,10 +352,10 @@ pub fn seal_link(
     new_device: &ExchangeKey,
     bundle: &LinkBundle,
 ) -> Result<Payload, GrantError> {
-    if bundle.root.user_id() != header.author {
+    if bundle.user != header.author || !bundle.is_consistent() {
         return Err(GrantError::WrongUser);
     }
-    let plaintext = secret_codec::encode(bundle);
+    let plaintext = bundle.encode();
     let sealed = hpke_seal(rng, new_device, INFO_DEVICE_LINK, None, header, &plaintext)?;
     to_payload(PayloadBody::Link(sealed))
 }
@@ -278,10 +371,10 @@ pub fn seal_link_for_code(
     code: &LinkSecret,
     bundle: &LinkBundle,
 ) -> Result<Payload, GrantError> {
-    if bundle.root.user_id() != header.author {
+    if bundle.user != header.author || !bundle.is_consistent() {
         return Err(GrantError::WrongUser);
     }
-    let plaintext = secret_codec::encode(bundle);
+    let plaintext = bundle.encode();
     let sealed = hpke_seal(
         rng,
         new_device,
@@ -327,9 +420,8 @@ fn open_link_with(
         return Err(DecryptionFailed);
     };
     let plaintext = hpke_open(secret, INFO_DEVICE_LINK, code, header, sealed)?;
-    let bundle: LinkBundle =
-        secret_codec::decode(&plaintext, MAX_PAYLOAD_LEN).map_err(|_| DecryptionFailed)?;
-    if bundle.root.user_id() != header.author {
+    let bundle = LinkBundle::decode(&plaintext)?;
+    if bundle.user != header.author {
         return Err(DecryptionFailed);
     }
     Ok(bundle)
@@ -511,5 +603,70 @@ mod tests {
         let opened = open_grant(&header, payload.as_slice(), &bob).unwrap();
         assert!(!opened.certified);
         assert_eq!(opened.keys, keys);
+    }
+
+    #[test]
+    fn a_bundle_without_the_root_key_links_and_an_older_bundle_still_opens() {
+        let alice = Granter::new();
+        let device = DeviceKeys::generate(&mut os::rng());
+        let private = Audience::new(&mut os::rng(), "private").unwrap();
+        let exchange = ExchangeSecret::generate(&mut os::rng());
+        let user = alice.root.user_id();
+        let header = alice.header(user);
+        let secret = device.exchange_secret();
+
+        let member = LinkBundle::without_root(user, exchange.clone(), private.clone());
+        let payload = seal_link(&mut os::rng(), &header, &device.exchange_key(), &member).unwrap();
+        let opened = open_link(&header, payload.as_slice(), secret).unwrap();
+        assert_eq!(opened, member);
+        assert!(opened.root.is_none());
+
+        // A bundle naming the user but holding another user's root key is
+        // refused both ways.
+        let mixed = LinkBundle {
+            root: Some(Granter::new().root),
+            ..member.clone()
+        };
+        assert_eq!(
+            seal_link(&mut os::rng(), &header, &device.exchange_key(), &mixed),
+            Err(GrantError::WrongUser)
+        );
+        let forged = hpke_seal(
+            &mut os::rng(),
+            &device.exchange_key(),
+            INFO_DEVICE_LINK,
+            None,
+            &header,
+            &mixed.encode(),
+        )
+        .unwrap();
+        let forged = to_payload(PayloadBody::Link(forged)).unwrap();
+        assert_eq!(
+            open_link(&header, forged.as_slice(), secret),
+            Err(DecryptionFailed)
+        );
+
+        // The first version always held the root key.
+        let legacy = secret_codec::encode(&LegacyBundle {
+            version: V1,
+            root: alice.root.clone(),
+            exchange: exchange.clone(),
+            private: private.clone(),
+        });
+        let sealed = hpke_seal(
+            &mut os::rng(),
+            &device.exchange_key(),
+            INFO_DEVICE_LINK,
+            None,
+            &header,
+            &legacy,
+        )
+        .unwrap();
+        let sealed = to_payload(PayloadBody::Link(sealed)).unwrap();
+        let opened = open_link(&header, sealed.as_slice(), secret).unwrap();
+        assert_eq!(
+            opened,
+            LinkBundle::new(alice.root.clone(), exchange, private)
+        );
     }
 }

@@ -460,7 +460,8 @@ fn device_link_hands_over_the_user() {
     let payload = seal_link(&mut rng, &header, &cert.body().exchange_key, &bundle).unwrap();
     let opened = open_link(&header, payload.as_slice(), new_device.exchange_secret()).unwrap();
     assert_eq!(opened, bundle);
-    assert_eq!(opened.root.user_id(), alice.id());
+    assert_eq!(opened.user, alice.id());
+    assert_eq!(opened.root.as_ref().map(RootKey::user_id), Some(alice.id()));
     assert_eq!(
         open_post(&old_note_header, old_note.as_slice(), &opened.private).unwrap(),
         b"old"
