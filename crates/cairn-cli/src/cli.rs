@@ -181,13 +181,16 @@ pub enum AudienceCommand {
         #[arg(long = "member")]
         members: Vec<String>,
     },
-    /// Add a friend to an audience (they get its current key: what is posted
-    /// from now on, and since its last rotation).
+    /// Add a friend to an audience: its key rotates, and they read what is
+    /// posted from now on.
     Add {
         /// The audience.
         name: String,
         /// The friend.
         member: String,
+        /// Let them read what was posted to the audience before too.
+        #[arg(long)]
+        with_history: bool,
     },
     /// Remove a member; the audience's key rotates.
     Remove {

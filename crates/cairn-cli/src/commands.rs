@@ -567,8 +567,12 @@ async fn audience(ctx: &Ctx, command: AudienceCommand) -> Result<()> {
             client.create_audience(&name, &members).await?;
             format!("created audience {name}")
         }
-        AudienceCommand::Add { name, member } => {
-            client.add_member(&name, &member).await?;
+        AudienceCommand::Add {
+            name,
+            member,
+            with_history,
+        } => {
+            client.add_member(&name, &member, with_history).await?;
             format!("added {member} to {name}")
         }
         AudienceCommand::Remove { name, member } => {

@@ -204,14 +204,14 @@ impl KeyState {
 }
 
 /// Logs keys offered for a slot that already holds another: the first key
-/// stays (`cairn_crypto::Keyring::insert`).
+/// stays, the other is kept beside it (`cairn_crypto::Keyring::insert`).
 fn report(conflicts: Vec<cairn_crypto::KeyConflict>) {
     for conflict in conflicts {
         tracing::warn!(
             owner = %conflict.owner,
             audience = %conflict.audience,
             epoch = conflict.epoch.0,
-            "another key was offered for an audience epoch already held; the held key stays"
+            "another key was offered for an audience epoch already held; both are kept"
         );
     }
 }
@@ -233,5 +233,17 @@ impl KeyLookup for Lookup<'_> {
             return Some(&self.public);
         }
         self.keys.keyring.audience_key(author, audience, epoch)
+    }
+
+    fn audience_keys(
+        &self,
+        author: &UserId,
+        audience: &AudienceId,
+        epoch: Epoch,
+    ) -> Vec<&AudienceKey> {
+        if *audience == PUBLIC_AUDIENCE && epoch == Epoch::FIRST && *author == self.author {
+            return vec![&self.public];
+        }
+        self.keys.keyring.audience_keys(author, audience, epoch)
     }
 }

@@ -131,18 +131,7 @@ impl Client {
     /// A new epoch of every audience the user owns, granted to its members.
     fn rotate_audiences(&mut self, state: &State) -> Result<(), Error> {
         for audience in state.audiences.values() {
-            let mut audience = audience.clone();
-            audience.rotate(&mut os::rng())?;
-            let grant = audience.current_grant();
-            let members: Vec<_> = audience.members().collect();
-            for member in members {
-                self.append_grant(
-                    member.user,
-                    &member.exchange_key,
-                    std::slice::from_ref(&grant),
-                )?;
-            }
-            self.append_private(RecordBody::Audience(audience))?;
+            self.rotate_granting(audience.clone(), &[])?;
         }
         Ok(())
     }

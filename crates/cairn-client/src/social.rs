@@ -101,9 +101,16 @@ impl Client {
         Ok(())
     }
 
-    /// Adds a friend to an audience and grants them its current key (not
-    /// older ones: they read from now on).
-    pub async fn add_member(&mut self, audience: &str, member: &str) -> Result<(), Error> {
+    /// Adds a friend to an audience. The audience moves to a new epoch,
+    /// granted to every member: the new one reads what is posted from now
+    /// on, nothing earlier, unless `with_history`, which grants them every
+    /// earlier epoch too.
+    pub async fn add_member(
+        &mut self,
+        audience: &str,
+        member: &str,
+        with_history: bool,
+    ) -> Result<(), Error> {
         let state = self
             .state_knowing(&[audience.to_owned()], &[member.to_owned()])
             .await?;
@@ -111,14 +118,17 @@ impl Client {
             .audience(audience)
             .cloned()
             .ok_or_else(|| Error::UnknownAudience(audience.to_owned()))?;
-        let member = self.member(&state, member)?;
+        let name = member;
+        let member = self.member(&state, name)?;
+        if current.is_member(&member.user) {
+            return Err(Error::Invalid(format!("{name} is already in {audience}")));
+        }
         current.add_member(member)?;
-        self.append_grant(
-            member.user,
-            &member.exchange_key,
-            &[current.current_grant()],
-        )?;
-        self.append_private(RecordBody::Audience(current))?;
+        let history_for = match with_history {
+            true => vec![member.user],
+            false => Vec::new(),
+        };
+        self.rotate_granting(current, &history_for)?;
         Ok(())
     }
 
@@ -154,15 +164,19 @@ impl Client {
             ));
         }
         let state = self.state_knowing(audiences, &[]).await?;
-        let chosen = audiences
-            .iter()
-            .map(|name| {
-                state
-                    .audience(name)
-                    .cloned()
-                    .ok_or_else(|| Error::UnknownAudience(name.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut chosen = Vec::new();
+        for name in audiences {
+            let audience = state
+                .audience(name)
+                .cloned()
+                .ok_or_else(|| Error::UnknownAudience(name.clone()))?;
+            // A forked epoch's keys reached members of either edit: seal
+            // nothing more to it before a new epoch for the merged members.
+            chosen.push(match state.forked.contains(&audience.id()) {
+                true => self.rotate_granting(audience, &[])?,
+                false => audience,
+            });
+        }
         let targets: Vec<_> = chosen.iter().map(Audience::target).collect();
         let body = RecordBody::Post {
             text: text.to_owned(),
@@ -203,17 +217,10 @@ impl Client {
     }
 
     fn remove_from(&mut self, mut audience: Audience, user: &UserId) -> Result<(), Error> {
-        audience.remove_member(&mut os::rng(), user)?;
-        let grant = audience.current_grant();
-        let members: Vec<Member> = audience.members().collect();
-        for member in members {
-            self.append_grant(
-                member.user,
-                &member.exchange_key,
-                std::slice::from_ref(&grant),
-            )?;
+        if !audience.forget_member(user) {
+            return Err(Error::Invalid("not a member".into()));
         }
-        self.append_private(RecordBody::Audience(audience))?;
+        self.rotate_granting(audience, &[])?;
         Ok(())
     }
 

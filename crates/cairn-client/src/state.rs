@@ -2,7 +2,7 @@
 //! friends, audiences, device names, and the feed. Nothing here is stored
 //! on its own: replaying the log rebuilds it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_crypto::identity::verify_statement;
 use cairn_crypto::{Audience, AudienceId};
@@ -107,8 +107,16 @@ pub(crate) struct State {
     pub friends: BTreeMap<String, UserId>,
     /// Exchange keys announced by users (latest wins).
     pub exchange_keys: BTreeMap<UserId, (u64, ExchangeKey)>,
-    /// The user's audiences, latest snapshot in author order.
+    /// The user's audiences: the snapshot of the latest epoch, or the
+    /// merge of concurrent ones (see [`State::apply_audience`]).
     pub audiences: BTreeMap<AudienceId, Audience>,
+    /// Audiences whose latest epoch was started twice at once with
+    /// different members: their key was granted to a member set that is
+    /// not the merged one, so they must rotate before the next post.
+    pub forked: BTreeSet<AudienceId>,
+    /// Per audience, the members before its latest epoch: what a
+    /// concurrent edit started from.
+    parents: BTreeMap<AudienceId, BTreeSet<UserId>>,
     pub device_names: BTreeMap<DeviceId, String>,
     /// Exchange keys of the user's devices, from their certificates.
     pub device_keys: BTreeMap<DeviceId, ExchangeKey>,
@@ -210,17 +218,34 @@ impl State {
         }
     }
 
-    /// Takes an audience snapshot (they come in author order): it replaces
-    /// the one held unless that one is of a later epoch. Epochs only move
-    /// forward, so a stale device's edit of an older epoch (or a relay
-    /// withholding a rotation from it) cannot bring back a removed member.
+    /// Takes an audience snapshot (they come in author order). Epochs
+    /// only move forward: a snapshot of an older epoch than the one held
+    /// changes nothing (a stale device's edit, or a relay withholding a
+    /// rotation from it, cannot bring back a removed member). A snapshot
+    /// of a later epoch replaces the one held. Two snapshots of the same
+    /// epoch were made at once by two devices (every edit rotates): their
+    /// members merge, an addition in either counting and a removal in
+    /// either winning, and if the two member sets differ the audience is
+    /// marked forked, to rotate before anything is sealed to it.
     fn apply_audience(&mut self, audience: &Audience) {
-        let newer = self
-            .audiences
-            .get(&audience.id())
-            .is_none_or(|held| held.epoch() <= audience.epoch());
-        if newer {
-            self.audiences.insert(audience.id(), audience.clone());
+        let id = audience.id();
+        let members = |a: &Audience| a.members().map(|m| m.user).collect::<BTreeSet<_>>();
+        let Some(held) = self.audiences.get(&id) else {
+            self.parents.insert(id, BTreeSet::new());
+            self.audiences.insert(id, audience.clone());
+            return;
+        };
+        if audience.epoch() > held.epoch() {
+            self.parents.insert(id, members(held));
+            self.forked.remove(&id);
+            self.audiences.insert(id, audience.clone());
+        } else if audience.epoch() == held.epoch() && members(held) != members(audience) {
+            let parent = self.parents.get(&id).cloned().unwrap_or_default();
+            let merged = merge(held, audience, &parent);
+            self.forked.insert(id);
+            self.audiences.insert(id, merged);
+        } else if audience.epoch() == held.epoch() {
+            self.audiences.insert(id, audience.clone());
         }
     }
 
@@ -283,6 +308,28 @@ impl State {
             })
             .collect()
     }
+}
+
+/// Two snapshots of one epoch merged: `later`'s keys and structure, with
+/// the members either added since `parent`, less those either removed.
+fn merge(earlier: &Audience, later: &Audience, parent: &BTreeSet<UserId>) -> Audience {
+    let mut merged = later.clone();
+    for member in earlier.members() {
+        let added_there = !parent.contains(&member.user);
+        if added_there && !merged.is_member(&member.user) && merged.add_member(member).is_err() {
+            tracing::warn!(
+                audience = merged.name(),
+                "two concurrent edits added more members than an audience holds; \
+                 one addition was dropped"
+            );
+        }
+    }
+    for user in parent {
+        if !earlier.is_member(user) {
+            merged.forget_member(user);
+        }
+    }
+    merged
 }
 
 /// Applies one friend record to the friend list (name → user): a name
@@ -627,5 +674,51 @@ mod tests {
             1,
             "only a user's own root revokes its devices"
         );
+    }
+
+    #[test]
+    fn two_edits_of_one_epoch_merge_with_additions_kept_and_removals_winning() {
+        use cairn_crypto::Member;
+        let me = Writer::new();
+        let member = |n: u8| Member {
+            user: UserId::from_bytes([n; 32]),
+            exchange_key: ExchangeKey::from_bytes([n; 32]),
+        };
+        let (bob, carol, dave) = (member(1), member(2), member(3));
+        let mut start = Audience::new(&mut os::rng(), "fam").unwrap();
+        start.add_member(bob).unwrap();
+        start.add_member(carol).unwrap();
+        let mut removal = start.clone();
+        removal.remove_member(&mut os::rng(), &bob.user).unwrap();
+        let mut addition = start.clone();
+        addition.add_member(dave).unwrap();
+        addition.rotate(&mut os::rng()).unwrap();
+        assert_eq!(removal.epoch(), addition.epoch());
+        for (first, second) in [(&removal, &addition), (&addition, &removal)] {
+            let items = vec![
+                me.item(1, 1, 10, RecordBody::Audience(start.clone())),
+                me.item(2, 2, 20, RecordBody::Audience(first.clone())),
+                me.item(3, 3, 30, RecordBody::Audience(second.clone())),
+            ];
+            let state = State::fold(me.root.user_id(), items);
+            let fam = state.audience("fam").unwrap();
+            let members: Vec<_> = fam.members().map(|m| m.user).collect();
+            assert_eq!(members, [carol.user, dave.user]);
+            assert!(
+                state.forked.contains(&fam.id()),
+                "it must rotate before a post"
+            );
+        }
+        // The same members on both sides: no fork to resolve.
+        let mut twin = start.clone();
+        twin.rotate(&mut os::rng()).unwrap();
+        let mut other = start.clone();
+        other.rotate(&mut os::rng()).unwrap();
+        let items = vec![
+            me.item(1, 1, 10, RecordBody::Audience(start)),
+            me.item(2, 2, 20, RecordBody::Audience(twin)),
+            me.item(3, 3, 30, RecordBody::Audience(other)),
+        ];
+        assert!(State::fold(me.root.user_id(), items).forked.is_empty());
     }
 }

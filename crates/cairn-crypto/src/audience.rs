@@ -131,6 +131,20 @@ pub trait KeyLookup {
         audience: &AudienceId,
         epoch: Epoch,
     ) -> Option<&AudienceKey>;
+
+    /// Every key held for `audience` at `epoch`: two devices of the owner
+    /// that rotated at the same time each made one, and a wrap opens with
+    /// whichever it was made with.
+    fn audience_keys(
+        &self,
+        author: &UserId,
+        audience: &AudienceId,
+        epoch: Epoch,
+    ) -> Vec<&AudienceKey> {
+        self.audience_key(author, audience, epoch)
+            .into_iter()
+            .collect()
+    }
 }
 
 /// An audience as its owner keeps it.
@@ -228,6 +242,14 @@ impl Audience {
         }
         self.members.insert(member.user, member.exchange_key);
         Ok(())
+    }
+
+    /// Drops `user` from the members without rotating: the audience must
+    /// rotate before anything more is sealed to it (as after merging two
+    /// concurrent edits), or `user` keeps reading. Whether they were a
+    /// member.
+    pub fn forget_member(&mut self, user: &UserId) -> bool {
+        self.members.remove(user).is_some()
     }
 
     /// Removes `user` and rotates to a new epoch whose key they never get.
@@ -331,11 +353,58 @@ pub struct KeyConflict {
     pub epoch: Epoch,
 }
 
+/// Most keys kept for one (owner, audience, epoch) besides the first:
+/// concurrent rotations by the owner's devices, never unbounded.
+pub const MAX_ALTERNATE_KEYS: usize = 4;
+
+/// The keyring's slot: whose audience, which audience, which epoch.
+type Slot = (UserId, AudienceId, Epoch);
+
 /// The audience keys a user has received, by (owner, audience, epoch).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The first key for a slot stays; another key for it (two of the owner's
+/// devices rotated the audience at once) is kept beside it, never instead
+/// of it, and reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keyring {
+    keys: BTreeMap<Slot, AudienceKey>,
+    alternates: BTreeMap<Slot, Vec<AudienceKey>>,
+}
+
+/// The keyring's encoding.
+#[derive(Serialize, Deserialize)]
+struct StoredKeyring {
+    version: KeyringVersion,
+    keys: BTreeMap<Slot, AudienceKey>,
+    alternates: BTreeMap<Slot, Vec<AudienceKey>>,
+}
+
+/// The keyring's encoding of the first version, without alternates.
+#[derive(Serialize, Deserialize)]
+struct LegacyKeyring {
     version: V1,
-    keys: BTreeMap<(UserId, AudienceId, Epoch), AudienceKey>,
+    keys: BTreeMap<Slot, AudienceKey>,
+}
+
+/// The version byte of [`StoredKeyring`].
+const KEYRING_VERSION: u8 = 2;
+
+struct KeyringVersion;
+
+impl Serialize for KeyringVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(KEYRING_VERSION)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyringVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u8::deserialize(deserializer)? {
+            KEYRING_VERSION => Ok(Self),
+            other => Err(serde::de::Error::custom(format_args!(
+                "not a keyring of this version ({other})"
+            ))),
+        }
+    }
 }
 
 impl Keyring {
@@ -346,8 +415,9 @@ impl Keyring {
 
     /// Adds keys `owner` holds or granted. A key already held for the
     /// same (owner, audience, epoch) is never replaced: a different one is
-    /// a conflict (someone lying, or a bug), returned and not applied.
-    #[must_use = "a conflict means someone offered another key for a held slot"]
+    /// a conflict, returned, and kept beside the first (up to
+    /// [`MAX_ALTERNATE_KEYS`]) so that posts wrapped with either open.
+    #[must_use = "a conflict means another key was offered for a held slot"]
     pub fn insert(
         &mut self,
         owner: UserId,
@@ -357,11 +427,17 @@ impl Keyring {
         for grant in grants {
             let slot = (owner, grant.audience, grant.epoch);
             match self.keys.get(&slot) {
-                Some(held) if *held != grant.key => conflicts.push(KeyConflict {
-                    owner,
-                    audience: grant.audience,
-                    epoch: grant.epoch,
-                }),
+                Some(held) if *held != grant.key => {
+                    conflicts.push(KeyConflict {
+                        owner,
+                        audience: grant.audience,
+                        epoch: grant.epoch,
+                    });
+                    let others = self.alternates.entry(slot).or_default();
+                    if !others.contains(&grant.key) && others.len() < MAX_ALTERNATE_KEYS {
+                        others.push(grant.key);
+                    }
+                }
                 Some(_) => {}
                 None => {
                     self.keys.insert(slot, grant.key);
@@ -373,12 +449,12 @@ impl Keyring {
 
     /// Adds every key of an audience that `owner` keeps, e.g. the private
     /// audience from a device-link bundle.
-    #[must_use = "a conflict means someone offered another key for a held slot"]
+    #[must_use = "a conflict means another key was offered for a held slot"]
     pub fn insert_audience(&mut self, owner: UserId, audience: &Audience) -> Vec<KeyConflict> {
         self.insert(owner, audience.all_grants())
     }
 
-    /// Number of keys held.
+    /// Number of slots held.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -400,12 +476,36 @@ impl Keyring {
 
     /// The versioned, canonical storage encoding (keep it secret).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        secret_codec::encode(self)
+        secret_codec::encode(&StoredKeyring {
+            version: KeyringVersion,
+            keys: self.keys.clone(),
+            alternates: self.alternates.clone(),
+        })
     }
 
-    /// Loads a keyring stored by [`Keyring::encode`].
+    /// Loads a keyring stored by [`Keyring::encode`], or by the first
+    /// version (without alternates).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        secret_codec::decode(bytes, MAX_STATE_LEN)
+        if let Ok(stored) =
+            secret_codec::decode_version::<StoredKeyring>(bytes, MAX_STATE_LEN, KEYRING_VERSION)
+        {
+            let bounded = stored
+                .alternates
+                .values()
+                .all(|keys| keys.len() <= MAX_ALTERNATE_KEYS);
+            if !bounded {
+                return Err(DecodeError::Malformed("too many alternate keys".into()));
+            }
+            return Ok(Self {
+                keys: stored.keys,
+                alternates: stored.alternates,
+            });
+        }
+        let legacy: LegacyKeyring = secret_codec::decode(bytes, MAX_STATE_LEN)?;
+        Ok(Self {
+            keys: legacy.keys,
+            alternates: BTreeMap::new(),
+        })
     }
 }
 
@@ -418,6 +518,20 @@ impl KeyLookup for Keyring {
     ) -> Option<&AudienceKey> {
         self.keys.get(&(*author, *audience, epoch))
     }
+
+    fn audience_keys(
+        &self,
+        author: &UserId,
+        audience: &AudienceId,
+        epoch: Epoch,
+    ) -> Vec<&AudienceKey> {
+        let slot = (*author, *audience, epoch);
+        self.keys
+            .get(&slot)
+            .into_iter()
+            .chain(self.alternates.get(&slot).into_iter().flatten())
+            .collect()
+    }
 }
 
 impl<T: KeyLookup + ?Sized> KeyLookup for &T {
@@ -428,5 +542,14 @@ impl<T: KeyLookup + ?Sized> KeyLookup for &T {
         epoch: Epoch,
     ) -> Option<&AudienceKey> {
         (**self).audience_key(author, audience, epoch)
+    }
+
+    fn audience_keys(
+        &self,
+        author: &UserId,
+        audience: &AudienceId,
+        epoch: Epoch,
+    ) -> Vec<&AudienceKey> {
+        (**self).audience_keys(author, audience, epoch)
     }
 }

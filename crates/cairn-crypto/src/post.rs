@@ -80,8 +80,8 @@ pub fn seal_post(
         .map_err(len_error)
 }
 
-/// Opens a post sealed under `header`, with the first key `keys` holds for
-/// one of its wraps. Every failure is the same [`DecryptionFailed`].
+/// Opens a post sealed under `header`, with the first key `keys` holds
+/// for one of its wraps that unwraps it. Every failure is the same [`DecryptionFailed`].
 pub fn open_post(
     header: &EnvelopeHeader,
     payload: &[u8],
@@ -95,11 +95,12 @@ pub fn open_post(
     let post_key = post
         .wraps
         .iter()
-        .filter_map(|wrap| {
-            let key = keys.audience_key(&header.author, &wrap.audience, wrap.epoch)?;
-            unwrap_key(key, wrap, &header_bytes)
+        .flat_map(|wrap| {
+            keys.audience_keys(&header.author, &wrap.audience, wrap.epoch)
+                .into_iter()
+                .map(move |key| (key, wrap))
         })
-        .next()
+        .find_map(|(key, wrap)| unwrap_key(key, wrap, &header_bytes))
         .ok_or(DecryptionFailed)?;
     open_content(&post_key, post, &header_bytes)
 }

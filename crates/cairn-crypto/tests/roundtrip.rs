@@ -866,6 +866,36 @@ fn a_held_key_is_never_replaced_and_a_different_one_is_reported() {
 }
 
 #[test]
+fn two_keys_made_for_one_epoch_at_once_both_open_their_posts() {
+    let mut rng = rng();
+    let alice = User::new(&mut rng);
+    let audience = Audience::new(&mut rng, "fam").unwrap();
+    // Two of Alice's devices rotate at once: the same next epoch, two keys.
+    let (mut laptop, mut phone) = (audience.clone(), audience);
+    laptop.rotate(&mut rng).unwrap();
+    phone.rotate(&mut rng).unwrap();
+    assert_eq!(laptop.epoch(), phone.epoch());
+    let mut keyring = Keyring::new();
+    assert!(
+        keyring
+            .insert(alice.id(), [laptop.current_grant()])
+            .is_empty()
+    );
+    let conflicts = keyring.insert(alice.id(), [phone.current_grant()]);
+    assert_eq!(conflicts.len(), 1, "reported");
+    for (seq, side) in [(1, &laptop), (2, &phone)] {
+        let header = alice.header(seq, Scope::Friends);
+        let post = seal_post(&mut rng, &header, b"hi", &[side.target()]).unwrap();
+        assert_eq!(
+            open_post(&header, post.as_slice(), &keyring).unwrap(),
+            b"hi"
+        );
+    }
+    let stored = Keyring::decode(&keyring.encode()).unwrap();
+    assert_eq!(stored, keyring, "alternates are stored");
+}
+
+#[test]
 fn the_latest_epoch_held_is_per_owner_and_audience() {
     use cairn_crypto::{AudienceId, AudienceKey, Epoch};
     let (owner, other) = (UserId::from_bytes([9; 32]), UserId::from_bytes([8; 32]));
