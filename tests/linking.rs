@@ -201,3 +201,56 @@ fn the_root_key_stays_on_the_first_device_unless_given_or_recovered() {
     );
     assert_eq!(tablet.json(&["whoami"])["root_key"], false);
 }
+
+/// At a terminal, the joining device shows who approved it and the
+/// confirmation, and links only if the person says the approving device
+/// shows the same.
+#[test]
+fn at_a_terminal_the_new_device_asks_before_it_links() {
+    use rexpect::process::WaitStatus;
+    let relay = Relay::start();
+    let (laptop, phone) = (Home::new(), Home::new());
+    let user = laptop.init(&relay.target, "laptop");
+    let code = join(&phone, &relay.target, &user)["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approved = laptop.json(&["device", "approve", &code]);
+    let confirmation = approved["confirmation"].as_str().unwrap();
+    let at_terminal = |answer: &str| {
+        let mut command = phone.cmd(&["sync"]);
+        command.stdin(std::process::Stdio::inherit());
+        let mut session = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+        session
+            .exp_string(&format!(
+                "approved as a device of {user}; confirmation {confirmation}"
+            ))
+            .unwrap();
+        session.exp_string("[y/N]").unwrap();
+        session.send_line(answer).unwrap();
+        let rest = session.exp_eof().unwrap();
+        let status = session.process().wait().unwrap();
+        (status, rest)
+    };
+    let (status, said) = at_terminal("n");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 11)),
+        "{status:?}: {said}"
+    );
+    assert!(said.contains("not linked"), "{said}");
+    assert_eq!(
+        phone.json(&["whoami"])["pending"],
+        true,
+        "nothing was adopted"
+    );
+    let (status, said) = at_terminal("y");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}: {said}"
+    );
+    assert!(
+        said.contains(&format!("confirmation: {confirmation}")),
+        "{said}"
+    );
+    assert_eq!(phone.json(&["whoami"])["user"], user.as_str());
+}
