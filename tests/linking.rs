@@ -19,18 +19,7 @@ use serde_json::Value;
 
 /// `cairn device join` for `user` on `target`; its JSON answer.
 fn join(phone: &Home, target: &Target, user: &str) -> Value {
-    phone.json(&[
-        "device",
-        "join",
-        "--user",
-        user,
-        "--relay",
-        &target.addr,
-        "--fingerprint",
-        &target.fingerprint,
-        "--name",
-        "phone",
-    ])
+    phone.create(&["device", "join", "--user", user], target, "phone")
 }
 
 /// Under `invite`, the first device needs the invite; a linked device
@@ -51,17 +40,7 @@ fn linking_needs_no_second_invite() {
         &target.fingerprint,
     ]);
     assert_eq!(refused, 6, "the first device needs the invite");
-    laptop.json(&[
-        "init",
-        "--invite",
-        "family",
-        "--relay",
-        &target.addr,
-        "--fingerprint",
-        &target.fingerprint,
-        "--name",
-        "laptop",
-    ]);
+    laptop.create(&["init", "--invite", "family"], target, "laptop");
     laptop.ok(&["note", "add", "before the phone"]);
     link(target, &laptop, &phone, "phone");
     assert_eq!(phone.note_texts(), ["before the phone"]);
@@ -147,15 +126,7 @@ fn the_root_key_stays_on_the_first_device_unless_given_or_recovered() {
     let relay = Relay::start();
     let (laptop, phone, tablet, other) = (Home::new(), Home::new(), Home::new(), Home::new());
     let target = &relay.target;
-    let created = laptop.json(&[
-        "init",
-        "--relay",
-        &target.addr,
-        "--fingerprint",
-        &target.fingerprint,
-        "--name",
-        "laptop",
-    ]);
+    let created = laptop.create(&["init"], target, "laptop");
     let recovery = created["recovery_code"].as_str().unwrap().to_owned();
     assert!(recovery.starts_with("cairnroot1"));
     assert_eq!(
@@ -175,15 +146,7 @@ fn the_root_key_stays_on_the_first_device_unless_given_or_recovered() {
     let (exit, _) = phone.fails(&["device", "recovery-code"]);
     assert_eq!(exit, 11);
 
-    let others = other.json(&[
-        "init",
-        "--relay",
-        &target.addr,
-        "--fingerprint",
-        &target.fingerprint,
-        "--name",
-        "other",
-    ]);
+    let others = other.create(&["init"], target, "other");
     let (exit, message) = phone.fails(&[
         "device",
         "recover",

@@ -224,7 +224,7 @@ impl Home {
 
     /// `cairn --json COMMAND... --relay R --fingerprint FP --name NAME`:
     /// what makes a new home (`init`, `device join`).
-    fn create(&self, command: &[&str], target: &Target, name: &str) -> Value {
+    pub fn create(&self, command: &[&str], target: &Target, name: &str) -> Value {
         let mut args = command.to_vec();
         args.extend([
             "--relay",

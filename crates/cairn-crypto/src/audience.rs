@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use cairn_wire::codec::V1;
+use cairn_wire::codec::{V1, Version};
 use cairn_wire::{BoundedString, DecodeError, ExchangeKey, UserId};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -388,24 +388,8 @@ struct LegacyKeyring {
 /// The version byte of [`StoredKeyring`].
 const KEYRING_VERSION: u8 = 2;
 
-struct KeyringVersion;
-
-impl Serialize for KeyringVersion {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u8(KEYRING_VERSION)
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyringVersion {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match u8::deserialize(deserializer)? {
-            KEYRING_VERSION => Ok(Self),
-            other => Err(serde::de::Error::custom(format_args!(
-                "not a keyring of this version ({other})"
-            ))),
-        }
-    }
-}
+/// [`KEYRING_VERSION`] in an encoding.
+type KeyringVersion = Version<KEYRING_VERSION>;
 
 impl Keyring {
     /// An empty keyring.
@@ -477,7 +461,7 @@ impl Keyring {
     /// The versioned, canonical storage encoding (keep it secret).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         secret_codec::encode(&StoredKeyring {
-            version: KeyringVersion,
+            version: Version,
             keys: self.keys.clone(),
             alternates: self.alternates.clone(),
         })

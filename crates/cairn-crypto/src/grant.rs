@@ -12,7 +12,7 @@
 //! (audience ids, epochs) is inside the ciphertext: the relay learns only
 //! that the author sent the recipient something.
 
-use cairn_wire::codec::V1;
+use cairn_wire::codec::{V1, Version};
 use cairn_wire::limits::MAX_PAYLOAD_LEN;
 use cairn_wire::{
     BoundedBytes, BoundedVec, DeviceCertificate, DeviceId, EnvelopeHeader, ExchangeKey, Payload,
@@ -91,7 +91,7 @@ impl LinkBundle {
 
     fn encode(&self) -> Zeroizing<Vec<u8>> {
         secret_codec::encode(&StoredBundle {
-            version: BundleVersion,
+            version: Version,
             user: self.user,
             root: self.root.clone(),
             exchange: self.exchange.clone(),
@@ -124,24 +124,7 @@ impl LinkBundle {
 const BUNDLE_VERSION: u8 = 2;
 
 /// [`BUNDLE_VERSION`] in an encoding.
-struct BundleVersion;
-
-impl Serialize for BundleVersion {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u8(BUNDLE_VERSION)
-    }
-}
-
-impl<'de> Deserialize<'de> for BundleVersion {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match u8::deserialize(deserializer)? {
-            BUNDLE_VERSION => Ok(Self),
-            other => Err(serde::de::Error::custom(format_args!(
-                "not a bundle of this version ({other})"
-            ))),
-        }
-    }
-}
+type BundleVersion = Version<BUNDLE_VERSION>;
 
 /// A bundle's encoding.
 #[derive(Serialize, Deserialize)]
@@ -237,24 +220,7 @@ struct GrantPlaintext {
 const GRANT_VERSION: u8 = 2;
 
 /// [`GRANT_VERSION`] in an encoding.
-struct GrantVersion;
-
-impl Serialize for GrantVersion {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u8(GRANT_VERSION)
-    }
-}
-
-impl<'de> Deserialize<'de> for GrantVersion {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match u8::deserialize(deserializer)? {
-            GRANT_VERSION => Ok(Self),
-            other => Err(serde::de::Error::custom(format_args!(
-                "not a certified grant (version {other})"
-            ))),
-        }
-    }
-}
+type GrantVersion = Version<GRANT_VERSION>;
 
 /// An opened key grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +266,7 @@ pub fn seal_grant(
         max: e.max,
     })?;
     let plaintext = secret_codec::encode(&GrantPlaintext {
-        version: GrantVersion,
+        version: Version,
         certificate: certificate.clone(),
         keys,
     });
@@ -583,7 +549,7 @@ mod tests {
                 .certify_device(other.device_id(), other.exchange_key(), 1)
         }] {
             let forged = secret_codec::encode(&GrantPlaintext {
-                version: GrantVersion,
+                version: Version,
                 certificate,
                 keys: bounded(),
             });

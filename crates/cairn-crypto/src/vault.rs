@@ -139,19 +139,9 @@ impl DataKey {
     ) -> Result<(Self, Vec<u8>), VaultError> {
         let mut key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(key.as_mut());
-        let mut salt = [0u8; 16];
-        rng.fill_bytes(&mut salt);
-        let kek = Self(derive(passphrase, &salt, cost)?);
-        let wrapped = kek.seal(rng, LABEL_DATA_KEY, key.as_slice())?;
-        let header = VaultHeader {
-            version: V1,
-            salt,
-            m_cost: cost.m_cost,
-            t_cost: cost.t_cost,
-            p_cost: cost.p_cost,
-            wrapped,
-        };
-        Ok((Self(key), codec::encode(&header)))
+        let key = Self(key);
+        let header = key.rewrap(rng, passphrase, cost)?;
+        Ok((key, header))
     }
 
     /// A new header keeping this same data key under `passphrase` with

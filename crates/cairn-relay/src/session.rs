@@ -144,12 +144,7 @@ impl Unauthenticated {
         auth: &AuthRequest,
         exporter: &[u8; AUTH_EXPORTER_LEN],
     ) -> Result<AuthOk, Fatal> {
-        auth.verify_proof(exporter).map_err(|_| {
-            Fatal::new(
-                ErrorCode::AUTH_FAILED,
-                "proof does not verify for this connection",
-            )
-        })?;
+        auth.verify_proof(exporter).map_err(|_| bad_proof())?;
         let body = auth
             .certificate
             .verify()
@@ -160,12 +155,7 @@ impl Unauthenticated {
                 )
             })?
             .clone();
-        if shared.bans.contains(&body.device) {
-            return Err(Fatal::new(
-                ErrorCode::DEVICE_BANNED,
-                "device banned by the relay operator",
-            ));
-        }
+        refuse_banned(shared, &body.device)?;
         let registered = admit(shared, auth, self.ip).await?;
         Ok(AuthOk {
             user: body.user,
@@ -195,6 +185,25 @@ impl Unauthenticated {
     }
 }
 
+/// The refusal of a proof that does not verify.
+fn bad_proof() -> Fatal {
+    Fatal::new(
+        ErrorCode::AUTH_FAILED,
+        "proof does not verify for this connection",
+    )
+}
+
+/// Refuses a device the operator banned, before any registry read.
+fn refuse_banned<S: Store>(shared: &Shared<S>, device: &DeviceId) -> Result<(), Fatal> {
+    if shared.bans.contains(device) {
+        return Err(Fatal::new(
+            ErrorCode::DEVICE_BANNED,
+            "device banned by the relay operator",
+        ));
+    }
+    Ok(())
+}
+
 /// A device without its certificate (being linked): the proof must be by
 /// the device key it names, and another device of the user must have
 /// registered it, not revoked; the answer carries that certificate. A
@@ -205,18 +214,8 @@ async fn check_enrolment<S: Store>(
     enrol: &EnrolRequest,
     exporter: &[u8; AUTH_EXPORTER_LEN],
 ) -> Result<Enrolment, Fatal> {
-    enrol.verify_proof(exporter).map_err(|_| {
-        Fatal::new(
-            ErrorCode::AUTH_FAILED,
-            "proof does not verify for this connection",
-        )
-    })?;
-    if shared.bans.contains(&enrol.device) {
-        return Err(Fatal::new(
-            ErrorCode::DEVICE_BANNED,
-            "device banned by the relay operator",
-        ));
-    }
+    enrol.verify_proof(exporter).map_err(|_| bad_proof())?;
+    refuse_banned(shared, &enrol.device)?;
     let devices = shared.store.devices(enrol.user).await.map_err(|e| {
         tracing::error!(error = %e, "registry lookup failed");
         Fatal::new(ErrorCode::INTERNAL, "registry unavailable")

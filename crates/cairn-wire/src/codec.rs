@@ -189,22 +189,29 @@ pub fn decode_versioned<T: DeserializeOwned + Serialize>(
     }
 }
 
-/// The version field of a versioned structure: encodes as the byte `0x01`
+/// The version field of a versioned structure: encodes as the byte `N`
 /// and decodes from nothing else, so a value of a versioned type cannot
 /// exist with another version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct V1;
+pub struct Version<const N: u8>;
 
-impl Serialize for V1 {
+/// The first version of a structure.
+pub type V1 = Version<FORMAT_VERSION>;
+
+/// The first version, as a value.
+#[allow(non_upper_case_globals)]
+pub const V1: V1 = Version;
+
+impl<const N: u8> Serialize for Version<N> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u8(FORMAT_VERSION)
+        serializer.serialize_u8(N)
     }
 }
 
-impl<'de> Deserialize<'de> for V1 {
+impl<'de, const N: u8> Deserialize<'de> for Version<N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match u8::deserialize(deserializer)? {
-            FORMAT_VERSION => Ok(V1),
+            v if v == N => Ok(Self),
             other => Err(serde::de::Error::custom(format_args!(
                 "unsupported format version {other}"
             ))),
