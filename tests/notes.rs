@@ -141,7 +141,11 @@ fn a_device_linked_later_and_a_revoked_one() {
             .holds_audience_key(user, audience, shared_epoch)
             .unwrap()
     );
-    laptop.ok(&["device", "revoke", &phone_device]);
+    // Devices are named by name (or a unique prefix of their id).
+    let (code, message) = laptop.fails(&["device", "revoke", "cd1"]);
+    assert_eq!(code, 11, "cd1 matches both devices: {message}");
+    let revoked = laptop.json(&["device", "revoke", "phone"]);
+    assert_eq!(revoked["revoked"], phone_device.as_str());
     // The private audience rotated to a key the phone never got.
     let (rotated, epoch) = newest_private_key(&laptop);
     assert_eq!(rotated, audience);
@@ -210,6 +214,87 @@ fn errors_say_what_to_do() {
         .unwrap();
     assert_eq!(output.status.code(), Some(9));
     assert!(String::from_utf8_lossy(&output.stderr).contains("CAIRN_PASSPHRASE"));
+}
+
+/// What a person would not mean to save is refused in their terms; a
+/// prefix matching several notes says so; several lines stay in their
+/// column; edits and removals say what they did.
+#[test]
+fn notes_are_checked_and_shown_as_people_expect() {
+    let relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    for empty in ["", "   ", "\n\t"] {
+        let (code, message) = home.fails(&["note", "add", empty]);
+        assert_eq!(code, 11, "{message}");
+        assert!(message.contains("needs some text"), "{message}");
+    }
+    let long = "x".repeat(cairn_client::MAX_TEXT_LEN + 1);
+    let (code, message) = home.fails(&["note", "add", &long]);
+    assert_eq!(code, 11, "{message}");
+    assert!(message.contains("at most 60 KiB"), "{message}");
+    home.ok(&["note", "add", &"y".repeat(cairn_client::MAX_TEXT_LEN)]);
+
+    home.ok(&["note", "add", "first line\nsecond line"]);
+    let listed = home.ok(&["note", "list"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.ends_with("first line"))
+        .unwrap();
+    let column = lines[first].len() - "first line".len();
+    assert_eq!(
+        lines[first + 1],
+        format!("{}second line", " ".repeat(column))
+    );
+
+    let (code, message) = home.fails(&["note", "rm", "ce1"]);
+    assert_eq!(code, 11, "{message}");
+    assert!(message.contains("\"ce1\" matches 2"), "{message}");
+    let id = note_id(&home, "first line\nsecond line");
+    let edited = home
+        .cmd(&["note", "edit", &id[..12], "one line"])
+        .output()
+        .unwrap();
+    assert!(edited.status.success());
+    assert!(
+        String::from_utf8_lossy(&edited.stderr).contains(&format!("edited note {}", &id[..12]))
+    );
+    let removed = home.cmd(&["note", "rm", &id]).output().unwrap();
+    assert!(String::from_utf8_lossy(&removed.stderr).contains("removed note"));
+
+    let (code, message) = home.fails(&[
+        "friend",
+        "add",
+        &home.json(&["whoami"])["user"].as_str().unwrap().to_owned(),
+        "--name",
+        "me",
+    ]);
+    assert_eq!(code, 11, "{message}");
+
+    let empty = Home::new();
+    empty.init(&relay.target, "other");
+    let output = empty.cmd(&["feed"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the feed is empty"));
+}
+
+/// Shell completions and a manual page come from the same definition as
+/// the parser.
+#[test]
+fn completions_and_the_manual_are_printed() {
+    let home = Home::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = home.ok(&["completions", shell]);
+        assert!(
+            script.contains("cairn") && script.contains("audience"),
+            "{shell}"
+        );
+    }
+    let manual = home.ok(&["man"]);
+    assert!(
+        manual.starts_with(".ie") && manual.contains(".TH cairn 1"),
+        "{manual}"
+    );
 }
 
 #[test]

@@ -76,6 +76,14 @@ pub enum Command {
     },
     /// Your posts and the friends' posts you can read.
     Feed,
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell), e.g. `cairn completions bash > ~/.local/share/bash-completion/completions/cairn`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `cairn man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +155,7 @@ pub enum DeviceCommand {
     List,
     /// Revoke a device for good.
     Revoke {
-        /// The device id (`cd1…`).
+        /// The device: its name, its id (`cd1…`), or a unique prefix of it.
         device: String,
     },
 }

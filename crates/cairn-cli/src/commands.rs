@@ -9,7 +9,7 @@ use cairn_client::{
     Client, Confirmation, Error, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase, RecoveryCode,
     SyncReport, Unopened, WatchEvent,
 };
-use cairn_wire::{DeviceId, Fingerprint, UserId};
+use cairn_wire::{Fingerprint, UserId};
 use serde_json::json;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
@@ -28,6 +28,11 @@ use crate::views::{
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Completions { shell } => return completions(shell),
+        Command::Man => return manual(),
+        _ => {}
+    }
     let ctx = Ctx::new(cli.global)?;
     match cli.command {
         Command::Init {
@@ -45,7 +50,26 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audience(command) => audience(&ctx, command).await,
         Command::Post { to, text } => post(&ctx, &to, &text).await,
         Command::Feed => feed(&ctx),
+        Command::Completions { .. } | Command::Man => Ok(()),
     }
+}
+
+/// The completion script for `shell`, on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "cairn", &mut out);
+    say!("{}", String::from_utf8_lossy(&out).trim_end())?;
+    Ok(())
+}
+
+/// The manual page, on stdout.
+fn manual() -> Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command).render(&mut out)?;
+    say!("{}", String::from_utf8_lossy(&out).trim_end())?;
+    Ok(())
 }
 
 /// What every command needs.
@@ -215,6 +239,9 @@ async fn note(ctx: &Ctx, command: NoteCommand) -> Result<()> {
         return output::json(&json!({ "id": id.to_text(), "queued": queued }));
     }
     say!("{}", id.to_text())?;
+    if verb != "added" {
+        eprintln!("{verb} note {}", short(&id.to_text()));
+    }
     report_change(verb, queued);
     Ok(())
 }
@@ -224,20 +251,30 @@ fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
     if ctx.json {
         return output::json(&notes.iter().map(NoteJson::from).collect::<Vec<_>>());
     }
+    if notes.is_empty() {
+        eprintln!("no notes yet (`cairn note add TEXT` adds one)");
+    }
     for note in notes {
         let edited = if note.edited.is_some() {
             " (edited)"
         } else {
             ""
         };
-        say!(
-            "{}  {}{edited}  {}",
+        let head = format!(
+            "{}  {}{edited}  ",
             short(&note.id.to_text()),
-            time(note.created),
-            note.text
-        )?;
+            time(note.created)
+        );
+        say!("{head}{}", indented(&note.text, head.chars().count()))?;
     }
     Ok(())
+}
+
+/// `text` with every line after the first indented by `width` columns, so
+/// that a note of several lines stays in its column.
+fn indented(text: &str, width: usize) -> String {
+    let pad = format!("\n{}", " ".repeat(width));
+    text.trim_end_matches('\n').replace('\n', &pad)
 }
 
 async fn sync(ctx: &Ctx) -> Result<()> {
@@ -511,8 +548,8 @@ async fn device_list(ctx: &Ctx) -> Result<()> {
 }
 
 async fn revoke(ctx: &Ctx, device: &str) -> Result<()> {
-    let device: DeviceId = device.parse().map_err(|e| Error::Invalid(format!("{e}")))?;
     let mut client = ctx.client()?;
+    let device = client.find_device(device)?;
     client.revoke_device(device).await?;
     if ctx.json {
         return output::json(&json!({ "revoked": device.to_text() }));
@@ -622,13 +659,17 @@ fn feed(ctx: &Ctx) -> Result<()> {
     if ctx.json {
         return output::json(&feed);
     }
+    if feed.is_empty() {
+        eprintln!("the feed is empty (`cairn sync` fetches what friends posted)");
+    }
     for post in feed {
         // Friends' audience names are theirs alone; show only ours.
         let to = match post.mine {
             true => format!(" [{}]", post.audiences.join(", ")),
             false => String::new(),
         };
-        say!("{}  {}{to}: {}", time(post.created), post.from, post.text)?;
+        let head = format!("{}  {}{to}: ", time(post.created), post.from);
+        say!("{head}{}", indented(&post.text, head.chars().count()))?;
     }
     Ok(())
 }
@@ -682,9 +723,13 @@ fn read_text(text: &str) -> Result<String> {
     Ok(buffer.trim_end_matches('\n').to_owned())
 }
 
+/// The operating system's host name (shells rarely export `HOSTNAME`),
+/// or "device" when it has none.
 fn default_device_name() -> String {
-    std::env::var("HOSTNAME")
+    gethostname::gethostname()
+        .into_string()
         .ok()
+        .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "device".to_owned())
 }

@@ -159,6 +159,43 @@ impl Client {
         })
     }
 
+    /// The user's device named `name`, or whose id is or starts with
+    /// `name`, among those the private log certifies.
+    pub fn find_device(&self, name: &str) -> Result<DeviceId, Error> {
+        let name = name.trim();
+        if let Ok(id) = name.parse::<DeviceId>() {
+            return Ok(id);
+        }
+        let state = self.state()?;
+        let mut known: Vec<DeviceId> = state.device_names.keys().copied().collect();
+        known.push(self.device());
+        known.sort();
+        known.dedup();
+        let named: Vec<DeviceId> = state
+            .device_names
+            .iter()
+            .filter(|(_, n)| n.as_str() == name)
+            .map(|(id, _)| *id)
+            .collect();
+        let matches = match named.is_empty() {
+            false => named,
+            true => known
+                .into_iter()
+                .filter(|id| !name.is_empty() && id.to_text().starts_with(name))
+                .collect(),
+        };
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::Invalid(format!(
+                "no device named {name:?} or whose id starts with it"
+            ))),
+            many => Err(Error::Ambiguous {
+                prefix: name.to_owned(),
+                matches: many.iter().map(DeviceId::to_text).collect(),
+            }),
+        }
+    }
+
     /// Lists the user's devices with their sync positions (asks the relay).
     pub async fn devices(&mut self) -> Result<Vec<DeviceView>, Error> {
         let connection = self.connect().await?;

@@ -52,6 +52,14 @@ pub enum Error {
     /// No note with that id (or prefix).
     #[error("no note {0:?}")]
     UnknownNote(String),
+    /// A prefix names more than one note (or device).
+    #[error("{prefix:?} matches {}: {}; give more of the id", .matches.len(), .matches.join(", "))]
+    Ambiguous {
+        /// What was given.
+        prefix: String,
+        /// Everything it matches.
+        matches: Vec<String>,
+    },
     /// The name is taken.
     #[error("{0}")]
     Exists(String),
@@ -151,6 +159,7 @@ impl Error {
             | Self::Exists(_)
             | Self::AlreadyInitialised { .. }
             | Self::OutdatedJoin
+            | Self::Ambiguous { .. }
             | Self::NoRootKey
             | Self::AlreadyApproved { .. } => ErrorKind::Invalid,
             _ => ErrorKind::Other,

@@ -8,9 +8,31 @@ use crate::error::Error;
 use crate::record::{NoteOp, RecordBody};
 use crate::state::Note;
 
+/// Most text a note or a post holds, in bytes: what fits in one sealed
+/// record (`cairn_crypto::MAX_PLAINTEXT_LEN`) with room for the record's
+/// certificate and framing.
+pub const MAX_TEXT_LEN: usize = 60 * 1024;
+
+/// Refuses text a person would not mean to save: nothing but whitespace,
+/// or more than [`MAX_TEXT_LEN`], said in their terms.
+pub(crate) fn check_text(what: &str, text: &str) -> Result<(), Error> {
+    if text.trim().is_empty() {
+        return Err(Error::Invalid(format!("a {what} needs some text")));
+    }
+    if text.len() > MAX_TEXT_LEN {
+        return Err(Error::Invalid(format!(
+            "a {what} holds at most {} KiB of text; this one has {:.1} KiB",
+            MAX_TEXT_LEN / 1024,
+            text.len() as f64 / 1024.0
+        )));
+    }
+    Ok(())
+}
+
 impl Client {
     /// Adds a note; its id is the envelope's.
     pub fn add_note(&mut self, text: &str) -> Result<EnvelopeId, Error> {
+        check_text("note", text)?;
         let op = NoteOp::Add {
             text: text.to_owned(),
         };
@@ -19,6 +41,7 @@ impl Client {
 
     /// Replaces the text of the note `id` (full id or unique prefix).
     pub fn edit_note(&mut self, id: &str, text: &str) -> Result<EnvelopeId, Error> {
+        check_text("note", text)?;
         let target = self.resolve_note(id)?;
         let op = NoteOp::Edit {
             target,
@@ -43,13 +66,19 @@ impl Client {
     /// The note whose id is `id` or starts with it, if exactly one does.
     fn resolve_note(&self, id: &str) -> Result<EnvelopeId, Error> {
         let id = id.trim();
-        let mut matches = self
+        let matches: Vec<EnvelopeId> = self
             .notes()?
             .into_iter()
-            .filter(|n| !id.is_empty() && n.id.to_text().starts_with(id));
-        let (Some(note), None) = (matches.next(), matches.next()) else {
-            return Err(Error::UnknownNote(id.to_owned()));
-        };
-        Ok(note.id)
+            .map(|n| n.id)
+            .filter(|n| !id.is_empty() && n.to_text().starts_with(id))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::UnknownNote(id.to_owned())),
+            many => Err(Error::Ambiguous {
+                prefix: id.to_owned(),
+                matches: many.iter().map(EnvelopeId::to_text).collect(),
+            }),
+        }
     }
 }

@@ -163,6 +163,7 @@ impl Client {
                 "name at least one audience with --to".into(),
             ));
         }
+        crate::notes::check_text("post", text)?;
         let state = self.state_knowing(audiences, &[]).await?;
         let mut chosen = Vec::new();
         for name in audiences {
@@ -275,13 +276,21 @@ async fn statement(connection: &Connection, request: Request) -> Result<(), Erro
 }
 
 /// Names are for people: non-empty, one line, at most 64 bytes.
+/// Names that would read as something else where names are shown: a
+/// friend called "me" would look like the user.
+const RESERVED_NAMES: &[&str] = &["me", "you", "private"];
+
 fn check_name(name: &str) -> Result<(), Error> {
     let ok = !name.trim().is_empty() && name.len() <= 64 && !name.contains(['\n', '\r']);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
+    if !ok {
+        return Err(Error::Invalid(format!(
             "{name:?} is not a usable name (1 to 64 bytes, one line)"
-        )))
+        )));
     }
+    if RESERVED_NAMES.contains(&name.trim().to_lowercase().as_str()) {
+        return Err(Error::Invalid(format!(
+            "{name:?} is reserved: it would read as something else; choose another name"
+        )));
+    }
+    Ok(())
 }
