@@ -263,13 +263,8 @@ fn notes_are_checked_and_shown_as_people_expect() {
     let removed = home.cmd(&["note", "rm", &id]).output().unwrap();
     assert!(String::from_utf8_lossy(&removed.stderr).contains("removed note"));
 
-    let (code, message) = home.fails(&[
-        "friend",
-        "add",
-        &home.json(&["whoami"])["user"].as_str().unwrap().to_owned(),
-        "--name",
-        "me",
-    ]);
+    let me = home.json(&["whoami"])["user"].as_str().unwrap().to_owned();
+    let (code, message) = home.fails(&["friend", "add", &me, "--name", "me"]);
     assert_eq!(code, 11, "{message}");
 
     let empty = Home::new();
