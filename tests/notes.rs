@@ -163,6 +163,11 @@ fn a_device_linked_later_and_a_revoked_one() {
     let (code, message) = phone.fails(&["sync"]);
     assert_eq!(code, 7, "revoked device: {message}");
     assert!(message.contains("revoked"), "{message}");
+    // Knowing it is revoked, the phone refuses new writes up front instead
+    // of queueing what can never be sent.
+    let (code, message) = phone.fails(&["note", "add", "never sent"]);
+    assert_eq!(code, 7, "{message}");
+    assert!(!phone.note_texts().contains(&"never sent".to_owned()));
 
     laptop.ok(&["note", "add", "after the revocation"]);
     link(&relay.target, &laptop, &tablet, "tablet");
@@ -270,6 +275,35 @@ fn notes_are_checked_and_shown_as_people_expect() {
     assert!(message.contains("reserved"), "{message}");
     let output = empty.cmd(&["feed"]).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("the feed is empty"));
+}
+
+/// A change saved here is not lost or reported as failed when the relay
+/// shows another certificate: it stays queued, the command says why it
+/// was not sent and what to do, and succeeds (a retry would have made a
+/// duplicate).
+#[test]
+fn a_saved_change_succeeds_even_when_it_cannot_be_sent() {
+    let mut relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    relay.stop();
+    let impostor = Relay::serve(tempfile::TempDir::new().unwrap(), relay.addr);
+    assert_ne!(impostor.target.fingerprint, relay.target.fingerprint);
+    let output = home
+        .cmd(&["--json", "note", "add", "kept"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["queued"], true);
+    assert!(stderr.contains("saved here, not sent"), "{stderr}");
+    assert!(
+        stderr.contains("does not match the pinned fingerprint"),
+        "{stderr}"
+    );
+    assert_eq!(home.note_texts(), ["kept"]);
+    assert_eq!(home.cmd(&["sync"]).output().unwrap().status.code(), Some(5));
 }
 
 /// Shell completions and a manual page come from the same definition as

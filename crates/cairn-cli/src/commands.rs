@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use cairn_client::{
-    Client, Confirmation, Error, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase, RecoveryCode,
-    SyncReport, Unopened, WatchEvent,
+    Client, Confirmation, Error, ErrorKind, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase,
+    RecoveryCode, SyncReport, Unopened, WatchEvent,
 };
 use cairn_wire::{Fingerprint, UserId};
 use serde_json::json;
@@ -21,6 +21,7 @@ use crate::output::{self, say, short, time};
 use crate::passphrase;
 use crate::progress::Bar;
 use crate::qr;
+use crate::views;
 use crate::views::{
     AudienceJson, DeviceJson, FriendJson, NoteJson, PostJson, SyncJson, WatchJson, WhoamiJson,
     author_name, change_name,
@@ -675,16 +676,28 @@ fn feed(ctx: &Ctx) -> Result<()> {
 }
 
 /// Pushes queued work if the relay answers; returns whether it stays
-/// queued.
+/// queued. What was saved here stays saved whatever the push meets: a
+/// relay that cannot be reached, or that shows another certificate or
+/// refuses, leaves it queued, said with what to do, and the command
+/// succeeds. Only a device the relay says is revoked or banned fails (it
+/// will never send anything).
 async fn push(client: &mut Client) -> Result<bool> {
-    Ok(client.push().await?.is_none())
+    match client.push().await {
+        Ok(report) => Ok(report.is_none()),
+        Err(e) if matches!(e.kind(), ErrorKind::Revoked | ErrorKind::Banned) => Err(e.into()),
+        Err(e) => {
+            eprintln!("warning: saved here, not sent: {e}");
+            if let Some(hint) = views::hint(&e) {
+                eprintln!("hint: {hint}");
+            }
+            Ok(true)
+        }
+    }
 }
 
 fn report_change(verb: &str, queued: bool) {
     if queued {
-        eprintln!(
-            "{verb} locally and queued: the relay is unreachable; `cairn sync` sends it later"
-        );
+        eprintln!("{verb} here and queued: `cairn sync` sends it once the relay takes it");
     }
 }
 

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_crypto::{Audience, os};
-use cairn_wire::{DeviceId, Fingerprint, UserId};
+use cairn_wire::{DeviceId, ErrorCode, Fingerprint, UserId};
 
 use crate::added::Added;
-use crate::connection::Connection;
+use crate::connection::{ConnectError, Connection};
 use crate::error::Error;
 use crate::identity::{Identity, LinkState};
-use crate::local::{Batch, LocalStore};
+use crate::local::{Batch, LocalStore, meta};
 use crate::open::{Item, KeyState};
 use crate::reach::{Options, connect_identity};
 use crate::record::RecordBody;
@@ -228,7 +228,30 @@ impl Client {
     /// client does not make itself, e.g. to ask the relay what it serves
     /// this device.
     pub async fn connect(&self) -> Result<Connection, Error> {
-        connect_identity(&self.identity, &self.options).await
+        let connected = connect_identity(&self.identity, &self.options).await;
+        if let Err(Error::Connect(ConnectError::Refused(e))) = &connected
+            && e.code == ErrorCode::DEVICE_REVOKED
+        {
+            self.remember_revoked()?;
+        }
+        connected
+    }
+
+    /// Remembers that the relay said this device is revoked, so that it
+    /// refuses new writes up front instead of queueing what can never be
+    /// sent.
+    fn remember_revoked(&self) -> Result<(), Error> {
+        let mut batch = Batch::default();
+        batch.meta.push((meta::REVOKED, vec![1]));
+        self.local.store().commit(batch)
+    }
+
+    /// Refuses a write on a device the relay said is revoked.
+    pub(crate) fn check_not_revoked(&self) -> Result<(), Error> {
+        match self.local.store().meta(meta::REVOKED)? {
+            Some(_) => Err(Error::DeviceRevoked),
+            None => Ok(()),
+        }
     }
 }
 

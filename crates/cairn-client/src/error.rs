@@ -86,6 +86,10 @@ pub enum Error {
     /// hold.
     #[error("this device does not hold your root key, which this takes")]
     NoRootKey,
+    /// This device was revoked by its user (the relay said so): it writes
+    /// nothing more.
+    #[error("this device has been revoked by its user: it can no longer write or sync")]
+    DeviceRevoked,
     /// The link code was approved already.
     #[error("the device {device} was approved already")]
     AlreadyApproved {
@@ -155,6 +159,7 @@ impl Error {
             Self::ExchangeKeyUnknown { .. } => ErrorKind::Unknown,
             Self::WrongPassphrase | Self::PassphraseRequired(_) => ErrorKind::Passphrase,
             Self::NotLinked | Self::Pending => ErrorKind::NotLinked,
+            Self::DeviceRevoked => ErrorKind::Revoked,
             Self::Invalid(_)
             | Self::Exists(_)
             | Self::AlreadyInitialised { .. }

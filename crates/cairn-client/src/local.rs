@@ -54,6 +54,9 @@ pub(crate) mod meta {
     /// How items are sealed: absent in stores made before items were
     /// bound to their envelope id, [`super::ITEMS_BOUND_TO_IDS`] since.
     pub const ITEM_FORMAT: &str = "item_format";
+    /// Present once the relay said this device is revoked: it writes
+    /// nothing more.
+    pub const REVOKED: &str = "revoked";
 }
 
 /// The local store. The redb file is opened on first use and kept open

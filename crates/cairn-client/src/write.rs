@@ -105,6 +105,7 @@ impl Client {
         scope: Scope,
         seal: impl FnOnce(&EnvelopeHeader) -> Result<Payload, Error>,
     ) -> Result<Envelope, Error> {
+        self.check_not_revoked()?;
         let user = self.user()?;
         let seq = self.local.store().next_seq()?;
         let header = EnvelopeHeader::new(user, self.device(), seq, now_ms(), scope);
