@@ -31,7 +31,7 @@ pub struct AdminFile {
 #[non_exhaustive]
 pub enum AdminFileError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// Which file.
         path: PathBuf,

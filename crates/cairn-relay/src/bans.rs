@@ -29,7 +29,7 @@ pub struct Bans {
 #[non_exhaustive]
 pub enum BansError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// Which file.
         path: PathBuf,

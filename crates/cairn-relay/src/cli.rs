@@ -189,20 +189,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn serve(config: RelayConfig, ready_file: Option<&Path>) -> Result<ExitCode> {
+    let format = config.log_format;
     let relay = start(config).await?;
     if let Some(path) = ready_file {
         Ready::of(&relay)
             .write(path)
             .with_context(|| format!("writing the ready file {}", path.display()))?;
     }
-    // For people watching the terminal; a closed stdout must not stop the
-    // relay (scripts read the ready file).
-    let _ = say!(
-        "cairn relay listening on {} (admin {})",
-        relay.addr,
-        relay.admin_addr
-    );
-    let _ = say!("fingerprint {}", relay.fingerprint);
+    // For people watching the terminal (one JSON object in JSON mode); a
+    // closed stdout must not stop the relay (scripts read the ready file).
+    let _ = match format {
+        LogFormat::Json => say!(
+            "{}",
+            serde_json::json!({
+                "listening": relay.addr,
+                "admin": relay.admin_addr,
+                "fingerprint": relay.fingerprint.to_string(),
+            })
+        ),
+        LogFormat::Text => say!(
+            "cairn relay listening on {} (admin {})\nfingerprint {}",
+            relay.addr,
+            relay.admin_addr,
+            relay.fingerprint
+        ),
+    };
     let trigger = relay.trigger();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -532,8 +543,10 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal, never into a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -281,7 +281,9 @@ impl RelayConfig {
             figment = figment.merge(Toml::file(file));
         }
         figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            // `CAIRN_RELAY_CONFIG` names the file itself (a flag's
+            // variable), not a setting in it.
+            .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(|e| ConfigError(e.to_string()))

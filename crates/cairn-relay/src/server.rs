@@ -66,7 +66,7 @@ impl<S: Store> Shared<S> {
 #[non_exhaustive]
 pub enum StartError {
     /// The data directory could not be created.
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     DataDir {
         /// Which directory.
         path: std::path::PathBuf,
@@ -86,7 +86,7 @@ pub enum StartError {
     #[error(transparent)]
     AdminFile(#[from] AdminFileError),
     /// A listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// Which address.
         addr: SocketAddr,

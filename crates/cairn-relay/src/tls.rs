@@ -26,7 +26,7 @@ pub struct TlsIdentity {
 #[non_exhaustive]
 pub enum TlsError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// Which file.
         path: PathBuf,

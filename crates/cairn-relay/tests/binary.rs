@@ -275,6 +275,47 @@ fn json_logs_are_one_object_per_line_with_the_fingerprint() {
     );
 }
 
+/// Logs written to a file carry no colour codes, and in JSON mode what
+/// `serve` prints on stdout is JSON too.
+#[test]
+fn log_files_have_no_colour_and_json_mode_prints_only_json() {
+    let dir = TempDir::new().unwrap();
+    let relay = RelayOptions::defaults().spawn(dir.path());
+    let log = relay.stderr();
+    terminate(relay);
+    assert!(log.contains("fingerprint"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
+
+    let json_dir = TempDir::new().unwrap();
+    let mut child = std::process::Command::new(relay_binary())
+        .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(json_dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .next()
+        .unwrap()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let announced: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert!(
+        announced["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{first}"
+    );
+    assert!(announced["listening"].is_string(), "{first}");
+}
+
 /// The test kit reads the ready file the relay writes, field for field.
 #[test]
 fn the_ready_file_is_what_the_test_kit_reads() {

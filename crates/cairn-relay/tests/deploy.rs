@@ -24,3 +24,43 @@ fn the_example_config_parses_and_its_limits_are_the_defaults() {
     assert_eq!(parsed.admin_listen, defaults.admin_listen);
     assert!(RelayConfig::load(Some(&path), &FlagOverrides::default()).is_ok());
 }
+
+/// `CAIRN_RELAY_CONFIG`, which `--help` advertises, names the config file
+/// (it used to be read as a setting and refused), and the systemd unit
+/// hands the relay its config.
+#[test]
+fn the_config_file_comes_from_the_environment_and_the_unit_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(&config, "[limits]\nconnections_per_ip = \"many\"\n").unwrap();
+    let fingerprint = |with_config: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-relay"));
+        command
+            .args(["fingerprint", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("CAIRN_RELAY_CONFIG");
+        if with_config {
+            command.env("CAIRN_RELAY_CONFIG", &config);
+        }
+        command.output().unwrap()
+    };
+    assert!(fingerprint(false).status.success());
+    let refused = fingerprint(true);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "the file's bad value was not read"
+    );
+    assert!(stderr.contains("connections_per_ip"), "{stderr}");
+    std::fs::write(&config, "[limits]\nconnections_per_ip = 3\n").unwrap();
+    assert!(fingerprint(true).status.success());
+
+    let unit =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cairn-relay.service");
+    let unit = std::fs::read_to_string(unit).unwrap();
+    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert!(
+        exec.contains("--config ${CONFIGURATION_DIRECTORY}/relay.toml"),
+        "{exec}"
+    );
+}
