@@ -163,6 +163,7 @@ fn create_fresh(path: &Path) -> Result<(), OpenError> {
         _ => {}
     }
     let db = Database::create(&temp).map_err(|e| open_error(&temp, e))?;
+    owner_only(&temp).map_err(io)?;
     init_or_check(&db, &temp)?;
     drop(db);
     fs::File::open(&temp)
@@ -175,6 +176,21 @@ fn create_fresh(path: &Path) -> Result<(), OpenError> {
             .map_err(io)?;
     }
     Ok(())
+}
+
+/// Makes a new database file readable by its owner only: it holds every
+/// user's envelopes and registry.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
 }
 
 fn stored_version(txn: &WriteTransaction, path: &Path) -> Result<Option<u32>, OpenError> {

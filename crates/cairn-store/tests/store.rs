@@ -637,3 +637,18 @@ async fn verify_finds_a_gap_and_reads_report_corrupt_rows() {
     let first = store.read_stream(stream, 0, 1).await.unwrap();
     assert_eq!(first.entries.len(), 1);
 }
+
+/// A new database holds every user's envelopes and registry: only its
+/// owner may read it, whatever the umask.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, store) = temp_store(fast());
+    drop(store);
+    let mode = std::fs::metadata(dir.path().join("cairn.redb"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
