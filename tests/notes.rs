@@ -306,6 +306,23 @@ fn a_saved_change_succeeds_even_when_it_cannot_be_sent() {
     assert_eq!(home.cmd(&["sync"]).output().unwrap().status.code(), Some(5));
 }
 
+/// Times are shown in the local time zone (`TZ`), or in UTC with `--utc`.
+#[test]
+fn times_are_local_unless_asked_for_utc() {
+    let relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    home.ok(&["note", "add", "when"]);
+    let listed = |args: &[&str]| {
+        let output = home.cmd(args).env("TZ", "JST-9").output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let local = listed(&["note", "list"]);
+    assert!(local.contains(" +09:00  when"), "{local}");
+    let utc = listed(&["--utc", "note", "list"]);
+    assert!(utc.contains("Z  when"), "{utc}");
+}
+
 /// Shell completions and a manual page come from the same definition as
 /// the parser.
 #[test]

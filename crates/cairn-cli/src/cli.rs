@@ -26,6 +26,9 @@ pub struct Global {
     /// JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Show times in UTC instead of the local time zone (`TZ`).
+    #[arg(long, global = true)]
+    pub utc: bool,
     /// Give up on reaching the relay after this long (e.g. `2s`).
     #[arg(long, global = true, env = "CAIRN_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,

@@ -58,10 +58,29 @@ pub fn error(json: bool, error: &anyhow::Error, kind: Option<ErrorKind>, hint: O
     }
 }
 
-/// A timestamp in ms since the Unix epoch, as RFC 3339 (UTC, seconds).
+/// A timestamp in ms since the Unix epoch: in the local time zone (`TZ`,
+/// with its offset), or with `--utc` as RFC 3339 in UTC, to the second.
 pub fn time(ms: u64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(at).to_string()
+    let local = !UTC.get().copied().unwrap_or(false);
+    let zoned = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|at| at.to_zoned_datetime(jiff::tz::TimeZone::system()));
+    match zoned {
+        Some(zoned) if local => zoned.strftime("%Y-%m-%d %H:%M:%S %:z").to_string(),
+        _ => {
+            let at = UNIX_EPOCH + Duration::from_millis(ms);
+            humantime::format_rfc3339_seconds(at).to_string()
+        }
+    }
+}
+
+/// Whether times are shown in UTC (`--utc`); set once at start.
+static UTC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Shows times in UTC rather than the local time zone.
+pub fn use_utc(utc: bool) {
+    let _ = UTC.set(utc);
 }
 
 /// A long id shortened for tables: its first 16 characters.
