@@ -306,6 +306,50 @@ fn a_saved_change_succeeds_even_when_it_cannot_be_sent() {
     assert_eq!(home.cmd(&["sync"]).output().unwrap().status.code(), Some(5));
 }
 
+/// `status` says, without the network, what is queued and how the relay
+/// last answered; after the relay failed to answer, a change is queued at
+/// once without trying it again (`sync` always tries).
+#[test]
+fn status_shows_what_is_queued_and_how_the_relay_last_answered() {
+    let mut relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    assert!(home.json_offline(&["status"])["last_contact"].is_null());
+    home.ok(&["sync"]);
+    let synced = home.json_offline(&["status"]);
+    assert_eq!(synced["queued"], 0);
+    assert_eq!(synced["last_contact"]["outcome"], "synced");
+    assert_eq!(synced["last_sync"], synced["last_contact"]["at"]);
+
+    relay.stop();
+    assert_eq!(
+        home.json_offline(&["note", "add", "offline one"])["queued"],
+        true
+    );
+    let failed = home.json_offline(&["status"]);
+    assert_eq!(failed["last_contact"]["outcome"], "unreachable", "{failed}");
+    assert_eq!(failed["last_sync"], synced["last_sync"]);
+    assert_eq!(
+        home.json_offline(&["note", "add", "offline two"])["queued"],
+        true
+    );
+    let after = home.json_offline(&["status"]);
+    assert_eq!(after["queued"], 2);
+    assert_eq!(after["last_contact"]["outcome"], "unreachable");
+    let text = home.offline_cmd(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("queued    2") && text.contains("did not answer"),
+        "{text}"
+    );
+
+    relay.restart();
+    home.ok(&["sync"]);
+    let back = home.json_offline(&["status"]);
+    assert_eq!(back["queued"], 0);
+    assert_eq!(back["last_contact"]["outcome"], "synced");
+}
+
 /// Times are shown in the local time zone (`TZ`), or in UTC with `--utc`.
 #[test]
 fn times_are_local_unless_asked_for_utc() {

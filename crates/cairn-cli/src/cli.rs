@@ -79,6 +79,9 @@ pub enum Command {
     },
     /// Your posts and the friends' posts you can read.
     Feed,
+    /// What is queued, what waits for keys, and how the relay last
+    /// answered: without the network.
+    Status,
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell), e.g. `cairn completions bash > ~/.local/share/bash-completion/completions/cairn`.
     Completions {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use cairn_client::{
-    Client, Confirmation, Error, ErrorKind, LINK_CODE_LIFETIME, LinkCode, Options, Passphrase,
-    RecoveryCode, SyncReport, Unopened, WatchEvent,
+    Client, Confirmation, Contact, Error, ErrorKind, LINK_CODE_LIFETIME, LinkCode, Options,
+    Passphrase, RecoveryCode, SyncReport, Unopened, WatchEvent,
 };
 use cairn_wire::{Fingerprint, UserId};
 use serde_json::json;
@@ -23,8 +23,8 @@ use crate::progress::Bar;
 use crate::qr;
 use crate::views;
 use crate::views::{
-    AudienceJson, DeviceJson, FriendJson, NoteJson, PostJson, SyncJson, WatchJson, WhoamiJson,
-    author_name, change_name,
+    AudienceJson, DeviceJson, FriendJson, NoteJson, PostJson, StatusJson, SyncJson, WatchJson,
+    WhoamiJson, author_name, change_name,
 };
 
 /// Runs one command.
@@ -51,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audience(command) => audience(&ctx, command).await,
         Command::Post { to, text } => post(&ctx, &to, &text).await,
         Command::Feed => feed(&ctx),
+        Command::Status => status(&ctx),
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
@@ -672,6 +673,32 @@ fn feed(ctx: &Ctx) -> Result<()> {
         let head = format!("{}  {}{to}: ", time(post.created), post.from);
         say!("{head}{}", indented(&post.text, head.chars().count()))?;
     }
+    Ok(())
+}
+
+fn status(ctx: &Ctx) -> Result<()> {
+    let status = ctx.client()?.status()?;
+    if ctx.json {
+        return output::json(&StatusJson::from(&status));
+    }
+    say!("queued    {} (sent by the next sync)", status.queued)?;
+    say!(
+        "waiting   {} (held until their keys arrive)",
+        status.waiting
+    )?;
+    let last_sync = status.last_sync_ms.map_or("never".to_owned(), time);
+    say!("last sync {last_sync}")?;
+    let relay = match &status.last_contact {
+        None => "not tried yet".to_owned(),
+        Some(contact) => match &contact.outcome {
+            Contact::Synced => format!("answered at {}", time(contact.at_ms)),
+            Contact::Unreachable(why) => {
+                format!("did not answer at {}: {why}", time(contact.at_ms))
+            }
+            Contact::Failed(why) => format!("failed at {}: {why}", time(contact.at_ms)),
+        },
+    };
+    say!("relay     {relay}")?;
     Ok(())
 }
 

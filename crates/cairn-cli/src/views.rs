@@ -8,7 +8,7 @@ use cairn_client::{
     AudienceLabel, AudienceView, Author, DeviceView, FeedItem, Friend, Note, NoteChange,
     SyncReport, WatchEvent, Whoami,
 };
-use cairn_client::{ConnectError, Error};
+use cairn_client::{ConnectError, Contact, Error, Status};
 use cairn_wire::ErrorCode;
 use serde::Serialize;
 
@@ -165,6 +165,45 @@ impl From<&Whoami> for WhoamiJson {
             relay: who.relay.clone(),
             pending: who.pending,
             root_key: who.root_key,
+        }
+    }
+}
+
+/// `status --json`.
+#[derive(Debug, Serialize)]
+pub struct StatusJson {
+    queued: u64,
+    waiting: u64,
+    last_sync: Option<u64>,
+    last_contact: Option<ContactJson>,
+}
+
+/// How the relay was last tried.
+#[derive(Debug, Serialize)]
+pub struct ContactJson {
+    at: u64,
+    outcome: &'static str,
+    error: Option<String>,
+}
+
+impl From<&Status> for StatusJson {
+    fn from(status: &Status) -> Self {
+        Self {
+            queued: status.queued,
+            waiting: status.waiting,
+            last_sync: status.last_sync_ms,
+            last_contact: status.last_contact.as_ref().map(|c| {
+                let (outcome, error) = match &c.outcome {
+                    Contact::Synced => ("synced", None),
+                    Contact::Unreachable(why) => ("unreachable", Some(why.clone())),
+                    Contact::Failed(why) => ("failed", Some(why.clone())),
+                };
+                ContactJson {
+                    at: c.at_ms,
+                    outcome,
+                    error,
+                }
+            }),
         }
     }
 }

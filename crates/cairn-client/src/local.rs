@@ -57,6 +57,10 @@ pub(crate) mod meta {
     /// Present once the relay said this device is revoked: it writes
     /// nothing more.
     pub const REVOKED: &str = "revoked";
+    /// When a sync last completed (u64, big-endian ms).
+    pub const LAST_SYNC: &str = "last_sync";
+    /// How the last try of the relay went (`status.rs`).
+    pub const LAST_CONTACT: &str = "last_contact";
 }
 
 /// The local store. The redb file is opened on first use and kept open

@@ -43,6 +43,8 @@ const RETRY_PASSES: usize = 4;
 /// Longest a push after a local change waits for the relay: the change is
 /// safe in the outbox either way.
 const QUICK_CONNECT: Duration = Duration::from_secs(3);
+/// Longest a push waits for a relay that failed to answer a moment ago.
+const RECENTLY_DOWN_CONNECT: Duration = Duration::from_millis(500);
 /// Longest wait a `rate_limited` answer can impose before a retry.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -104,6 +106,16 @@ impl Client {
     /// backoff if the connection drops. On a device waiting for approval,
     /// first completes the link.
     pub async fn sync(&mut self, progress: &mut dyn Progress) -> Result<SyncReport, Error> {
+        let outcome = self.sync_once(progress).await;
+        // What `status` shows without the network; failing to record it
+        // must not turn a completed sync into a failure.
+        if let Err(e) = self.record_contact(outcome.as_ref().map(|_| ())) {
+            tracing::warn!(error = %e, "could not record how the sync went");
+        }
+        outcome
+    }
+
+    async fn sync_once(&mut self, progress: &mut dyn Progress) -> Result<SyncReport, Error> {
         let confirmation = match self.identity.state {
             LinkState::Pending(_) => {
                 let offer = self.link_offer().await?;
@@ -155,10 +167,18 @@ impl Client {
 
     /// Pushes what is queued if the relay can be reached quickly; `None`
     /// when it cannot (the work stays queued for the next sync).
+    /// Within [`crate::RETRY_AFTER`] of the relay failing to answer, the
+    /// try is cut short ([`RECENTLY_DOWN_CONNECT`]): a relay that is back
+    /// answers in time, one still away costs the change well under a
+    /// second.
     pub async fn push(&mut self) -> Result<Option<SyncReport>, Error> {
+        let limit = match self.recently_unreachable()? {
+            true => RECENTLY_DOWN_CONNECT,
+            false => QUICK_CONNECT,
+        };
         let quick = Options {
             attempts: 1,
-            connect_timeout: self.options.connect_timeout.min(QUICK_CONNECT),
+            connect_timeout: self.options.connect_timeout.min(limit),
             ..self.options.clone()
         };
         let usual = std::mem::replace(&mut self.options, quick);
