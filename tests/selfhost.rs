@@ -174,3 +174,44 @@ fn watchers_resume_across_a_graceful_restart_and_see_each_post_once() {
         );
     }
 }
+
+/// A relay restored from a backup had lost notes a laptop sent after the
+/// backup: the laptop's next change failed for good with `seq_gap`. It
+/// now sends again, from its own copies, what the relay lost, and the
+/// other devices get every note.
+#[test]
+fn a_device_sends_again_what_a_restored_relay_lost() {
+    let mut relay = Relay::start();
+    let (laptop, phone) = (Home::new(), Home::new());
+    laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+    laptop.ok(&["note", "add", "before the backup"]);
+    let out = TempDir::new().unwrap();
+    let backup = out.path().join("relay.backup");
+    let backup_arg = backup.to_str().unwrap();
+    let admin = relay.admin.to_string();
+    relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    for text in ["after one", "after two"] {
+        assert_eq!(laptop.json(&["note", "add", text])["queued"], false);
+    }
+    relay.terminate();
+    relay_command(
+        &["restore", "--from", backup_arg, "--force"],
+        relay.data_dir(),
+    );
+    relay.restart();
+
+    let added = laptop.json(&["note", "add", "after the restore"]);
+    assert_eq!(added["queued"], false, "the laptop is not stuck: {added}");
+    assert_eq!(laptop.json(&["status"])["queued"], 0);
+    phone.ok(&["sync"]);
+    assert_eq!(
+        phone.note_texts(),
+        [
+            "before the backup",
+            "after one",
+            "after two",
+            "after the restore"
+        ]
+    );
+}

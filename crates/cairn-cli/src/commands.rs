@@ -338,6 +338,12 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
         report.pulled,
         report.queued
     )?;
+    if report.resent > 0 {
+        say!(
+            "re-sent {} envelopes the relay had lost (restored from a backup?)",
+            report.resent
+        )?;
+    }
     print_unopened(report)?;
     if report.ignored > 0 {
         eprintln!(

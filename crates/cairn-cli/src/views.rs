@@ -217,6 +217,7 @@ pub struct SyncJson {
     queued: u64,
     ignored: u64,
     waiting: u64,
+    resent: u64,
     unopened: UnopenedJson,
     linked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,6 +240,7 @@ impl From<&SyncReport> for SyncJson {
             queued: report.queued,
             ignored: report.ignored,
             waiting: report.waiting,
+            resent: report.resent,
             unopened: UnopenedJson {
                 later_epoch: report.unopened.later_epoch,
                 no_key: report.unopened.no_key,

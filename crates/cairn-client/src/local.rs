@@ -247,6 +247,30 @@ impl LocalStore {
         Ok(out)
     }
 
+    /// The encodings of this device's own envelopes with `from <= seq <
+    /// to`, by seq (a scan of every envelope held: for the rare repair of
+    /// a relay that lost some, never on the usual path).
+    pub fn own_envelopes(
+        &self,
+        device: &cairn_wire::DeviceId,
+        from: u64,
+        to: u64,
+    ) -> Result<std::collections::BTreeMap<u64, Vec<u8>>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(ENVELOPES)?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in table.iter()? {
+            let (_, value) = row?;
+            let envelope = decode_envelope(value.value())?;
+            let header = envelope.header();
+            if header.device == *device && (from..to).contains(&header.seq) {
+                out.insert(header.seq, value.value().to_vec());
+            }
+        }
+        Ok(out)
+    }
+
     /// The oldest outbox envelopes, at most `count` and about `max_bytes`.
     pub fn outbox(&self, count: usize, max_bytes: usize) -> Result<Vec<(u64, Envelope)>, Error> {
         let db = self.db()?;

@@ -35,6 +35,8 @@ pub(crate) enum Next {
 pub(crate) struct Answered {
     /// Outbox envelopes the relay acknowledged.
     pub pushed: u64,
+    /// Envelopes queued again because the relay had lost them.
+    pub requeued: u64,
     /// Entries that moved a cursor.
     pub accepted: u64,
     /// Entries of streams by users not added: they move no cursor, but
@@ -126,7 +128,10 @@ impl Rounds {
         }
         self.hellos_left = self.hellos_left.saturating_sub(1);
         self.passed_over.extend(answered.passed_over_streams);
-        let idle = answered.pushed == 0 && answered.accepted == 0 && answered.passed_over == 0;
+        let idle = answered.pushed == 0
+            && answered.accepted == 0
+            && answered.passed_over == 0
+            && answered.requeued == 0;
         let finished = idle || (!answered.more && answered.outbox_left == 0);
         let again = !finished && self.hellos_left > 0;
         self.behind = answered.behind.into();

@@ -80,6 +80,9 @@ pub struct SyncReport {
     pub waiting: u64,
     /// Why posts among them do not open.
     pub unopened: Unopened,
+    /// Envelopes this device sent before and sent again, because the
+    /// relay had lost them (restored from a backup).
+    pub resent: u64,
     /// Whether this sync completed the device's link.
     pub linked: bool,
     /// Then, the confirmation the approving device showed too.
@@ -261,6 +264,12 @@ impl Client {
         let synced = self.hello(connection, &outbox, cursors).await?;
         let mut batch = Batch::default();
         let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+        let resent_before = report.resent;
+        let refusal = match refusal {
+            Some(refused) => self.resend_lost(&refused, &mut batch, report)?,
+            None => None,
+        };
+        let requeued = report.resent - resent_before;
         let mut behind = streams_behind(synced.pages.as_slice());
         let more = synced.more;
         let ingested = self.ingest(keys, known, synced.pages.into_vec(), &mut batch)?;
@@ -272,6 +281,7 @@ impl Client {
         report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
         let answered = Answered {
             pushed,
+            requeued,
             accepted: ingested.accepted,
             passed_over: ingested.ignored,
             passed_over_streams: ingested.ignored_streams.into_iter().collect(),
@@ -631,16 +641,81 @@ fn settle(
     Ok((pushed, None))
 }
 
+impl Client {
+    /// A relay that expects an earlier seq from this device than the
+    /// outbox holds lost envelopes this device sent (restored from a
+    /// backup): they are queued again, from the copies this device keeps,
+    /// in seq order before the outbox, and the sync carries on. Any other
+    /// refusal, or envelopes this device no longer holds, stops the sync.
+    fn resend_lost(
+        &self,
+        refused: &WireError,
+        batch: &mut Batch,
+        report: &mut SyncReport,
+    ) -> Result<Option<WireError>, Error> {
+        let (ErrorCode::SEQ_GAP, ErrorDetail::ExpectedSeq(expected)) =
+            (refused.code, refused.detail)
+        else {
+            return Ok(Some(refused.clone()));
+        };
+        let Some(first_queued) = self
+            .local
+            .store()
+            .outbox(1, usize::MAX)?
+            .first()
+            .map(|e| e.0)
+        else {
+            return Ok(Some(refused.clone()));
+        };
+        // Once per sync: a relay that refuses what was sent again is not
+        // answered with the same envelopes forever.
+        if expected >= first_queued || report.resent > 0 {
+            return Ok(Some(refused.clone()));
+        }
+        let lost = self
+            .local
+            .store()
+            .own_envelopes(&self.device(), expected, first_queued)?;
+        let missing = (expected..first_queued).find(|seq| !lost.contains_key(seq));
+        if let Some(seq) = missing {
+            return Ok(Some(WireError::new(
+                ErrorCode::SEQ_GAP,
+                &format!(
+                    "the relay lost this device's envelopes from seq {expected} (restored from \
+                     a backup?) and this device no longer holds seq {seq} to send again"
+                ),
+            )));
+        }
+        let count = u64::try_from(lost.len()).unwrap_or(u64::MAX);
+        tracing::warn!(
+            from = expected,
+            count,
+            "the relay lost envelopes this device sent (restored from a backup?); sending them again"
+        );
+        report.resent += count;
+        batch.outbox_add.extend(lost);
+        Ok(None)
+    }
+}
+
 /// Adds what to do to a refusal of an outbox envelope.
 fn explain(seq: u64, error: &WireError) -> WireError {
     match (error.code, error.detail) {
         (ErrorCode::SEQ_GAP, ErrorDetail::ExpectedSeq(expected)) => WireError::new(
             error.code,
-            &format!(
-                "the relay expects seq {expected} from this device but the outbox holds {seq}: \
-                 this local store is older than what the relay has (restored from a backup?)"
-            ),
-        ),
+            &match expected > seq {
+                true => format!(
+                    "the relay already holds this device's envelopes up to seq {} but this \
+                     device's next is {seq}: this home was restored from an older copy",
+                    expected.saturating_sub(1)
+                ),
+                false => format!(
+                    "the relay expects seq {expected} from this device but the outbox holds \
+                     {seq}: the relay lost envelopes this device no longer holds"
+                ),
+            },
+        )
+        .with_detail(error.detail),
         _ => error.clone(),
     }
 }
