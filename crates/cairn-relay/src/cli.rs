@@ -151,10 +151,27 @@ pub fn main() -> ExitCode {
         // is not a failure.
         Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cairn-relay: {e:#}");
+            eprintln!("cairn-relay: {}", explained(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a message that
+/// already quotes its cause is not followed by it again.
+fn explained(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -336,6 +353,17 @@ async fn invite(config: &RelayConfig, command: InviteCommand) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// A restore's copy under its temporary name: removed unless it was moved
+/// into place, so that a failed restore leaves nothing behind.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // After the rename there is nothing here to remove.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Copies `from` into the data directory under a temporary name, checks
 /// that it opens as a consistent store, then moves it into place.
 async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitCode> {
@@ -352,21 +380,20 @@ async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitC
         }
     }
     std::fs::create_dir_all(&config.data_dir)?;
-    let staging = config.data_dir.join("relay.redb.restoring");
-    std::fs::copy(from, &staging).with_context(|| format!("copying {}", from.display()))?;
-    let store = RedbStore::open(&staging)
+    let staging = Staging(config.data_dir.join("relay.redb.restoring"));
+    std::fs::copy(from, &staging.0).with_context(|| format!("copying {}", from.display()))?;
+    let store = RedbStore::open(&staging.0)
         .with_context(|| format!("{} is not a usable backup", from.display()))?;
     let report = store.verify().await?;
     store.close().await;
     if !report.is_ok() {
-        let _ = std::fs::remove_file(&staging);
         bail!(
             "{} is inconsistent: {}",
             from.display(),
             report.problems.join("; ")
         );
     }
-    std::fs::rename(&staging, &target)?;
+    std::fs::rename(&staging.0, &target)?;
     say!(
         "restored {} envelopes in {} streams into {}",
         report.envelopes,

@@ -316,6 +316,37 @@ fn log_files_have_no_colour_and_json_mode_prints_only_json() {
     assert!(announced["listening"].is_string(), "{first}");
 }
 
+/// A restore from something that is not a backup fails and leaves nothing
+/// behind in the data directory.
+#[test]
+fn a_failed_restore_leaves_nothing_behind() {
+    let dir = TempDir::new().unwrap();
+    let junk = dir.path().join("not-a-backup");
+    std::fs::write(&junk, vec![7u8; 64 * 1024]).unwrap();
+    let data = dir.path().join("data");
+    let output = std::process::Command::new(relay_binary())
+        .args(["restore", "--from"])
+        .arg(&junk)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a usable backup"), "{stderr}");
+    assert_eq!(
+        stderr.matches("magic number").count(),
+        1,
+        "each cause once: {stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().contains("restoring"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// The test kit reads the ready file the relay writes, field for field.
 #[test]
 fn the_ready_file_is_what_the_test_kit_reads() {
