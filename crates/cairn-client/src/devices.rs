@@ -184,16 +184,11 @@ impl Client {
                 .filter(|id| !name.is_empty() && id.to_text().starts_with(name))
                 .collect(),
         };
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(Error::Invalid(format!(
+        crate::notes::the_one(name, matches, DeviceId::to_text, || {
+            Error::Invalid(format!(
                 "no device named {name:?} or whose id starts with it"
-            ))),
-            many => Err(Error::Ambiguous {
-                prefix: name.to_owned(),
-                matches: many.iter().map(DeviceId::to_text).collect(),
-            }),
-        }
+            ))
+        })
     }
 
     /// Lists the user's devices with their sync positions (asks the relay).

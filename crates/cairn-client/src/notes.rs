@@ -72,13 +72,26 @@ impl Client {
             .map(|n| n.id)
             .filter(|n| !id.is_empty() && n.to_text().starts_with(id))
             .collect();
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(Error::UnknownNote(id.to_owned())),
-            many => Err(Error::Ambiguous {
-                prefix: id.to_owned(),
-                matches: many.iter().map(EnvelopeId::to_text).collect(),
-            }),
-        }
+        the_one(id, matches, EnvelopeId::to_text, || {
+            Error::UnknownNote(id.to_owned())
+        })
+    }
+}
+
+/// The one match of `given`, or the error for none (`none`) or several
+/// (`Error::Ambiguous`, listing them).
+pub(crate) fn the_one<T: Copy>(
+    given: &str,
+    matches: Vec<T>,
+    text: impl Fn(&T) -> String,
+    none: impl FnOnce() -> Error,
+) -> Result<T, Error> {
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(none()),
+        many => Err(Error::Ambiguous {
+            prefix: given.to_owned(),
+            matches: many.iter().map(text).collect(),
+        }),
     }
 }

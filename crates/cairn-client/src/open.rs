@@ -229,10 +229,9 @@ impl KeyLookup for Lookup<'_> {
         audience: &AudienceId,
         epoch: Epoch,
     ) -> Option<&AudienceKey> {
-        if *audience == PUBLIC_AUDIENCE && epoch == Epoch::FIRST && *author == self.author {
-            return Some(&self.public);
-        }
-        self.keys.keyring.audience_key(author, audience, epoch)
+        self.audience_keys(author, audience, epoch)
+            .into_iter()
+            .next()
     }
 
     fn audience_keys(

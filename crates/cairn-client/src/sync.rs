@@ -109,6 +109,19 @@ impl Client {
     /// backoff if the connection drops. On a device waiting for approval,
     /// first completes the link.
     pub async fn sync(&mut self, progress: &mut dyn Progress) -> Result<SyncReport, Error> {
+        let mut outcome = self.sync_recorded(progress).await;
+        // Why held posts do not open is for the person who asked to sync;
+        // a push after each change does not pay for counting it.
+        if let Ok(report) = &mut outcome
+            && report.waiting > 0
+        {
+            report.unopened = self.unopened(&self.key_state()?.keyring)?;
+        }
+        outcome
+    }
+
+    /// [`Client::sync_once`], with how it went recorded for `status`.
+    async fn sync_recorded(&mut self, progress: &mut dyn Progress) -> Result<SyncReport, Error> {
         let outcome = self.sync_once(progress).await;
         // What `status` shows without the network; failing to record it
         // must not turn a completed sync into a failure.
@@ -152,7 +165,8 @@ impl Client {
         }
     }
 
-    /// [`Client::sync_on`], then, if a member's key changed, rekeys the
+    /// [`Client::sync_on`], then, if what arrived changed a member's key
+    /// or forked an audience, rekeys the
     /// audiences concerned and pushes that too.
     async fn sync_and_rekey(
         &mut self,
@@ -160,7 +174,8 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<SyncReport, Error> {
         let mut report = self.sync_on(connection, progress).await?;
-        if self.rekey_audiences()? {
+        // Only what arrived can change a member's key or fork an audience.
+        if report.items > 0 && self.rekey_audiences()? {
             let pushed = self.sync_on(connection, progress).await?;
             report.pushed += pushed.pushed;
             report.queued = pushed.queued;
@@ -185,7 +200,7 @@ impl Client {
             ..self.options.clone()
         };
         let usual = std::mem::replace(&mut self.options, quick);
-        let outcome = self.sync(&mut NoProgress).await;
+        let outcome = self.sync_recorded(&mut NoProgress).await;
         self.options = usual;
         match outcome {
             Ok(report) => Ok(Some(report)),
@@ -236,7 +251,6 @@ impl Client {
         }
         report.queued = self.local.store().outbox_len()?;
         report.waiting = self.local.store().pending_len()?;
-        report.unopened = self.unopened(&keys.keyring)?;
         if report.ignored > 0 {
             tracing::warn!(
                 ignored = report.ignored,
@@ -266,7 +280,9 @@ impl Client {
         let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
         let resent_before = report.resent;
         let refusal = match refusal {
-            Some(refused) => self.resend_lost(&refused, &mut batch, report)?,
+            Some((seq, refused)) => self
+                .resend_lost(seq, &refused, &mut batch, report)?
+                .map(|refused| explain(seq, &refused)),
             None => None,
         };
         let requeued = report.resent - resent_before;
@@ -620,7 +636,7 @@ fn settle(
     outbox: &[(u64, Envelope)],
     acks: &BoundedVec<AppendOutcome, MAX_BATCH>,
     batch: &mut Batch,
-) -> Result<(u64, Option<WireError>), Error> {
+) -> Result<(u64, Option<(u64, WireError)>), Error> {
     if acks.len() != outbox.len() {
         return Err(Error::Protocol(format!(
             "{} acknowledgements for {} envelopes",
@@ -635,7 +651,7 @@ fn settle(
                 batch.outbox_remove.push(*seq);
                 pushed += 1;
             }
-            AppendOutcome::Refused(e) => return Ok((pushed, Some(explain(*seq, e)))),
+            AppendOutcome::Refused(e) => return Ok((pushed, Some((*seq, e.clone())))),
         }
     }
     Ok((pushed, None))
@@ -649,21 +665,13 @@ impl Client {
     /// refusal, or envelopes this device no longer holds, stops the sync.
     fn resend_lost(
         &self,
+        first_queued: u64,
         refused: &WireError,
         batch: &mut Batch,
         report: &mut SyncReport,
     ) -> Result<Option<WireError>, Error> {
         let (ErrorCode::SEQ_GAP, ErrorDetail::ExpectedSeq(expected)) =
             (refused.code, refused.detail)
-        else {
-            return Ok(Some(refused.clone()));
-        };
-        let Some(first_queued) = self
-            .local
-            .store()
-            .outbox(1, usize::MAX)?
-            .first()
-            .map(|e| e.0)
         else {
             return Ok(Some(refused.clone()));
         };
