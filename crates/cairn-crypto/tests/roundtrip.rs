@@ -893,6 +893,19 @@ fn two_keys_made_for_one_epoch_at_once_both_open_their_posts() {
     }
     let stored = Keyring::decode(&keyring.encode()).unwrap();
     assert_eq!(stored, keyring, "alternates are stored");
+
+    // A friend offering key after key for one slot grows it no further
+    // than MAX_ALTERNATE_KEYS: the keyring stays bounded.
+    let before = keyring.encode().len();
+    for byte in 0..20u8 {
+        let mut grant = laptop.current_grant();
+        grant.key = AudienceKey::from_bytes(&[byte; 32]);
+        let _ = keyring.insert(alice.id(), [grant]);
+    }
+    let slot =
+        cairn_crypto::KeyLookup::audience_keys(&keyring, &alice.id(), &laptop.id(), laptop.epoch());
+    assert_eq!(slot.len(), 1 + cairn_crypto::audience::MAX_ALTERNATE_KEYS);
+    assert!(keyring.encode().len() <= before + 3 * 32 + 8);
 }
 
 #[test]

@@ -221,3 +221,80 @@ async fn a_configured_pem_certificate_is_served_instead_of_the_self_signed_one()
         "no self-signed certificate when one is configured"
     );
 }
+
+/// What a stranger can do with `Enrol`: nothing that tells them who is
+/// registered. An unregistered device of a real user and a device of a
+/// user who does not exist get byte-identical refusals, a bad proof is
+/// refused before any registry read, a revoked device gets no
+/// certificate, and `Enrol` on an authenticated connection is refused
+/// and closes it. Only a device its user registered is enrolled, with
+/// exactly the certificate its user registered.
+#[tokio::test]
+async fn enrolment_admits_only_registered_devices_and_tells_strangers_nothing() {
+    use cairn_testkit::raw::RawConnection;
+    let relay = TestRelay::start().await;
+    let (addr, pin) = (relay.handle.addr, relay.handle.fingerprint);
+    let alice = User::new(1);
+    let laptop = relay.connect(&alice.device(2)).await;
+    let (phone, old) = (alice.device(3), alice.device(4));
+    request(&laptop, Request::RegisterDevice(old.certificate.clone())).await;
+    request(&laptop, Request::RevokeDevice(alice.revoke(old.id))).await;
+
+    let enrol = |raw: &RawConnection, user: UserId, device: &Device| {
+        Request::Enrol(EnrolRequest {
+            user,
+            device: device.id,
+            proof: raw.proof(&device.key),
+        })
+    };
+    let raw = RawConnection::dial_to(addr, pin).await;
+    let unknown_device = raw.request(&enrol(&raw, alice.id, &phone)).await;
+    let unknown_device = unknown_device.body().to_vec();
+    let nobody = User::new(9);
+    let raw = RawConnection::dial_to(addr, pin).await;
+    let unknown_user = raw
+        .request(&enrol(&raw, nobody.id, &nobody.device(1)))
+        .await;
+    let unknown_user = unknown_user.body().to_vec();
+    assert_eq!(
+        unknown_device, unknown_user,
+        "no oracle of who is registered"
+    );
+    let decoded = Response::decode(&unknown_device).unwrap();
+    assert!(matches!(&decoded, Response::Error(e) if e.code == ErrorCode::UNKNOWN_DEVICE));
+
+    let forged = RawConnection::dial_to(addr, pin).await;
+    let bad = Request::Enrol(EnrolRequest {
+        user: alice.id,
+        device: phone.id,
+        proof: forged.proof(&nobody.device(1).key),
+    });
+    assert_eq!(
+        forged.request(&bad).await.error_code(),
+        ErrorCode::AUTH_FAILED
+    );
+
+    let revoked = RawConnection::dial_to(addr, pin).await;
+    let answer = revoked.request(&enrol(&revoked, alice.id, &old)).await;
+    assert_eq!(answer.error_code(), ErrorCode::DEVICE_REVOKED);
+
+    request(&laptop, Request::RegisterDevice(phone.certificate.clone())).await;
+    let enrolled = RawConnection::dial_to(addr, pin).await;
+    match enrolled
+        .request(&enrol(&enrolled, alice.id, &phone))
+        .await
+        .response()
+    {
+        Response::Enrolled(enrolment) => {
+            assert_eq!(enrolment.certificate, phone.certificate);
+            assert_eq!(enrolment.ok.device, phone.id);
+            assert!(!enrolment.ok.registered);
+        }
+        other => panic!("a registered device was not enrolled: {other:?}"),
+    }
+    let again = enrol(&enrolled, alice.id, &phone);
+    assert_eq!(
+        enrolled.request(&again).await.error_code(),
+        ErrorCode::UNEXPECTED_FRAME
+    );
+}
