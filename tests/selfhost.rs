@@ -215,3 +215,94 @@ fn a_device_sends_again_what_a_restored_relay_lost() {
         ]
     );
 }
+
+/// Sorted, so that devices are compared on what they hold, whatever the
+/// order their notes list in.
+fn sorted(mut texts: Vec<String>) -> Vec<String> {
+    texts.sort();
+    texts
+}
+
+/// The scenario of a relay restored from a backup while three devices and
+/// a friend kept writing and reading: every device ends holding every note
+/// and post, none stuck, with nothing but the usual `cairn sync`.
+#[test]
+fn after_a_restore_every_device_and_friend_converges() {
+    let mut relay = Relay::start();
+    let (laptop, phone, desktop, bob) = (Home::new(), Home::new(), Home::new(), Home::new());
+    let alice_id = laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+    link(&relay.target, &laptop, &desktop, "desktop");
+    let bob_id = bob.init(&relay.target, "bob");
+    laptop.ok(&["friend", "add", &bob_id, "--name", "bob"]);
+    bob.ok(&["friend", "add", &alice_id, "--name", "alice"]);
+    laptop.ok(&["sync"]);
+    laptop.ok(&["audience", "create", "close", "--member", "bob"]);
+    laptop.ok(&["note", "add", "before the backup"]);
+    for home in [&phone, &desktop, &bob] {
+        home.ok(&["sync"]);
+    }
+
+    let out = TempDir::new().unwrap();
+    let backup = out.path().join("relay.backup");
+    let backup_arg = backup.to_str().unwrap();
+    let admin = relay.admin.to_string();
+    relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    for text in ["laptop one", "laptop two", "laptop three"] {
+        laptop.ok(&["note", "add", text]);
+    }
+    laptop.ok(&["post", "--to", "close", "a post after the backup"]);
+    // The phone and bob read past what the backup holds.
+    phone.ok(&["sync"]);
+    bob.ok(&["sync"]);
+    assert_eq!(bob.feed_texts(), ["a post after the backup"]);
+
+    relay.terminate();
+    let restored = relay_command(
+        &["restore", "--from", backup_arg, "--force"],
+        relay.data_dir(),
+    );
+    assert!(
+        restored.contains("lacks 4 envelopes in 2 streams"),
+        "the restore does not say what it lost: {restored}"
+    );
+    relay.restart();
+
+    // The desktop writes at the positions the phone had already passed.
+    for n in 1..=5 {
+        desktop.ok(&["note", "add", &format!("desktop {n}")]);
+    }
+    let healed = phone.json(&["sync"]);
+    assert!(
+        healed["relogged"]["rewound"].as_u64().unwrap_or(0) > 0,
+        "the phone did not notice the new log: {healed}"
+    );
+    laptop.ok(&["sync"]);
+    for home in [&phone, &desktop, &bob] {
+        home.ok(&["sync"]);
+    }
+
+    let mut everything: Vec<String> = ["before the backup", "laptop one", "laptop two"]
+        .into_iter()
+        .chain(["laptop three"])
+        .map(String::from)
+        .chain((1..=5).map(|n| format!("desktop {n}")))
+        .collect();
+    everything.sort();
+    for (name, home) in [
+        ("laptop", &laptop),
+        ("phone", &phone),
+        ("desktop", &desktop),
+    ] {
+        assert_eq!(sorted(home.note_texts()), everything, "{name}");
+        assert_eq!(home.json(&["status"])["queued"], 0, "{name} is stuck");
+    }
+    assert_eq!(bob.feed_texts(), ["a post after the backup"]);
+    let newcomer = Home::new();
+    link(&relay.target, &laptop, &newcomer, "newcomer");
+    assert_eq!(
+        sorted(newcomer.note_texts()),
+        everything,
+        "a newly linked device"
+    );
+}

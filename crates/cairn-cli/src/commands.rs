@@ -344,6 +344,16 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
             report.resent
         )?;
     }
+    if let Some(relogged) = report.relogged {
+        say!(
+            "the relay's log changed since the last sync (restored from a backup?): read {} \
+             streams again from where this device and the relay agree, sent again {} envelopes \
+             and {} statements this device holds",
+            relogged.rewound,
+            relogged.resent,
+            relogged.restated
+        )?;
+    }
     print_unopened(report)?;
     if report.ignored > 0 {
         eprintln!(

@@ -218,10 +218,20 @@ pub struct SyncJson {
     ignored: u64,
     waiting: u64,
     resent: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relogged: Option<RelogJson>,
     unopened: UnopenedJson,
     linked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     confirmation: Option<String>,
+}
+
+/// What following a new relay log did.
+#[derive(Debug, Serialize)]
+pub struct RelogJson {
+    rewound: u64,
+    resent: u64,
+    restated: u64,
 }
 
 /// Why held posts do not open.
@@ -241,6 +251,11 @@ impl From<&SyncReport> for SyncJson {
             ignored: report.ignored,
             waiting: report.waiting,
             resent: report.resent,
+            relogged: report.relogged.map(|r| RelogJson {
+                rewound: r.rewound,
+                resent: r.resent,
+                restated: r.restated,
+            }),
             unopened: UnopenedJson {
                 later_epoch: report.unopened.later_epoch,
                 no_key: report.unopened.no_key,

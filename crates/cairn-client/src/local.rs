@@ -61,6 +61,8 @@ pub(crate) mod meta {
     pub const LAST_SYNC: &str = "last_sync";
     /// How the last try of the relay went (`status.rs`).
     pub const LAST_CONTACT: &str = "last_contact";
+    /// The id of the relay's log this device last read (`relog.rs`).
+    pub const RELAY_LOG: &str = "relay_log";
 }
 
 /// The local store. The redb file is opened on first use and kept open
@@ -82,6 +84,9 @@ pub(crate) struct Batch {
     pub pending_add: Vec<EnvelopeId>,
     pub pending_remove: Vec<EnvelopeId>,
     pub cursors: Vec<(StreamId, u64)>,
+    /// Cursors moved back (the relay's log changed), before `cursors`
+    /// move any forward.
+    pub rewound: Vec<(StreamId, u64)>,
     pub meta: Vec<(&'static str, Vec<u8>)>,
     pub outbox_add: Vec<(u64, Vec<u8>)>,
     pub outbox_remove: Vec<u64>,
@@ -190,7 +195,7 @@ impl LocalStore {
     }
 
     /// Commits a batch of changes in one transaction. Cursors only move
-    /// forward.
+    /// forward, but for the ones the batch rewinds.
     pub fn commit(&self, batch: Batch) -> Result<(), Error> {
         let db = self.db()?;
         let txn = db.begin_write()?;
@@ -211,6 +216,9 @@ impl LocalStore {
                 pending.remove(id.as_bytes().as_slice())?;
             }
             let mut cursors = txn.open_table(CURSORS)?;
+            for (stream, position) in &batch.rewound {
+                cursors.insert(codec::encode(stream).as_slice(), *position)?;
+            }
             for (stream, position) in &batch.cursors {
                 let key = codec::encode(stream);
                 let old = cursors.get(key.as_slice())?.map_or(0, |v| v.value());

@@ -27,6 +27,7 @@ use crate::local::Batch;
 use crate::open::{Item, KeyState, Opened};
 use crate::reach::Options;
 use crate::record::RecordBody;
+use crate::relog::Relogged;
 use crate::rounds::{Answered, Next, Rounds};
 use crate::unopened::Unopened;
 
@@ -83,6 +84,9 @@ pub struct SyncReport {
     /// Envelopes this device sent before and sent again, because the
     /// relay had lost them (restored from a backup).
     pub resent: u64,
+    /// What following a new relay log did, when the relay's log changed
+    /// since the last sync (restored from a backup).
+    pub relogged: Option<Relogged>,
     /// Whether this sync completed the device's link.
     pub linked: bool,
     /// Then, the confirmation the approving device showed too.
@@ -173,7 +177,9 @@ impl Client {
         connection: &Connection,
         progress: &mut dyn Progress,
     ) -> Result<SyncReport, Error> {
+        let relogged = self.follow_relay_log(connection).await?;
         let mut report = self.sync_on(connection, progress).await?;
+        report.relogged = relogged;
         // Only what arrived can change a member's key or fork an audience.
         if report.items > 0 && self.rekey_audiences()? {
             let pushed = self.sync_on(connection, progress).await?;

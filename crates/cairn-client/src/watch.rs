@@ -143,6 +143,7 @@ impl Client {
         reported: &mut Option<HashSet<EnvelopeId>>,
         on_event: &mut dyn FnMut(WatchEvent),
     ) -> Result<(), Error> {
+        self.follow_relay_log(connection).await?;
         self.sync_on(connection, &mut NoProgress).await?;
         let items = self.items()?;
         let Some(seen) = reported.as_mut() else {

@@ -366,26 +366,37 @@ impl Drop for Staging {
 
 /// Copies `from` into the data directory under a temporary name, checks
 /// that it opens as a consistent store, then moves it into place.
+///
+/// The restored database gets a new log id, so that clients see that its
+/// positions no longer continue what they read and heal it (`spec/client.md`
+/// section 6.1); what it lacks compared with the database it replaces is
+/// said before it replaces it.
 async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitCode> {
     let target = config.database_path();
-    if target.exists() {
-        if !force {
-            bail!("{} exists; pass --force to replace it", target.display());
-        }
-        if try_open(config)?.is_none() {
-            bail!(
+    let replaced = match target.exists() {
+        false => None,
+        true if !force => bail!("{} exists; pass --force to replace it", target.display()),
+        true => Some(try_open(config)?.with_context(|| {
+            format!(
                 "{} is in use by a running relay; stop it first",
                 target.display()
-            );
-        }
-    }
+            )
+        })?),
+    };
     std::fs::create_dir_all(&config.data_dir)?;
     let staging = Staging(config.data_dir.join("relay.redb.restoring"));
     std::fs::copy(from, &staging.0).with_context(|| format!("copying {}", from.display()))?;
     let store = RedbStore::open(&staging.0)
         .with_context(|| format!("{} is not a usable backup", from.display()))?;
     let report = store.verify().await?;
+    let lacking = match &replaced {
+        Some(replaced) => Some(ops::lacking(replaced, &store).await?),
+        None => None,
+    };
     store.close().await;
+    if let Some(replaced) = replaced {
+        replaced.close().await;
+    }
     if !report.is_ok() {
         bail!(
             "{} is inconsistent: {}",
@@ -393,14 +404,31 @@ async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitC
             report.problems.join("; ")
         );
     }
+    let log = cairn_store::start_new_log(&staging.0)?;
     std::fs::rename(&staging.0, &target)?;
     say!(
-        "restored {} envelopes in {} streams into {}",
+        "restored {} envelopes in {} streams into {} (new log {log})",
         report.envelopes,
         report.streams,
         target.display()
     )?;
+    if let Some(lacking) = lacking {
+        say!("{}", describe_lacking(&lacking))?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a restore lost, in words: clients heal it by sending again what
+/// they hold.
+fn describe_lacking(lacking: &ops::Lacking) -> String {
+    if lacking.is_nothing() {
+        return "the restored database holds everything the replaced one held".into();
+    }
+    format!(
+        "the restored database lacks {} envelopes in {} streams and {} signed statements \
+         that the replaced one held; devices that hold them send them again when they next sync",
+        lacking.envelopes, lacking.streams, lacking.statements
+    )
 }
 
 #[allow(clippy::print_stderr)]

@@ -137,3 +137,55 @@ pub async fn users<S: Store>(
         })
         .collect())
 }
+
+/// What a restored database lacks that the one it replaces held: the
+/// positions of each stream past the restored head, and the statements
+/// only the replaced one held. Clients that hold what is lacking send it
+/// again (`spec/client.md` section 6.1).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Lacking {
+    /// Entries past the restored heads, summed over streams.
+    pub envelopes: u64,
+    /// Streams that lack entries.
+    pub streams: u64,
+    /// Signed statements (certificates, revocations, grants) only the
+    /// replaced database held.
+    pub statements: u64,
+}
+
+impl Lacking {
+    /// Whether the restored database holds everything the replaced one did.
+    pub fn is_nothing(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Compares a restored database with the one it replaces.
+pub async fn lacking<S: Store, T: Store>(
+    replaced: &S,
+    restored: &T,
+) -> Result<Lacking, cairn_store::ReadError> {
+    let heads: std::collections::HashMap<_, _> = restored
+        .all_streams()
+        .await?
+        .into_iter()
+        .map(|s| (s.stream, s.head))
+        .collect();
+    let mut lacking = Lacking::default();
+    for old in replaced.all_streams().await? {
+        let now = heads.get(&old.stream).copied().unwrap_or(0);
+        if old.head > now {
+            lacking.envelopes += old.head - now;
+            lacking.streams += 1;
+        }
+    }
+    let kept: std::collections::HashSet<StoredStatement> =
+        restored.statements().await?.into_iter().collect();
+    lacking.statements = replaced
+        .statements()
+        .await?
+        .iter()
+        .filter(|s| !kept.contains(*s))
+        .count() as u64;
+    Ok(lacking)
+}

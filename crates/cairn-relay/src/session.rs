@@ -161,6 +161,7 @@ impl Unauthenticated {
             user: body.user,
             device: body.device,
             registered,
+            log: shared.store.log_id(),
         })
     }
 
@@ -227,6 +228,7 @@ async fn check_enrolment<S: Store>(
             user: enrol.user,
             device: enrol.device,
             registered: false,
+            log: shared.store.log_id(),
         },
         certificate,
     })

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use cairn_wire::{
     AppendAck, AppendOutcome, Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Entry,
-    Envelope, EnvelopeId, ErrorCode, ErrorDetail, FriendGrant, FriendRevocation, StreamId, UserId,
-    WireError,
+    Envelope, EnvelopeId, ErrorCode, ErrorDetail, FriendGrant, FriendRevocation, LogId, StreamId,
+    UserId, WireError,
 };
 use tokio::sync::broadcast;
 
@@ -194,6 +194,10 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the store's invariants: positions gap-free, indexes consistent
     /// with the log, device sequences gap-free, counters right.
     fn verify(&self) -> impl Future<Output = Result<VerifyReport, ReadError>> + Send;
+
+    /// The log's id: random at creation, new after a restore, so that
+    /// clients can tell when positions they read were given again.
+    fn log_id(&self) -> LogId;
 }
 
 /// Bytes counted per entry on top of its envelope's encoding by
@@ -412,7 +416,7 @@ impl DeviceRecord {
 }
 
 /// A stored signed statement, for export.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StoredStatement {
     /// A device certificate.
     DeviceCertificate(DeviceCertificate),

@@ -34,4 +34,4 @@ pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,
 };
 pub use redb_store::{Config, DEFAULT_CACHE_BYTES, RedbStore};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{SCHEMA_VERSION, start_new_log};

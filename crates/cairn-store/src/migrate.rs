@@ -35,6 +35,28 @@ pub fn from_v1(db: &Database, path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Version 2 to 3: adds the log id (`cairn_meta` `log_id`), a new random
+/// one: clients that read this relay before see a new log once, and
+/// re-read from the positions the relay holds of theirs.
+pub fn from_v2(db: &Database, path: &Path) -> Result<(), OpenError> {
+    let backend = |e: redb::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    keep_copy(path, 2)?;
+    let log = schema::new_log_id().map_err(|e| backend(e.into()))?;
+    let txn = schema::begin_write(db, true).map_err(backend)?;
+    schema::write_log_id(&txn, log).map_err(backend)?;
+    let mut meta = txn
+        .open_table(schema::META)
+        .map_err(|e| backend(e.into()))?;
+    meta.insert(schema::META_SCHEMA_VERSION, 3u32.to_be_bytes().as_slice())
+        .map_err(|e| backend(e.into()))?;
+    drop(meta);
+    txn.commit().map_err(|e| backend(e.into()))?;
+    Ok(())
+}
+
 /// Where the file as it was before migrating from `version` is kept.
 pub fn copy_path(path: &Path, version: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cairn_wire::{
     Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeId, FriendGrant,
-    FriendRevocation, StreamId, UserId,
+    FriendRevocation, LogId, StreamId, UserId,
 };
 use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
@@ -88,6 +88,7 @@ pub struct RedbStore {
     latencies: Option<Arc<Mutex<Vec<u32>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     repaired: bool,
+    log: LogId,
 }
 
 impl RedbStore {
@@ -128,6 +129,7 @@ impl RedbStore {
             latencies,
             writer: Mutex::new(Some(handle)),
             repaired: opened.repaired,
+            log: opened.log,
         })
     }
 
@@ -380,6 +382,10 @@ impl Store for RedbStore {
 
     async fn verify(&self) -> Result<VerifyReport, ReadError> {
         self.read(maintenance::verify).await
+    }
+
+    fn log_id(&self) -> LogId {
+        self.log
     }
 }
 

@@ -1,4 +1,4 @@
-//! The tables of schema version 1 and opening a file: creating the schema
+//! The tables of the schema and opening a file: creating the schema
 //! in a new file, refusing a file whose schema this build does not know.
 //! `spec/storage.md` is the normative description.
 
@@ -8,14 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
-    Database, DatabaseError, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
+    Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    WriteTransaction,
 };
+
+use cairn_wire::LogId;
 
 use crate::error::{BackendError, OpenError};
 use crate::{keys, migrate};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Every table is bytes to bytes; `keys` gives the layouts.
 pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -77,6 +80,9 @@ pub const TABLES: [Def; 15] = [
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// Meta key of the sum of stored envelope sizes (u64 BE).
 pub const META_ENVELOPE_BYTES: &[u8] = b"envelope_bytes";
+/// Meta key of the log id (16 random bytes, schema version 3): chosen at
+/// creation and again by [`start_new_log`].
+pub const META_LOG_ID: &[u8] = b"log_id";
 
 /// An open database and whether opening it had to repair it.
 #[derive(Debug)]
@@ -86,6 +92,8 @@ pub struct Opened {
     /// Whether the engine repaired the file on open (it should not, even
     /// after a crash, since every commit records the allocator state).
     pub repaired: bool,
+    /// The log id.
+    pub log: LogId,
 }
 
 /// Opens or creates the store at `path` with a page cache of at most
@@ -106,9 +114,11 @@ pub fn open(path: &Path, cache_bytes: usize) -> Result<Opened, OpenError> {
         .open(path)
         .map_err(|e| open_error(path, e))?;
     init_or_check(&db, path)?;
+    let log = read_log_id(&db, path)?;
     Ok(Opened {
         db,
         repaired: repaired.load(Ordering::Relaxed),
+        log,
     })
 }
 
@@ -124,7 +134,12 @@ pub fn init_or_check(db: &Database, path: &Path) -> Result<(), OpenError> {
         Some(SCHEMA_VERSION) => Ok(()),
         Some(1) => {
             drop(txn);
-            migrate::from_v1(db, path)
+            migrate::from_v1(db, path)?;
+            migrate::from_v2(db, path)
+        }
+        Some(2) => {
+            drop(txn);
+            migrate::from_v2(db, path)
         }
         Some(found) => Err(OpenError::UnsupportedSchema {
             path: path.to_path_buf(),
@@ -132,7 +147,8 @@ pub fn init_or_check(db: &Database, path: &Path) -> Result<(), OpenError> {
             supported: SCHEMA_VERSION,
         }),
         None => {
-            create_tables(&txn).map_err(backend)?;
+            let log = new_log_id().map_err(|e| backend(e.into()))?;
+            create_tables(&txn, log).map_err(backend)?;
             txn.commit().map_err(|e| backend(e.into()))
         }
     }
@@ -228,14 +244,62 @@ fn stored_version(txn: &WriteTransaction, path: &Path) -> Result<Option<u32>, Op
         .map_err(|e| corrupt(redb::Error::Corrupted(e.to_string())))
 }
 
-fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+fn create_tables(txn: &WriteTransaction, log: LogId) -> Result<(), redb::Error> {
     for table in TABLES {
         txn.open_table(table)?;
     }
     let mut meta = txn.open_table(META)?;
     meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes().as_slice())?;
     meta.insert(META_ENVELOPE_BYTES, 0u64.to_be_bytes().as_slice())?;
+    meta.insert(META_LOG_ID, log.as_bytes().as_slice())?;
     Ok(())
+}
+
+/// A new random log id.
+pub fn new_log_id() -> Result<LogId, std::io::Error> {
+    let mut bytes = [0u8; LogId::LEN];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(LogId::from_bytes(bytes))
+}
+
+/// Writes `log` as the log id, in the caller's transaction.
+pub fn write_log_id(txn: &WriteTransaction, log: LogId) -> Result<(), redb::Error> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert(META_LOG_ID, log.as_bytes().as_slice())?;
+    Ok(())
+}
+
+fn read_log_id(db: &Database, path: &Path) -> Result<LogId, OpenError> {
+    let corrupt = |e: redb::Error| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let txn = db.begin_read().map_err(|e| corrupt(e.into()))?;
+    let meta = txn.open_table(META).map_err(|e| corrupt(e.into()))?;
+    let value = meta
+        .get(META_LOG_ID)
+        .map_err(|e| corrupt(e.into()))?
+        .ok_or_else(|| corrupt(redb::Error::Corrupted("no log id".into())))?;
+    <[u8; LogId::LEN]>::try_from(value.value())
+        .map(LogId::from_bytes)
+        .map_err(|_| corrupt(redb::Error::Corrupted("a log id is 16 bytes".into())))
+}
+
+/// Gives the store at `path` a new log id, so that its clients see that
+/// its positions no longer continue the log they read: what `restore` does
+/// to a backup it puts in place (`spec/storage.md` section 8). The store
+/// must not be open elsewhere.
+pub fn start_new_log(path: &Path) -> Result<LogId, OpenError> {
+    let backend = |e: redb::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let opened = open(path, 16 * 1024 * 1024)?;
+    let log = new_log_id().map_err(|e| backend(e.into()))?;
+    let txn = begin_write(&opened.db, true).map_err(backend)?;
+    write_log_id(&txn, log).map_err(backend)?;
+    txn.commit().map_err(|e| backend(e.into()))?;
+    Ok(log)
 }
 
 fn open_error(path: &Path, err: DatabaseError) -> OpenError {

@@ -507,7 +507,7 @@ async fn unknown_schema_versions_and_foreign_files_are_refused() {
             let def: redb::TableDefinition<'_, &[u8], &[u8]> =
                 redb::TableDefinition::new("cairn_meta");
             let mut meta = txn.open_table(def).unwrap();
-            meta.insert(b"schema_version".as_slice(), 3u32.to_be_bytes().as_slice())
+            meta.insert(b"schema_version".as_slice(), 4u32.to_be_bytes().as_slice())
                 .unwrap();
         }
         txn.commit().unwrap();
@@ -517,14 +517,14 @@ async fn unknown_schema_versions_and_foreign_files_are_refused() {
         matches!(
             err,
             OpenError::UnsupportedSchema {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("schema version 3"));
+    assert!(err.to_string().contains("schema version 4"));
 
     let other = dir.path().join("other.redb");
     {
@@ -651,4 +651,46 @@ async fn a_new_database_is_readable_by_its_owner_only() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+#[tokio::test]
+async fn a_log_keeps_its_id_until_a_new_one_is_started_and_older_stores_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.redb");
+    let first = RedbStore::open(&path).unwrap();
+    let log = first.log_id();
+    first.close().await;
+    let again = RedbStore::open(&path).unwrap();
+    assert_eq!(again.log_id(), log, "reopening changed the log id");
+    again.close().await;
+
+    let restarted = cairn_store::start_new_log(&path).unwrap();
+    assert_ne!(restarted, log);
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(store.log_id(), restarted);
+    store.close().await;
+
+    let other = RedbStore::open(dir.path().join("other.redb")).unwrap();
+    assert_ne!(other.log_id(), restarted, "two stores share a log id");
+    other.close().await;
+
+    // A schema version 2 store had no log id: opening it gives it one.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let meta: redb::TableDefinition<'static, &[u8], &[u8]> =
+            redb::TableDefinition::new("cairn_meta");
+        let mut table = txn.open_table(meta).unwrap();
+        table.remove(b"log_id".as_slice()).unwrap();
+        table
+            .insert(b"schema_version".as_slice(), 2u32.to_be_bytes().as_slice())
+            .unwrap();
+        drop(table);
+        txn.commit().unwrap();
+    }
+    let migrated = RedbStore::open(&path).unwrap();
+    assert_ne!(migrated.log_id(), restarted);
+    assert!(migrated.verify().await.unwrap().is_ok());
+    migrated.close().await;
+    assert!(dir.path().join("relay.redb.schema-2.bak").exists());
 }

@@ -12,7 +12,7 @@ use crate::bounded::{BoundedString, BoundedVec};
 use crate::codec::{self, DecodeError};
 use crate::envelope::Envelope;
 use crate::error_code::ErrorCode;
-use crate::ids::{DeviceId, EnvelopeId, Signature, UserId};
+use crate::ids::{DeviceId, EnvelopeId, LogId, Signature, UserId};
 use crate::limits::{
     MAX_BATCH, MAX_CURSORS, MAX_DEVICES, MAX_FRAME_LEN, MAX_INVITE_LEN, MAX_MESSAGE_LEN,
     MAX_PAGE_ENTRIES,
@@ -258,6 +258,10 @@ pub struct AuthOk {
     pub device: DeviceId,
     /// Whether this connection registered the user.
     pub registered: bool,
+    /// The relay's log: another id than last time means the relay's
+    /// positions no longer continue the ones the client read
+    /// (`spec/client.md` section 6.1).
+    pub log: LogId,
 }
 
 /// A position in one stream: the last position seen (0: nothing yet).

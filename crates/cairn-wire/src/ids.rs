@@ -130,6 +130,12 @@ byte_id!(
     ExchangeKey, 32, "cx", "exchange key"
 );
 byte_id!(
+    /// A relay's log: random, chosen when its database is created and
+    /// chosen again when a backup is restored, so that clients can tell a
+    /// log that went back in time from the one they read.
+    LogId, 16, "cl", "log id"
+);
+byte_id!(
     /// An Ed25519 signature (R || S).
     Signature, 64, "cs", "signature"
 );

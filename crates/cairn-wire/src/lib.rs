@@ -30,7 +30,7 @@ pub use frames::{
     Response, StatusResponse, StreamPage, SubscribeRequest, SubscriptionEvent, SyncResponse,
     WireError,
 };
-pub use ids::{DeviceId, EnvelopeId, ExchangeKey, IdParseError, Signature, UserId};
+pub use ids::{DeviceId, EnvelopeId, ExchangeKey, IdParseError, LogId, Signature, UserId};
 pub use scope::{Scope, StreamId};
 pub use signing::BadSignature;
 pub use statements::{

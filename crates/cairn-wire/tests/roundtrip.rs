@@ -181,13 +181,16 @@ fn response() -> impl Strategy<Value = Response> {
         },
     );
     prop_oneof![
-        (user(), device(), any::<bool>()).prop_map(|(user, device, registered)| {
-            Response::Authenticated(AuthOk {
-                user,
-                device,
-                registered,
-            })
-        }),
+        (user(), device(), any::<bool>(), any::<[u8; 16]>()).prop_map(
+            |(user, device, registered, log)| {
+                Response::Authenticated(AuthOk {
+                    user,
+                    device,
+                    registered,
+                    log: LogId::from_bytes(log),
+                })
+            }
+        ),
         (vec(outcome(), 0..4), vec(page(), 0..3), any::<bool>()).prop_map(|(acks, pages, more)| {
             Response::Synced(SyncResponse {
                 acks: BoundedVec::new(acks).unwrap(),

@@ -138,6 +138,7 @@ fn check_valid_id(v: &Value) {
         "device_id" => text.parse::<DeviceId>().unwrap().as_bytes().to_vec(),
         "envelope_id" => text.parse::<EnvelopeId>().unwrap().as_bytes().to_vec(),
         "exchange_key" => text.parse::<ExchangeKey>().unwrap().as_bytes().to_vec(),
+        "log_id" => text.parse::<LogId>().unwrap().as_bytes().to_vec(),
         "signature" => text.parse::<Signature>().unwrap().as_bytes().to_vec(),
         other => panic!("unknown id kind {other}"),
     };
@@ -459,6 +460,7 @@ fn response_cases() -> Vec<(&'static str, Response)> {
                 user: user_of(ROOT_SEED),
                 device: device_of(DEVICE_SEED),
                 registered: true,
+                log: LogId::from_bytes([0x1c; 16]),
             }),
         ),
         (
@@ -468,6 +470,7 @@ fn response_cases() -> Vec<(&'static str, Response)> {
                     user: user_of(ROOT_SEED),
                     device: device_of(DEVICE_SEED),
                     registered: false,
+                    log: LogId::from_bytes([0x1c; 16]),
                 },
                 certificate: certificate(),
             })),
@@ -535,6 +538,11 @@ fn id_vectors() -> Vec<Value> {
             "exchange_key",
             &EXCHANGE_KEY,
             ExchangeKey::from_bytes(EXCHANGE_KEY).to_text(),
+        ),
+        id(
+            "log_id",
+            &[0x1c; 16],
+            LogId::from_bytes([0x1c; 16]).to_text(),
         ),
         id(
             "signature",
