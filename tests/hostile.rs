@@ -89,12 +89,26 @@ async fn forged_and_misbound_envelope_signatures_are_refused() {
     let (_, device) = mallory();
     let hostile = scene.newcomer(&device).await;
     let now = now_ms();
-    let header = EnvelopeHeader::new(device.user, device.id, 1, now, Scope::Private);
+    let header = EnvelopeHeader::new(
+        device.user,
+        device.id,
+        1,
+        FIRST_IN_STREAM,
+        now,
+        Scope::Private,
+    );
     let genuine = signed(&device.key, header.clone(), b"genuine");
     // The same header with another payload; another header (one field
     // changed) with the same payload.
     let other_payload = signed(&device.key, header, b"another payload");
-    let other_header = EnvelopeHeader::new(device.user, device.id, 1, now, Scope::Friends);
+    let other_header = EnvelopeHeader::new(
+        device.user,
+        device.id,
+        1,
+        FIRST_IN_STREAM,
+        now,
+        Scope::Friends,
+    );
     let other_header = signed(&device.key, other_header, b"genuine");
     let alices = scene
         .laptop
@@ -368,7 +382,8 @@ async fn equivocation_and_sequence_gaps_are_refused_and_change_nothing() {
         let outcomes = hostile.append(vec![twin]).await;
         assert_eq!(
             refusal(only(&outcomes)),
-            (ErrorCode::EQUIVOCATION, ErrorDetail::None)
+            (ErrorCode::EQUIVOCATION, ErrorDetail::Stored(first.id())),
+            "the refusal names the envelope stored at that seq"
         );
     }
     // The same bytes again are a retry, answered with the original position.
@@ -502,13 +517,13 @@ async fn garbage_non_canonical_and_unexpected_frames_close_the_connection() {
     let mut scene = Scene::start().await;
     let (_, device) = mallory();
     let mut unknown_version =
-        append_request(vec![device.envelope(1, Scope::Private, b"v2")]).encode();
-    assert_eq!(unknown_version[2], 0x01, "the envelope's version byte");
-    unknown_version[2] = 0x02;
+        append_request(vec![device.envelope(1, Scope::Private, b"v3")]).encode();
+    assert_eq!(unknown_version[2], 0x02, "the envelope's version byte");
+    unknown_version[2] = 0x03;
     let bodies: [(&str, Vec<u8>); 7] = [
         ("garbage", vec![0xff, 0x00, 0x13, 0x37, 0xde, 0xad]),
         ("an empty body", vec![]),
-        ("an unknown request kind", vec![11]),
+        ("an unknown request kind", vec![12]),
         ("an over-long varint", vec![0x8a, 0x00]),
         ("a trailing byte", vec![10, 0x00]),
         ("an envelope of an unknown version", unknown_version),

@@ -3,6 +3,8 @@
 //! Every wait is bounded by `support::WAIT`.
 #![allow(dead_code)]
 
+pub mod tamper;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -159,6 +161,20 @@ impl Home {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Another home holding a copy of this one's files, as a copy or an
+    /// older backup of a home directory would. No `cairn` process may be
+    /// using this home meanwhile.
+    pub fn copy(&self) -> Self {
+        let copy = Self::new();
+        for entry in std::fs::read_dir(self.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+            }
+        }
+        copy
     }
 
     /// `cairn --home HOME ARGS...`, with the passphrase in the environment.

@@ -50,21 +50,25 @@ async fn main() {
         StatementOutcome::Applied
     );
     let mut seq = 0;
+    let mut prev = FIRST_IN_STREAM;
     while seq < N {
         let batch: Vec<Envelope> = (0..256.min(N - seq))
             .map(|_| {
                 seq += 1;
-                UnsignedEnvelope {
+                let envelope = UnsignedEnvelope {
                     header: EnvelopeHeader::new(
                         user,
                         device,
                         seq,
+                        prev,
                         1_700_000_000_000 + seq,
                         Scope::Private,
                     ),
                     payload: Payload::new(vec![0xa5; 1024]).unwrap(),
                 }
-                .sign(&key)
+                .sign(&key);
+                prev = envelope.id();
+                envelope
             })
             .collect();
         store.append(batch).await.unwrap();

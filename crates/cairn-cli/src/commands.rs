@@ -344,6 +344,15 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
             report.resent
         )?;
     }
+    if report.set_aside > 0 {
+        say!(
+            "the relay holds a later history of this device (this home was restored from an \
+             older copy?): adopted it, and wrote again on top of it {} of the {} changes this \
+             copy had queued",
+            report.rewritten,
+            report.set_aside
+        )?;
+    }
     if let Some(relogged) = report.relogged {
         say!(
             "the relay's log changed since the last sync (restored from a backup?): read {} \

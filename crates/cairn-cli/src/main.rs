@@ -34,6 +34,7 @@ fn exit_code(kind: Option<ErrorKind>) -> u8 {
         Some(ErrorKind::NotLinked) => 10,
         Some(ErrorKind::Invalid) => 11,
         Some(ErrorKind::Banned) => 12,
+        Some(ErrorKind::History) => 13,
         _ => 1,
     }
 }

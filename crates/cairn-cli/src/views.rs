@@ -218,6 +218,8 @@ pub struct SyncJson {
     ignored: u64,
     waiting: u64,
     resent: u64,
+    set_aside: u64,
+    rewritten: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     relogged: Option<RelogJson>,
     unopened: UnopenedJson,
@@ -251,6 +253,8 @@ impl From<&SyncReport> for SyncJson {
             ignored: report.ignored,
             waiting: report.waiting,
             resent: report.resent,
+            set_aside: report.set_aside,
+            rewritten: report.rewritten,
             relogged: report.relogged.map(|r| RelogJson {
                 rewound: r.rewound,
                 resent: r.resent,
@@ -338,6 +342,20 @@ pub fn hint(error: &Error) -> Option<String> {
                              `--with-root`), or give this one the root key with \
                              `cairn device recover` and your recovery code"
             .to_owned(),
+        Error::History(broken) => match **broken {
+            cairn_client::HistoryBreak::Withheld { .. } => {
+                "the relay (or whoever holds its database) is not serving everything its devices \
+                 wrote; nothing from this sync was taken in. Tell the relay's operator; if it \
+                 goes on, move to another relay"
+                    .to_owned()
+            }
+            cairn_client::HistoryBreak::Forked { .. } => {
+                "if that device's home was restored from a backup or copied, stop using the \
+                 copy; if not, its key may be in other hands: revoke it with `cairn device \
+                 revoke`"
+                    .to_owned()
+            }
+        },
         Error::OutdatedJoin => {
             "remove this home and make a new one with `cairn device join --user USER_ID`".to_owned()
         }

@@ -117,7 +117,14 @@ mod tests {
             let certificate =
                 self.root
                     .certify_device(self.device.device_id(), self.device.exchange_key(), 1);
-            let header = EnvelopeHeader::new(self.id(), self.device.device_id(), at, at, scope);
+            let header = EnvelopeHeader::new(
+                self.id(),
+                self.device.device_id(),
+                at,
+                cairn_wire::FIRST_IN_STREAM,
+                at,
+                scope,
+            );
             let record = Record::new(
                 certificate,
                 RecordBody::Note(NoteOp::Add {

@@ -43,6 +43,10 @@ pub enum Error {
     /// The relay broke the protocol.
     #[error("the relay broke the protocol: {0}")]
     Protocol(String),
+
+    /// What the relay served breaks what devices signed (`chain.rs`).
+    #[error("{0}")]
+    History(Box<crate::HistoryBreak>),
     /// No friend by that name.
     #[error("no friend named {0:?}")]
     UnknownFriend(String),
@@ -132,6 +136,9 @@ pub enum ErrorKind {
     Passphrase,
     /// The device is not approved yet.
     NotLinked,
+    /// What the relay served breaks what devices signed: it left something
+    /// out, or a device signed two histories.
+    History,
     /// Bad input or a name clash.
     Invalid,
     /// Anything else.
@@ -160,6 +167,7 @@ impl Error {
             Self::WrongPassphrase | Self::PassphraseRequired(_) => ErrorKind::Passphrase,
             Self::NotLinked | Self::Pending => ErrorKind::NotLinked,
             Self::DeviceRevoked => ErrorKind::Revoked,
+            Self::History(_) => ErrorKind::History,
             Self::Invalid(_)
             | Self::Exists(_)
             | Self::AlreadyInitialised { .. }

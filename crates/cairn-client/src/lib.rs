@@ -16,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 mod added;
+mod adopt;
+mod chain;
 mod client;
 pub mod connection;
 mod devices;
@@ -45,6 +47,7 @@ mod vault;
 mod watch;
 mod write;
 
+pub use chain::HistoryBreak;
 pub use client::{Client, Whoami};
 pub use connection::{ConnectError, Connection, RequestError, Subscription};
 pub use devices::{Approval, DeviceView, LinkOffer};

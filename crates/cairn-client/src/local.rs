@@ -8,6 +8,9 @@
 //! | `items` | envelope id | decrypted record, sealed under the data key |
 //! | `pending` | envelope id | nothing: envelopes not openable yet (keys missing) |
 //! | `cursors` | stream id encoding | last position synced |
+//! | `chains` | stream id encoding | this device's last envelope in the stream |
+//! | `set_aside` | seq (u64) | envelope id \|\| sealed item: a change this home made on a history the relay had moved past (`adopt.rs`) |
+//! | `links` | device \|\| stream id encoding \|\| prev | the envelope held that follows `prev` (`chain.rs`) |
 //!
 //! Every change of one sync step is one [`Batch`], committed in one write
 //! transaction, so that an interruption never leaves a cursor ahead of the
@@ -34,6 +37,9 @@ const ENVELOPES: Bytes = TableDefinition::new("envelopes");
 const ITEMS: Bytes = TableDefinition::new("items");
 const PENDING: Bytes = TableDefinition::new("pending");
 const CURSORS: TableDefinition<'static, &'static [u8], u64> = TableDefinition::new("cursors");
+const CHAINS: Bytes = TableDefinition::new("chains");
+const LINKS: Bytes = TableDefinition::new("links");
+const SET_ASIDE: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("set_aside");
 
 /// File name of the store in the home directory.
 pub const STORE_FILE: &str = "cairn.redb";
@@ -90,6 +96,26 @@ pub(crate) struct Batch {
     pub meta: Vec<(&'static str, Vec<u8>)>,
     pub outbox_add: Vec<(u64, Vec<u8>)>,
     pub outbox_remove: Vec<u64>,
+    /// This device's new last envelope in a stream.
+    pub chains: Vec<(StreamId, EnvelopeId)>,
+    /// Envelopes held, by what they follow (`chain::link_key`).
+    pub links: Vec<(Vec<u8>, EnvelopeId)>,
+    /// Setting aside a history this home made (`adopt.rs`): what leaves.
+    pub forget: Forget,
+    /// Changes set aside, by their old seq: envelope id and sealed item.
+    pub set_aside_add: Vec<(u64, Vec<u8>)>,
+    /// Changes written again.
+    pub set_aside_remove: Vec<u64>,
+}
+
+/// What a set-aside history takes out of the store, before the rest of
+/// the batch goes in.
+#[derive(Debug, Default)]
+pub(crate) struct Forget {
+    pub envelopes: Vec<EnvelopeId>,
+    pub links: Vec<Vec<u8>>,
+    /// Streams whose chain goes back: to an envelope, or to nothing.
+    pub chains: Vec<(StreamId, Option<EnvelopeId>)>,
 }
 
 impl LocalStore {
@@ -174,6 +200,9 @@ impl LocalStore {
         txn.open_table(ITEMS)?;
         txn.open_table(PENDING)?;
         txn.open_table(CURSORS)?;
+        txn.open_table(CHAINS)?;
+        txn.open_table(LINKS)?;
+        txn.open_table(SET_ASIDE)?;
         txn.commit()?;
         Ok(())
     }
@@ -201,10 +230,26 @@ impl LocalStore {
         let txn = db.begin_write()?;
         {
             let mut envelopes = txn.open_table(ENVELOPES)?;
+            let mut items = txn.open_table(ITEMS)?;
+            let mut links = txn.open_table(LINKS)?;
+            let mut chains = txn.open_table(CHAINS)?;
+            for id in &batch.forget.envelopes {
+                envelopes.remove(id.as_bytes().as_slice())?;
+                items.remove(id.as_bytes().as_slice())?;
+            }
+            for key in &batch.forget.links {
+                links.remove(key.as_slice())?;
+            }
+            for (stream, before) in &batch.forget.chains {
+                let key = codec::encode(stream);
+                match before {
+                    Some(id) => chains.insert(key.as_slice(), id.as_bytes().as_slice())?,
+                    None => chains.remove(key.as_slice())?,
+                };
+            }
             for (id, bytes) in &batch.envelopes {
                 envelopes.insert(id.as_bytes().as_slice(), bytes.as_slice())?;
             }
-            let mut items = txn.open_table(ITEMS)?;
             for (id, sealed) in &batch.items {
                 items.insert(id.as_bytes().as_slice(), sealed.as_slice())?;
             }
@@ -237,9 +282,76 @@ impl LocalStore {
             for seq in &batch.outbox_remove {
                 outbox.remove(*seq)?;
             }
+            for (stream, id) in &batch.chains {
+                chains.insert(codec::encode(stream).as_slice(), id.as_bytes().as_slice())?;
+            }
+            for (key, id) in &batch.links {
+                links.insert(key.as_slice(), id.as_bytes().as_slice())?;
+            }
+            let mut set_aside = txn.open_table(SET_ASIDE)?;
+            for (seq, value) in &batch.set_aside_add {
+                set_aside.insert(*seq, value.as_slice())?;
+            }
+            for seq in &batch.set_aside_remove {
+                set_aside.remove(*seq)?;
+            }
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// The sealed item held for `id`, as stored.
+    pub fn sealed_item(&self, id: &EnvelopeId) -> Result<Option<Vec<u8>>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(ITEMS)?;
+        Ok(table
+            .get(id.as_bytes().as_slice())?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// The changes set aside, by old seq: envelope id and sealed item.
+    pub fn set_aside(&self) -> Result<Vec<(u64, EnvelopeId, Vec<u8>)>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = match txn.open_table(SET_ASIDE) {
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (seq, value) = row?;
+            let value = value.value();
+            let (id, sealed) = value
+                .split_at_checked(32)
+                .ok_or_else(|| Error::store("a set-aside change too short"))?;
+            out.push((seq.value(), id_from(id)?, sealed.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// This device's last envelope in `stream`, if it wrote there.
+    pub fn chain_head(&self, stream: &StreamId) -> Result<Option<EnvelopeId>, Error> {
+        self.id_at(CHAINS, &codec::encode(stream))
+    }
+
+    /// The envelope held that follows what `key` names (`chain::link_key`).
+    pub fn link(&self, key: &[u8]) -> Result<Option<EnvelopeId>, Error> {
+        self.id_at(LINKS, key)
+    }
+
+    fn id_at(&self, table: Bytes, key: &[u8]) -> Result<Option<EnvelopeId>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        // Homes made before chains were kept have no such table yet.
+        let table = match txn.open_table(table) {
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            other => other?,
+        };
+        let Some(value) = table.get(key)? else {
+            return Ok(None);
+        };
+        id_from(value.value()).map(Some)
     }
 
     /// The ids of every envelope known here.
@@ -418,7 +530,14 @@ mod tests {
         let mut batch = Batch::default();
         for seq in 1..=600 {
             let envelope = UnsignedEnvelope {
-                header: EnvelopeHeader::new(user, device, seq, seq, Scope::Friends),
+                header: EnvelopeHeader::new(
+                    user,
+                    device,
+                    seq,
+                    cairn_wire::FIRST_IN_STREAM,
+                    seq,
+                    Scope::Friends,
+                ),
                 payload: Payload::new(vec![0; 8]).unwrap(),
             }
             .sign(&key);

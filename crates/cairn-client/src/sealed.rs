@@ -163,6 +163,15 @@ impl Sealed {
         Ok(items)
     }
 
+    /// The changes set aside (`adopt.rs`), by their old seq, opened.
+    pub(crate) fn set_aside(&self) -> Result<Vec<(u64, Item)>, Error> {
+        let mut out = Vec::new();
+        for (seq, id, sealed) in self.store.set_aside()? {
+            out.push((seq, self.open_item(&item_label(&id), &id, &sealed)?));
+        }
+        Ok(out)
+    }
+
     /// The item stored under `id`, sealed under `label`; it must be that
     /// envelope's.
     fn open_item(&self, label: &str, id: &EnvelopeId, sealed: &[u8]) -> Result<Item, Error> {
@@ -222,8 +231,14 @@ mod tests {
         let mut rng = os::rng();
         let (root, device) = (RootKey::generate(&mut rng), DeviceKeys::generate(&mut rng));
         let certificate = root.certify_device(device.device_id(), device.exchange_key(), 1);
-        let header =
-            EnvelopeHeader::new(root.user_id(), device.device_id(), seq, 1, Scope::Private);
+        let header = EnvelopeHeader::new(
+            root.user_id(),
+            device.device_id(),
+            seq,
+            cairn_wire::FIRST_IN_STREAM,
+            1,
+            Scope::Private,
+        );
         let id = EnvelopeId::from_bytes([u8::try_from(seq).unwrap(); 32]);
         let body = RecordBody::Note(NoteOp::Add { text: text.into() });
         Item::new(id, header, Vec::new(), Record::new(certificate, body))

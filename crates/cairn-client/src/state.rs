@@ -427,6 +427,7 @@ mod tests {
                 self.root.user_id(),
                 self.device.device_id(),
                 seq,
+                cairn_wire::FIRST_IN_STREAM,
                 at,
                 Scope::Private,
             );

@@ -30,6 +30,7 @@ use crate::record::RecordBody;
 use crate::relog::Relogged;
 use crate::rounds::{Answered, Next, Rounds};
 use crate::unopened::Unopened;
+use crate::{adopt, chain};
 
 /// Bytes of envelopes one hello pushes at most, well inside the frame.
 const OUTBOX_BYTES: usize = 768 * 1024;
@@ -87,6 +88,11 @@ pub struct SyncReport {
     /// What following a new relay log did, when the relay's log changed
     /// since the last sync (restored from a backup).
     pub relogged: Option<Relogged>,
+    /// Envelopes this home had queued on a history of this device the
+    /// relay had moved past (restored from an older copy), set aside.
+    pub set_aside: u64,
+    /// The changes among them written again on top of the relay's history.
+    pub rewritten: u64,
     /// Whether this sync completed the device's link.
     pub linked: bool,
     /// Then, the confirmation the approving device showed too.
@@ -180,6 +186,14 @@ impl Client {
         let relogged = self.follow_relay_log(connection).await?;
         let mut report = self.sync_on(connection, progress).await?;
         report.relogged = relogged;
+        // What a home behind the relay set aside goes on top of the
+        // relay's history, now that this device holds it.
+        if !self.local.store().set_aside()?.is_empty() {
+            report.rewritten = self.write_again()?;
+            let pushed = self.sync_on(connection, progress).await?;
+            report.pushed += pushed.pushed;
+            report.queued = pushed.queued;
+        }
         // Only what arrived can change a member's key or fork an audience.
         if report.items > 0 && self.rekey_audiences()? {
             let pushed = self.sync_on(connection, progress).await?;
@@ -284,6 +298,23 @@ impl Client {
         let synced = self.hello(connection, &outbox, cursors).await?;
         let mut batch = Batch::default();
         let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+        if let Some((seq, refused)) = &refusal
+            && adopt::relay_is_ahead(*seq, refused)
+            && report.set_aside == 0
+        {
+            // This answer's pages are read again by the next hello, once
+            // this home's conflicting history is out of the way.
+            self.local.store().commit(batch)?;
+            report.pushed += pushed;
+            report.set_aside = self.set_aside_outbox()?;
+            let answered = Answered {
+                pushed,
+                requeued: report.set_aside,
+                more: true,
+                ..Answered::default()
+            };
+            return Ok((answered, true));
+        }
         let resent_before = report.resent;
         let refusal = match refusal {
             Some((seq, refused)) => self
@@ -424,6 +455,9 @@ impl Client {
                     continue;
                 }
                 ingested.pulled += 1;
+                if envelope.header().device == self.device() {
+                    self.adopt_own(&envelope, id, batch)?;
+                }
                 batch.envelopes.push((id, envelope.encode()));
                 keys_changed |= self.apply(keys, &envelope, batch, &mut ingested, &mut waiting)?;
             }
@@ -433,6 +467,11 @@ impl Client {
             self.local.save_keyring(&keys.grants, batch)?;
         } else {
             self.keep_waiting(&waiting, batch)?;
+        }
+        // Nothing of a step whose history breaks is committed: its cursors
+        // stay, and every sync says so again until the relay serves it.
+        if let Err(broken) = chain::check(self.local.store(), &ingested.items, known, batch)? {
+            return Err(Error::History(Box::new(broken)));
         }
         Ok(ingested)
     }
@@ -728,6 +767,23 @@ fn explain(seq: u64, error: &WireError) -> WireError {
                      {seq}: the relay lost envelopes this device no longer holds"
                 ),
             },
+        )
+        .with_detail(error.detail),
+        (ErrorCode::EQUIVOCATION, ErrorDetail::Stored(stored)) => WireError::new(
+            error.code,
+            &format!(
+                "the relay already holds {stored} as this device's envelope {seq}: this home \
+                 was restored from an older copy, or copied"
+            ),
+        )
+        .with_detail(error.detail),
+        (ErrorCode::BROKEN_CHAIN, ErrorDetail::Stored(stored)) => WireError::new(
+            error.code,
+            &format!(
+                "the relay holds {stored} as this device's last envelope in that stream, which \
+                 this device's envelope {seq} does not follow: this home was restored from an \
+                 older copy, or copied"
+            ),
         )
         .with_detail(error.detail),
         _ => error.clone(),

@@ -5,9 +5,11 @@
 
 use cairn_crypto::{KeyGrant, LinkBundle, WrapTarget, os};
 use cairn_wire::{
-    Envelope, EnvelopeHeader, EnvelopeId, ExchangeKey, Payload, Scope, UnsignedEnvelope, UserId,
+    Envelope, EnvelopeHeader, EnvelopeId, ExchangeKey, FIRST_IN_STREAM, Payload, Scope, StreamId,
+    UnsignedEnvelope, UserId,
 };
 
+use crate::chain;
 use crate::client::{Client, now_ms};
 use crate::error::Error;
 use crate::link::LinkCode;
@@ -108,7 +110,12 @@ impl Client {
         self.check_not_revoked()?;
         let user = self.user()?;
         let seq = self.local.store().next_seq()?;
-        let header = EnvelopeHeader::new(user, self.device(), seq, now_ms(), scope);
+        let prev = self
+            .local
+            .store()
+            .chain_head(&StreamId::new(user, scope))?
+            .unwrap_or(FIRST_IN_STREAM);
+        let header = EnvelopeHeader::new(user, self.device(), seq, prev, now_ms(), scope);
         let payload = seal(&header)?;
         Ok(UnsignedEnvelope { header, payload }.sign(self.identity.device.signing_key()))
     }
@@ -122,6 +129,12 @@ impl Client {
         let mut batch = Batch::default();
         batch.outbox_add.push((seq, bytes.clone()));
         batch.envelopes.push((id, bytes));
+        let header = envelope.header();
+        batch.chains.push((header.stream(), id));
+        batch.links.push((
+            chain::link_key(&header.device, &header.stream(), &header.prev),
+            id,
+        ));
         batch
             .meta
             .push((meta::NEXT_SEQ, seq.saturating_add(1).to_be_bytes().to_vec()));

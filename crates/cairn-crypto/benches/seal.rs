@@ -26,7 +26,14 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(1);
     let root = RootKey::generate(&mut rng);
     let device = DeviceKeys::generate(&mut rng);
-    let header = EnvelopeHeader::new(root.user_id(), device.device_id(), 1, 0, Scope::Friends);
+    let header = EnvelopeHeader::new(
+        root.user_id(),
+        device.device_id(),
+        1,
+        cairn_wire::FIRST_IN_STREAM,
+        0,
+        Scope::Friends,
+    );
     let small = audience_of(&mut rng, 1);
     let large = audience_of(&mut rng, 1000);
     let plaintext = vec![0x5au8; POST_LEN];
@@ -98,6 +105,7 @@ fn time_rotation_grants(
             root.user_id(),
             device.device_id(),
             2,
+            cairn_wire::FIRST_IN_STREAM,
             0,
             Scope::Direct(member.user),
         );

@@ -499,6 +499,7 @@ mod tests {
                 self.root.user_id(),
                 self.device.device_id(),
                 1,
+                cairn_wire::FIRST_IN_STREAM,
                 1,
                 Scope::Direct(to),
             )

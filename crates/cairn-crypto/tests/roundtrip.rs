@@ -65,6 +65,7 @@ impl User {
             self.id(),
             self.device.device_id(),
             seq,
+            cairn_wire::FIRST_IN_STREAM,
             1_700_000_000_000,
             scope,
         )
@@ -257,11 +258,19 @@ fn every_failure_is_the_same_opaque_error() {
         alice.header(6, Scope::Friends),
         alice.header(5, Scope::Private),
         alice.header(5, Scope::Direct(alice.id())),
-        EnvelopeHeader::new(alice.id(), alice.device.device_id(), 5, 1, Scope::Friends),
+        EnvelopeHeader::new(
+            alice.id(),
+            alice.device.device_id(),
+            5,
+            cairn_wire::FIRST_IN_STREAM,
+            1,
+            Scope::Friends,
+        ),
         EnvelopeHeader::new(
             alice.id(),
             DeviceKeys::generate(&mut rng).device_id(),
             5,
+            cairn_wire::FIRST_IN_STREAM,
             1_700_000_000_000,
             Scope::Friends,
         ),
@@ -563,6 +572,7 @@ fn the_longest_plaintext_fits_with_the_most_audiences_at_the_largest_epoch() {
         alice.id(),
         alice.device.device_id(),
         u64::MAX,
+        cairn_wire::FIRST_IN_STREAM,
         u64::MAX,
         Scope::Direct(alice.id()),
     );
@@ -771,7 +781,14 @@ fn device_certificates_and_revocation() {
         Err(VerifyError::UnknownDevice)
     );
 
-    let header = EnvelopeHeader::new(alice.id(), phone.device_id(), 1, 1, Scope::Private);
+    let header = EnvelopeHeader::new(
+        alice.id(),
+        phone.device_id(),
+        1,
+        cairn_wire::FIRST_IN_STREAM,
+        1,
+        Scope::Private,
+    );
     let payload = cairn_wire::Payload::new(vec![1, 2, 3]).unwrap();
     let envelope = UnsignedEnvelope { header, payload }.sign(phone.signing_key());
     devices.verify_envelope(&envelope).unwrap();

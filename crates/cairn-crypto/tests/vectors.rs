@@ -58,6 +58,7 @@ fn header(f: &Fixture, seq: u64, scope: Scope) -> EnvelopeHeader {
         f.alice.user_id(),
         f.alice_device.device_id(),
         seq,
+        cairn_wire::FIRST_IN_STREAM,
         TIMESTAMP_MS,
         scope,
     )

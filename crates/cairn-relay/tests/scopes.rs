@@ -138,12 +138,32 @@ async fn retries_are_idempotent_and_equivocation_and_gaps_are_refused() {
     let other_bytes = device.envelope(1, Scope::Private, b"something else");
     assert_eq!(
         refusal(&append(&c, vec![other_bytes]).await),
-        (ErrorCode::EQUIVOCATION, ErrorDetail::None)
+        (ErrorCode::EQUIVOCATION, ErrorDetail::Stored(first.id()))
     );
+    // The next seq, but not following the device's last envelope in the
+    // stream: the refusal names the one it should follow.
+    let restarted = device.envelope_after(
+        device.user,
+        2,
+        FIRST_IN_STREAM,
+        Scope::Private,
+        b"a second first",
+    );
+    assert_eq!(
+        refusal(&append(&c, vec![restarted]).await),
+        (ErrorCode::BROKEN_CHAIN, ErrorDetail::Stored(first.id()))
+    );
+    // In another stream the device starts a chain of its own.
+    let elsewhere =
+        device.envelope_after(device.user, 2, FIRST_IN_STREAM, Scope::Friends, b"friends");
+    assert!(matches!(
+        append(&c, vec![elsewhere]).await.as_slice(),
+        [AppendOutcome::Stored(_)]
+    ));
     let skipped = device.envelope(5, Scope::Private, b"five");
     assert_eq!(
         refusal(&append(&c, vec![skipped]).await),
-        (ErrorCode::SEQ_GAP, ErrorDetail::ExpectedSeq(2))
+        (ErrorCode::SEQ_GAP, ErrorDetail::ExpectedSeq(3))
     );
     // Nothing refused was stored.
     assert_eq!(positions(&read(&c, first.stream(), 0).await), vec![1]);

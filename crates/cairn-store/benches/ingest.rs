@@ -88,11 +88,14 @@ fn make_callers() -> Vec<Caller> {
             let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
             let body =
                 DeviceCertificateBody::new(user, device, ExchangeKey::from_bytes([0; 32]), 1);
+            let mut prev = cairn_wire::FIRST_IN_STREAM;
             let envelopes = (1..=PER_CALLER)
                 .map(|seq| {
-                    let header = EnvelopeHeader::new(user, device, seq, seq, Scope::Friends);
+                    let header = EnvelopeHeader::new(user, device, seq, prev, seq, Scope::Friends);
                     let payload = Payload::new(vec![seq as u8; PAYLOAD]).unwrap();
-                    UnsignedEnvelope { header, payload }.sign(&key)
+                    let envelope = UnsignedEnvelope { header, payload }.sign(&key);
+                    prev = envelope.id();
+                    envelope
                 })
                 .collect();
             Caller {

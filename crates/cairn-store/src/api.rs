@@ -315,6 +315,11 @@ pub enum Refusal {
         /// The sequence number the store expects next from the device.
         expected: u64,
     },
+    /// `prev` is not the device's last envelope in the stream.
+    BrokenChain {
+        /// That envelope's id ([`cairn_wire::FIRST_IN_STREAM`] if none).
+        last: EnvelopeId,
+    },
     /// The device is not registered for anyone.
     UnknownDevice,
     /// The device is registered, but for another user than the author.
@@ -527,6 +532,7 @@ impl Refusal {
         match self {
             Self::Equivocation { .. } => ErrorCode::EQUIVOCATION,
             Self::SeqGap { .. } => ErrorCode::SEQ_GAP,
+            Self::BrokenChain { .. } => ErrorCode::BROKEN_CHAIN,
             Self::UnknownDevice => ErrorCode::UNKNOWN_DEVICE,
             Self::NotAuthor => ErrorCode::NOT_AUTHOR,
             Self::DeviceRevoked => ErrorCode::DEVICE_REVOKED,
@@ -534,11 +540,14 @@ impl Refusal {
         }
     }
 
-    /// The wire error, with the expected sequence number for a gap.
+    /// The wire error, with the expected sequence number for a gap and
+    /// the stored envelope for an equivocation or a broken chain.
     pub fn to_wire(&self) -> WireError {
         let error = WireError::new(self.code(), &self.to_string());
         match self {
             Self::SeqGap { expected } => error.with_detail(ErrorDetail::ExpectedSeq(*expected)),
+            Self::Equivocation { existing } => error.with_detail(ErrorDetail::Stored(*existing)),
+            Self::BrokenChain { last } => error.with_detail(ErrorDetail::Stored(*last)),
             _ => error,
         }
     }
@@ -551,6 +560,9 @@ impl std::fmt::Display for Refusal {
                 f.write_str("another envelope with this device and sequence number is stored")
             }
             Self::SeqGap { expected } => write!(f, "sequence gap: expected {expected}"),
+            Self::BrokenChain { .. } => {
+                f.write_str("prev is not this device's last envelope in the stream (attached)")
+            }
             Self::UnknownDevice => f.write_str("device not registered"),
             Self::NotAuthor => f.write_str("device registered to another user"),
             Self::DeviceRevoked => f.write_str("device revoked"),

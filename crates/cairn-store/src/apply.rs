@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use cairn_wire::{
-    Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeId, FriendGrant,
-    FriendRevocation, Signed, Statement, StreamId, UserId,
+    Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeHeader, EnvelopeId,
+    FIRST_IN_STREAM, FriendGrant, FriendRevocation, Signed, Statement, StreamId, UserId,
 };
 use redb::{ReadableTable, Table, WriteTransaction};
 
@@ -77,6 +77,7 @@ pub struct WriteTables<'t> {
     acks: T<'t>,
     user_usage: T<'t>,
     invites: T<'t>,
+    chain_heads: T<'t>,
     added_bytes: u64,
     quota: Quota,
     /// Usage of the authors seen in this group, as updated by it.
@@ -103,6 +104,7 @@ impl<'t> WriteTables<'t> {
             acks: txn.open_table(schema::ACKS)?,
             user_usage: txn.open_table(schema::USER_USAGE)?,
             invites: txn.open_table(schema::INVITES)?,
+            chain_heads: txn.open_table(schema::CHAIN_HEADS)?,
             added_bytes: 0,
             quota,
             usage: HashMap::new(),
@@ -127,6 +129,9 @@ impl<'t> WriteTables<'t> {
             return Ok((outcome, None));
         }
         if let Some(refusal) = self.seq_refusal(&author, &device, seq)? {
+            return Ok((ItemOutcome::Refused(refusal), None));
+        }
+        if let Some(refusal) = self.chain_refusal(header)? {
             return Ok((ItemOutcome::Refused(refusal), None));
         }
         let used = self.usage_of(author)?;
@@ -259,6 +264,16 @@ impl<'t> WriteTables<'t> {
         }
     }
 
+    /// The envelope must follow its device's last one in its stream.
+    fn chain_refusal(&self, header: &EnvelopeHeader) -> Result<Option<Refusal>, redb::Error> {
+        let key = keys::chain_key(&header.author, &header.device, &header.stream());
+        let last = match self.chain_heads.get(key.as_slice())? {
+            Some(id) => keys::parse_envelope_id(id.value()).map_err(corrupt)?,
+            None => FIRST_IN_STREAM,
+        };
+        Ok((header.prev != last).then_some(Refusal::BrokenChain { last }))
+    }
+
     fn store(&mut self, item: Prepared) -> Result<Committed, redb::Error> {
         let header = item.envelope.header();
         let stream = header.stream();
@@ -272,6 +287,9 @@ impl<'t> WriteTables<'t> {
             .insert(item.id.as_bytes().as_slice(), entry_key.as_slice())?;
         self.device_seqs
             .insert(seq_key.as_slice(), item.id.as_bytes().as_slice())?;
+        let chain_key = keys::chain_key(&header.author, &header.device, &stream);
+        self.chain_heads
+            .insert(chain_key.as_slice(), item.id.as_bytes().as_slice())?;
         self.streams
             .insert(stream_key.as_slice(), position.to_be_bytes().as_slice())?;
         if position == 1 {

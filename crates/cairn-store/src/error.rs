@@ -44,6 +44,17 @@ pub enum OpenError {
         /// The version this build reads and writes.
         supported: u32,
     },
+    /// The store holds envelopes of format 1, from before envelopes named
+    /// their predecessor; this build cannot read them.
+    #[error(
+        "{path}: holds envelopes of format 1, from a pre-release cairn, which this build \
+         cannot read; keep this file with the cairn-relay that wrote it, or start a new data \
+         directory"
+    )]
+    OldEnvelopes {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is a database, but not a cairn store (it has tables and no
     /// cairn schema record).
     #[error("{path}: not a cairn store (no schema record)")]

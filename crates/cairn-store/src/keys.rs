@@ -116,6 +116,13 @@ pub fn device_seq_key(user: &UserId, device: &DeviceId, seq: u64) -> Vec<u8> {
     key
 }
 
+/// `user || device || stream_key`: a device's chain in one stream.
+pub fn chain_key(user: &UserId, device: &DeviceId, stream: &StreamId) -> Vec<u8> {
+    let mut key = pair_key(user.as_bytes(), device.as_bytes());
+    key.extend_from_slice(&stream_key(stream));
+    key
+}
+
 /// Parses a [`device_seq_key`].
 pub fn parse_device_seq_key(bytes: &[u8]) -> Result<(UserId, DeviceId, u64), Malformed> {
     let (user, rest) = split_array::<32>(bytes).ok_or(malformed("device seq key"))?;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cairn_wire::{Envelope, StreamId, UserId};
+use cairn_wire::{Envelope, EnvelopeId, FIRST_IN_STREAM, StreamId, UserId};
 use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableHandle};
 
 use crate::api::{Usage, VerifyReport};
@@ -57,6 +57,7 @@ pub fn verify(db: &Database) -> Result<VerifyReport, ReadError> {
     check.registry()?;
     check.friends()?;
     check.acks()?;
+    check.chain_heads()?;
     Ok(check.finish())
 }
 
@@ -121,6 +122,7 @@ struct Tables {
     acks: Ro,
     user_usage: Ro,
     meta: Ro,
+    chain_heads: Ro,
 }
 
 #[derive(Default)]
@@ -130,6 +132,8 @@ struct Found {
     bytes: u64,
     /// What each stream owner stored, counted from the log.
     usage: BTreeMap<UserId, Usage>,
+    /// Each device's last envelope in each stream, from the log.
+    chains: BTreeMap<Vec<u8>, EnvelopeId>,
 }
 
 impl Found {
@@ -166,6 +170,7 @@ impl Check {
             acks: table(txn, schema::ACKS)?,
             user_usage: table(txn, schema::USER_USAGE)?,
             meta: table(txn, schema::META)?,
+            chain_heads: table(txn, schema::CHAIN_HEADS)?,
         };
         Ok(Self {
             t,
@@ -217,6 +222,23 @@ impl Check {
         if last != head {
             self.found
                 .problem(format!("{stream}: head is {head}, last entry is {last}"));
+        }
+        Ok(())
+    }
+
+    /// The chain heads are each device's last envelope in each stream.
+    fn chain_heads(&mut self) -> Result<(), ReadError> {
+        let mut stored = BTreeMap::new();
+        for row in self.t.chain_heads.iter().map_err(backend)? {
+            let (key, value) = row.map_err(backend)?;
+            stored.insert(
+                key.value().to_vec(),
+                keys::parse_envelope_id(value.value())?,
+            );
+        }
+        if stored != self.found.chains {
+            self.found
+                .problem("the chain heads do not match the devices' last envelopes".into());
         }
         Ok(())
     }
@@ -413,6 +435,14 @@ impl Tables {
             found.problem(format!("{id}: id index does not point at its entry"));
         }
         let h = envelope.header();
+        let chain = keys::chain_key(&h.author, &h.device, stream);
+        let before = found.chains.insert(chain, id).unwrap_or(FIRST_IN_STREAM);
+        if h.prev != before {
+            found.problem(format!(
+                "{id}: names {} as its device's previous envelope in {stream}, which is {before}",
+                h.prev
+            ));
+        }
         let seq_key = keys::device_seq_key(&h.author, &h.device, h.seq);
         let by_seq = self.device_seqs.get(seq_key.as_slice()).map_err(backend)?;
         if by_seq.as_ref().map(|v| v.value()) != Some(id.as_bytes().as_slice()) {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cairn_wire::UserId;
+use cairn_wire::{Envelope, UserId};
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use crate::api::Usage;
@@ -36,8 +36,10 @@ pub fn from_v1(db: &Database, path: &Path) -> Result<(), OpenError> {
 }
 
 /// Version 2 to 3: adds the log id (`cairn_meta` `log_id`), a new random
-/// one: clients that read this relay before see a new log once, and
-/// re-read from the positions the relay holds of theirs.
+/// one, so that clients that read this relay before see a new log once and
+/// re-read from the positions the relay holds of theirs; and
+/// `cairn_chain_heads`, from the log. An envelope of format 1 (before
+/// `prev`), which this build cannot read, stops the migration.
 pub fn from_v2(db: &Database, path: &Path) -> Result<(), OpenError> {
     let backend = |e: redb::Error| OpenError::Backend {
         path: path.to_path_buf(),
@@ -47,6 +49,12 @@ pub fn from_v2(db: &Database, path: &Path) -> Result<(), OpenError> {
     let log = schema::new_log_id().map_err(|e| backend(e.into()))?;
     let txn = schema::begin_write(db, true).map_err(backend)?;
     schema::write_log_id(&txn, log).map_err(backend)?;
+    add_chain_heads(&txn).map_err(|e| match e {
+        Migration::Backend(e) => backend(e),
+        Migration::OldEnvelope => OpenError::OldEnvelopes {
+            path: path.to_path_buf(),
+        },
+    })?;
     let mut meta = txn
         .open_table(schema::META)
         .map_err(|e| backend(e.into()))?;
@@ -81,6 +89,52 @@ fn keep_copy(path: &Path, version: u32) -> Result<(), OpenError> {
         .and_then(|f| f.sync_all())
         .map_err(io)?;
     std::fs::rename(&partial, &copy).map_err(io)
+}
+
+/// Why a migration step failed.
+enum Migration {
+    Backend(redb::Error),
+    /// An envelope this build cannot decode.
+    OldEnvelope,
+}
+
+impl From<redb::Error> for Migration {
+    fn from(e: redb::Error) -> Self {
+        Self::Backend(e)
+    }
+}
+
+impl From<redb::StorageError> for Migration {
+    fn from(e: redb::StorageError) -> Self {
+        Self::Backend(e.into())
+    }
+}
+
+impl From<redb::TableError> for Migration {
+    fn from(e: redb::TableError) -> Self {
+        Self::Backend(e.into())
+    }
+}
+
+/// Each device's last envelope in each stream, read from the log in
+/// position order.
+fn add_chain_heads(txn: &WriteTransaction) -> Result<(), Migration> {
+    let mut heads = BTreeMap::new();
+    {
+        let envelopes = txn.open_table(schema::ENVELOPES)?;
+        for row in envelopes.iter()? {
+            let (_, value) = row?;
+            let envelope = Envelope::decode(value.value()).map_err(|_| Migration::OldEnvelope)?;
+            let header = envelope.header();
+            let key = keys::chain_key(&header.author, &header.device, &header.stream());
+            heads.insert(key, Envelope::id_of_encoding(value.value()));
+        }
+    }
+    let mut table = txn.open_table(schema::CHAIN_HEADS)?;
+    for (key, id) in heads {
+        table.insert(key.as_slice(), id.as_bytes().as_slice())?;
+    }
+    Ok(())
 }
 
 fn add_usage(txn: &WriteTransaction) -> Result<(), redb::Error> {

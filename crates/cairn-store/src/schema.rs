@@ -57,8 +57,13 @@ pub const USER_USAGE: Def = TableDefinition::new("cairn_user_usage");
 /// created_ms (u64 BE)`: the operator's invites (schema version 2).
 pub const INVITES: Def = TableDefinition::new("cairn_invites");
 
+/// `user || device || stream_key -> envelope id`: each device's last
+/// envelope in each stream, which its next one there must name as `prev`
+/// (schema version 3).
+pub const CHAIN_HEADS: Def = TableDefinition::new("cairn_chain_heads");
+
 /// Every table of the schema, in the order `spec/storage.md` lists them.
-pub const TABLES: [Def; 15] = [
+pub const TABLES: [Def; 16] = [
     META,
     ENVELOPES,
     ENVELOPE_IDS,
@@ -74,6 +79,7 @@ pub const TABLES: [Def; 15] = [
     ACKS,
     USER_USAGE,
     INVITES,
+    CHAIN_HEADS,
 ];
 
 /// Meta key of the schema version (u32 BE).

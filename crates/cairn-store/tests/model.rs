@@ -15,7 +15,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cairn_store::{ItemOutcome, RedbStore, Refusal, StatementOutcome, StatementRefusal, Store};
-use cairn_wire::{Cursor, DeviceId, Envelope, EnvelopeId, Scope, StreamId, UserId};
+use cairn_wire::{
+    Cursor, DeviceId, Envelope, EnvelopeId, FIRST_IN_STREAM, Scope, StreamId, UserId,
+};
 use common::{Device, User, fast, temp_store};
 use proptest::prelude::*;
 
@@ -31,6 +33,9 @@ enum SeqChoice {
     Gap(u64),
     Equivocate(u64),
     Zero,
+    /// The next seq, naming the start of the stream as `prev` (a broken
+    /// chain once the device wrote there).
+    Restart,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +65,7 @@ fn seq_choice() -> impl Strategy<Value = SeqChoice> {
         1 => (0u64..3).prop_map(SeqChoice::Gap),
         1 => any::<u64>().prop_map(SeqChoice::Equivocate),
         1 => Just(SeqChoice::Zero),
+        1 => Just(SeqChoice::Restart),
     ]
 }
 
@@ -103,9 +109,17 @@ struct Model {
     friends: HashMap<(UserId, UserId), (u64, u8)>,
     acks: BTreeMap<(DeviceId, StreamId), u64>,
     all: Vec<Envelope>,
+    chains: HashMap<(UserId, DeviceId, StreamId), EnvelopeId>,
 }
 
 impl Model {
+    fn chain_head(&self, user: UserId, device: DeviceId, stream: StreamId) -> EnvelopeId {
+        self.chains
+            .get(&(user, device, stream))
+            .copied()
+            .unwrap_or(FIRST_IN_STREAM)
+    }
+
     fn last_seq(&self, user: UserId, device: DeviceId) -> u64 {
         self.seqs.get(&(user, device)).map_or(0, |s| s.len() as u64)
     }
@@ -137,6 +151,12 @@ impl Model {
             let existing = self.seqs[&key][usize::try_from(h.seq - 1).unwrap()];
             return ItemOutcome::Refused(Refusal::Equivocation { existing });
         }
+        let head = self.chain_head(h.author, h.device, envelope.stream());
+        if h.prev != head {
+            return ItemOutcome::Refused(Refusal::BrokenChain { last: head });
+        }
+        self.chains
+            .insert((h.author, h.device, envelope.stream()), id);
         let stream = self.streams.entry(envelope.stream()).or_default();
         stream.push(envelope.clone());
         let position = stream.len() as u64;
@@ -269,10 +289,15 @@ impl World {
             SeqChoice::Next | SeqChoice::Duplicate(_) => last + 1,
             SeqChoice::Gap(k) => last + 2 + k,
             SeqChoice::Equivocate(i) if last > 0 => 1 + i % last,
-            SeqChoice::Equivocate(_) => last + 1,
+            SeqChoice::Equivocate(_) | SeqChoice::Restart => last + 1,
             SeqChoice::Zero => 0,
         };
-        device.envelope_as(author, seq, scope, &[self.counter])
+        let stream = StreamId::new(author, scope);
+        let prev = match spec.seq {
+            SeqChoice::Restart => FIRST_IN_STREAM,
+            _ => model.chain_head(author, device.id, stream),
+        };
+        device.envelope_after(author, seq, prev, scope, &[self.counter])
     }
 }
 

@@ -2,10 +2,14 @@
 //! small numbers so that a test needs no randomness and can make the same
 //! envelope twice.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use cairn_wire::{
     DeviceCertificate, DeviceCertificateBody, DeviceId, DeviceRevocation, DeviceRevocationBody,
-    Envelope, EnvelopeHeader, ExchangeKey, FriendGrant, FriendGrantBody, FriendRevocation,
-    FriendRevocationBody, Payload, Scope, Signed, SigningKey, UnsignedEnvelope, UserId,
+    Envelope, EnvelopeHeader, EnvelopeId, ExchangeKey, FIRST_IN_STREAM, FriendGrant,
+    FriendGrantBody, FriendRevocation, FriendRevocationBody, Payload, Scope, Signed, SigningKey,
+    StreamId, UnsignedEnvelope, UserId,
 };
 
 use crate::now_ms;
@@ -24,6 +28,12 @@ pub struct User {
 }
 
 /// One device of a user, certified by the user's root key.
+///
+/// It remembers the envelopes it made (clones share the memory), so that
+/// each names as `prev` the one made for the stream with the highest lower
+/// seq, as a real device's would; of two made for one seq (a test of
+/// equivocation), the first counts. The same calls in the same order make
+/// the same envelopes.
 #[derive(Debug, Clone)]
 pub struct Device {
     /// The device's signing key.
@@ -34,6 +44,8 @@ pub struct Device {
     pub id: DeviceId,
     /// Its certificate, issued when the device was made.
     pub certificate: DeviceCertificate,
+    /// The envelopes made so far, by stream and seq.
+    made: Arc<Mutex<BTreeMap<(StreamId, u64), EnvelopeId>>>,
 }
 
 impl User {
@@ -65,6 +77,7 @@ impl User {
             user: self.id,
             id,
             certificate: self.certify(id, now_ms()),
+            made: Arc::default(),
         }
     }
 
@@ -121,10 +134,37 @@ impl Device {
 
     /// An envelope signed by this device that claims `author`.
     pub fn envelope_as(&self, author: UserId, seq: u64, scope: Scope, payload: &[u8]) -> Envelope {
+        let stream = StreamId::new(author, scope);
+        let prev = self.prev(stream, seq);
+        self.envelope_after(author, seq, prev, scope, payload)
+    }
+
+    /// An envelope that names `prev` as its predecessor, whatever this
+    /// device made before.
+    pub fn envelope_after(
+        &self,
+        author: UserId,
+        seq: u64,
+        prev: EnvelopeId,
+        scope: Scope,
+        payload: &[u8],
+    ) -> Envelope {
         let stamp = ENVELOPE_EPOCH_MS.saturating_add(seq);
-        let header = EnvelopeHeader::new(author, self.id, seq, stamp, scope);
+        let header = EnvelopeHeader::new(author, self.id, seq, prev, stamp, scope);
         let payload = Payload::new(payload.to_vec()).expect("payload within the limit");
-        UnsignedEnvelope { header, payload }.sign(&self.key)
+        let envelope = UnsignedEnvelope { header, payload }.sign(&self.key);
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        made.entry((StreamId::new(author, scope), seq))
+            .or_insert_with(|| envelope.id());
+        envelope
+    }
+
+    /// The latest envelope made for `stream` with a lower seq than `seq`.
+    fn prev(&self, stream: StreamId, seq: u64) -> EnvelopeId {
+        let made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        made.range((stream, 0)..(stream, seq))
+            .next_back()
+            .map_or(FIRST_IN_STREAM, |(_, id)| *id)
     }
 }
 

@@ -181,10 +181,17 @@ pub fn decode_versioned<T: DeserializeOwned + Serialize>(
     bytes: &[u8],
     max: usize,
 ) -> Result<T, DecodeError> {
+    decode_version(bytes, max, FORMAT_VERSION)
+}
+
+/// Like [`decode_versioned`], for a structure in its format `version`.
+pub fn decode_version<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    max: usize,
+    version: u8,
+) -> Result<T, DecodeError> {
     match bytes.first() {
-        Some(&v) if v != FORMAT_VERSION && bytes.len() <= max => {
-            Err(DecodeError::UnsupportedVersion(v))
-        }
+        Some(&v) if v != version && bytes.len() <= max => Err(DecodeError::UnsupportedVersion(v)),
         _ => decode(bytes, max),
     }
 }

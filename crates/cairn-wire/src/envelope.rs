@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::bounded::BoundedBytes;
-use crate::codec::{self, DecodeError, V1};
+use crate::codec::{self, DecodeError, Version};
 use crate::ids::{DeviceId, EnvelopeId, Signature, UserId};
 use crate::limits::{MAX_ENVELOPE_LEN, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::scope::{Scope, StreamId};
@@ -14,17 +14,28 @@ use crate::signing::{self, BadSignature, DOMAIN_ENVELOPE};
 /// The opaque, client-encrypted content of an envelope.
 pub type Payload = BoundedBytes<MAX_PAYLOAD_LEN>;
 
+/// The envelope's format version: 2 added `prev`, the chain of each
+/// device's envelopes in a stream (`spec/protocol.md` section 4).
+pub const ENVELOPE_VERSION: u8 = 2;
+
+/// The `prev` of a device's first envelope in a stream: 32 zero bytes.
+pub const FIRST_IN_STREAM: EnvelopeId = EnvelopeId::from_bytes([0; 32]);
+
 /// The relay-visible fields of an envelope, in encoding order. Clients bind
 /// its encoding into their ciphertext as associated data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EnvelopeHeader {
-    version: V1,
+    version: Version<ENVELOPE_VERSION>,
     /// The author.
     pub author: UserId,
     /// The author's device that signed the envelope.
     pub device: DeviceId,
     /// The device's sequence number: 1 for its first envelope, then +1.
     pub seq: u64,
+    /// The id of the same device's previous envelope in the same stream,
+    /// [`FIRST_IN_STREAM`] for its first there: readers tell from it
+    /// whether the relay left anything out.
+    pub prev: EnvelopeId,
     /// Milliseconds since the Unix epoch, by the author's clock.
     pub timestamp_ms: u64,
     /// Who may read it.
@@ -37,14 +48,16 @@ impl EnvelopeHeader {
         author: UserId,
         device: DeviceId,
         seq: u64,
+        prev: EnvelopeId,
         timestamp_ms: u64,
         scope: Scope,
     ) -> Self {
         Self {
-            version: V1,
+            version: Version,
             author,
             device,
             seq,
+            prev,
             timestamp_ms,
             scope,
         }
@@ -62,7 +75,7 @@ impl EnvelopeHeader {
 
     /// Decodes a header encoded alone, of at most [`MAX_HEADER_LEN`] bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        codec::decode_versioned(bytes, MAX_HEADER_LEN)
+        codec::decode_version(bytes, MAX_HEADER_LEN, ENVELOPE_VERSION)
     }
 }
 
@@ -112,7 +125,7 @@ pub struct Envelope {
 impl Envelope {
     /// Decodes one envelope of at most [`MAX_ENVELOPE_LEN`] bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        codec::decode_versioned(bytes, MAX_ENVELOPE_LEN)
+        codec::decode_version(bytes, MAX_ENVELOPE_LEN, ENVELOPE_VERSION)
     }
 
     /// The canonical encoding.

@@ -61,6 +61,7 @@ catalogue! {
     NOT_AUTHOR = 31, "not_author", false, "The envelope was not made by the authenticated device.";
     EQUIVOCATION = 32, "equivocation", false, "Another envelope with the same device and sequence number is already stored.";
     SEQ_GAP = 33, "seq_gap", false, "The envelope's sequence number is not the device's next one; the expected one is attached.";
+    BROKEN_CHAIN = 34, "broken_chain", false, "The envelope's `prev` is not its device's last envelope in that stream; that envelope's id is attached.";
     BAD_STATEMENT = 40, "bad_statement", false, "A signed statement does not verify or is not the connection user's to make.";
     STALE_STATEMENT = 41, "stale_statement", false, "A statement is older than one already applied for the same subject.";
     FUTURE_STATEMENT = 42, "future_statement", false, "A statement is dated further ahead of the relay's clock than the allowed clock skew.";

@@ -440,4 +440,8 @@ pub enum ErrorDetail {
     ExpectedSeq(u64),
     /// With `rate_limited`: milliseconds to wait before retrying.
     RetryAfterMs(u64),
+    /// With `equivocation`: the stored envelope of that device and seq;
+    /// with `broken_chain`: the device's last stored envelope in that
+    /// stream. Evidence a client can show and act on.
+    Stored(EnvelopeId),
 }

@@ -21,7 +21,9 @@ pub mod statements;
 
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, TooLong};
 pub use codec::DecodeError;
-pub use envelope::{Envelope, EnvelopeHeader, Payload, UnsignedEnvelope};
+pub use envelope::{
+    ENVELOPE_VERSION, Envelope, EnvelopeHeader, FIRST_IN_STREAM, Payload, UnsignedEnvelope,
+};
 pub use error_code::{CATALOGUE, ErrorCode, ErrorInfo};
 pub use fingerprint::{Fingerprint, FingerprintParseError};
 pub use frames::{

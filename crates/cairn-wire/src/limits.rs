@@ -7,13 +7,15 @@
 /// Largest opaque payload an envelope may carry (64 KiB).
 pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
 
-/// Largest encoded envelope: the payload plus a header and signature, which
-/// take at most 183 bytes; the slack keeps the bound simple to state.
+/// Largest encoded envelope: the payload plus a header, the payload's
+/// length and the signature, which take at most 217 bytes; the slack keeps
+/// the bound simple to state.
 pub const MAX_ENVELOPE_LEN: usize = MAX_PAYLOAD_LEN + 256;
 
-/// Largest encoded envelope header: version, two 32-byte ids, two
-/// varints of at most 10 bytes and a direct scope of 33 bytes.
-pub const MAX_HEADER_LEN: usize = 1 + 32 + 32 + 10 + 10 + 1 + 32;
+/// Largest encoded envelope header: version, two 32-byte ids, a seq
+/// varint of at most 10 bytes, the previous envelope's 32-byte id, a
+/// timestamp varint of at most 10 bytes and a direct scope of 33 bytes.
+pub const MAX_HEADER_LEN: usize = 1 + 32 + 32 + 10 + 32 + 10 + 1 + 32;
 
 /// Largest frame body on a stream, not counting its 4-byte length prefix.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;

@@ -58,7 +58,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         signature(),
     )
         .prop_map(|(author, device, seq, ts, scope, payload, sig)| {
-            let header = EnvelopeHeader::new(author, device, seq, ts, scope);
+            let header = EnvelopeHeader::new(author, device, seq, FIRST_IN_STREAM, ts, scope);
             UnsignedEnvelope {
                 header,
                 payload: Payload::new(payload).unwrap(),
@@ -302,6 +302,7 @@ fn a_full_batch_of_largest_envelopes_is_refused_by_the_frame_limit() {
             UserId::from_bytes([1; 32]),
             DeviceId::from_bytes([2; 32]),
             1,
+            FIRST_IN_STREAM,
             1,
             Scope::Private,
         ),

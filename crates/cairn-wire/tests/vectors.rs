@@ -77,6 +77,7 @@ fn check_valid_envelope(v: &Value) {
     assert_eq!(h.author.to_text(), v["author"].as_str().unwrap(), "{name}");
     assert_eq!(h.device.to_text(), v["device"].as_str().unwrap(), "{name}");
     assert_eq!(h.seq, v["seq"].as_u64().unwrap(), "{name}");
+    assert_eq!(h.prev.to_text(), v["prev"].as_str().unwrap(), "{name}");
     assert_eq!(
         h.timestamp_ms,
         v["timestamp_ms"].as_u64().unwrap(),
@@ -226,6 +227,15 @@ struct EnvelopeCase {
     payload: Vec<u8>,
 }
 
+/// A vector envelope's `prev`: none for a device's first envelope, a fixed
+/// id for the others (the vectors stand alone; they do not chain).
+fn prev_of(case: &EnvelopeCase) -> EnvelopeId {
+    match case.seq {
+        1 => FIRST_IN_STREAM,
+        _ => EnvelopeId::from_bytes([0x77; 32]),
+    }
+}
+
 fn envelope_cases() -> Vec<EnvelopeCase> {
     let friend = user_of(FRIEND_ROOT_SEED);
     vec![
@@ -273,6 +283,7 @@ fn envelope_of(case: &EnvelopeCase) -> Envelope {
         user_of(ROOT_SEED),
         device_of(DEVICE_SEED),
         case.seq,
+        prev_of(case),
         case.timestamp_ms,
         case.scope,
     );
@@ -291,6 +302,7 @@ fn envelope_vector(case: &EnvelopeCase) -> Value {
         "author": env.header().author.to_text(),
         "device": env.header().device.to_text(),
         "seq": case.seq,
+        "prev": prev_of(case).to_text(),
         "timestamp_ms": case.timestamp_ms,
         "scope": case.scope.to_string(),
         "payload": hex::encode(&case.payload),
@@ -554,13 +566,13 @@ fn id_vectors() -> Vec<Value> {
 
 fn invalid_vectors() -> Value {
     let good = envelope_of(&envelope_cases()[1]).encode();
-    let seq_at = 1 + 32 + 32; // version, author, device
+    let seq_at = 1 + 32 + 32; // version, author, device; then seq, prev
     let mut cases = vec![
         invalid("envelope_empty", "envelope", &[], "malformed"),
         invalid(
             "envelope_unknown_version",
             "envelope",
-            &with_byte(&good, 0, 2),
+            &with_byte(&good, 0, 1),
             "unsupported_version",
         ),
         invalid(
@@ -584,7 +596,7 @@ fn invalid_vectors() -> Value {
         invalid(
             "envelope_unknown_scope_tag",
             "envelope",
-            &with_byte(&good, seq_at + 1 + 6, 3),
+            &with_byte(&good, seq_at + 1 + 32 + 6, 3),
             "malformed",
         ),
         invalid(
@@ -668,7 +680,7 @@ fn invalid(name: &str, kind: &str, input: &[u8], error: &str) -> Value {
 
 /// A payload length prefix one over the limit, with that many bytes present.
 fn oversized_payload(good: &[u8]) -> Value {
-    let header_len = 1 + 32 + 32 + 1 + 6 + 1; // the friends_short_payload header
+    let header_len = 1 + 32 + 32 + 1 + 32 + 6 + 1; // the friends_short_payload header
     let mut prefix = good[..header_len].to_vec();
     prefix.extend_from_slice(&[0x81, 0x80, 0x04]); // varint 65537
     let mut v = invalid(
@@ -683,7 +695,7 @@ fn oversized_payload(good: &[u8]) -> Value {
 
 /// An input longer than any envelope may be, refused before parsing.
 fn oversized_envelope() -> Value {
-    let mut v = invalid("envelope_over_limit", "envelope", &[1], "too_large");
+    let mut v = invalid("envelope_over_limit", "envelope", &[2], "too_large");
     v["append_zeros"] = json!(MAX_ENVELOPE_LEN);
     v
 }
