@@ -146,3 +146,34 @@ fn a_home_restored_from_an_older_copy_adopts_the_relays_history_and_loses_nothin
         assert_eq!(texts, expected, "{name}");
     }
 }
+
+#[test]
+fn the_newest_envelope_of_a_stream_left_out_is_caught_once_the_device_writes_elsewhere() {
+    let mut relay = Relay::start();
+    let (laptop, phone, bob) = (Home::new(), Home::new(), Home::new());
+    let alice_id = laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+    let bob_id = bob.init(&relay.target, "bob");
+    laptop.ok(&["friend", "add", &bob_id, "--name", "bob"]);
+    bob.ok(&["friend", "add", &alice_id, "--name", "alice"]);
+    laptop.ok(&["sync"]);
+    laptop.ok(&["audience", "create", "close", "--member", "bob"]);
+    phone.ok(&["sync"]);
+    // The newest note is the last envelope of the private stream: nothing
+    // there names it. The post after it, in the friends stream, has the
+    // next seq.
+    let newest = add_note(&laptop, "the newest note");
+    laptop.ok(&["post", "--to", "close", "a post after it"]);
+
+    relay.terminate();
+    tamper::withhold(relay.data_dir(), newest);
+    relay.restart();
+
+    let (code, message) = phone.fails(&["sync"]);
+    assert_eq!(code, HISTORY, "{message}");
+    assert!(message.contains("left out"), "{message}");
+    // A friend reads only the friends stream, whose chain is whole: the
+    // post reaches them.
+    bob.ok(&["sync"]);
+    assert_eq!(bob.feed_texts(), ["a post after it"]);
+}

@@ -343,13 +343,15 @@ pub fn hint(error: &Error) -> Option<String> {
                              `cairn device recover` and your recovery code"
             .to_owned(),
         Error::History(broken) => match **broken {
-            cairn_client::HistoryBreak::Withheld { .. } => {
+            cairn_client::HistoryBreak::Withheld { .. }
+            | cairn_client::HistoryBreak::Skipped { .. } => {
                 "the relay (or whoever holds its database) is not serving everything its devices \
                  wrote; nothing from this sync was taken in. Tell the relay's operator; if it \
                  goes on, move to another relay"
                     .to_owned()
             }
-            cairn_client::HistoryBreak::Forked { .. } => {
+            cairn_client::HistoryBreak::Forked { .. }
+            | cairn_client::HistoryBreak::SignedTwice { .. } => {
                 "if that device's home was restored from a backup or copied, stop using the \
                  copy; if not, its key may be in other hands: revoke it with `cairn device \
                  revoke`"

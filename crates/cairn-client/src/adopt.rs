@@ -73,6 +73,7 @@ impl Client {
         let stream = header.stream();
         batch.outbox_remove.push(seq);
         batch.forget.envelopes.push(id);
+        batch.forget.seqs.push((header.device, header.seq));
         batch
             .forget
             .links

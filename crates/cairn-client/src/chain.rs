@@ -43,6 +43,33 @@ pub enum HistoryBreak {
         /// What it names as its predecessor, never served.
         missing: EnvelopeId,
     },
+    /// The relay served an envelope of one of this user's devices but not
+    /// one with a lower seq (which may be in any of the user's streams).
+    Skipped {
+        /// This user.
+        author: UserId,
+        /// The device.
+        device: DeviceId,
+        /// The seq never served.
+        missing: u64,
+        /// The envelope served past it, held here.
+        envelope: EnvelopeId,
+        /// Its seq.
+        seq: u64,
+    },
+    /// Two envelopes of one of this user's devices with one seq.
+    SignedTwice {
+        /// This user.
+        author: UserId,
+        /// The device.
+        device: DeviceId,
+        /// The seq.
+        seq: u64,
+        /// One envelope.
+        first: EnvelopeId,
+        /// The other.
+        second: EnvelopeId,
+    },
     /// Two envelopes signed by one device name the same predecessor.
     Forked {
         /// The author.
@@ -60,6 +87,50 @@ pub enum HistoryBreak {
     },
 }
 
+/// Checks that this device holds every envelope of each of its user's
+/// devices up to the highest it holds, and no two at one seq: its user's
+/// devices read every stream of their user, so a seq missing below one
+/// held is an envelope the relay left out (in any stream), and two at one
+/// seq are a device that signed twice. Run at the end of a sync.
+pub(crate) fn check_seqs(
+    store: &LocalStore,
+    user: UserId,
+) -> Result<Result<(), HistoryBreak>, crate::Error> {
+    for (device, max, count) in store.seqs()? {
+        if count == max {
+            continue;
+        }
+        let held = store.envelopes_of(&device)?;
+        let twice = held
+            .iter()
+            .zip(held.iter().skip(1))
+            .find(|(a, b)| a.0 == b.0);
+        if let Some((first, second)) = twice {
+            return Ok(Err(HistoryBreak::SignedTwice {
+                author: user,
+                device,
+                seq: first.0,
+                first: first.1,
+                second: second.1,
+            }));
+        }
+        let mut expected = 1;
+        for (seq, id) in held {
+            if seq != expected {
+                return Ok(Err(HistoryBreak::Skipped {
+                    author: user,
+                    device,
+                    missing: expected,
+                    envelope: id,
+                    seq,
+                }));
+            }
+            expected = seq.saturating_add(1);
+        }
+    }
+    Ok(Ok(()))
+}
+
 impl fmt::Display for HistoryBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -75,6 +146,30 @@ impl fmt::Display for HistoryBreak {
                 "the relay left out an envelope: device {device} of {author} signed {envelope} \
                  (its seq {seq}) in {stream} as following {missing}, which the relay has not \
                  served; the relay is withholding it or lost it"
+            ),
+            Self::Skipped {
+                author,
+                device,
+                missing,
+                envelope,
+                seq,
+            } => write!(
+                f,
+                "the relay left out an envelope: device {device} of {author} signed {envelope} \
+                 as its seq {seq}, and the relay has not served its seq {missing}; the relay is \
+                 withholding it or lost it"
+            ),
+            Self::SignedTwice {
+                author,
+                device,
+                seq,
+                first,
+                second,
+            } => write!(
+                f,
+                "a device signed two histories: device {device} of {author} signed both {first} \
+                 and {second} as its seq {seq}; that device's home was copied or restored from \
+                 an older copy, or its key is in other hands"
             ),
             Self::Forked {
                 author,
@@ -144,4 +239,77 @@ pub(crate) fn check(
         batch.links.push((key, item.id));
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use cairn_wire::{Envelope, EnvelopeHeader, Payload, Scope, SigningKey, UnsignedEnvelope};
+
+    use super::*;
+
+    fn envelope(key: &SigningKey, user: UserId, seq: u64, scope: Scope, text: &[u8]) -> Envelope {
+        let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
+        let header = EnvelopeHeader::new(user, device, seq, FIRST_IN_STREAM, seq, scope);
+        let payload = Payload::new(text.to_vec()).unwrap();
+        UnsignedEnvelope { header, payload }.sign(key)
+    }
+
+    /// Holds `envelopes` as a sync would, counting their seqs.
+    fn hold(store: &LocalStore, envelopes: &[Envelope]) {
+        let mut batch = Batch::default();
+        for e in envelopes {
+            batch.envelopes.push((e.id(), e.encode()));
+            batch.seqs.push((e.header().device, e.header().seq));
+        }
+        store.commit(batch).unwrap();
+    }
+
+    #[test]
+    fn the_seqs_held_of_a_users_device_are_whole_or_the_break_is_named() {
+        let home = tempfile::TempDir::new().unwrap();
+        let store = LocalStore::create(home.path()).unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let user = UserId::from_bytes([1; 32]);
+        let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
+        let one = envelope(&key, user, 1, Scope::Private, b"one");
+        let three = envelope(&key, user, 3, Scope::Friends, b"three");
+        hold(&store, &[one]);
+        assert_eq!(check_seqs(&store, user).unwrap(), Ok(()));
+
+        hold(&store, std::slice::from_ref(&three));
+        assert_eq!(
+            check_seqs(&store, user).unwrap(),
+            Err(HistoryBreak::Skipped {
+                author: user,
+                device,
+                missing: 2,
+                envelope: three.id(),
+                seq: 3,
+            })
+        );
+
+        let two = envelope(&key, user, 2, Scope::Private, b"two");
+        hold(&store, std::slice::from_ref(&two));
+        assert_eq!(check_seqs(&store, user).unwrap(), Ok(()));
+
+        // The same seq signed again, in another stream: no chain names
+        // both, the count does.
+        let twin = envelope(&key, user, 2, Scope::Friends, b"two again");
+        hold(&store, std::slice::from_ref(&twin));
+        let (first, second) = match two.id() < twin.id() {
+            true => (two.id(), twin.id()),
+            false => (twin.id(), two.id()),
+        };
+        assert_eq!(
+            check_seqs(&store, user).unwrap(),
+            Err(HistoryBreak::SignedTwice {
+                author: user,
+                device,
+                seq: 2,
+                first,
+                second,
+            })
+        );
+    }
 }

@@ -10,6 +10,7 @@
 //! | `cursors` | stream id encoding | last position synced |
 //! | `chains` | stream id encoding | this device's last envelope in the stream |
 //! | `set_aside` | seq (u64) | envelope id \|\| sealed item: a change this home made on a history the relay had moved past (`adopt.rs`) |
+//! | `seqs` | device id | highest seq \|\| number of envelopes held of that device of this user (`chain.rs`) |
 //! | `links` | device \|\| stream id encoding \|\| prev | the envelope held that follows `prev` (`chain.rs`) |
 //!
 //! Every change of one sync step is one [`Batch`], committed in one write
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cairn_wire::codec;
-use cairn_wire::{Cursor, Envelope, EnvelopeId, StreamId};
+use cairn_wire::{Cursor, DeviceId, Envelope, EnvelopeId, StreamId};
 use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition,
@@ -39,6 +40,7 @@ const PENDING: Bytes = TableDefinition::new("pending");
 const CURSORS: TableDefinition<'static, &'static [u8], u64> = TableDefinition::new("cursors");
 const CHAINS: Bytes = TableDefinition::new("chains");
 const LINKS: Bytes = TableDefinition::new("links");
+const SEQS: Bytes = TableDefinition::new("seqs");
 const SET_ASIDE: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("set_aside");
 
 /// File name of the store in the home directory.
@@ -106,6 +108,8 @@ pub(crate) struct Batch {
     pub set_aside_add: Vec<(u64, Vec<u8>)>,
     /// Changes written again.
     pub set_aside_remove: Vec<u64>,
+    /// Envelopes of this user's devices newly held: device and seq.
+    pub seqs: Vec<(DeviceId, u64)>,
 }
 
 /// What a set-aside history takes out of the store, before the rest of
@@ -114,6 +118,8 @@ pub(crate) struct Batch {
 pub(crate) struct Forget {
     pub envelopes: Vec<EnvelopeId>,
     pub links: Vec<Vec<u8>>,
+    /// Envelopes of this device no longer held: they were its tail.
+    pub seqs: Vec<(DeviceId, u64)>,
     /// Streams whose chain goes back: to an envelope, or to nothing.
     pub chains: Vec<(StreamId, Option<EnvelopeId>)>,
 }
@@ -203,6 +209,7 @@ impl LocalStore {
         txn.open_table(CHAINS)?;
         txn.open_table(LINKS)?;
         txn.open_table(SET_ASIDE)?;
+        txn.open_table(SEQS)?;
         txn.commit()?;
         Ok(())
     }
@@ -288,6 +295,17 @@ impl LocalStore {
             for (key, id) in &batch.links {
                 links.insert(key.as_slice(), id.as_bytes().as_slice())?;
             }
+            let mut seqs = txn.open_table(SEQS)?;
+            for (device, seq) in &batch.forget.seqs {
+                let (max, count) = seq_row(&seqs, device)?;
+                let row = seq_value(max.min(seq.saturating_sub(1)), count.saturating_sub(1));
+                seqs.insert(device.as_bytes().as_slice(), row.as_slice())?;
+            }
+            for (device, seq) in &batch.seqs {
+                let (max, count) = seq_row(&seqs, device)?;
+                let row = seq_value(max.max(*seq), count.saturating_add(1));
+                seqs.insert(device.as_bytes().as_slice(), row.as_slice())?;
+            }
             let mut set_aside = txn.open_table(SET_ASIDE)?;
             for (seq, value) in &batch.set_aside_add {
                 set_aside.insert(*seq, value.as_slice())?;
@@ -354,6 +372,44 @@ impl LocalStore {
         id_from(value.value()).map(Some)
     }
 
+    /// Per device of this user: the highest seq held and how many of its
+    /// envelopes are held.
+    pub fn seqs(&self) -> Result<Vec<(DeviceId, u64, u64)>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = match txn.open_table(SEQS) {
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (device, value) = row?;
+            let device = <[u8; 32]>::try_from(device.value())
+                .map_err(|_| Error::store("a seqs key of the wrong length"))?;
+            let (max, count) = parse_seq_value(value.value())?;
+            out.push((DeviceId::from_bytes(device), max, count));
+        }
+        Ok(out)
+    }
+
+    /// The envelopes held of `device`, as (seq, id), by seq (a scan of
+    /// every envelope: only to find the evidence of a break).
+    pub fn envelopes_of(&self, device: &DeviceId) -> Result<Vec<(u64, EnvelopeId)>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(ENVELOPES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let envelope = decode_envelope(value.value())?;
+            if envelope.header().device == *device {
+                out.push((envelope.header().seq, id_from(key.value())?));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The ids of every envelope known here.
     pub fn known_ids(&self) -> Result<std::collections::HashSet<EnvelopeId>, Error> {
         let db = self.db()?;
@@ -372,7 +428,7 @@ impl LocalStore {
     /// a relay that lost some, never on the usual path).
     pub fn own_envelopes(
         &self,
-        device: &cairn_wire::DeviceId,
+        device: &DeviceId,
         from: u64,
         to: u64,
     ) -> Result<std::collections::BTreeMap<u64, Vec<u8>>, Error> {
@@ -488,6 +544,33 @@ impl LocalStore {
 
 fn decode_envelope(bytes: &[u8]) -> Result<Envelope, Error> {
     Envelope::decode(bytes).map_err(|e| Error::store(format!("stored envelope: {e}")))
+}
+
+fn seq_row(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    device: &DeviceId,
+) -> Result<(u64, u64), Error> {
+    match table.get(device.as_bytes().as_slice())? {
+        Some(value) => parse_seq_value(value.value()),
+        None => Ok((0, 0)),
+    }
+}
+
+fn seq_value(max: u64, count: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&max.to_be_bytes());
+    out[8..].copy_from_slice(&count.to_be_bytes());
+    out
+}
+
+fn parse_seq_value(bytes: &[u8]) -> Result<(u64, u64), Error> {
+    let bytes = <[u8; 16]>::try_from(bytes).map_err(|_| Error::store("a seqs row of 16 bytes"))?;
+    let (max, count) = bytes.split_at(8);
+    let number = |b: &[u8]| <[u8; 8]>::try_from(b).map(u64::from_be_bytes);
+    Ok((
+        number(max).map_err(|_| Error::store("seqs row"))?,
+        number(count).map_err(|_| Error::store("seqs row"))?,
+    ))
 }
 
 fn id_from(bytes: &[u8]) -> Result<EnvelopeId, Error> {

@@ -236,37 +236,14 @@ impl Client {
         connection: &Connection,
         progress: &mut dyn Progress,
     ) -> Result<SyncReport, Error> {
-        let mut keys = self.key_state()?;
-        let mut known = self.local.store().known_ids()?;
         let mut report = SyncReport::default();
-        let mut rounds = Rounds::new(MAX_ROUNDS);
-        loop {
-            match rounds.poll() {
-                Next::Hello => {
-                    let (answered, more) = self
-                        .hello_round(connection, &mut keys, &mut known, &mut rounds, &mut report)
-                        .await?;
-                    progress.update(report.pushed, report.pulled, more);
-                    rounds.answered(answered).map_err(Error::Refused)?;
-                }
-                Next::CatchUp { stream, after } => {
-                    self.pull_backlog(
-                        connection,
-                        stream,
-                        after,
-                        &mut keys,
-                        &mut known,
-                        &mut report,
-                    )
-                    .await?;
-                    progress.update(report.pushed, report.pulled, true);
-                    rounds.caught_up();
-                }
-                Next::Acknowledge => {
-                    self.acknowledge(connection).await;
-                    rounds.acknowledged();
-                }
-                Next::Done => break,
+        self.run_rounds(connection, progress, &mut report).await?;
+        if chain::check_seqs(self.local.store(), self.user()?)?.is_err() {
+            // A device's envelopes in two streams can cross a hello that
+            // reads one stream before the other: one more pass settles it.
+            self.run_rounds(connection, progress, &mut report).await?;
+            if let Err(broken) = chain::check_seqs(self.local.store(), self.user()?)? {
+                return Err(Error::History(Box::new(broken)));
             }
         }
         report.queued = self.local.store().outbox_len()?;
@@ -278,6 +255,41 @@ impl Client {
             );
         }
         Ok(report)
+    }
+
+    /// The hellos, catch-ups and acknowledgement of one pass, as
+    /// [`Rounds`] decides them.
+    async fn run_rounds(
+        &mut self,
+        connection: &Connection,
+        progress: &mut dyn Progress,
+        report: &mut SyncReport,
+    ) -> Result<(), Error> {
+        let mut keys = self.key_state()?;
+        let mut known = self.local.store().known_ids()?;
+        let mut rounds = Rounds::new(MAX_ROUNDS);
+        loop {
+            match rounds.poll() {
+                Next::Hello => {
+                    let (answered, more) = self
+                        .hello_round(connection, &mut keys, &mut known, &mut rounds, report)
+                        .await?;
+                    progress.update(report.pushed, report.pulled, more);
+                    rounds.answered(answered).map_err(Error::Refused)?;
+                }
+                Next::CatchUp { stream, after } => {
+                    self.pull_backlog(connection, stream, after, &mut keys, &mut known, report)
+                        .await?;
+                    progress.update(report.pushed, report.pulled, true);
+                    rounds.caught_up();
+                }
+                Next::Acknowledge => {
+                    self.acknowledge(connection).await;
+                    rounds.acknowledged();
+                }
+                Next::Done => return Ok(()),
+            }
+        }
     }
 
     /// One hello: pushes a slice of the outbox, settles the
@@ -455,6 +467,11 @@ impl Client {
                     continue;
                 }
                 ingested.pulled += 1;
+                if envelope.header().author == keys.me {
+                    batch
+                        .seqs
+                        .push((envelope.header().device, envelope.header().seq));
+                }
                 if envelope.header().device == self.device() {
                     self.adopt_own(&envelope, id, batch)?;
                 }

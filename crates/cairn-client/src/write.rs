@@ -130,6 +130,7 @@ impl Client {
         batch.outbox_add.push((seq, bytes.clone()));
         batch.envelopes.push((id, bytes));
         let header = envelope.header();
+        batch.seqs.push((header.device, header.seq));
         batch.chains.push((header.stream(), id));
         batch.links.push((
             chain::link_key(&header.device, &header.stream(), &header.prev),
