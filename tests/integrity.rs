@@ -84,8 +84,18 @@ fn two_histories_of_one_device_are_caught_with_both_envelopes() {
             .note_texts()
             .contains(&"the second history".to_owned())
     );
-    // ...until the laptop goes on from the first: the desktop is served an
-    // envelope that follows one it was never shown.
+    // ...until the phone writes a private record, which says what it holds
+    // of the laptop: the desktop, holding another envelope there, says so.
+    phone.ok(&["note", "add", "from the phone"]);
+    let (code, message) = desktop.fails(&["sync"]);
+    assert_eq!(code, HISTORY, "{message}");
+    assert!(message.contains("two histories"), "{message}");
+    assert!(
+        message.contains(&original.to_text()) && message.contains(&second_id.to_text()),
+        "{message}"
+    );
+    // And when the laptop goes on from the first history, the desktop is
+    // served an envelope that follows one it was never shown.
     let next = add_note(&laptop, "after the original");
     let (code, message) = desktop.fails(&["sync"]);
     assert_eq!(code, HISTORY, "{message}");

@@ -344,7 +344,9 @@ pub fn hint(error: &Error) -> Option<String> {
             .to_owned(),
         Error::History(broken) => match **broken {
             cairn_client::HistoryBreak::Withheld { .. }
-            | cairn_client::HistoryBreak::Skipped { .. } => {
+            | cairn_client::HistoryBreak::Skipped { .. }
+            | cairn_client::HistoryBreak::Unserved { .. }
+            | cairn_client::HistoryBreak::Disagree { .. } => {
                 "the relay (or whoever holds its database) is not serving everything its devices \
                  wrote; nothing from this sync was taken in. Tell the relay's operator; if it \
                  goes on, move to another relay"

@@ -18,10 +18,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use cairn_wire::{DeviceId, EnvelopeId, FIRST_IN_STREAM, StreamId, UserId};
+use cairn_wire::limits::MAX_DEVICES;
+use cairn_wire::{BoundedVec, DeviceId, EnvelopeId, FIRST_IN_STREAM, Scope, StreamId, UserId};
 
-use crate::local::{Batch, LocalStore};
+use crate::local::{Batch, Claim, LocalStore};
 use crate::open::Item;
+use crate::record::Head;
 
 /// Where the history served breaks, with what shows it: envelopes signed
 /// by the device concerned, which this device holds.
@@ -69,6 +71,36 @@ pub enum HistoryBreak {
         first: EnvelopeId,
         /// The other.
         second: EnvelopeId,
+    },
+    /// Another device of the user said it held an envelope of `device`
+    /// that the relay has not served this one.
+    Unserved {
+        /// This user.
+        author: UserId,
+        /// The device the envelope is of.
+        device: DeviceId,
+        /// Its seq.
+        seq: u64,
+        /// The envelope the other device named.
+        claimed: EnvelopeId,
+        /// The private record, signed by the other device, that said so.
+        claimant: EnvelopeId,
+    },
+    /// Another device of the user holds another envelope of `device` at a
+    /// seq than this one does.
+    Disagree {
+        /// This user.
+        author: UserId,
+        /// The device the envelopes are of.
+        device: DeviceId,
+        /// The seq.
+        seq: u64,
+        /// The envelope held here.
+        held: EnvelopeId,
+        /// The envelope the other device named.
+        claimed: EnvelopeId,
+        /// The private record, signed by the other device, that said so.
+        claimant: EnvelopeId,
     },
     /// Two envelopes signed by one device name the same predecessor.
     Forked {
@@ -131,6 +163,96 @@ pub(crate) fn check_seqs(
     Ok(Ok(()))
 }
 
+/// Bytes a [`Head`] takes at most: two 32-byte ids and a seq varint.
+const MAX_HEAD_LEN: usize = 32 + 10 + 32;
+
+/// The newest envelope this device holds of each other device of its
+/// user, to put in the private records it writes: as many as fit in
+/// `room` bytes (a long note leaves less room).
+pub(crate) fn heads(
+    store: &LocalStore,
+    me: &DeviceId,
+    room: usize,
+) -> Result<BoundedVec<Head, MAX_DEVICES>, crate::Error> {
+    let mut heads = Vec::new();
+    for (device, max, _) in store.seqs()? {
+        if device == *me || max == 0 {
+            continue;
+        }
+        if let Some(id) = store.seq_id(&device, max)? {
+            heads.push(Head {
+                device,
+                seq: max,
+                id,
+            });
+        }
+    }
+    // The count's varint takes at most 2 bytes for 256 heads.
+    heads.truncate(MAX_DEVICES.min(room.saturating_sub(2) / MAX_HEAD_LEN));
+    BoundedVec::new(heads).map_err(|_| crate::Error::store("too many devices"))
+}
+
+/// Queues what the private records of the user's other devices among
+/// `items` say they held, to be checked at the end of the sync.
+pub(crate) fn note_claims(items: &[Item], me: &UserId, batch: &mut Batch) {
+    let private = items
+        .iter()
+        .filter(|i| i.header.author == *me && i.header.scope == Scope::Private);
+    for item in private {
+        for head in item.record.seen.iter() {
+            let claim = Claim {
+                device: head.device,
+                seq: head.seq,
+                claimant: item.id,
+                id: head.id,
+            };
+            batch.claims_add.push((claim.key(), head.id));
+        }
+    }
+}
+
+/// Checks what the user's other devices said they held against what this
+/// device holds after a sync; settles the claims that hold. A claim of a
+/// seq this device does not hold is an envelope the relay did not serve
+/// it; of another envelope at a seq it holds, two histories.
+pub(crate) fn check_claims(
+    store: &LocalStore,
+    user: UserId,
+) -> Result<Result<(), HistoryBreak>, crate::Error> {
+    let mut settled = Batch::default();
+    let mut outcome = Ok(());
+    for claim in store.claims()? {
+        match store.seq_id(&claim.device, claim.seq)? {
+            Some(held) if held == claim.id => settled.claims_remove.push(claim.key()),
+            Some(held) => {
+                outcome = Err(HistoryBreak::Disagree {
+                    author: user,
+                    device: claim.device,
+                    seq: claim.seq,
+                    held,
+                    claimed: claim.id,
+                    claimant: claim.claimant,
+                });
+                break;
+            }
+            None => {
+                outcome = Err(HistoryBreak::Unserved {
+                    author: user,
+                    device: claim.device,
+                    seq: claim.seq,
+                    claimed: claim.id,
+                    claimant: claim.claimant,
+                });
+                break;
+            }
+        }
+    }
+    if !settled.claims_remove.is_empty() {
+        store.commit(settled)?;
+    }
+    Ok(outcome)
+}
+
 impl fmt::Display for HistoryBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -170,6 +292,31 @@ impl fmt::Display for HistoryBreak {
                 "a device signed two histories: device {device} of {author} signed both {first} \
                  and {second} as its seq {seq}; that device's home was copied or restored from \
                  an older copy, or its key is in other hands"
+            ),
+            Self::Unserved {
+                author,
+                device,
+                seq,
+                claimed,
+                claimant,
+            } => write!(
+                f,
+                "the relay left out an envelope: another device of {author} said (in its record \
+                 {claimant}) that it holds {claimed}, device {device}'s seq {seq}, which the \
+                 relay has not served to this device"
+            ),
+            Self::Disagree {
+                author,
+                device,
+                seq,
+                held,
+                claimed,
+                claimant,
+            } => write!(
+                f,
+                "the relay showed two devices two histories: this device holds {held} as device \
+                 {device}'s seq {seq}, and another device of {author} said (in its record \
+                 {claimant}) that it holds {claimed} there"
             ),
             Self::Forked {
                 author,
@@ -260,9 +407,76 @@ mod tests {
         let mut batch = Batch::default();
         for e in envelopes {
             batch.envelopes.push((e.id(), e.encode()));
-            batch.seqs.push((e.header().device, e.header().seq));
+            batch.seqs.push((e.header().device, e.header().seq, e.id()));
         }
         store.commit(batch).unwrap();
+    }
+
+    #[test]
+    fn what_another_device_said_it_held_is_checked_and_settled() {
+        let home = tempfile::TempDir::new().unwrap();
+        let store = LocalStore::create(home.path()).unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let user = UserId::from_bytes([1; 32]);
+        let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
+        let one = envelope(&key, user, 1, Scope::Private, b"one");
+        hold(&store, std::slice::from_ref(&one));
+        let claimant = EnvelopeId::from_bytes([5; 32]);
+        let claim = |seq, id| {
+            let mut batch = Batch::default();
+            let claim = Claim {
+                device,
+                seq,
+                claimant,
+                id,
+            };
+            batch.claims_add.push((claim.key(), id));
+            store.commit(batch).unwrap();
+        };
+
+        // A claim that holds is settled and not checked again.
+        claim(1, one.id());
+        assert_eq!(check_claims(&store, user).unwrap(), Ok(()));
+        assert!(store.claims().unwrap().is_empty());
+
+        // Another envelope where this device holds one: two histories.
+        let other = EnvelopeId::from_bytes([6; 32]);
+        claim(1, other);
+        assert_eq!(
+            check_claims(&store, user).unwrap(),
+            Err(HistoryBreak::Disagree {
+                author: user,
+                device,
+                seq: 1,
+                held: one.id(),
+                claimed: other,
+                claimant,
+            })
+        );
+        let mut batch = Batch::default();
+        batch.claims_remove.push(
+            Claim {
+                device,
+                seq: 1,
+                claimant,
+                id: other,
+            }
+            .key(),
+        );
+        store.commit(batch).unwrap();
+
+        // An envelope this device was never served.
+        claim(2, other);
+        assert_eq!(
+            check_claims(&store, user).unwrap(),
+            Err(HistoryBreak::Unserved {
+                author: user,
+                device,
+                seq: 2,
+                claimed: other,
+                claimant,
+            })
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! | `chains` | stream id encoding | this device's last envelope in the stream |
 //! | `set_aside` | seq (u64) | envelope id \|\| sealed item: a change this home made on a history the relay had moved past (`adopt.rs`) |
 //! | `seqs` | device id | highest seq \|\| number of envelopes held of that device of this user (`chain.rs`) |
+//! | `seq_ids` | device id \|\| seq | the envelope of that seq, for the user's own devices |
+//! | `claims` | device id \|\| seq \|\| claimant | what another device of the user said it held of that device (a `Head` in its record): the envelope id |
 //! | `links` | device \|\| stream id encoding \|\| prev | the envelope held that follows `prev` (`chain.rs`) |
 //!
 //! Every change of one sync step is one [`Batch`], committed in one write
@@ -41,6 +43,8 @@ const CURSORS: TableDefinition<'static, &'static [u8], u64> = TableDefinition::n
 const CHAINS: Bytes = TableDefinition::new("chains");
 const LINKS: Bytes = TableDefinition::new("links");
 const SEQS: Bytes = TableDefinition::new("seqs");
+const SEQ_IDS: Bytes = TableDefinition::new("seq_ids");
+const CLAIMS: Bytes = TableDefinition::new("claims");
 const SET_ASIDE: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("set_aside");
 
 /// File name of the store in the home directory.
@@ -108,8 +112,12 @@ pub(crate) struct Batch {
     pub set_aside_add: Vec<(u64, Vec<u8>)>,
     /// Changes written again.
     pub set_aside_remove: Vec<u64>,
-    /// Envelopes of this user's devices newly held: device and seq.
-    pub seqs: Vec<(DeviceId, u64)>,
+    /// Envelopes of this user's devices newly held: device, seq, id.
+    pub seqs: Vec<(DeviceId, u64, EnvelopeId)>,
+    /// What other devices of the user said they held (`claims` keys).
+    pub claims_add: Vec<(Vec<u8>, EnvelopeId)>,
+    /// Claims checked and settled.
+    pub claims_remove: Vec<Vec<u8>>,
 }
 
 /// What a set-aside history takes out of the store, before the rest of
@@ -210,6 +218,8 @@ impl LocalStore {
         txn.open_table(LINKS)?;
         txn.open_table(SET_ASIDE)?;
         txn.open_table(SEQS)?;
+        txn.open_table(SEQ_IDS)?;
+        txn.open_table(CLAIMS)?;
         txn.commit()?;
         Ok(())
     }
@@ -296,15 +306,25 @@ impl LocalStore {
                 links.insert(key.as_slice(), id.as_bytes().as_slice())?;
             }
             let mut seqs = txn.open_table(SEQS)?;
+            let mut seq_ids = txn.open_table(SEQ_IDS)?;
             for (device, seq) in &batch.forget.seqs {
                 let (max, count) = seq_row(&seqs, device)?;
                 let row = seq_value(max.min(seq.saturating_sub(1)), count.saturating_sub(1));
                 seqs.insert(device.as_bytes().as_slice(), row.as_slice())?;
+                seq_ids.remove(seq_key(device, *seq).as_slice())?;
             }
-            for (device, seq) in &batch.seqs {
+            for (device, seq, id) in &batch.seqs {
                 let (max, count) = seq_row(&seqs, device)?;
                 let row = seq_value(max.max(*seq), count.saturating_add(1));
                 seqs.insert(device.as_bytes().as_slice(), row.as_slice())?;
+                seq_ids.insert(seq_key(device, *seq).as_slice(), id.as_bytes().as_slice())?;
+            }
+            let mut claims = txn.open_table(CLAIMS)?;
+            for (key, id) in &batch.claims_add {
+                claims.insert(key.as_slice(), id.as_bytes().as_slice())?;
+            }
+            for key in &batch.claims_remove {
+                claims.remove(key.as_slice())?;
             }
             let mut set_aside = txn.open_table(SET_ASIDE)?;
             for (seq, value) in &batch.set_aside_add {
@@ -388,6 +408,28 @@ impl LocalStore {
                 .map_err(|_| Error::store("a seqs key of the wrong length"))?;
             let (max, count) = parse_seq_value(value.value())?;
             out.push((DeviceId::from_bytes(device), max, count));
+        }
+        Ok(out)
+    }
+
+    /// The envelope held of one of this user's devices at `seq`.
+    pub fn seq_id(&self, device: &DeviceId, seq: u64) -> Result<Option<EnvelopeId>, Error> {
+        self.id_at(SEQ_IDS, &seq_key(device, seq))
+    }
+
+    /// What other devices of the user said they held and this device has
+    /// not checked yet: (key, device, seq, claimant record, envelope id).
+    pub fn claims(&self) -> Result<Vec<Claim>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = match txn.open_table(CLAIMS) {
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            out.push(Claim::parse(key.value(), value.value())?);
         }
         Ok(out)
     }
@@ -544,6 +586,46 @@ impl LocalStore {
 
 fn decode_envelope(bytes: &[u8]) -> Result<Envelope, Error> {
     Envelope::decode(bytes).map_err(|e| Error::store(format!("stored envelope: {e}")))
+}
+
+/// What another device of the user said it held of one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// The device it is of.
+    pub device: DeviceId,
+    /// Its seq.
+    pub seq: u64,
+    /// The record that said it.
+    pub claimant: EnvelopeId,
+    /// The envelope it named.
+    pub id: EnvelopeId,
+}
+
+impl Claim {
+    /// The key of the claim in `claims`.
+    pub fn key(&self) -> Vec<u8> {
+        [
+            seq_key(&self.device, self.seq).as_slice(),
+            self.claimant.as_bytes().as_slice(),
+        ]
+        .concat()
+    }
+
+    fn parse(key: &[u8], value: &[u8]) -> Result<Self, Error> {
+        let bad = || Error::store("a claims row of the wrong length");
+        let (device, rest) = key.split_at_checked(32).ok_or_else(bad)?;
+        let (seq, claimant) = rest.split_at_checked(8).ok_or_else(bad)?;
+        Ok(Self {
+            device: DeviceId::from_bytes(device.try_into().map_err(|_| bad())?),
+            seq: u64::from_be_bytes(seq.try_into().map_err(|_| bad())?),
+            claimant: id_from(claimant)?,
+            id: id_from(value)?,
+        })
+    }
+}
+
+fn seq_key(device: &DeviceId, seq: u64) -> Vec<u8> {
+    [device.as_bytes().as_slice(), &seq.to_be_bytes()].concat()
 }
 
 fn seq_row(

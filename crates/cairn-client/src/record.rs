@@ -5,8 +5,10 @@
 
 use cairn_crypto::{Audience, ExchangeKeyAnnouncement};
 use cairn_wire::codec::{self, V1};
+use cairn_wire::limits::MAX_DEVICES;
 use cairn_wire::{
-    DecodeError, DeviceCertificate, DeviceRevocation, EnvelopeHeader, EnvelopeId, UserId,
+    BoundedVec, DecodeError, DeviceCertificate, DeviceId, DeviceRevocation, EnvelopeHeader,
+    EnvelopeId, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,21 @@ pub struct Record {
     pub certificate: DeviceCertificate,
     /// What it says.
     pub body: RecordBody,
+    /// In a private record: the newest envelope the signing device held
+    /// of each other device of its user, for the user's devices to compare
+    /// with what the relay served them (`spec/client.md` section 6.2).
+    pub seen: BoundedVec<Head, MAX_DEVICES>,
+}
+
+/// The newest envelope a device held of one of its user's devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The device it is of.
+    pub device: DeviceId,
+    /// Its seq.
+    pub seq: u64,
+    /// Its id.
+    pub id: EnvelopeId,
 }
 
 /// The kinds of record. Private-scope records keep the user's own state;
@@ -107,6 +124,7 @@ impl Record {
             version: V1,
             certificate,
             body,
+            seen: BoundedVec::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use cairn_wire::{
     WireError,
 };
 
+use crate::chain::HistoryBreak;
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::Error;
@@ -238,11 +239,11 @@ impl Client {
     ) -> Result<SyncReport, Error> {
         let mut report = SyncReport::default();
         self.run_rounds(connection, progress, &mut report).await?;
-        if chain::check_seqs(self.local.store(), self.user()?)?.is_err() {
+        if self.own_history()?.is_err() {
             // A device's envelopes in two streams can cross a hello that
             // reads one stream before the other: one more pass settles it.
             self.run_rounds(connection, progress, &mut report).await?;
-            if let Err(broken) = chain::check_seqs(self.local.store(), self.user()?)? {
+            if let Err(broken) = self.own_history()? {
                 return Err(Error::History(Box::new(broken)));
             }
         }
@@ -255,6 +256,16 @@ impl Client {
             );
         }
         Ok(report)
+    }
+
+    /// Whether what this device holds of its user's devices is whole and
+    /// agrees with what the others said they held (`chain.rs`).
+    fn own_history(&self) -> Result<Result<(), HistoryBreak>, Error> {
+        let user = self.user()?;
+        match chain::check_seqs(self.local.store(), user)? {
+            Ok(()) => chain::check_claims(self.local.store(), user),
+            broken => Ok(broken),
+        }
     }
 
     /// The hellos, catch-ups and acknowledgement of one pass, as
@@ -470,7 +481,7 @@ impl Client {
                 if envelope.header().author == keys.me {
                     batch
                         .seqs
-                        .push((envelope.header().device, envelope.header().seq));
+                        .push((envelope.header().device, envelope.header().seq, id));
                 }
                 if envelope.header().device == self.device() {
                     self.adopt_own(&envelope, id, batch)?;
@@ -490,6 +501,7 @@ impl Client {
         if let Err(broken) = chain::check(self.local.store(), &ingested.items, known, batch)? {
             return Err(Error::History(Box::new(broken)));
         }
+        chain::note_claims(&ingested.items, &keys.me, batch);
         Ok(ingested)
     }
 

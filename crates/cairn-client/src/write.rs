@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::link::LinkCode;
 use crate::local::{Batch, meta};
 use crate::open::Item;
-use crate::record::{Record, RecordBody};
+use crate::record::{MAX_RECORD_LEN, Record, RecordBody};
 
 impl Client {
     /// Appends a record sealed to the private audience.
@@ -31,7 +31,11 @@ impl Client {
         targets: &[WrapTarget<'_>],
         body: RecordBody,
     ) -> Result<EnvelopeId, Error> {
-        let record = Record::new(self.identity.linked()?.certificate.clone(), body);
+        let mut record = Record::new(self.identity.linked()?.certificate.clone(), body);
+        if scope == Scope::Private {
+            let room = MAX_RECORD_LEN.saturating_sub(record.encode().len());
+            record.seen = chain::heads(self.local.store(), &self.device(), room)?;
+        }
         let plaintext = zeroize::Zeroizing::new(record.encode());
         let audiences = targets.iter().map(|t| t.audience).collect();
         let envelope = self.sign(scope, |header| {
@@ -130,7 +134,7 @@ impl Client {
         batch.outbox_add.push((seq, bytes.clone()));
         batch.envelopes.push((id, bytes));
         let header = envelope.header();
-        batch.seqs.push((header.device, header.seq));
+        batch.seqs.push((header.device, header.seq, id));
         batch.chains.push((header.stream(), id));
         batch.links.push((
             chain::link_key(&header.device, &header.stream(), &header.prev),
