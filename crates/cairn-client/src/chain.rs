@@ -402,6 +402,15 @@ mod tests {
         UnsignedEnvelope { header, payload }.sign(key)
     }
 
+    /// A new local store, and a device of a user.
+    fn one_device() -> (tempfile::TempDir, LocalStore, SigningKey, UserId, DeviceId) {
+        let home = tempfile::TempDir::new().unwrap();
+        let store = LocalStore::create(home.path()).unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
+        (home, store, key, UserId::from_bytes([1; 32]), device)
+    }
+
     /// Holds `envelopes` as a sync would, counting their seqs.
     fn hold(store: &LocalStore, envelopes: &[Envelope]) {
         let mut batch = Batch::default();
@@ -414,11 +423,7 @@ mod tests {
 
     #[test]
     fn what_another_device_said_it_held_is_checked_and_settled() {
-        let home = tempfile::TempDir::new().unwrap();
-        let store = LocalStore::create(home.path()).unwrap();
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let user = UserId::from_bytes([1; 32]);
-        let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
+        let (_home, store, key, user, device) = one_device();
         let one = envelope(&key, user, 1, Scope::Private, b"one");
         hold(&store, std::slice::from_ref(&one));
         let claimant = EnvelopeId::from_bytes([5; 32]);
@@ -481,11 +486,7 @@ mod tests {
 
     #[test]
     fn the_seqs_held_of_a_users_device_are_whole_or_the_break_is_named() {
-        let home = tempfile::TempDir::new().unwrap();
-        let store = LocalStore::create(home.path()).unwrap();
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let user = UserId::from_bytes([1; 32]);
-        let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
+        let (_home, store, key, user, device) = one_device();
         let one = envelope(&key, user, 1, Scope::Private, b"one");
         let three = envelope(&key, user, 3, Scope::Friends, b"three");
         hold(&store, &[one]);
