@@ -306,3 +306,37 @@ fn after_a_restore_every_device_and_friend_converges() {
         "a newly linked device"
     );
 }
+
+/// A certificate for `key`, as a CA issues one again at renewal: the same
+/// key, another serial number.
+fn certificate_for(key: &rcgen::KeyPair, serial: u8) -> String {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[serial]));
+    params.self_signed(key).unwrap().pem()
+}
+
+#[test]
+fn a_certificate_renewed_with_the_same_key_keeps_clients_working() {
+    let tls = TempDir::new().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let (cert_path, key_path) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(&cert_path, certificate_for(&key, 1)).unwrap();
+    let env = [
+        ("CAIRN_RELAY_TLS__CERT", cert_path.to_str().unwrap()),
+        ("CAIRN_RELAY_TLS__KEY", key_path.to_str().unwrap()),
+    ];
+    let mut relay = Relay::start_with_env(&env);
+    let laptop = Home::new();
+    laptop.init(&relay.target, "laptop");
+    laptop.ok(&["note", "add", "before the renewal"]);
+
+    let renewed = certificate_for(&key, 2);
+    assert_ne!(std::fs::read_to_string(&cert_path).unwrap(), renewed);
+    std::fs::write(&cert_path, renewed).unwrap();
+    // The restart checks that the relay announces the same fingerprint.
+    relay.restart_with_env(&env);
+    let added = laptop.json(&["note", "add", "after the renewal"]);
+    assert_eq!(added["queued"], false, "{added}");
+    assert_eq!(laptop.json(&["status"])["queued"], 0);
+}

@@ -1,6 +1,9 @@
-//! A rustls verifier that accepts exactly one certificate: the one whose
-//! SHA-256 fingerprint the user pinned. The handshake signature is still
-//! checked, so only the holder of that certificate's key passes.
+//! A rustls verifier that accepts exactly the relay whose public key the
+//! user pinned (SHA-256 of the certificate's SubjectPublicKeyInfo), with
+//! whatever certificate it presents for that key, so a renewal with the
+//! same key keeps working. A pin of a whole certificate (how cairn pinned
+//! before) is still accepted for that certificate. The handshake signature
+//! is checked, so only the holder of the key passes.
 
 use std::sync::Arc;
 
@@ -28,6 +31,15 @@ impl PinnedVerifier {
     }
 }
 
+/// The pin of the public key a certificate holds; `None` if it does not
+/// parse as an X.509 certificate.
+pub fn key_fingerprint(certificate: &CertificateDer<'_>) -> Option<Fingerprint> {
+    let parsed = webpki::EndEntityCert::try_from(certificate).ok()?;
+    Some(Fingerprint::of_public_key(
+        parsed.subject_public_key_info().as_ref(),
+    ))
+}
+
 impl ServerCertVerifier for PinnedVerifier {
     fn verify_server_cert(
         &self,
@@ -37,7 +49,8 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        if Fingerprint::of_certificate(end_entity) == self.pin {
+        let key = key_fingerprint(end_entity);
+        if key == Some(self.pin) || Fingerprint::of_certificate(end_entity) == self.pin {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(Error::General(MISMATCH.to_owned()))

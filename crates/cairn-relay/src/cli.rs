@@ -244,7 +244,7 @@ fn fingerprint(config: &RelayConfig) -> Result<ExitCode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let identity = TlsIdentity::load_or_create(config)?;
-    say!("{}", identity.fingerprint())?;
+    say!("{}", identity.fingerprint()?)?;
     Ok(ExitCode::SUCCESS)
 }
 

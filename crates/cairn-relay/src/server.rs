@@ -159,7 +159,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     };
     let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
     let admin = AdminFile::publish(&config.data_dir, admin_addr)?;
-    let fingerprint = identity.fingerprint();
+    let fingerprint = identity.fingerprint()?;
     tracing::info!(listen = %addr, admin = %admin_addr, metrics = ?metrics_addr, fingerprint = %fingerprint, data_dir = %config.data_dir.display(), "cairn relay listening");
 
     let shutdown = CancellationToken::new();

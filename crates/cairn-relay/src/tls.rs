@@ -74,10 +74,19 @@ impl TlsIdentity {
         }
     }
 
-    /// The fingerprint clients pin: SHA-256 of the end-entity certificate.
-    pub fn fingerprint(&self) -> Fingerprint {
-        let der: &[u8] = self.chain.first().map_or(&[], |c| c.as_ref());
-        Fingerprint::of_certificate(der)
+    /// The fingerprint clients pin: SHA-256 of the end-entity
+    /// certificate's public key (SubjectPublicKeyInfo), which a renewal
+    /// with the same key keeps.
+    pub fn fingerprint(&self) -> Result<Fingerprint, TlsError> {
+        let end_entity = self
+            .chain
+            .first()
+            .ok_or_else(|| TlsError::Rustls("no certificate".into()))?;
+        let parsed = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| TlsError::Rustls(format!("the certificate does not parse: {e}")))?;
+        Ok(Fingerprint::of_public_key(
+            parsed.subject_public_key_info().as_ref(),
+        ))
     }
 
     /// A QUIC server crypto configuration speaking ALPN `cairn/1`, TLS 1.3 only.

@@ -1,5 +1,7 @@
-//! The pin a client holds for a relay: SHA-256 of the relay's TLS
-//! certificate (DER), written `sha256:` and 64 lowercase hex digits.
+//! The pin a client holds for a relay: SHA-256 of the relay's public key
+//! (the DER SubjectPublicKeyInfo of its TLS certificate), written `sha256:`
+//! and 64 lowercase hex digits. Pinning the key rather than the whole
+//! certificate lets a relay renew its certificate with the same key.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,7 +16,13 @@ const PREFIX: &str = "sha256:";
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
-    /// The fingerprint of a DER-encoded certificate.
+    /// The fingerprint of a public key: its DER SubjectPublicKeyInfo.
+    pub fn of_public_key(spki: &[u8]) -> Self {
+        Self(Sha256::digest(spki).into())
+    }
+
+    /// SHA-256 of a whole DER certificate: the pin of cairn before it
+    /// pinned keys, still accepted for the certificate it names.
     pub fn of_certificate(der: &[u8]) -> Self {
         Self(Sha256::digest(der).into())
     }
