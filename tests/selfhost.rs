@@ -82,14 +82,26 @@ fn serve_on_defaults_then_backup_restore_and_export_import_keep_the_data() {
     let backup = out.path().join("relay.backup");
     let admin = relay.admin.to_string();
     let backup_arg = backup.to_str().unwrap();
-    relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    let banned = cairn_testkit::ident::User::new(9).device(1).id.to_text();
+    relay.operate(&["ban", &banned]);
+    let written = relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    assert!(written.contains("relay-key.pem"), "{written}");
     relay.terminate();
     let checked = relay.operate(&["check"]);
     assert!(checked.contains("database is consistent"), "{checked}");
 
-    let restored = dir_with_identity_of(relay.data_dir());
-    relay_command(&["restore", "--from", backup_arg], restored.path());
+    // Into an empty data directory: the backup brings the relay back as
+    // itself, with the fingerprint the laptop pinned and its bans.
+    let restored = TempDir::new().unwrap();
+    let said = relay_command(&["restore", "--from", backup_arg], restored.path());
+    assert!(
+        said.contains("relay-key.pem: restored from the backup"),
+        "{said}"
+    );
+    let bans = std::fs::read_to_string(restored.path().join("banned-devices.txt")).unwrap();
+    assert!(bans.contains(&banned), "{bans}");
     let mut restored = serve_and_check_notes(restored, relay.addr, &laptop, &notes);
+    assert_eq!(restored.target.fingerprint, relay.target.fingerprint);
     assert_eq!(laptop.json(&["sync"])["queued"], 0, "the laptop carries on");
     restored.terminate();
 

@@ -10,7 +10,7 @@ use cairn_relay::config::{FlagOverrides, LogFormat, RelayConfig};
 use cairn_relay::invites::{self, CreateRequest};
 use cairn_relay::ready::Ready;
 use cairn_relay::tls::TlsIdentity;
-use cairn_relay::{clock, ops, start};
+use cairn_relay::{carry, clock, ops, start};
 use cairn_store::{RedbStore, Store};
 use clap::{Args, Parser, Subcommand};
 
@@ -282,12 +282,23 @@ async fn backup(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
     }
     let out = std::path::absolute(out)?;
     match try_open(config)? {
-        Some(store) => store.backup(&out).await?,
+        Some(store) => {
+            store.backup(&out).await?;
+            store.close().await;
+        }
         None => {
             admin_post(config, "/admin/backup", &serde_json::json!({ "out": out }))?;
         }
     }
-    say!("backup written to {}", out.display())?;
+    let files = carry::gather(config).context("reading the relay's certificate, key and bans")?;
+    cairn_store::attach_files(&out, &files)?;
+    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    say!(
+        "backup written to {}: the database and {}; it holds the relay's private key: keep \
+         it as secret",
+        out.display(),
+        names.join(", ")
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -386,6 +397,8 @@ async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitC
     std::fs::create_dir_all(&config.data_dir)?;
     let staging = Staging(config.data_dir.join("relay.redb.restoring"));
     std::fs::copy(from, &staging.0).with_context(|| format!("copying {}", from.display()))?;
+    let carried = cairn_store::take_files(&staging.0)
+        .with_context(|| format!("{} is not a usable backup", from.display()))?;
     let store = RedbStore::open(&staging.0)
         .with_context(|| format!("{} is not a usable backup", from.display()))?;
     let report = store.verify().await?;
@@ -414,6 +427,9 @@ async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitC
     )?;
     if let Some(lacking) = lacking {
         say!("{}", describe_lacking(&lacking))?;
+    }
+    for line in carry::put_back(config, &carried)? {
+        say!("{line}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ pub mod admin_file;
 mod admin_guard;
 pub mod admission;
 pub mod bans;
+pub mod carry;
 pub mod clock;
 pub mod config;
 pub mod export;

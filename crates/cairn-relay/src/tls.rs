@@ -50,8 +50,21 @@ pub enum TlsError {
 }
 
 /// File names of the self-signed identity inside the data directory.
-const SELF_SIGNED_CERT: &str = "relay-cert.pem";
-const SELF_SIGNED_KEY: &str = "relay-key.pem";
+pub const SELF_SIGNED_CERT: &str = "relay-cert.pem";
+/// The key's file name beside it.
+pub const SELF_SIGNED_KEY: &str = "relay-key.pem";
+
+/// Where the certificate and key the relay serves are: the `[tls]` files,
+/// or the self-signed pair in the data directory.
+pub fn identity_paths(config: &RelayConfig) -> (PathBuf, PathBuf) {
+    match &config.tls {
+        Some(files) => (files.cert.clone(), files.key.clone()),
+        None => (
+            config.data_dir.join(SELF_SIGNED_CERT),
+            config.data_dir.join(SELF_SIGNED_KEY),
+        ),
+    }
+}
 
 impl TlsIdentity {
     /// The configured identity, or the self-signed one in the data
@@ -65,13 +78,8 @@ impl TlsIdentity {
 
     /// The identity the relay would serve, without creating anything.
     pub fn load_existing(config: &RelayConfig) -> Result<Self, TlsError> {
-        match &config.tls {
-            Some(files) => Self::from_pem_files(&files.cert, &files.key),
-            None => Self::from_pem_files(
-                &config.data_dir.join(SELF_SIGNED_CERT),
-                &config.data_dir.join(SELF_SIGNED_KEY),
-            ),
-        }
+        let (cert, key) = identity_paths(config);
+        Self::from_pem_files(&cert, &key)
     }
 
     /// The fingerprint clients pin: SHA-256 of the end-entity
@@ -146,8 +154,8 @@ fn create_self_signed(cert: &Path, key: &Path) -> Result<(), TlsError> {
     })
 }
 
-/// Writes a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+/// Writes a new file readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     let io = |source| TlsError::Io {
         path: path.to_owned(),
         source,

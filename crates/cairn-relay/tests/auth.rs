@@ -213,7 +213,10 @@ async fn a_configured_pem_certificate_is_served_instead_of_the_self_signed_one()
     .await;
     assert_eq!(
         relay.handle.fingerprint,
-        Fingerprint::of_certificate(generated.cert.der())
+        Fingerprint::of_public_key(&rcgen::PublicKeyData::subject_public_key_info(
+            &generated.signing_key
+        )),
+        "the pin is the certificate's public key"
     );
     relay.connect(&User::new(1).device(2)).await;
     assert!(

@@ -33,5 +33,6 @@ pub use api::{
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,
 };
+pub use maintenance::{attach_files, take_files};
 pub use redb_store::{Config, DEFAULT_CACHE_BYTES, RedbStore};
 pub use schema::{SCHEMA_VERSION, start_new_log};

@@ -463,3 +463,55 @@ fn pairs(index: &Ro) -> Result<Pairs, ReadError> {
     }
     Ok(set)
 }
+
+/// Files a backup carries beside the log (the relay's TLS identity and ban
+/// list), by name: only ever in backup files, and taken out on restore.
+const BACKUP_FILES: Def = redb::TableDefinition::new("cairn_backup_files");
+
+/// Adds `files` to the backup at `path` (closed), in one commit.
+pub fn attach_files(path: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), BackupError> {
+    let write_err = |e: redb::Error| BackupError::Write {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let db = Database::open(path).map_err(|e| write_err(e.into()))?;
+    let txn = schema::begin_write(&db, true).map_err(write_err)?;
+    {
+        let mut table = txn
+            .open_table(BACKUP_FILES)
+            .map_err(|e| write_err(e.into()))?;
+        for (name, bytes) in files {
+            table
+                .insert(name.as_bytes(), bytes.as_slice())
+                .map_err(|e| write_err(e.into()))?;
+        }
+    }
+    txn.commit().map_err(|e| write_err(e.into()))
+}
+
+/// Takes the files a backup at `path` (closed) carries out of it: what
+/// [`attach_files`] put there, none for a backup made without them.
+pub fn take_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
+    let write_err = |e: redb::Error| BackupError::Write {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let db = Database::open(path).map_err(|e| write_err(e.into()))?;
+    let txn = schema::begin_write(&db, true).map_err(write_err)?;
+    let mut files = Vec::new();
+    {
+        let table = match txn.open_table(BACKUP_FILES) {
+            Ok(table) => table,
+            Err(e) => return Err(write_err(e.into())),
+        };
+        for row in table.iter().map_err(|e| write_err(e.into()))? {
+            let (name, bytes) = row.map_err(|e| write_err(e.into()))?;
+            let name = String::from_utf8_lossy(name.value()).into_owned();
+            files.push((name, bytes.value().to_vec()));
+        }
+    }
+    txn.delete_table(BACKUP_FILES)
+        .map_err(|e| write_err(e.into()))?;
+    txn.commit().map_err(|e| write_err(e.into()))?;
+    Ok(files)
+}
