@@ -352,3 +352,56 @@ fn a_certificate_renewed_with_the_same_key_keeps_clients_working() {
     assert_eq!(added["queued"], false, "{added}");
     assert_eq!(laptop.json(&["status"])["queued"], 0);
 }
+
+#[test]
+fn a_home_follows_its_relay_to_another_address_and_to_another_key() {
+    let mut relay = Relay::start();
+    let laptop = Home::new();
+    laptop.init(&relay.target, "laptop");
+    laptop.ok(&["note", "add", "before the move"]);
+    let out = TempDir::new().unwrap();
+    let backup = out.path().join("relay.backup");
+    let backup_arg = backup.to_str().unwrap();
+    relay.operate(&["backup", "--out", backup_arg]);
+    relay.terminate();
+
+    // The same relay on another machine: the same key, another address.
+    let moved_dir = TempDir::new().unwrap();
+    relay_command(&["restore", "--from", backup_arg], moved_dir.path());
+    let mut moved = Relay::serve(moved_dir, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(moved.target.fingerprint, relay.target.fingerprint);
+    assert_eq!(laptop.fails(&["sync"]).0, 4, "the old address is gone");
+    let said = laptop.ok(&["relay", "set", "--relay", &moved.target.addr]);
+    assert!(
+        said.contains(&format!(
+            "{} (was {})",
+            moved.target.addr, relay.target.addr
+        )),
+        "{said}"
+    );
+    let added = laptop.json(&["note", "add", "after the move"]);
+    assert_eq!(added["queued"], false, "{added}");
+    moved.terminate();
+
+    // A relay that starts over with a new key: refused until the operator's
+    // new fingerprint is set.
+    let rekeyed_dir = TempDir::new().unwrap();
+    relay_command(&["restore", "--from", backup_arg], rekeyed_dir.path());
+    for file in ["relay-cert.pem", "relay-key.pem"] {
+        std::fs::remove_file(rekeyed_dir.path().join(file)).unwrap();
+    }
+    let rekeyed = Relay::serve(rekeyed_dir, moved.addr);
+    assert_ne!(rekeyed.target.fingerprint, relay.target.fingerprint);
+    assert_eq!(
+        laptop.fails(&["sync"]).0,
+        5,
+        "a new key is not taken silently"
+    );
+    laptop.ok(&["relay", "set", "--fingerprint", &rekeyed.target.fingerprint]);
+    let shown = laptop.json(&["relay", "show"]);
+    assert_eq!(shown["fingerprint"], rekeyed.target.fingerprint.as_str());
+    laptop.ok(&["sync"]);
+    let mut notes = laptop.note_texts();
+    notes.sort();
+    assert_eq!(notes, ["after the move", "before the move"]);
+}

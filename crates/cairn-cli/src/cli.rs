@@ -82,6 +82,10 @@ pub enum Command {
     /// What is queued, what waits for keys, and how the relay last
     /// answered: without the network.
     Status,
+    /// Where this home reaches its relay: show it, or re-point it after a
+    /// deliberate move.
+    #[command(subcommand)]
+    Relay(RelayCommand),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell), e.g. `cairn completions bash > ~/.local/share/bash-completion/completions/cairn`.
     Completions {
@@ -90,6 +94,26 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `cairn man | man -l -`.
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Show the relay and the fingerprint pinned for it.
+    Show,
+    /// Re-point this home: after the relay moved to another address, or
+    /// changed its key (the operator says so and gives the new
+    /// fingerprint). Says what changed; the next sync heals as after a
+    /// restore.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true)))]
+    Set {
+        /// The relay's new address, HOST:PORT.
+        #[arg(long, group = "what")]
+        relay: Option<String>,
+        /// The relay's new fingerprint, as `cairn-relay fingerprint`
+        /// prints it.
+        #[arg(long, group = "what")]
+        fingerprint: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
 use crate::cli::{
-    AudienceCommand, Cli, Command, DeviceCommand, FriendCommand, Global, NoteCommand,
+    AudienceCommand, Cli, Command, DeviceCommand, FriendCommand, Global, NoteCommand, RelayCommand,
 };
 use crate::output::{self, say, short, time};
 use crate::passphrase;
@@ -52,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Post { to, text } => post(&ctx, &to, &text).await,
         Command::Feed => feed(&ctx),
         Command::Status => status(&ctx),
+        Command::Relay(command) => relay(&ctx, command),
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
@@ -768,6 +769,40 @@ fn check_fresh(ctx: &Ctx) -> Result<()> {
         }
         .into());
     }
+    Ok(())
+}
+
+/// `cairn relay show|set`.
+fn relay(ctx: &Ctx, command: RelayCommand) -> Result<()> {
+    let mut client = ctx.client()?;
+    let (before, after) = match command {
+        RelayCommand::Show => {
+            let now = client.relay_target();
+            (now.clone(), now)
+        }
+        RelayCommand::Set { relay, fingerprint } => {
+            let fingerprint = fingerprint.as_deref().map(parse_fingerprint).transpose()?;
+            let before = client.set_relay_target(relay, fingerprint)?;
+            (before, client.relay_target())
+        }
+    };
+    if ctx.json {
+        return output::json(&json!({
+            "relay": after.relay,
+            "fingerprint": after.fingerprint.to_string(),
+            "before": { "relay": before.relay, "fingerprint": before.fingerprint.to_string() },
+        }));
+    }
+    let line = |what: &str, old: String, new: String| match old == new {
+        true => say!("{what:<12}{new}"),
+        false => say!("{what:<12}{new} (was {old})"),
+    };
+    line("relay", before.relay, after.relay)?;
+    line(
+        "fingerprint",
+        before.fingerprint.to_string(),
+        after.fingerprint.to_string(),
+    )?;
     Ok(())
 }
 

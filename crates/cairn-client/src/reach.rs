@@ -128,3 +128,48 @@ pub(crate) async fn resolve(relay: &str) -> Result<std::net::SocketAddr, Error> 
         .map_err(|_| invalid())?;
     addrs.next().ok_or_else(invalid)
 }
+
+/// Where a home reaches its relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTarget {
+    /// `HOST:PORT`.
+    pub relay: String,
+    /// The pinned public key.
+    pub fingerprint: Fingerprint,
+}
+
+impl crate::Client {
+    /// Where this home reaches its relay.
+    pub fn relay_target(&self) -> RelayTarget {
+        RelayTarget {
+            relay: self.identity.relay.clone(),
+            fingerprint: self.identity.fingerprint,
+        }
+    }
+
+    /// Re-points this home after a deliberate move: another address,
+    /// another pinned key, or both. Returns where it pointed before. The
+    /// next sync finds the relay's log and heals as after a restore
+    /// (`spec/client.md` section 6.1); a relay that never saw this user
+    /// gets its whole history.
+    pub fn set_relay_target(
+        &mut self,
+        relay: Option<String>,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<RelayTarget, Error> {
+        let before = self.relay_target();
+        if let Some(relay) = relay {
+            if relay.trim().is_empty() {
+                return Err(Error::Invalid("a relay is HOST:PORT".into()));
+            }
+            self.identity.relay = relay.trim().to_owned();
+        }
+        if let Some(fingerprint) = fingerprint {
+            self.identity.fingerprint = fingerprint;
+        }
+        let mut batch = crate::local::Batch::default();
+        self.save_identity(&mut batch)?;
+        self.local.store().commit(batch)?;
+        Ok(before)
+    }
+}
