@@ -208,6 +208,35 @@ fn a_banned_device_is_told_it_was_banned_by_the_operator() {
     assert!(!message.contains("revoked"), "{message}");
 }
 
+/// A ban written into the list by hand takes effect at `SIGHUP` (or
+/// `cairn-relay reload`), without a restart: the device's connections
+/// close; `unban` lets it back.
+#[test]
+fn a_ban_list_edited_by_hand_takes_effect_at_reload_and_unban_lifts_it() {
+    let relay = cli::Relay::start();
+    let home = cli::Home::new();
+    home.init(&relay.target, "laptop");
+    home.ok(&["note", "add", "before the ban"]);
+    let mut watch = home.watch();
+    let device = home.device_id();
+    let list = relay.data_dir().join("banned-devices.txt");
+    std::fs::write(&list, format!("{device}\n")).unwrap();
+    relay.hangup();
+    let (code, message) = watch.exited();
+    assert_eq!(code, Some(12), "watch after SIGHUP: {message}");
+    assert_eq!(relay.admin_get("/healthz").0, 200, "the relay lives on");
+
+    let said = relay.operate(&["unban", &device]);
+    assert!(said.contains("unbanned"), "{said}");
+    assert!(!std::fs::read_to_string(&list).unwrap().contains(&device));
+    home.ok(&["sync"]);
+
+    std::fs::write(&list, format!("{device}\n")).unwrap();
+    let reloaded = relay.operate(&["reload"]);
+    assert!(reloaded.contains(&device), "{reloaded}");
+    assert_eq!(home.fails(&["sync"]).0, 12);
+}
+
 /// Sends one raw HTTP/1.1 request to `addr`; the status code and body.
 fn http(addr: SocketAddr, request_head: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();

@@ -100,6 +100,16 @@ impl Relay {
         }
     }
 
+    /// Sends the running relay `SIGHUP`.
+    pub fn hangup(&self) {
+        let pid = self.process.as_ref().expect("running").pid();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -HUP {pid}");
+    }
+
     /// `GET http://ADMIN{path}`: the status and the body.
     pub fn admin_get(&self, path: &str) -> (u16, String) {
         cairn_testkit::process::http_get(self.admin, path)

@@ -42,6 +42,8 @@ pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener, toke
         .route("/admin/stats", get(stats::<S>))
         .route("/admin/users", get(users::<S>))
         .route("/admin/devices/{device}/ban", post(ban::<S>))
+        .route("/admin/devices/{device}/unban", post(unban::<S>))
+        .route("/admin/reload", post(reload::<S>))
         .route("/admin/backup", post(backup::<S>))
         .route(
             "/admin/invites",
@@ -174,6 +176,40 @@ async fn revoke_invite<S: Store>(
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+async fn unban<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path(device): Path<String>,
+) -> Response {
+    let device: DeviceId = match device.parse() {
+        Ok(device) => device,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match shared.bans.remove(&device) {
+        Ok(was) => {
+            tracing::info!(%device, was_banned = was, "unbanned by the operator");
+            Json(serde_json::json!({ "device": device.to_text(), "was_banned": was }))
+                .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn reload<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    match shared.reload() {
+        Ok(changes) => Json(reload_answer(&changes)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// What a reload changed, as the operator API and CLI show it.
+pub fn reload_answer(changes: &crate::bans::BanChanges) -> serde_json::Value {
+    let texts = |devices: &[DeviceId]| devices.iter().map(DeviceId::to_text).collect::<Vec<_>>();
+    serde_json::json!({
+        "banned": texts(&changes.banned),
+        "unbanned": texts(&changes.unbanned),
+    })
 }
 
 #[derive(Debug, Serialize)]

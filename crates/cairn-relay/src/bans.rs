@@ -48,6 +48,15 @@ pub enum BansError {
     },
 }
 
+/// What reading the ban list again changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BanChanges {
+    /// Devices banned now that were not.
+    pub banned: Vec<DeviceId>,
+    /// Devices no longer banned.
+    pub unbanned: Vec<DeviceId>,
+}
+
 impl Bans {
     /// Loads the ban list of `data_dir` (empty when there is none).
     pub fn load(data_dir: &Path) -> Result<Self, BansError> {
@@ -77,6 +86,41 @@ impl Bans {
         }
         write_atomically(&self.path, &render(&devices))?;
         Ok(true)
+    }
+
+    /// Lifts the ban of `device` and persists the list; returns whether
+    /// it was banned.
+    pub fn remove(&self, device: &DeviceId) -> Result<bool, BansError> {
+        let mut devices = self.lock();
+        if !devices.remove(device) {
+            return Ok(false);
+        }
+        write_atomically(&self.path, &render(&devices))?;
+        Ok(true)
+    }
+
+    /// Reads the list again from its file (the operator may have edited
+    /// it): what it bans now that it did not, and what it no longer bans.
+    /// A file that does not parse changes nothing.
+    pub fn reload(&self) -> Result<BanChanges, BansError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(BansError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let fresh = parse(&self.path, &text)?;
+        let mut devices = self.lock();
+        let changes = BanChanges {
+            banned: fresh.difference(&devices).copied().collect(),
+            unbanned: devices.difference(&fresh).copied().collect(),
+        };
+        *devices = fresh;
+        Ok(changes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<DeviceId>> {

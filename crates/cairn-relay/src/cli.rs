@@ -94,6 +94,14 @@ enum Command {
         /// The device id (`cd1...`).
         device: String,
     },
+    /// Lift a device's ban.
+    Unban {
+        /// The device id (`cd1...`).
+        device: String,
+    },
+    /// Make the running relay read its ban list again (as `SIGHUP` does),
+    /// closing the connections of devices newly banned in the file.
+    Reload,
     /// Make, list and revoke invites (for `[registration] policy = "invite"`).
     #[command(subcommand)]
     Invite(InviteCommand),
@@ -200,6 +208,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Import { from } => import(&config, &from).await,
             Command::Users => users(&config).await,
             Command::Ban { device } => ban(&config, &device),
+            Command::Unban { device } => unban(&config, &device),
+            Command::Reload => reload(&config),
             Command::Invite(command) => invite(&config, command).await,
         }
     })
@@ -236,6 +246,7 @@ async fn serve(config: RelayConfig, ready_file: Option<&Path>) -> Result<ExitCod
         wait_for_signal().await;
         trigger.cancel();
     });
+    reload_on_hangup(relay.reloader());
     relay.wait().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -324,6 +335,34 @@ fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
         )?;
     }
     say!("banned {device}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
+    let device: cairn_wire::DeviceId = device.parse()?;
+    let was = if try_open_blocking(config)?.is_some() {
+        cairn_relay::bans::Bans::load(&config.data_dir)?.remove(&device)?
+    } else {
+        let answer = admin_post(
+            config,
+            &format!("/admin/devices/{device}/unban"),
+            &serde_json::json!({}),
+        )?;
+        answer["was_banned"].as_bool().unwrap_or(false)
+    };
+    match was {
+        true => say!("unbanned {device}")?,
+        false => say!("{device} was not banned")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reload(config: &RelayConfig) -> Result<ExitCode> {
+    if try_open_blocking(config)?.is_some() {
+        bail!("no relay is running on {}", config.data_dir.display());
+    }
+    let answer = admin_post(config, "/admin/reload", &serde_json::json!({}))?;
+    say!("{}", serde_json::to_string_pretty(&answer)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -594,6 +633,29 @@ fn admin_answer(
         bail!("the relay at {url} refused ({status}): {reason}");
     }
     Ok(body)
+}
+
+/// Reads the ban list again at each `SIGHUP`, as `cairn-relay reload`
+/// does, rather than dying of it.
+fn reload_on_hangup(relay: cairn_relay::server::Reloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        if let Err(e) = relay.reload() {
+                            tracing::error!(error = %e, "reload failed; nothing changed");
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = relay;
 }
 
 async fn wait_for_signal() {

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::admin_file::{AdminFile, AdminFileError};
 use crate::admission::{self, Attempt, Gate, PendingLogin, PendingLogins};
-use crate::bans::{Bans, BansError};
+use crate::bans::{BanChanges, Bans, BansError};
 use crate::config::{Limits, RelayConfig};
 use crate::fanout::Hub;
 use crate::limits::{ConnectionCounts, RateLimits};
@@ -50,6 +50,26 @@ pub struct Shared<S: Store> {
 }
 
 impl<S: Store> Shared<S> {
+    /// Reads the ban list again (`SIGHUP`, `cairn-relay reload`): closes
+    /// the connections of every device it newly bans and logs what
+    /// changed.
+    pub fn reload(&self) -> Result<BanChanges, BansError> {
+        let changes = self.bans.reload()?;
+        for device in &changes.banned {
+            self.sessions.close_banned(
+                *device,
+                ErrorCode::DEVICE_BANNED,
+                "device banned by the relay operator",
+            );
+        }
+        tracing::info!(
+            banned = changes.banned.len(),
+            unbanned = changes.unbanned.len(),
+            "reloaded the ban list"
+        );
+        Ok(changes)
+    }
+
     /// How long a peer has to send a whole request frame.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.config.limits.request_timeout_secs.max(1))
@@ -108,9 +128,38 @@ pub struct RelayHandle {
     pub fingerprint: Fingerprint,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared<RedbStore>>,
+}
+
+/// Makes a running relay read its ban list again, from a signal handler or
+/// anywhere else that outlives a borrow of the [`RelayHandle`].
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared<RedbStore>>);
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloader")
+    }
+}
+
+impl Reloader {
+    /// See [`Shared::reload`].
+    pub fn reload(&self) -> Result<BanChanges, BansError> {
+        self.0.reload()
+    }
 }
 
 impl RelayHandle {
+    /// Reads the ban list again; see [`Shared::reload`].
+    pub fn reload(&self) -> Result<BanChanges, BansError> {
+        self.shared.reload()
+    }
+
+    /// A handle that reloads this relay.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(Arc::clone(&self.shared))
+    }
+
     /// Begins a graceful shutdown and waits until it is complete.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
@@ -178,7 +227,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         admin_token: admin.token,
         metrics: metrics.map(|(listener, _)| listener),
     };
-    let done = tokio::spawn(run(shared, endpoint, listeners));
+    let done = tokio::spawn(run(Arc::clone(&shared), endpoint, listeners));
     Ok(RelayHandle {
         addr,
         admin_addr,
@@ -186,6 +235,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         fingerprint,
         shutdown,
         done,
+        shared,
     })
 }
 
