@@ -348,7 +348,10 @@ fn unban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
             &format!("/admin/devices/{device}/unban"),
             &serde_json::json!({}),
         )?;
-        answer["was_banned"].as_bool().unwrap_or(false)
+        answer
+            .get("was_banned")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
     };
     match was {
         true => say!("unbanned {device}")?,
