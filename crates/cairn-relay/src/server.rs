@@ -1,7 +1,7 @@
 //! Starting, running and stopping the relay.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use cairn_store::{RedbStore, Store};
@@ -128,13 +128,26 @@ pub struct RelayHandle {
     pub fingerprint: Fingerprint,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
-    shared: Arc<Shared<RedbStore>>,
+    shared: Weak<Shared<RedbStore>>,
 }
 
 /// Makes a running relay read its ban list again, from a signal handler or
-/// anywhere else that outlives a borrow of the [`RelayHandle`].
+/// anywhere else that outlives a borrow of the [`RelayHandle`]. It holds
+/// the relay weakly: a stopped relay closes its store whatever reloaders
+/// are left.
 #[derive(Clone)]
-pub struct Reloader(Arc<Shared<RedbStore>>);
+pub struct Reloader(Weak<Shared<RedbStore>>);
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The relay has stopped.
+    #[error("the relay has stopped")]
+    Stopped,
+    /// The ban list could not be read; nothing changed.
+    #[error(transparent)]
+    Bans(#[from] BansError),
+}
 
 impl std::fmt::Debug for Reloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,20 +157,16 @@ impl std::fmt::Debug for Reloader {
 
 impl Reloader {
     /// See [`Shared::reload`].
-    pub fn reload(&self) -> Result<BanChanges, BansError> {
-        self.0.reload()
+    pub fn reload(&self) -> Result<BanChanges, ReloadError> {
+        let shared = self.0.upgrade().ok_or(ReloadError::Stopped)?;
+        Ok(shared.reload()?)
     }
 }
 
 impl RelayHandle {
-    /// Reads the ban list again; see [`Shared::reload`].
-    pub fn reload(&self) -> Result<BanChanges, BansError> {
-        self.shared.reload()
-    }
-
-    /// A handle that reloads this relay.
+    /// A handle that reloads this relay; see [`Shared::reload`].
     pub fn reloader(&self) -> Reloader {
-        Reloader(Arc::clone(&self.shared))
+        Reloader(self.shared.clone())
     }
 
     /// Begins a graceful shutdown and waits until it is complete.
@@ -227,7 +236,8 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         admin_token: admin.token,
         metrics: metrics.map(|(listener, _)| listener),
     };
-    let done = tokio::spawn(run(Arc::clone(&shared), endpoint, listeners));
+    let weak = Arc::downgrade(&shared);
+    let done = tokio::spawn(run(shared, endpoint, listeners));
     Ok(RelayHandle {
         addr,
         admin_addr,
@@ -235,7 +245,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         fingerprint,
         shutdown,
         done,
-        shared,
+        shared: weak,
     })
 }
 
