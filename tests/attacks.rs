@@ -598,7 +598,7 @@ async fn a_user_past_their_quota_is_refused_and_the_operator_sees_it() {
     assert!(hostile.is_open(), "a quota refusal does not close");
     // The operator sees who is at their quota, online.
     let users: serde_json::Value =
-        serde_json::from_str(&cli::relay_command(&["users"], scene.data_dir())).unwrap();
+        serde_json::from_str(&cli::relay_command(&["users", "--json"], scene.data_dir())).unwrap();
     let entry = users
         .as_array()
         .unwrap()
@@ -608,9 +608,19 @@ async fn a_user_past_their_quota_is_refused_and_the_operator_sees_it() {
     assert_eq!(entry["stored_envelopes"], 5);
     assert_eq!(entry["at_quota"], true);
     let stats: serde_json::Value =
-        serde_json::from_str(&cli::relay_command(&["stats"], scene.data_dir())).unwrap();
+        serde_json::from_str(&cli::relay_command(&["stats", "--json"], scene.data_dir())).unwrap();
     assert_eq!(stats["users_at_quota"], 1);
     assert_eq!(stats["quota"]["envelopes"], 5);
+    // And as people read it.
+    let table = cli::relay_command(&["users"], scene.data_dir());
+    let row = table
+        .lines()
+        .find(|line| line.starts_with(&mallory.id.to_text()))
+        .unwrap_or_else(|| panic!("no row for the user: {table}"));
+    assert!(row.trim_end().ends_with("yes"), "at quota: {row}");
+    let stats = cli::relay_command(&["stats"], scene.data_dir());
+    assert!(stats.contains("at quota)"), "{stats}");
+    assert!(stats.contains("5 envelopes"), "{stats}");
     scene.finish().await;
 }
 

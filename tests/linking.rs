@@ -44,7 +44,7 @@ fn linking_needs_no_second_invite() {
     laptop.ok(&["note", "add", "before the phone"]);
     link(target, &laptop, &phone, "phone");
     assert_eq!(phone.note_texts(), ["before the phone"]);
-    let users = relay.operate(&["users"]);
+    let users = relay.operate(&["users", "--json"]);
     let users: Value = serde_json::from_str(&users).unwrap();
     assert_eq!(
         users.as_array().unwrap().len(),

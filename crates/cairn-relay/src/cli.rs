@@ -10,7 +10,7 @@ use cairn_relay::config::{FlagOverrides, LogFormat, RelayConfig};
 use cairn_relay::invites::{self, CreateRequest};
 use cairn_relay::ready::Ready;
 use cairn_relay::tls::TlsIdentity;
-use cairn_relay::{carry, clock, ops, start};
+use cairn_relay::{carry, clock, ops, start, tables};
 use cairn_store::{RedbStore, Store};
 use clap::{Args, Parser, Subcommand};
 
@@ -59,7 +59,11 @@ enum Command {
     /// Verify the database's invariants (relay stopped).
     Check,
     /// Print counts of users, devices, streams and envelopes.
-    Stats,
+    Stats {
+        /// Print the operator API's JSON instead, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a consistent snapshot of the database, online or offline.
     Backup {
         /// Snapshot file to create.
@@ -87,8 +91,13 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
-    /// List users and their devices (ids only).
-    Users,
+    /// List users, their devices and what they store against the quota.
+    Users {
+        /// Print the operator API's JSON instead (with every device id),
+        /// for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ban a device from this relay and close its connections.
     Ban {
         /// The device id (`cd1...`).
@@ -201,12 +210,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Serve { ready_file } => serve(config, ready_file.as_deref()).await,
             Command::Fingerprint => fingerprint(&config),
             Command::Check => check(&config).await,
-            Command::Stats => stats(&config).await,
+            Command::Stats { json } => stats(&config, json).await,
             Command::Backup { out } => backup(&config, &out).await,
             Command::Restore { from, force } => restore(&config, &from, force).await,
             Command::Export { out } => export(&config, &out).await,
             Command::Import { from } => import(&config, &from).await,
-            Command::Users => users(&config).await,
+            Command::Users { json } => users(&config, json).await,
             Command::Ban { device } => ban(&config, &device),
             Command::Unban { device } => unban(&config, &device),
             Command::Reload => reload(&config),
@@ -278,12 +287,15 @@ async fn check(config: &RelayConfig) -> Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-async fn stats(config: &RelayConfig) -> Result<ExitCode> {
+async fn stats(config: &RelayConfig, as_json: bool) -> Result<ExitCode> {
     let json = match try_open(config)? {
         Some(store) => serde_json::to_value(ops::stats_json(&store, config.limits.quota()).await?)?,
         None => admin_get(config, "/admin/stats")?,
     };
-    say!("{}", serde_json::to_string_pretty(&json)?)?;
+    match as_json {
+        true => say!("{}", serde_json::to_string_pretty(&json)?)?,
+        false => say!("{}", tables::stats(&json).trim_end())?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -313,12 +325,15 @@ async fn backup(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn users(config: &RelayConfig) -> Result<ExitCode> {
+async fn users(config: &RelayConfig, as_json: bool) -> Result<ExitCode> {
     let json = match try_open(config)? {
         Some(store) => serde_json::to_value(ops::users(&store, config.limits.quota()).await?)?,
         None => admin_get(config, "/admin/users")?,
     };
-    say!("{}", serde_json::to_string_pretty(&json)?)?;
+    match as_json {
+        true => say!("{}", serde_json::to_string_pretty(&json)?)?,
+        false => say!("{}", tables::users(&json).trim_end())?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,6 +33,7 @@ pub mod ready;
 mod registration;
 pub mod server;
 pub mod session;
+pub mod tables;
 pub mod tls;
 
 pub use config::RelayConfig;
