@@ -12,7 +12,7 @@ use cairn_relay::ready::Ready;
 use cairn_relay::tls::TlsIdentity;
 use cairn_relay::{carry, clock, ops, start, tables};
 use cairn_store::{RedbStore, Store};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A zero-knowledge relay for end-to-end-encrypted, audience-scoped messages.
 #[derive(Debug, Parser)]
@@ -161,7 +161,11 @@ fn is_closed_pipe(error: &anyhow::Error) -> bool {
 
 /// Runs the command line and maps failures to exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command_with_defaults().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(code) => code,
         // A reader that closed stdout early (`cairn-relay users | head -1`)
@@ -189,6 +193,36 @@ fn explained(error: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// The command line, its `--help` showing the defaults the flags fall
+/// back on (under the config file and `CAIRN_RELAY_*`), from the same
+/// values the relay uses: clap's own defaults would override the file.
+fn command_with_defaults() -> clap::Command {
+    let defaults = RelayConfig::default();
+    let with = |help: &str, default: String| format!("{help} [default: {default}]");
+    Cli::command()
+        .mut_arg("data_dir", |arg| {
+            arg.help(with(
+                "Data directory: database, certificate, key, ban list",
+                defaults.data_dir.display().to_string(),
+            ))
+        })
+        .mut_arg("listen", |arg| {
+            arg.help(with("QUIC listen address", defaults.listen.to_string()))
+        })
+        .mut_arg("admin_listen", |arg| {
+            arg.help(with(
+                "Admin HTTP listen address (metrics, health, admin API)",
+                defaults.admin_listen.to_string(),
+            ))
+        })
+        .mut_arg("log_format", |arg| {
+            arg.help(with(
+                "Log format: text or json (filter with RUST_LOG)",
+                "text".to_owned(),
+            ))
+        })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -712,5 +746,23 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
         other => Err(format!(
             "unknown log format `{other}`; expected text or json"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_shows_the_defaults_the_relay_uses() {
+        let help = command_with_defaults().render_help().to_string();
+        let defaults = RelayConfig::default();
+        for default in [
+            defaults.listen.to_string(),
+            defaults.admin_listen.to_string(),
+            defaults.data_dir.display().to_string(),
+        ] {
+            assert!(help.contains(&format!("[default: {default}]")), "{help}");
+        }
     }
 }
