@@ -217,3 +217,42 @@ fn at_a_terminal_the_new_device_asks_before_it_links() {
     );
     assert_eq!(phone.json(&["whoami"])["user"], user.as_str());
 }
+
+/// The names of the user's devices as `device list` shows them on `home`.
+fn device_names(home: &Home) -> Vec<String> {
+    let devices = home.json(&["device", "list"]);
+    let mut names: Vec<String> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_device_renamed_on_one_device_shows_its_new_name_on_all() {
+    let relay = Relay::start();
+    let (laptop, phone) = (Home::new(), Home::new());
+    laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+    laptop.ok(&["sync"]);
+    assert_eq!(device_names(&laptop), ["laptop", "phone"]);
+
+    let renamed = laptop.json(&["device", "rename", "phone", "old phone"]);
+    assert_eq!(renamed["queued"], false, "{renamed}");
+    assert_eq!(renamed["device"], phone.device_id().as_str());
+    phone.ok(&["sync"]);
+    assert_eq!(device_names(&phone), ["laptop", "old phone"]);
+    assert_eq!(device_names(&laptop), ["laptop", "old phone"]);
+
+    let (code, message) = laptop.fails(&["device", "rename", "old phone", "laptop"]);
+    assert_eq!(code, 11, "a name taken by another device: {message}");
+    let (code, message) = laptop.fails(&["device", "rename", "tablet", "new"]);
+    assert_eq!(code, 11, "no such device: {message}");
+    // A device can rename itself too.
+    phone.ok(&["device", "rename", "old phone", "phone again"]);
+    laptop.ok(&["sync"]);
+    assert_eq!(device_names(&laptop), ["laptop", "phone again"]);
+}

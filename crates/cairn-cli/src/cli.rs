@@ -188,6 +188,13 @@ pub enum DeviceCommand {
         /// The device: its name, its id (`cd1…`), or a unique prefix of it.
         device: String,
     },
+    /// Give a device another name, on all your devices.
+    Rename {
+        /// The device: its name, its id (`cd1…`), or a unique prefix of it.
+        device: String,
+        /// Its new name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

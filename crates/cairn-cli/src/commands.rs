@@ -471,7 +471,19 @@ async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
         DeviceCommand::Recover { code } => recover(ctx, code),
         DeviceCommand::List => device_list(ctx).await,
         DeviceCommand::Revoke { device } => revoke(ctx, &device).await,
+        DeviceCommand::Rename { device, name } => rename_device(ctx, &device, &name).await,
     }
+}
+
+async fn rename_device(ctx: &Ctx, device: &str, name: &str) -> Result<()> {
+    let mut client = ctx.client()?;
+    let id = client.rename_device(device, name)?;
+    let queued = push(&mut client).await?;
+    if ctx.json {
+        return output::json(&json!({ "device": id.to_text(), "name": name, "queued": queued }));
+    }
+    say!("renamed {} to {name}", id.to_text())?;
+    Ok(())
 }
 
 async fn join(

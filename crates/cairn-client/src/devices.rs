@@ -159,6 +159,61 @@ impl Client {
         })
     }
 
+    /// Gives one of the user's devices (by name, id or unique prefix)
+    /// another name, for every device of the user: a `Device` record with
+    /// its certificate and the new name, the latest of which counts. Works
+    /// offline; the change is queued like any other.
+    pub fn rename_device(&mut self, device: &str, name: &str) -> Result<DeviceId, Error> {
+        crate::social::check_name(name)?;
+        let id = self.find_device(device)?;
+        let state = self.state()?;
+        if state
+            .device_names
+            .iter()
+            .any(|(other, taken)| *other != id && taken == name)
+        {
+            return Err(Error::Exists(format!("a device is already named {name:?}")));
+        }
+        let certificate = self.certificate_of(&id)?;
+        self.append_private(RecordBody::Device {
+            certificate,
+            name: name.to_owned(),
+        })?;
+        Ok(id)
+    }
+
+    /// The certificate of one of the user's devices, from the private
+    /// records: its `Device` record, or any record it signed.
+    fn certificate_of(&self, device: &DeviceId) -> Result<DeviceCertificate, Error> {
+        let me = self.user()?;
+        let items = self.items()?;
+        let own = items
+            .iter()
+            .filter(|i| i.header.author == me && i.header.scope == Scope::Private);
+        for item in own {
+            let certificates = match &item.record.body {
+                RecordBody::Device { certificate, .. } => {
+                    vec![certificate, &item.record.certificate]
+                }
+                _ => vec![&item.record.certificate],
+            };
+            if let Some(found) = certificates
+                .into_iter()
+                .find(|c| c.body().device == *device)
+            {
+                return Ok(found.clone());
+            }
+        }
+        if *device == self.device() {
+            return Ok(self.identity.linked()?.certificate.clone());
+        }
+        Err(Error::Invalid(format!(
+            "this device holds no certificate of {} yet: it has not synced since that device \
+             was linked",
+            device.to_text()
+        )))
+    }
+
     /// The user's device named `name`, or whose id is or starts with
     /// `name`, among those the private log certifies.
     pub fn find_device(&self, name: &str) -> Result<DeviceId, Error> {

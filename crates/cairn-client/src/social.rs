@@ -280,7 +280,7 @@ async fn statement(connection: &Connection, request: Request) -> Result<(), Erro
 /// friend called "me" would look like the user.
 const RESERVED_NAMES: &[&str] = &["me", "you", "private"];
 
-fn check_name(name: &str) -> Result<(), Error> {
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     let ok = !name.trim().is_empty() && name.len() <= 64 && !name.contains(['\n', '\r']);
     if !ok {
         return Err(Error::Invalid(format!(
