@@ -405,3 +405,46 @@ fn a_home_follows_its_relay_to_another_address_and_to_another_key() {
     notes.sort();
     assert_eq!(notes, ["after the move", "before the move"]);
 }
+
+/// What the relay has logged once it has logged `needle` (or the wait is
+/// over).
+fn log_with(relay: &Relay, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let log = relay.log();
+        if log.contains(needle) || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_relay_logs_logins_closes_bans_and_backups_with_ids_and_no_content() {
+    let relay = Relay::start();
+    let laptop = Home::new();
+    let user = laptop.init(&relay.target, "laptop");
+    laptop.ok(&["note", "add", "a note the log never shows"]);
+    let device = laptop.device_id();
+    let out = TempDir::new().unwrap();
+    let backup = out.path().join("relay.backup");
+    relay.operate(&["backup", "--out", backup.to_str().unwrap()]);
+    relay.operate(&["ban", &device]);
+
+    let log = log_with(&relay, "banned by the operator");
+    for line in [
+        "authenticated",
+        "registered=true",
+        "connection closed",
+        "backup written",
+        "banned by the operator",
+    ] {
+        assert!(log.contains(line), "no {line:?} in the log: {log}");
+    }
+    assert!(log.contains(&user) && log.contains(&device), "{log}");
+    assert!(!log.contains("a note the log never shows"), "{log}");
+    let (code, _) = laptop.fails(&["sync"]);
+    assert_eq!(code, 12);
+    let log = log_with(&relay, "authentication refused");
+    assert!(log.contains("authentication refused"), "{log}");
+}

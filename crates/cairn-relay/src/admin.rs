@@ -116,6 +116,7 @@ async fn ban<S: Store>(
     };
     match shared.bans.add(device) {
         Ok(new) => {
+            tracing::info!(%device, newly_banned = new, "banned by the operator");
             shared.sessions.close_banned(
                 device,
                 ErrorCode::DEVICE_BANNED,
@@ -143,8 +144,14 @@ async fn backup<S: Store>(
     Json(request): Json<BackupRequest>,
 ) -> Response {
     match shared.store.backup(&request.out).await {
-        Ok(()) => Json(serde_json::json!({ "out": request.out })).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(()) => {
+            tracing::info!(out = %request.out.display(), "backup written");
+            Json(serde_json::json!({ "out": request.out })).into_response()
+        }
+        Err(e) => {
+            tracing::error!(out = %request.out.display(), error = %e, "backup failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
     }
 }
 

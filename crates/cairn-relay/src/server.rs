@@ -411,7 +411,11 @@ async fn connection<S: Store>(
     };
     login.settle();
     match outcome {
-        Ok(Some(session)) => session.serve(shared.clone()).await,
+        Ok(Some(session)) => {
+            let device = session.device();
+            session.serve(shared.clone()).await;
+            tracing::info!(%device, %ip, "connection closed");
+        }
         Ok(None) if shared.shutdown.is_cancelled() => connection.close(
             u32::from(ErrorCode::SHUTTING_DOWN.0).into(),
             b"relay shutting down",

@@ -102,9 +102,17 @@ impl Unauthenticated {
                 crate::server::open_up(&self.connection, &shared.config.limits);
                 frame_io::answer(&mut send, &answer).await;
                 metrics::counter(metrics::AUTHENTICATED);
+                tracing::info!(
+                    user = %ok.user,
+                    device = %ok.device,
+                    registered = ok.registered,
+                    ip = %self.ip,
+                    "authenticated"
+                );
                 Some(self.into_session(shared, ok))
             }
             Err(Fatal(error)) => {
+                tracing::info!(code = %error.code, ip = %self.ip, "authentication refused");
                 close_with(&self.connection, &mut send, error).await;
                 None
             }
