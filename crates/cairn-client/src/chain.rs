@@ -391,7 +391,7 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use cairn_wire::{Envelope, EnvelopeHeader, Payload, Scope, SigningKey, UnsignedEnvelope};
+    use cairn_wire::{Envelope, EnvelopeHeader, Payload, SigningKey, UnsignedEnvelope};
 
     use super::*;
 
@@ -419,6 +419,44 @@ mod tests {
             batch.seqs.push((e.header().device, e.header().seq, e.id()));
         }
         store.commit(batch).unwrap();
+    }
+
+    /// A record by `author` in `scope` that says it holds `head`.
+    fn claiming(author: UserId, scope: Scope, head: Head) -> Item {
+        let root = cairn_crypto::RootKey::generate(&mut cairn_crypto::os::rng());
+        let device = cairn_crypto::DeviceKeys::generate(&mut cairn_crypto::os::rng());
+        let certificate = root.certify_device(device.device_id(), device.exchange_key(), 1);
+        let header = EnvelopeHeader::new(author, device.device_id(), 1, FIRST_IN_STREAM, 1, scope);
+        let mut record = crate::record::Record::new(
+            certificate,
+            crate::record::RecordBody::Post { text: "x".into() },
+        );
+        record.seen = BoundedVec::new(vec![head]).unwrap();
+        Item::new(EnvelopeId::from_bytes([3; 32]), header, vec![], record)
+    }
+
+    #[test]
+    fn only_the_users_own_private_records_make_claims() {
+        let me = UserId::from_bytes([1; 32]);
+        let friend = UserId::from_bytes([2; 32]);
+        let head = Head {
+            device: DeviceId::from_bytes([4; 32]),
+            seq: 9,
+            id: EnvelopeId::from_bytes([5; 32]),
+        };
+        let mut batch = Batch::default();
+        let planted = [
+            claiming(friend, Scope::Private, head),
+            claiming(friend, Scope::Friends, head),
+            claiming(me, Scope::Friends, head),
+        ];
+        note_claims(&planted, &me, &mut batch);
+        assert!(
+            batch.claims_add.is_empty(),
+            "a friend or a post planted a claim"
+        );
+        note_claims(&[claiming(me, Scope::Private, head)], &me, &mut batch);
+        assert_eq!(batch.claims_add.len(), 1);
     }
 
     #[test]

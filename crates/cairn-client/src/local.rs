@@ -352,9 +352,8 @@ impl LocalStore {
     pub fn set_aside(&self) -> Result<Vec<(u64, EnvelopeId, Vec<u8>)>, Error> {
         let db = self.db()?;
         let txn = db.begin_read()?;
-        let table = match txn.open_table(SET_ASIDE) {
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            other => other?,
+        let Some(table) = made(&txn, SET_ASIDE)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -381,10 +380,8 @@ impl LocalStore {
     fn id_at(&self, table: Bytes, key: &[u8]) -> Result<Option<EnvelopeId>, Error> {
         let db = self.db()?;
         let txn = db.begin_read()?;
-        // Homes made before chains were kept have no such table yet.
-        let table = match txn.open_table(table) {
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            other => other?,
+        let Some(table) = made(&txn, table)? else {
+            return Ok(None);
         };
         let Some(value) = table.get(key)? else {
             return Ok(None);
@@ -397,9 +394,8 @@ impl LocalStore {
     pub fn seqs(&self) -> Result<Vec<(DeviceId, u64, u64)>, Error> {
         let db = self.db()?;
         let txn = db.begin_read()?;
-        let table = match txn.open_table(SEQS) {
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            other => other?,
+        let Some(table) = made(&txn, SEQS)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -422,9 +418,8 @@ impl LocalStore {
     pub fn claims(&self) -> Result<Vec<Claim>, Error> {
         let db = self.db()?;
         let txn = db.begin_read()?;
-        let table = match txn.open_table(CLAIMS) {
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            other => other?,
+        let Some(table) = made(&txn, CLAIMS)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -626,6 +621,18 @@ impl Claim {
 
 fn seq_key(device: &DeviceId, seq: u64) -> Vec<u8> {
     [device.as_bytes().as_slice(), &seq.to_be_bytes()].concat()
+}
+
+/// A table, or `None` in a home made before it existed (chains, heads and
+/// set-aside changes came later): such a home reads it as empty.
+fn made<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<'static, K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, Error> {
+    match txn.open_table(table) {
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        other => Ok(Some(other?)),
+    }
 }
 
 fn seq_row(

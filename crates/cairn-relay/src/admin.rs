@@ -110,9 +110,9 @@ async fn ban<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     Path(device): Path<String>,
 ) -> Response {
-    let device: DeviceId = match device.parse() {
+    let device = match device_in_path(&device) {
         Ok(device) => device,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(refusal) => return *refusal,
     };
     match shared.bans.add(device) {
         Ok(new) => {
@@ -189,9 +189,9 @@ async fn unban<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     Path(device): Path<String>,
 ) -> Response {
-    let device: DeviceId = match device.parse() {
+    let device = match device_in_path(&device) {
         Ok(device) => device,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(refusal) => return *refusal,
     };
     match shared.bans.remove(&device) {
         Ok(was) => {
@@ -223,6 +223,13 @@ pub fn reload_answer(changes: &crate::bans::BanChanges) -> serde_json::Value {
 struct BanAnswer {
     device: String,
     newly_banned: bool,
+}
+
+/// The device a path names, or the 400 answer for text that is not one.
+fn device_in_path(text: &str) -> Result<DeviceId, Box<Response>> {
+    text.parse().map_err(|e: cairn_wire::IdParseError| {
+        Box::new(error(StatusCode::BAD_REQUEST, &e.to_string()))
+    })
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

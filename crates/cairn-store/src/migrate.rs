@@ -25,12 +25,7 @@ pub fn from_v1(db: &Database, path: &Path) -> Result<(), OpenError> {
     add_usage(&txn).map_err(backend)?;
     txn.open_table(schema::INVITES)
         .map_err(|e| backend(e.into()))?;
-    let mut meta = txn
-        .open_table(schema::META)
-        .map_err(|e| backend(e.into()))?;
-    meta.insert(schema::META_SCHEMA_VERSION, 2u32.to_be_bytes().as_slice())
-        .map_err(|e| backend(e.into()))?;
-    drop(meta);
+    set_version(&txn, 2u32).map_err(backend)?;
     txn.commit().map_err(|e| backend(e.into()))?;
     Ok(())
 }
@@ -55,13 +50,19 @@ pub fn from_v2(db: &Database, path: &Path) -> Result<(), OpenError> {
             path: path.to_path_buf(),
         },
     })?;
-    let mut meta = txn
-        .open_table(schema::META)
-        .map_err(|e| backend(e.into()))?;
-    meta.insert(schema::META_SCHEMA_VERSION, 3u32.to_be_bytes().as_slice())
-        .map_err(|e| backend(e.into()))?;
-    drop(meta);
+    set_version(&txn, 3u32).map_err(backend)?;
     txn.commit().map_err(|e| backend(e.into()))?;
+    Ok(())
+}
+
+/// Records the schema version a migration brings the file to, in its
+/// transaction.
+fn set_version(txn: &WriteTransaction, version: u32) -> Result<(), redb::Error> {
+    let mut meta = txn.open_table(schema::META)?;
+    meta.insert(
+        schema::META_SCHEMA_VERSION,
+        version.to_be_bytes().as_slice(),
+    )?;
     Ok(())
 }
 
