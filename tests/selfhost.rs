@@ -448,3 +448,73 @@ fn the_relay_logs_logins_closes_bans_and_backups_with_ids_and_no_content() {
     let log = log_with(&relay, "authentication refused");
     assert!(log.contains("authentication refused"), "{log}");
 }
+
+/// Every series an operator can alert on, described and at zero before
+/// the first connection.
+const DESCRIBED: [&str; 17] = [
+    "cairn_connections_total",
+    "cairn_connections_open",
+    "cairn_authenticated_total",
+    "cairn_requests_total",
+    "cairn_request_duration_seconds",
+    "cairn_refusals_total",
+    "cairn_envelopes_stored_total",
+    "cairn_live_deliveries_total",
+    "cairn_subscriber_catch_ups_total",
+    "cairn_subscriptions_open",
+    "cairn_address_validations_total",
+    "cairn_connection_attempts_refused_total",
+    "cairn_registrations_total",
+    "cairn_build_info",
+    "cairn_process_resident_memory_bytes",
+    "cairn_process_open_fds",
+    "cairn_database_bytes",
+];
+
+#[test]
+fn a_fresh_relay_describes_every_metric_and_times_requests_by_kind() {
+    let relay = Relay::start();
+    let (status, text) = relay.admin_get("/metrics");
+    assert_eq!(status, 200);
+    for name in DESCRIBED {
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
+    }
+    let fresh = Metrics::from_text(text.as_str());
+    assert_eq!(fresh.value("cairn_envelopes_stored_total"), 0.0, "{text}");
+    assert_eq!(fresh.value("cairn_requests_total{kind=\"hello\"}"), 0.0);
+    assert!(
+        text.contains("cairn_requests_total{kind=\"hello\"} 0"),
+        "{text}"
+    );
+    let version = format!(
+        "cairn_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(fresh.value(&version), 1.0, "{text}");
+    assert!(
+        fresh.value("cairn_process_resident_memory_bytes") > 1e6,
+        "{text}"
+    );
+    assert!(fresh.value("cairn_process_open_fds") >= 3.0, "{text}");
+    let database = std::fs::metadata(relay.data_dir().join("relay.redb")).unwrap();
+    assert!(fresh.value("cairn_database_bytes") > 0.0, "{text}");
+    assert!(fresh.value("cairn_database_bytes") <= database.len() as f64 * 4.0);
+
+    let laptop = Home::new();
+    laptop.init(&relay.target, "laptop");
+    laptop.ok(&["note", "add", "timed"]);
+    let (_, text) = relay.admin_get("/metrics");
+    let busy = Metrics::from_text(text.as_str());
+    let hellos = busy.value("cairn_request_duration_seconds_count{kind=\"hello\"}");
+    assert!(hellos >= 1.0, "{text}");
+    assert_eq!(
+        busy.value("cairn_request_duration_seconds_bucket{kind=\"hello\",le=\"+Inf\"}"),
+        hellos
+    );
+    assert!(
+        busy.value("cairn_requests_total{kind=\"authenticate\"}") >= 2.0,
+        "{text}"
+    );
+    assert!(busy.value("cairn_connections_total") >= 2.0, "{text}");
+    assert!(busy.value("cairn_envelopes_stored_total") >= 3.0, "{text}");
+}

@@ -38,7 +38,7 @@ pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener, toke
     };
     let router = Router::new()
         .route("/healthz", get(healthz::<S>))
-        .route("/metrics", get(prometheus))
+        .route("/metrics", get(prometheus::<S>))
         .route("/admin/stats", get(stats::<S>))
         .route("/admin/users", get(users::<S>))
         .route("/admin/devices/{device}/ban", post(ban::<S>))
@@ -62,7 +62,7 @@ pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener, toke
 pub async fn serve_metrics<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener) {
     let router = Router::new()
         .route("/healthz", get(healthz::<S>))
-        .route("/metrics", get(prometheus))
+        .route("/metrics", get(prometheus::<S>))
         .with_state(shared);
     if let Err(e) = axum::serve(listener, router).await {
         tracing::error!(error = %e, "metrics listener failed");
@@ -81,9 +81,11 @@ async fn healthz<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
     }
 }
 
-async fn prometheus() -> Response {
+async fn prometheus<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
     match crate::metrics::prometheus() {
-        Some(handle) => handle.render().into_response(),
+        Some(handle) => {
+            crate::metrics::render(&handle, &shared.config.database_path()).into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "metrics recorder unavailable\n",

@@ -129,13 +129,20 @@ impl Unauthenticated {
         let request = Request::decode(body)
             .map_err(|e| Fatal::new(ErrorCode::MALFORMED_FRAME, &e.to_string()))?;
         let exporter = self.exporter()?;
+        let started = std::time::Instant::now();
         match request {
             Request::Authenticate(auth) => {
-                let ok = self.check_certified(shared, &auth, &exporter).await?;
+                metrics::request("authenticate");
+                let ok = self.check_certified(shared, &auth, &exporter).await;
+                metrics::request_took("authenticate", started.elapsed());
+                let ok = ok?;
                 Ok((ok.clone(), Response::Authenticated(ok)))
             }
             Request::Enrol(enrol) => {
-                let enrolment = check_enrolment(shared, &enrol, &exporter).await?;
+                metrics::request("enrol");
+                let enrolment = check_enrolment(shared, &enrol, &exporter).await;
+                metrics::request_took("enrol", started.elapsed());
+                let enrolment = enrolment?;
                 Ok((
                     enrolment.ok.clone(),
                     Response::Enrolled(Box::new(enrolment)),

@@ -51,7 +51,9 @@ pub async fn handle_stream<S: Store>(
             return refuse(session, &mut send, error).await;
         }
     };
-    metrics::request(kind(&request));
+    let kind = kind(&request);
+    metrics::request(kind);
+    let started = std::time::Instant::now();
     if let Err(wait) = shared.limits.check(session.user(), session.ip()) {
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let error = WireError::new(ErrorCode::RATE_LIMITED, "too many requests")
@@ -64,10 +66,13 @@ pub async fn handle_stream<S: Store>(
             let error = WireError::new(ErrorCode::UNEXPECTED_FRAME, "already authenticated");
             refuse(session, &mut send, error).await
         }
-        other => match dispatch(shared, session, other).await {
-            Response::Error(error) => refuse(session, &mut send, error).await,
-            response => frame_io::answer(&mut send, &response).await,
-        },
+        other => {
+            match dispatch(shared, session, other).await {
+                Response::Error(error) => refuse(session, &mut send, error).await,
+                response => frame_io::answer(&mut send, &response).await,
+            }
+            metrics::request_took(kind, started.elapsed());
+        }
     }
 }
 
