@@ -518,3 +518,61 @@ fn a_fresh_relay_describes_every_metric_and_times_requests_by_kind() {
     assert!(busy.value("cairn_connections_total") >= 2.0, "{text}");
     assert!(busy.value("cairn_envelopes_stored_total") >= 3.0, "{text}");
 }
+
+/// The registration policy and limits in the configuration file change at
+/// `SIGHUP` or `cairn-relay reload`, without a restart; a reload names what
+/// only a restart applies, and a file that does not load changes nothing.
+#[test]
+fn a_configuration_file_edited_takes_effect_at_reload() {
+    let files = TempDir::new().unwrap();
+    let file = files.path().join("relay.toml");
+    std::fs::write(&file, "[registration]\npolicy = \"open\"\n").unwrap();
+    let relay = Relay::start_with_env(&[("CAIRN_RELAY_CONFIG", file.to_str().unwrap())]);
+    let target = &relay.target;
+    Home::new().init(target, "first");
+
+    let invite_only = "[registration]\npolicy = \"invite\"\ninvites = [\"from-the-file\"]\n";
+    std::fs::write(&file, invite_only).unwrap();
+    relay.hangup();
+    let log = log_with(&relay, "registration.policy");
+    assert!(
+        log.contains(r#"registration.policy: "open" -> "invite""#),
+        "{log}"
+    );
+    assert!(
+        !log.contains("from-the-file"),
+        "invite codes stay out of logs: {log}"
+    );
+    let second = Home::new();
+    let init = [
+        "init",
+        "--relay",
+        &target.addr,
+        "--fingerprint",
+        &target.fingerprint,
+    ];
+    let (code, message) = second.fails(&init);
+    assert_eq!(code, 6, "registration refused after the reload: {message}");
+    second.create(&["init", "--invite", "from-the-file"], target, "second");
+
+    std::fs::write(&file, "this is = not toml [").unwrap();
+    relay.hangup();
+    log_with(&relay, "reload failed");
+    second.ok(&["note", "add", "still admitted"]);
+    let third = Home::new();
+    assert_eq!(third.fails(&init).0, 6, "a broken file changed nothing");
+
+    let back_open = "[registration]\npolicy = \"open\"\n[limits]\nuser_quota_bytes = 5\n";
+    std::fs::write(&file, back_open).unwrap();
+    let said: Value = serde_json::from_str(&relay.operate(&["reload"])).unwrap();
+    let applied = said["applied"].to_string();
+    assert!(applied.contains("registration.policy"), "{said}");
+    assert!(
+        applied.contains("registration.invites: 1 codes -> 0 codes"),
+        "{said}"
+    );
+    let later = said["at_restart"].to_string();
+    assert!(later.contains("limits.user_quota_bytes"), "{said}");
+    third.init(target, "third");
+    third.ok(&["note", "add", "the quota waits for a restart"]);
+}

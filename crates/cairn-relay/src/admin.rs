@@ -213,11 +213,13 @@ async fn reload<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
 }
 
 /// What a reload changed, as the operator API and CLI show it.
-pub fn reload_answer(changes: &crate::bans::BanChanges) -> serde_json::Value {
+pub fn reload_answer(changes: &crate::server::Reloaded) -> serde_json::Value {
     let texts = |devices: &[DeviceId]| devices.iter().map(DeviceId::to_text).collect::<Vec<_>>();
     serde_json::json!({
-        "banned": texts(&changes.banned),
-        "unbanned": texts(&changes.unbanned),
+        "banned": texts(&changes.bans.banned),
+        "unbanned": texts(&changes.bans.unbanned),
+        "applied": changes.config.applied,
+        "at_restart": changes.config.at_restart,
     })
 }
 

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cairn_relay::admin_file::{ADMIN_FILE, AdminFile};
-use cairn_relay::config::{FlagOverrides, LogFormat, RelayConfig};
+use cairn_relay::config::{ConfigSource, FlagOverrides, LogFormat, RelayConfig};
 use cairn_relay::invites::{self, CreateRequest};
 use cairn_relay::ready::Ready;
+use cairn_relay::server::start_with;
 use cairn_relay::tls::TlsIdentity;
-use cairn_relay::{carry, clock, ops, start, tables};
+use cairn_relay::{carry, clock, ops, tables};
 use cairn_store::{RedbStore, Store};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -108,8 +109,10 @@ enum Command {
         /// The device id (`cd1...`).
         device: String,
     },
-    /// Make the running relay read its ban list again (as `SIGHUP` does),
-    /// closing the connections of devices newly banned in the file.
+    /// Make the running relay read its configuration file and ban list
+    /// again (as `SIGHUP` does): registration and limits change at once,
+    /// devices newly banned are disconnected, and settings that need a
+    /// restart are named.
     Reload,
     /// Make, list and revoke invites (for `[registration] policy = "invite"`).
     #[command(subcommand)]
@@ -233,7 +236,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         metrics_listen: cli.global.metrics_listen,
         log_format: cli.global.log_format,
     };
-    let config = RelayConfig::load(cli.global.config.as_deref(), &flags)?;
+    let source = ConfigSource {
+        file: cli.global.config.clone(),
+        flags,
+    };
+    let config = source.load()?;
     init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -241,7 +248,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { ready_file } => serve(config, ready_file.as_deref()).await,
+            Command::Serve { ready_file } => serve(config, source, ready_file.as_deref()).await,
             Command::Fingerprint => fingerprint(&config),
             Command::Check => check(&config).await,
             Command::Stats { json } => stats(&config, json).await,
@@ -258,9 +265,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-async fn serve(config: RelayConfig, ready_file: Option<&Path>) -> Result<ExitCode> {
+async fn serve(
+    config: RelayConfig,
+    source: ConfigSource,
+    ready_file: Option<&Path>,
+) -> Result<ExitCode> {
     let format = config.log_format;
-    let relay = start(config).await?;
+    let relay = start_with(config, Some(source)).await?;
     if let Some(path) = ready_file {
         Ready::of(&relay)
             .write(path)
@@ -687,7 +698,7 @@ fn admin_answer(
     Ok(body)
 }
 
-/// Reads the ban list again at each `SIGHUP`, as `cairn-relay reload`
+/// Reads the configuration and ban list again at each `SIGHUP`, as `cairn-relay reload`
 /// does, rather than dying of it.
 fn reload_on_hangup(relay: cairn_relay::server::Reloader) {
     #[cfg(unix)]

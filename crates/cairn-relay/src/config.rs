@@ -261,6 +261,23 @@ pub struct FlagOverrides {
     pub log_format: Option<LogFormat>,
 }
 
+/// Where a running relay's configuration came from: read again, the same
+/// way, on reload.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The TOML file, if one was named.
+    pub file: Option<PathBuf>,
+    /// The flags given at start.
+    pub flags: FlagOverrides,
+}
+
+impl ConfigSource {
+    /// Layers defaults, the file, the environment and the flags again.
+    pub fn load(&self) -> Result<RelayConfig, ConfigError> {
+        RelayConfig::load(self.file.as_deref(), &self.flags)
+    }
+}
+
 /// Configuration could not be assembled.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]

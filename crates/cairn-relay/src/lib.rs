@@ -27,6 +27,7 @@ mod frame_io;
 pub mod handlers;
 pub mod invites;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod ops;
 pub mod ready;

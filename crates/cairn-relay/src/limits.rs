@@ -47,6 +47,23 @@ impl RateLimits {
         }
     }
 
+    /// Whether `a` and `b` set any rate or burst differently.
+    pub fn differ(a: &Limits, b: &Limits) -> bool {
+        let rates = |l: &Limits| {
+            [
+                l.requests_per_second_per_user,
+                l.request_burst_per_user,
+                l.requests_per_second_per_ip,
+                l.request_burst_per_ip,
+                l.handshakes_per_second_per_ip,
+                l.handshake_burst_per_ip,
+                l.registrations_per_hour_per_ip,
+                l.registration_burst_per_ip,
+            ]
+        };
+        rates(a) != rates(b)
+    }
+
     /// Takes one request from both buckets, or says how long to wait.
     pub fn check(&self, user: UserId, ip: IpAddr) -> Result<(), Duration> {
         self.take(&self.per_ip, &ip)?;

@@ -20,7 +20,7 @@ use crate::session::Fatal;
 /// wait before the next. It is taken before the policy is asked, so that
 /// guessing invite codes costs the same budget.
 pub fn budget<S: Store>(shared: &Shared<S>, ip: IpAddr) -> Result<(), Fatal> {
-    let Err(wait) = shared.limits.check_registration(ip) else {
+    let Err(wait) = shared.live.rates().check_registration(ip) else {
         return Ok(());
     };
     metrics::counter(metrics::REGISTRATIONS_RATE_LIMITED);
@@ -35,7 +35,8 @@ pub fn budget<S: Store>(shared: &Shared<S>, ip: IpAddr) -> Result<(), Fatal> {
 
 /// Whether the policy admits the user `auth` registers.
 pub async fn admits<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> Result<(), Fatal> {
-    let registration = &shared.config.registration;
+    let config = shared.live.config();
+    let registration = &config.registration;
     let admitted = match registration.policy {
         RegistrationPolicy::Open => true,
         RegistrationPolicy::AllowList => {
@@ -59,7 +60,8 @@ pub async fn admits<S: Store>(shared: &Shared<S>, auth: &AuthRequest) -> Result<
 /// A configured code, or a stored invite with a use left (spent now).
 async fn invited<S: Store>(shared: &Shared<S>, code: &str) -> Result<bool, Fatal> {
     let configured = shared
-        .config
+        .live
+        .config()
         .registration
         .invites
         .iter()

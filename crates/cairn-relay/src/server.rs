@@ -16,9 +16,10 @@ use crate::admin;
 use crate::admin_file::{AdminFile, AdminFileError};
 use crate::admission::{self, Attempt, Gate, PendingLogin, PendingLogins};
 use crate::bans::{BanChanges, Bans, BansError};
-use crate::config::{Limits, RelayConfig};
+use crate::config::{ConfigError, ConfigSource, Limits, RelayConfig};
 use crate::fanout::Hub;
-use crate::limits::{ConnectionCounts, RateLimits};
+use crate::limits::ConnectionCounts;
+use crate::live::{ConfigChanges, Live};
 use crate::metrics;
 use crate::session::{Sessions, Unauthenticated};
 use crate::tls::{TlsError, TlsIdentity};
@@ -33,12 +34,16 @@ const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(60);
 pub struct Shared<S: Store> {
     /// The log.
     pub store: S,
-    /// The configuration in force.
+    /// The configuration the relay started with; [`Shared::live`] holds
+    /// the parts a reload changes.
     pub config: RelayConfig,
+    /// Registration and limits, as last reloaded.
+    pub live: Live,
+    /// Where the configuration was read from, to read it again on reload
+    /// (none: started from a configuration built in code).
+    pub source: Option<ConfigSource>,
     /// Live subscribers.
     pub hub: Arc<Hub>,
-    /// Request rate limits.
-    pub limits: RateLimits,
     /// Open sessions by device.
     pub sessions: Sessions,
     /// Devices the operator banned.
@@ -50,10 +55,28 @@ pub struct Shared<S: Store> {
 }
 
 impl<S: Store> Shared<S> {
-    /// Reads the ban list again (`SIGHUP`, `cairn-relay reload`): closes
-    /// the connections of every device it newly bans and logs what
-    /// changed.
-    pub fn reload(&self) -> Result<BanChanges, BansError> {
+    /// Reads the configuration and the ban list again (`SIGHUP`,
+    /// `cairn-relay reload`): puts the reloadable settings in force,
+    /// closes the connections of every device newly banned, and logs what
+    /// changed. A configuration or ban list that does not load changes
+    /// nothing.
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let config = match &self.source {
+            Some(source) => Some(source.load()?),
+            None => None,
+        };
+        let bans = self.reload_bans()?;
+        let config = config.map_or_else(ConfigChanges::default, |c| self.live.replace(&c));
+        for change in &config.applied {
+            tracing::info!(%change, "configuration reloaded");
+        }
+        for change in &config.at_restart {
+            tracing::warn!(%change, "configuration changed; takes effect at the next start");
+        }
+        Ok(Reloaded { bans, config })
+    }
+
+    fn reload_bans(&self) -> Result<BanChanges, BansError> {
         let changes = self.bans.reload()?;
         for device in &changes.banned {
             self.sessions.close_banned(
@@ -72,12 +95,12 @@ impl<S: Store> Shared<S> {
 
     /// How long a peer has to send a whole request frame.
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.config.limits.request_timeout_secs.max(1))
+        Duration::from_secs(self.live.limits().request_timeout_secs.max(1))
     }
 
     /// How far ahead of the relay's clock a statement may be dated.
     pub fn max_clock_skew(&self) -> Duration {
-        Duration::from_secs(self.config.limits.max_clock_skew_secs)
+        Duration::from_secs(self.live.limits().max_clock_skew_secs)
     }
 }
 
@@ -138,12 +161,24 @@ pub struct RelayHandle {
 #[derive(Clone)]
 pub struct Reloader(Weak<Shared<RedbStore>>);
 
+/// What a reload changed.
+#[derive(Debug, Clone, Default)]
+pub struct Reloaded {
+    /// Devices banned and unbanned.
+    pub bans: BanChanges,
+    /// Settings changed.
+    pub config: ConfigChanges,
+}
+
 /// Why a reload did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The relay has stopped.
     #[error("the relay has stopped")]
     Stopped,
+    /// The configuration could not be read; nothing changed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The ban list could not be read; nothing changed.
     #[error(transparent)]
     Bans(#[from] BansError),
@@ -157,9 +192,9 @@ impl std::fmt::Debug for Reloader {
 
 impl Reloader {
     /// See [`Shared::reload`].
-    pub fn reload(&self) -> Result<BanChanges, ReloadError> {
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
         let shared = self.0.upgrade().ok_or(ReloadError::Stopped)?;
-        Ok(shared.reload()?)
+        shared.reload()
     }
 }
 
@@ -190,6 +225,15 @@ impl RelayHandle {
 /// and the database if needed, binds both listeners, and serves until shut
 /// down.
 pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
+    start_with(config, None).await
+}
+
+/// [`start`], keeping where `config` was read from so that a reload reads
+/// it again.
+pub async fn start_with(
+    config: RelayConfig,
+    source: Option<ConfigSource>,
+) -> Result<RelayHandle, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -222,13 +266,14 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
 
     let shutdown = CancellationToken::new();
     let shared = Arc::new(Shared {
-        limits: RateLimits::new(&config.limits),
+        live: Live::new(&config),
         hub: Arc::new(Hub::default()),
         sessions: Sessions::default(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         bans,
         config,
+        source,
         store,
     });
     let listeners = Listeners {
@@ -354,7 +399,7 @@ async fn accept_loop<S: Store>(shared: &Arc<Shared<S>>, endpoint: &quinn::Endpoi
             validated: incoming.remote_address_validated(),
             may_retry: incoming.may_retry(),
         };
-        match admission::gate(attempt, &shared.config.limits) {
+        match admission::gate(attempt, &shared.live.limits()) {
             Gate::Accept => {}
             Gate::Retry => {
                 metrics::counter(metrics::RETRIES);
@@ -391,7 +436,7 @@ async fn connection<S: Store>(
         metrics::refusal(code);
         return;
     }
-    let Some(_slot) = counts.acquire(ip, shared.config.limits.connections_per_ip) else {
+    let Some(_slot) = counts.acquire(ip, shared.live.limits().connections_per_ip) else {
         metrics::refusal(ErrorCode::TOO_MANY_CONNECTIONS);
         connection.close(
             u32::from(ErrorCode::TOO_MANY_CONNECTIONS.0).into(),
@@ -437,7 +482,7 @@ fn admit_address<S: Store>(
     connection: &quinn::Connection,
     ip: std::net::IpAddr,
 ) -> Result<(), ErrorCode> {
-    if shared.limits.check_handshake(ip).is_err() {
+    if shared.live.rates().check_handshake(ip).is_err() {
         connection.close(
             u32::from(ErrorCode::RATE_LIMITED.0).into(),
             b"too many new connections from this address; retry later",
@@ -473,6 +518,6 @@ async fn forget_idle_limiter_keys<S: Store>(shared: Arc<Shared<S>>) {
     let mut tick = tokio::time::interval(LIMITER_HOUSEKEEPING);
     loop {
         tick.tick().await;
-        shared.limits.forget_idle();
+        shared.live.rates().forget_idle();
     }
 }

@@ -99,7 +99,7 @@ impl Unauthenticated {
             Ok((ok, answer)) => {
                 // Opened up before the answer, so that the client's next
                 // streams find their credit waiting.
-                crate::server::open_up(&self.connection, &shared.config.limits);
+                crate::server::open_up(&self.connection, &shared.live.limits());
                 frame_io::answer(&mut send, &answer).await;
                 metrics::counter(metrics::AUTHENTICATED);
                 tracing::info!(
@@ -189,7 +189,7 @@ impl Unauthenticated {
     }
 
     fn into_session<S: Store>(self, shared: &Shared<S>, ok: AuthOk) -> Session {
-        let permits = usize::try_from(shared.config.limits.subscriptions_per_connection)
+        let permits = usize::try_from(shared.live.limits().subscriptions_per_connection)
             .unwrap_or(usize::MAX);
         Session {
             connection: self.connection,

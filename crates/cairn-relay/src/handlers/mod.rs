@@ -54,7 +54,7 @@ pub async fn handle_stream<S: Store>(
     let kind = kind(&request);
     metrics::request(kind);
     let started = std::time::Instant::now();
-    if let Err(wait) = shared.limits.check(session.user(), session.ip()) {
+    if let Err(wait) = shared.live.rates().check(session.user(), session.ip()) {
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let error = WireError::new(ErrorCode::RATE_LIMITED, "too many requests")
             .with_detail(ErrorDetail::RetryAfterMs(ms));

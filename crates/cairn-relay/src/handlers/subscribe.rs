@@ -111,7 +111,7 @@ impl<S: Store> Follower<'_, S> {
                 "access withdrawn",
             )));
         }
-        let limits = &self.shared.config.limits;
+        let limits = self.shared.live.limits();
         self.registration = Some(self.shared.hub.register(
             self.stream,
             self.session.user(),
