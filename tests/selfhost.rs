@@ -400,6 +400,7 @@ fn a_home_follows_its_relay_to_another_address_and_to_another_key() {
     laptop.ok(&["relay", "set", "--fingerprint", &rekeyed.target.fingerprint]);
     let shown = laptop.json(&["relay", "show"]);
     assert_eq!(shown["fingerprint"], rekeyed.target.fingerprint.as_str());
+    assert_eq!(shown["trust"], "pinned");
     laptop.ok(&["sync"]);
     let mut notes = laptop.note_texts();
     notes.sort();
@@ -575,4 +576,123 @@ fn a_configuration_file_edited_takes_effect_at_reload() {
     assert!(later.contains("limits.user_quota_bytes"), "{said}");
     third.init(target, "third");
     third.ok(&["note", "add", "the quota waits for a restart"]);
+}
+
+/// A certificate authority of the operator's own (standing in for a
+/// public one) and a relay certificate for 127.0.0.1 it issues, with a new
+/// key each time, as CAs renew.
+struct Authority {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl Authority {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "cairn test authority");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self {
+            issuer: rcgen::Issuer::new(params, key),
+            pem,
+        }
+    }
+
+    /// Writes a new key and a certificate for it to `cert` and `key`.
+    fn issue(&self, cert: &Path, key: &Path) {
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let leaf = params.signed_by(&leaf_key, &self.issuer).unwrap();
+        std::fs::write(cert, leaf.pem()).unwrap();
+        std::fs::write(key, leaf_key.serialize_pem()).unwrap();
+    }
+}
+
+/// `cairn ARGS...` in `home` with `ca_file` as the system's authorities;
+/// the exit code and stdout or stderr.
+fn with_authorities(home: &Home, ca_file: &Path, args: &[&str]) -> (i32, String) {
+    let output = home
+        .cmd(args)
+        .env("SSL_CERT_FILE", ca_file)
+        .output()
+        .unwrap();
+    let text = match output.status.success() {
+        true => output.stdout,
+        false => output.stderr,
+    };
+    let code = output.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&text).into_owned())
+}
+
+#[test]
+fn a_relay_with_a_ca_issued_certificate_needs_no_fingerprint_and_survives_a_new_key() {
+    let tls = TempDir::new().unwrap();
+    let authority = Authority::new();
+    let ca_file = tls.path().join("authorities.pem");
+    std::fs::write(&ca_file, &authority.pem).unwrap();
+    let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+    authority.issue(&cert, &key);
+    let env = [
+        ("CAIRN_RELAY_TLS__CERT", cert.to_str().unwrap()),
+        ("CAIRN_RELAY_TLS__KEY", key.to_str().unwrap()),
+    ];
+    let mut relay = Relay::start_with_env(&env);
+    let addr = relay.target.addr.clone();
+    let init = ["init", "--relay", &addr, "--name", "laptop"];
+
+    // Without the authority among the system's, nothing is trusted.
+    let stranger = Home::new();
+    let empty = tls.path().join("no-authorities.pem");
+    std::fs::write(&empty, "").unwrap();
+    let (code, said) = with_authorities(&stranger, &empty, &init);
+    assert_eq!(code, 5, "{said}");
+    assert!(
+        said.contains("not trusted by this system's certificate authorities"),
+        "{said}"
+    );
+    assert!(
+        said.contains("--fingerprint"),
+        "the hint names the other way: {said}"
+    );
+
+    let laptop = Home::new();
+    let (code, said) = with_authorities(&laptop, &ca_file, &init);
+    assert_eq!(code, 0, "{said}");
+    let (_, shown) = with_authorities(&laptop, &ca_file, &["--json", "relay", "show"]);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["trust"], "authorities", "{shown}");
+    with_authorities(&laptop, &ca_file, &["note", "add", "before the renewal"]);
+
+    // Renewed with a new key: a pinned home would refuse it; this one
+    // goes on.
+    let before = std::fs::read(&key).unwrap();
+    authority.issue(&cert, &key);
+    assert_ne!(std::fs::read(&key).unwrap(), before);
+    relay.restart_as(&env);
+    let (code, said) = with_authorities(&laptop, &ca_file, &["--json", "note", "add", "after"]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&said).unwrap()["queued"],
+        false
+    );
+
+    // A pin set later replaces the authorities, and they can come back.
+    let pinned = relay.operate(&["fingerprint"]);
+    with_authorities(
+        &laptop,
+        &ca_file,
+        &["relay", "set", "--fingerprint", pinned.trim()],
+    );
+    let (code, said) = with_authorities(&laptop, &ca_file, &["relay", "show"]);
+    assert!(code == 0 && said.contains(pinned.trim()), "{said}");
+    let (code, said) = with_authorities(&laptop, &ca_file, &["relay", "set", "--authorities"]);
+    assert!(
+        code == 0 && said.contains("certificate authorities, for 127.0.0.1"),
+        "{said}"
+    );
+    let (code, said) = with_authorities(&laptop, &ca_file, &["sync"]);
+    assert_eq!(code, 0, "{said}");
 }

@@ -42,8 +42,10 @@ pub enum Command {
         #[arg(long)]
         relay: String,
         /// The relay's fingerprint, as `cairn-relay fingerprint` prints it.
+        /// Without it, the relay's certificate must be one this system's
+        /// certificate authorities issue for its host name.
         #[arg(long)]
-        fingerprint: String,
+        fingerprint: Option<String>,
         /// A name for this device.
         #[arg(long)]
         name: Option<String>,
@@ -98,7 +100,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum RelayCommand {
-    /// Show the relay and the fingerprint pinned for it.
+    /// Show the relay and how it is trusted (the pinned fingerprint, or
+    /// the system's certificate authorities).
     Show,
     /// Re-point this home: after the relay moved to another address, or
     /// changed its key (the operator says so and gives the new
@@ -113,6 +116,11 @@ pub enum RelayCommand {
         /// prints it.
         #[arg(long, group = "what")]
         fingerprint: Option<String>,
+        /// Trust this system's certificate authorities for the relay's
+        /// host name instead of a pinned key (a relay with a CA-issued
+        /// certificate).
+        #[arg(long, group = "what", conflicts_with = "fingerprint")]
+        authorities: bool,
     },
 }
 
@@ -148,8 +156,9 @@ pub enum DeviceCommand {
         /// The relay, HOST:PORT.
         #[arg(long, required_unless_present = "show_code")]
         relay: Option<String>,
-        /// The relay's fingerprint.
-        #[arg(long, required_unless_present = "show_code")]
+        /// The relay's fingerprint (without it: checked by this system's
+        /// certificate authorities, as at `init`).
+        #[arg(long)]
         fingerprint: Option<String>,
         /// The user id to join (`cairn whoami` on a linked device).
         #[arg(long, required_unless_present = "show_code")]

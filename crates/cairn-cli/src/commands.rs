@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use cairn_client::{
     Client, Confirmation, Contact, Error, ErrorKind, LINK_CODE_LIFETIME, LinkCode, Options,
-    Passphrase, RecoveryCode, SyncReport, Unopened, WatchEvent,
+    Passphrase, RecoveryCode, RelayTarget, SyncReport, Trust, Unopened, WatchEvent,
 };
 use cairn_wire::{Fingerprint, UserId};
 use serde_json::json;
@@ -41,7 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             fingerprint,
             name,
             invite,
-        } => init(&ctx, &relay, &fingerprint, name, invite).await,
+        } => init(&ctx, &relay, fingerprint.as_deref(), name, invite).await,
         Command::Whoami => whoami(&ctx),
         Command::Note(command) => note(&ctx, command).await,
         Command::Sync => sync(&ctx).await,
@@ -133,11 +133,14 @@ struct NewHome {
 impl NewHome {
     fn prepare(
         ctx: &Ctx,
-        fingerprint: &str,
+        (relay, fingerprint): (&str, Option<&str>),
         name: Option<String>,
         invite: Option<String>,
     ) -> Result<Self> {
-        let fingerprint = parse_fingerprint(fingerprint)?;
+        let fingerprint = match fingerprint {
+            Some(text) => parse_fingerprint(text)?,
+            None => Fingerprint::of_relay_name(cairn_client::host_of(relay)),
+        };
         check_fresh(ctx)?;
         Ok(Self {
             fingerprint,
@@ -151,7 +154,7 @@ impl NewHome {
 async fn init(
     ctx: &Ctx,
     relay: &str,
-    fingerprint: &str,
+    fingerprint: Option<&str>,
     name: Option<String>,
     invite: Option<String>,
 ) -> Result<()> {
@@ -160,7 +163,7 @@ async fn init(
         passphrase,
         name,
         options,
-    } = NewHome::prepare(ctx, fingerprint, name, invite)?;
+    } = NewHome::prepare(ctx, (relay, fingerprint), name, invite)?;
     let client = Client::init(&ctx.home, &passphrase, relay, fingerprint, &name, options).await?;
     let who = client.whoami();
     let recovery = client.recovery_code()?.reveal()?;
@@ -458,13 +461,13 @@ async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
         } => show_code(ctx),
         DeviceCommand::Join {
             relay: Some(relay),
-            fingerprint: Some(fingerprint),
+            fingerprint,
             user: Some(user),
             name,
             show_code: false,
-        } => join(ctx, &relay, &fingerprint, &user, name).await,
+        } => join(ctx, &relay, fingerprint.as_deref(), &user, name).await,
         DeviceCommand::Join { .. } => {
-            Err(Error::Invalid("--relay, --fingerprint and --user are needed".into()).into())
+            Err(Error::Invalid("--relay and --user are needed".into()).into())
         }
         DeviceCommand::Approve { code, with_root } => approve(ctx, &code, with_root).await,
         DeviceCommand::RecoveryCode => recovery_code(ctx),
@@ -489,7 +492,7 @@ async fn rename_device(ctx: &Ctx, device: &str, name: &str) -> Result<()> {
 async fn join(
     ctx: &Ctx,
     relay: &str,
-    fingerprint: &str,
+    fingerprint: Option<&str>,
     user: &str,
     name: Option<String>,
 ) -> Result<()> {
@@ -503,7 +506,7 @@ async fn join(
         passphrase,
         name,
         options,
-    } = NewHome::prepare(ctx, fingerprint, name, None)?;
+    } = NewHome::prepare(ctx, (relay, fingerprint), name, None)?;
     let (_, code) = Client::join(
         &ctx.home,
         &passphrase,
@@ -792,30 +795,52 @@ fn relay(ctx: &Ctx, command: RelayCommand) -> Result<()> {
             let now = client.relay_target();
             (now.clone(), now)
         }
-        RelayCommand::Set { relay, fingerprint } => {
-            let fingerprint = fingerprint.as_deref().map(parse_fingerprint).transpose()?;
-            let before = client.set_relay_target(relay, fingerprint)?;
+        RelayCommand::Set {
+            relay,
+            fingerprint,
+            authorities,
+        } => {
+            let trust = match (fingerprint, authorities) {
+                (Some(text), _) => Some(Trust::Pinned(parse_fingerprint(&text)?)),
+                (None, true) => Some(Trust::Authorities),
+                (None, false) => None,
+            };
+            let before = client.set_relay_target(relay, trust)?;
             (before, client.relay_target())
         }
     };
     if ctx.json {
-        return output::json(&json!({
-            "relay": after.relay,
-            "fingerprint": after.fingerprint.to_string(),
-            "before": { "relay": before.relay, "fingerprint": before.fingerprint.to_string() },
-        }));
+        let view = |t: &RelayTarget| {
+            let (trust, fingerprint) = match t.trust() {
+                Trust::Pinned(fingerprint) => ("pinned", Some(fingerprint.to_string())),
+                Trust::Authorities => ("authorities", None),
+            };
+            json!({ "relay": t.relay, "trust": trust, "fingerprint": fingerprint })
+        };
+        let mut value = view(&after);
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("before".into(), view(&before));
+        }
+        return output::json(&value);
     }
     let line = |what: &str, old: String, new: String| match old == new {
         true => say!("{what:<12}{new}"),
         false => say!("{what:<12}{new} (was {old})"),
     };
-    line("relay", before.relay, after.relay)?;
-    line(
-        "fingerprint",
-        before.fingerprint.to_string(),
-        after.fingerprint.to_string(),
-    )?;
+    line("relay", before.relay.clone(), after.relay.clone())?;
+    line("trust", trust_text(&before), trust_text(&after))?;
     Ok(())
+}
+
+/// How a home trusts its relay, in words.
+fn trust_text(target: &RelayTarget) -> String {
+    match target.trust() {
+        Trust::Pinned(fingerprint) => format!("fingerprint {fingerprint}"),
+        Trust::Authorities => format!(
+            "this system's certificate authorities, for {}",
+            cairn_client::host_of(&target.relay)
+        ),
+    }
 }
 
 fn parse_fingerprint(text: &str) -> Result<Fingerprint> {

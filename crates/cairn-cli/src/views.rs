@@ -331,6 +331,12 @@ pub fn hint(error: &Error) -> Option<String> {
              shows the code again), then `cairn sync` here"
                 .to_owned()
         }
+        Error::Connect(ConnectError::Untrusted { .. }) => {
+            "a relay with a self-signed certificate is set up with `--fingerprint` (its operator \
+             prints it with `cairn-relay fingerprint`); `cairn relay set --fingerprint FP` \
+             pins it for an existing home"
+                .to_owned()
+        }
         Error::Pending => "run `cairn sync` once a linked device has approved this one".to_owned(),
         Error::Connect(ConnectError::Refused(e)) | Error::Refused(e)
             if e.code == ErrorCode::REGISTRATION_REFUSED =>

@@ -13,7 +13,11 @@ use cairn_wire::{
 use quinn::crypto::rustls::QuicClientConfig;
 
 use crate::frame_io::{FrameReadError, read_frame};
-use crate::pin::{MISMATCH, PinnedVerifier};
+use crate::pin::{MISMATCH, PinnedVerifier, UNTRUSTED};
+
+/// The server name a relay is dialled by when its host name does not
+/// matter (a pinned key, an address given as such).
+pub const RELAY_NAME: &str = "cairn-relay";
 
 /// How long a connection may stay silent before it is considered dead.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -32,6 +36,18 @@ pub enum ConnectError {
     FingerprintMismatch {
         /// The pin that was expected.
         pin: Fingerprint,
+    },
+    /// The home trusts the system's certificate authorities for its
+    /// relay, and they do not vouch for the certificate it presented.
+    #[error(
+        "the relay's certificate is not trusted by this system's certificate authorities \
+         for {host}: {reason}"
+    )]
+    Untrusted {
+        /// The host name checked.
+        host: String,
+        /// What the verifier said.
+        reason: String,
     },
     /// No connection could be made (unreachable, refused, timed out).
     #[error("cannot reach the relay at {addr}: {reason}")]
@@ -89,7 +105,20 @@ impl Connection {
         certificate: DeviceCertificate,
         invite: Option<&str>,
     ) -> Result<Self, ConnectError> {
-        let (endpoint, connection) = dial(addr, pin).await?;
+        let relay = (addr, RELAY_NAME);
+        Self::open_named(relay, pin, device_key, certificate, invite).await
+    }
+
+    /// [`Connection::open`] to the relay at `addr` named `host` (checked
+    /// by the system's authorities when `pin` says so).
+    pub async fn open_named(
+        (addr, host): (SocketAddr, &str),
+        pin: Fingerprint,
+        device_key: &SigningKey,
+        certificate: DeviceCertificate,
+        invite: Option<&str>,
+    ) -> Result<Self, ConnectError> {
+        let (endpoint, connection) = dial_named(addr, host, pin).await?;
         let auth = authenticate(&connection, device_key, certificate, invite).await?;
         Ok(Self {
             endpoint,
@@ -104,12 +133,12 @@ impl Connection {
     /// that device, and the certificate the relay holds for it (unchecked:
     /// the caller checks it against the user's root key).
     pub async fn enrol(
-        addr: SocketAddr,
+        (addr, host): (SocketAddr, &str),
         pin: Fingerprint,
         device_key: &SigningKey,
         user: UserId,
     ) -> Result<(Self, DeviceCertificate), ConnectError> {
-        let (endpoint, connection) = dial(addr, pin).await?;
+        let (endpoint, connection) = dial_named(addr, host, pin).await?;
         let proof = AuthRequest::prove(device_key, &auth_exporter(&connection)?);
         let device = DeviceId::from_bytes(device_key.verifying_key().to_bytes());
         let request = Request::Enrol(EnrolRequest {
@@ -207,6 +236,15 @@ pub async fn dial(
     addr: SocketAddr,
     pin: Fingerprint,
 ) -> Result<(quinn::Endpoint, quinn::Connection), ConnectError> {
+    dial_named(addr, RELAY_NAME, pin).await
+}
+
+/// [`dial`] the relay named `host` at `addr`.
+pub async fn dial_named(
+    addr: SocketAddr,
+    host: &str,
+    pin: Fingerprint,
+) -> Result<(quinn::Endpoint, quinn::Connection), ConnectError> {
     let unreachable = |reason: String| ConnectError::Unreachable { addr, reason };
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0"
@@ -216,15 +254,19 @@ pub async fn dial(
     .parse()
     .map_err(|_| ConnectError::Tls("bad bind address".into()))?;
     let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| unreachable(e.to_string()))?;
-    endpoint.set_default_client_config(client_config(pin)?);
+    endpoint.set_default_client_config(client_config(pin, host)?);
     let connecting = endpoint
-        .connect(addr, "cairn-relay")
+        .connect(addr, host)
         .map_err(|e| unreachable(e.to_string()))?;
     match connecting.await {
         Ok(connection) => Ok((endpoint, connection)),
         Err(e) if e.to_string().contains(MISMATCH) => {
             Err(ConnectError::FingerprintMismatch { pin })
         }
+        Err(e) if e.to_string().contains(UNTRUSTED) => Err(ConnectError::Untrusted {
+            host: host.to_owned(),
+            reason: e.to_string().replace(&format!("{UNTRUSTED}: "), ""),
+        }),
         Err(e) => Err(unreachable(e.to_string())),
     }
 }
@@ -292,9 +334,15 @@ async fn first_answer(
     }
 }
 
-fn client_config(pin: Fingerprint) -> Result<quinn::ClientConfig, ConnectError> {
+fn client_config(pin: Fingerprint, host: &str) -> Result<quinn::ClientConfig, ConnectError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(PinnedVerifier::new(pin, provider.clone()));
+    let verifier = PinnedVerifier::for_host(pin, host, provider.clone()).map_err(|reason| {
+        ConnectError::Untrusted {
+            host: host.to_owned(),
+            reason,
+        }
+    })?;
+    let verifier = Arc::new(verifier);
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ConnectError::Tls(e.to_string()))?

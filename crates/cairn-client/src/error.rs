@@ -122,7 +122,9 @@ pub enum ErrorKind {
     NotInitialised,
     /// The relay could not be reached.
     Unreachable,
-    /// The relay's certificate is not the pinned one.
+    /// The relay's certificate is not the pinned one (or, for a home that
+    /// trusts the system's certificate authorities, not one they vouch
+    /// for).
     FingerprintMismatch,
     /// The relay refused a read or write as outside the device's scope.
     Forbidden,
@@ -151,9 +153,9 @@ impl Error {
         match self {
             Self::NotInitialised { .. } => ErrorKind::NotInitialised,
             Self::Connect(ConnectError::Unreachable { .. }) => ErrorKind::Unreachable,
-            Self::Connect(ConnectError::FingerprintMismatch { .. }) => {
-                ErrorKind::FingerprintMismatch
-            }
+            Self::Connect(
+                ConnectError::FingerprintMismatch { .. } | ConnectError::Untrusted { .. },
+            ) => ErrorKind::FingerprintMismatch,
             Self::Connect(ConnectError::Refused(e)) | Self::Refused(e) => refusal_kind(e),
             Self::Request(RequestError::Closed(e)) => match refusal_kind(e) {
                 ErrorKind::Other => ErrorKind::Unreachable,

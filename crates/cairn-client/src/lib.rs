@@ -56,7 +56,7 @@ pub use frame_io::FrameReadError;
 pub use link::{Confirmation, LINK_CODE_LIFETIME, LinkCode};
 pub use local::STORE_FILE;
 pub use notes::MAX_TEXT_LEN;
-pub use reach::{Options, RelayTarget};
+pub use reach::{Options, RelayTarget, Trust, host_of, trusts_authorities};
 pub use recovery::RecoveryCode;
 pub use relog::Relogged;
 pub use state::{AudienceLabel, AudienceView, Author, FeedItem, Friend, Note};

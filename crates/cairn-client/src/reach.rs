@@ -55,9 +55,10 @@ pub(crate) async fn connect_as(
     certificate: cairn_wire::DeviceCertificate,
     options: &Options,
 ) -> Result<Connection, Error> {
+    let host = host_of(relay);
     with_retries(relay, options, |addr| {
-        Connection::open(
-            addr,
+        Connection::open_named(
+            (addr, host),
             fingerprint,
             key,
             certificate.clone(),
@@ -76,8 +77,9 @@ pub(crate) async fn enrol_as(
     user: cairn_wire::UserId,
     options: &Options,
 ) -> Result<(Connection, cairn_wire::DeviceCertificate), Error> {
+    let host = host_of(relay);
     with_retries(relay, options, |addr| {
-        Connection::enrol(addr, fingerprint, key, user)
+        Connection::enrol((addr, host), fingerprint, key, user)
     })
     .await
 }
@@ -116,6 +118,18 @@ where
     Err(Error::Invalid("no connection attempt made".into()))
 }
 
+/// The host of `HOST:PORT` (an IPv6 literal without its brackets).
+pub fn host_of(relay: &str) -> &str {
+    let host = relay.rsplit_once(':').map_or(relay, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Whether a home reaching `relay` with `fingerprint` trusts the system's
+/// certificate authorities rather than a pinned key.
+pub fn trusts_authorities(relay: &str, fingerprint: &Fingerprint) -> bool {
+    *fingerprint == Fingerprint::of_relay_name(host_of(relay))
+}
+
 /// Resolves `HOST:PORT`.
 pub(crate) async fn resolve(relay: &str) -> Result<std::net::SocketAddr, Error> {
     let invalid = || {
@@ -138,6 +152,26 @@ pub struct RelayTarget {
     pub fingerprint: Fingerprint,
 }
 
+/// How a home trusts its relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// The relay's public key (or, as pinned before, its certificate).
+    Pinned(Fingerprint),
+    /// Whatever certificate this system's certificate authorities issue
+    /// for the relay's host name.
+    Authorities,
+}
+
+impl RelayTarget {
+    /// How this home trusts the relay.
+    pub fn trust(&self) -> Trust {
+        match trusts_authorities(&self.relay, &self.fingerprint) {
+            true => Trust::Authorities,
+            false => Trust::Pinned(self.fingerprint),
+        }
+    }
+}
+
 impl crate::Client {
     /// Where this home reaches its relay.
     pub fn relay_target(&self) -> RelayTarget {
@@ -152,10 +186,12 @@ impl crate::Client {
     /// next sync finds the relay's log and heals as after a restore
     /// (`spec/client.md` section 6.1); a relay that never saw this user
     /// gets its whole history.
+    /// A home that trusts the system's authorities keeps trusting them for
+    /// its new address unless told otherwise.
     pub fn set_relay_target(
         &mut self,
         relay: Option<String>,
-        fingerprint: Option<Fingerprint>,
+        trust: Option<Trust>,
     ) -> Result<RelayTarget, Error> {
         let before = self.relay_target();
         if let Some(relay) = relay {
@@ -164,12 +200,33 @@ impl crate::Client {
             }
             self.identity.relay = relay.trim().to_owned();
         }
-        if let Some(fingerprint) = fingerprint {
-            self.identity.fingerprint = fingerprint;
-        }
+        self.identity.fingerprint = match trust.unwrap_or_else(|| before.trust()) {
+            Trust::Pinned(fingerprint) => fingerprint,
+            Trust::Authorities => Fingerprint::of_relay_name(host_of(&self.identity.relay)),
+        };
         let mut batch = crate::local::Batch::default();
         self.save_identity(&mut batch)?;
         self.local.store().commit(batch)?;
         Ok(before)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_of_an_address_is_what_a_certificate_names() {
+        assert_eq!(host_of("relay.example.org:4433"), "relay.example.org");
+        assert_eq!(host_of("127.0.0.1:7439"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:7439"), "::1");
+        assert_eq!(host_of("relay.example.org"), "relay.example.org");
+        let name = Fingerprint::of_relay_name("relay.example.org");
+        assert!(trusts_authorities("relay.example.org:4433", &name));
+        assert!(!trusts_authorities("other.example.org:4433", &name));
+        assert!(!trusts_authorities(
+            "relay.example.org:4433",
+            &Fingerprint::from_bytes([7; 32])
+        ));
     }
 }

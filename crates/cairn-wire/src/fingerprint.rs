@@ -21,6 +21,18 @@ impl Fingerprint {
         Self(Sha256::digest(spki).into())
     }
 
+    /// The trust anchor of a home that verifies its relay with the
+    /// system's certificate authorities rather than a pinned key:
+    /// SHA-256 of `cairn/relay-name/v1 || 0x00 || host`. It stands where a
+    /// pin stands (in a home's settings and in link codes), so that two
+    /// devices of one user agree on their relay; no key hashes to it.
+    pub fn of_relay_name(host: &str) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"cairn/relay-name/v1\x00");
+        hash.update(host.as_bytes());
+        Self(hash.finalize().into())
+    }
+
     /// SHA-256 of a whole DER certificate: the pin of cairn before it
     /// pinned keys, still accepted for the certificate it names.
     pub fn of_certificate(der: &[u8]) -> Self {
