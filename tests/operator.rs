@@ -239,3 +239,66 @@ fn the_relay_s_files_logs_and_metrics_hold_no_plaintext_and_no_key() {
         );
     }
 }
+
+/// `cairn-relay ARGS...` on `relay`'s data directory; the exit code and
+/// stdout and stderr together.
+fn operate_status(relay: &Relay, args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(support::relay_binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(relay.data_dir())
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// The operator removes a user: refused while their device is connected,
+/// forced then; their data goes, their devices are disconnected and
+/// refused, their friend carries on, and `check` stays clean. Offline, a
+/// stopped relay's database is changed the same way.
+#[test]
+fn a_user_removed_by_the_operator_loses_their_data_and_is_refused() {
+    let mut relay = Relay::start();
+    let (alice, bob) = scenario(&relay, &relay.target);
+    let alice_id = alice.json(&["whoami"])["user"].as_str().unwrap().to_owned();
+    let users = |relay: &Relay| relay.operate(&["users", "--json"]);
+    assert!(users(&relay).contains(&alice_id));
+    // Live: connected and authenticated.
+    let mut watch = alice.watch();
+    let (code, refused) = operate_status(&relay, &["user", "remove", &alice_id]);
+    assert_ne!(code, 0, "removed while connected: {refused}");
+    assert!(refused.contains("--force"), "{refused}");
+    assert!(users(&relay).contains(&alice_id), "nothing was removed");
+
+    let said = relay.operate(&["user", "remove", &alice_id, "--force"]);
+    assert!(said.contains(&format!("removed {alice_id}")), "{said}");
+    assert!(said.contains("1 disconnected"), "{said}");
+    let (code, message) = watch.exited();
+    assert_eq!(code, Some(12), "{message}");
+    assert!(message.contains("removed from the relay"), "{message}");
+    assert!(message.contains("cairn relay set"), "the hint: {message}");
+    let (code, message) = alice.fails(&["sync"]);
+    assert_eq!(code, 12, "{message}");
+    assert!(!users(&relay).contains(&alice_id), "{}", users(&relay));
+    let again = relay.operate(&["user", "remove", &alice_id]);
+    assert!(again.contains("removed before"), "{again}");
+    bob.ok(&["sync"]);
+    assert!(relay.log().contains("user removed by the operator"));
+
+    let carol = Home::new();
+    let carol_id = carol.init(&relay.target, "carol");
+    carol.ok(&["note", "add", "soon gone"]);
+    relay.terminate();
+    let offline = relay.operate(&["user", "remove", &carol_id]);
+    assert!(
+        offline.contains("removed") && offline.contains("0 disconnected"),
+        "{offline}"
+    );
+    let checked = relay.operate(&["check"]);
+    assert!(checked.contains("database is consistent"), "{checked}");
+    relay.restart();
+    assert_eq!(carol.fails(&["sync"]).0, 12);
+    bob.ok(&["sync"]);
+}

@@ -337,6 +337,13 @@ pub fn hint(error: &Error) -> Option<String> {
              pins it for an existing home"
                 .to_owned()
         }
+        Error::Connect(ConnectError::Refused(e)) | Error::Refused(e)
+            if e.code == ErrorCode::USER_REMOVED =>
+        {
+            "what this device holds is untouched; `cairn relay set --relay HOST:PORT` moves it \
+             to another relay"
+                .to_owned()
+        }
         Error::Pending => "run `cairn sync` once a linked device has approved this one".to_owned(),
         Error::Connect(ConnectError::Refused(e)) | Error::Refused(e)
             if e.code == ErrorCode::REGISTRATION_REFUSED =>

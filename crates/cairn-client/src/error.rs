@@ -130,7 +130,7 @@ pub enum ErrorKind {
     Forbidden,
     /// This device has been revoked by its user.
     Revoked,
-    /// The relay's operator has banned this device.
+    /// The relay's operator has banned this device, or removed its user.
     Banned,
     /// An unknown friend, audience or note.
     Unknown,
@@ -195,7 +195,7 @@ fn refusal_kind(error: &WireError) -> ErrorKind {
     match error.code {
         ErrorCode::FORBIDDEN | ErrorCode::REGISTRATION_REFUSED => ErrorKind::Forbidden,
         ErrorCode::DEVICE_REVOKED | ErrorCode::UNKNOWN_DEVICE => ErrorKind::Revoked,
-        ErrorCode::DEVICE_BANNED => ErrorKind::Banned,
+        ErrorCode::DEVICE_BANNED | ErrorCode::USER_REMOVED => ErrorKind::Banned,
         _ => ErrorKind::Other,
     }
 }
@@ -209,6 +209,12 @@ fn describe_refusal(error: &WireError) -> String {
         }
         ErrorCode::DEVICE_BANNED => {
             "this device was banned by the relay operator and can no longer use this relay"
+                .to_owned()
+        }
+        ErrorCode::USER_REMOVED => {
+            "the relay's operator removed your user from this relay, with everything it stored \
+             there; what this device holds is untouched, and `cairn relay set` moves it to \
+             another relay"
                 .to_owned()
         }
         ErrorCode::REGISTRATION_REFUSED => format!(

@@ -20,14 +20,14 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use cairn_store::Store;
-use cairn_wire::{DeviceId, ErrorCode};
+use cairn_wire::{DeviceId, ErrorCode, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::admin_guard::{self as guard, Guard};
 use crate::invites::{self, InviteError};
-use crate::ops;
 use crate::server::Shared;
+use crate::{ops, removal};
 
 /// Serves the admin API on `listener` until the relay stops; `/admin/`
 /// requests must carry `token`.
@@ -41,6 +41,7 @@ pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener, toke
         .route("/metrics", get(prometheus::<S>))
         .route("/admin/stats", get(stats::<S>))
         .route("/admin/users", get(users::<S>))
+        .route("/admin/users/{user}/remove", post(remove_user::<S>))
         .route("/admin/devices/{device}/ban", post(ban::<S>))
         .route("/admin/devices/{device}/unban", post(unban::<S>))
         .route("/admin/reload", post(reload::<S>))
@@ -130,6 +131,24 @@ async fn ban<S: Store>(
             })
             .into_response()
         }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn remove_user<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path(user): Path<String>,
+    Json(request): Json<removal::RemoveRequest>,
+) -> Response {
+    let user: UserId = match user.parse() {
+        Ok(user) => user,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("{e}")),
+    };
+    let now = crate::clock::now_ms();
+    let sessions = Some(&shared.sessions);
+    match removal::remove(&shared.store, sessions, user, request.force, now).await {
+        Ok(removed) => Json(removed).into_response(),
+        Err(e @ removal::RemoveError::Connected(_)) => error(StatusCode::CONFLICT, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -11,7 +11,7 @@ use cairn_relay::invites::{self, CreateRequest};
 use cairn_relay::ready::Ready;
 use cairn_relay::server::start_with;
 use cairn_relay::tls::TlsIdentity;
-use cairn_relay::{carry, clock, ops, tables};
+use cairn_relay::{carry, clock, ops, removal, tables};
 use cairn_store::{RedbStore, Store};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -117,6 +117,23 @@ enum Command {
     /// Make, list and revoke invites (for `[registration] policy = "invite"`).
     #[command(subcommand)]
     Invite(InviteCommand),
+    /// Remove a user and everything their devices stored.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Delete a user's streams, devices and grants; their devices are
+    /// refused from then on (`user_removed`). Refused while one of their
+    /// devices is connected, unless `--force`.
+    Remove {
+        /// The user id (`cu1...`), as `cairn-relay users` shows it.
+        user: String,
+        /// Disconnect their devices and remove them anyway.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +278,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Unban { device } => unban(&config, &device),
             Command::Reload => reload(&config),
             Command::Invite(command) => invite(&config, command).await,
+            Command::User(UserCommand::Remove { user, force }) => {
+                remove_user(&config, &user, force).await
+            }
         }
     })
 }
@@ -395,6 +415,40 @@ fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
         )?;
     }
     say!("banned {device}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn remove_user(config: &RelayConfig, user: &str, force: bool) -> Result<ExitCode> {
+    let user: cairn_wire::UserId = user
+        .parse()
+        .with_context(|| format!("{user:?} is not a user id (`cairn-relay users` lists them)"))?;
+    let removed: removal::Removed = match try_open(config)? {
+        Some(store) => {
+            let removed = removal::remove(&store, None, user, force, clock::now_ms()).await;
+            store.close().await;
+            removed?
+        }
+        None => {
+            let body = serde_json::to_value(removal::RemoveRequest { force })?;
+            serde_json::from_value(admin_post(
+                config,
+                &format!("/admin/users/{user}/remove"),
+                &body,
+            )?)?
+        }
+    };
+    match removed.already {
+        true => say!("{} was removed before; nothing changed", removed.user)?,
+        false => say!(
+            "removed {}: {} envelopes ({}) in {} streams, {} devices; {} disconnected",
+            removed.user,
+            removed.envelopes,
+            tables::size(removed.bytes),
+            removed.streams,
+            removed.devices,
+            removed.disconnected
+        )?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod ops;
 pub mod ready;
 mod registration;
+pub mod removal;
 pub mod server;
 pub mod session;
 pub mod tables;

@@ -171,6 +171,7 @@ impl Unauthenticated {
             })?
             .clone();
         refuse_banned(shared, &body.device)?;
+        refuse_removed(shared, body.user).await?;
         let registered = admit(shared, auth, self.ip).await?;
         Ok(AuthOk {
             user: body.user,
@@ -218,6 +219,23 @@ fn refuse_banned<S: Store>(shared: &Shared<S>, device: &DeviceId) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// Refuses the devices of a user the operator removed. Only a holder of
+/// a certificate signed by the user's root key learns it: a device being
+/// linked is refused like any unknown one.
+async fn refuse_removed<S: Store>(shared: &Shared<S>, user: UserId) -> Result<(), Fatal> {
+    match shared.store.removed(user).await {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(Fatal::new(
+            ErrorCode::USER_REMOVED,
+            "this user was removed from the relay by its operator",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "registry lookup failed");
+            Err(Fatal::new(ErrorCode::INTERNAL, "registry unavailable"))
+        }
+    }
 }
 
 /// A device without its certificate (being linked): the proof must be by
@@ -430,6 +448,28 @@ impl Sessions {
                 close_each(connections, code, reason);
             }
         }
+    }
+
+    /// Closes every connection of `user`'s devices with `code`; how many
+    /// devices had one.
+    pub fn close_user(&self, user: UserId, code: ErrorCode, reason: &str) -> usize {
+        let mut by_device = self.lock();
+        let keys: Vec<_> = by_device
+            .keys()
+            .filter(|(u, _)| *u == user)
+            .copied()
+            .collect();
+        for key in &keys {
+            if let Some(connections) = by_device.remove(key) {
+                close_each(connections, code, reason);
+            }
+        }
+        keys.len()
+    }
+
+    /// How many of `user`'s devices are connected now.
+    pub fn connected_devices(&self, user: UserId) -> usize {
+        self.lock().keys().filter(|(u, _)| *u == user).count()
     }
 
     /// Closes every connection with `code`.

@@ -195,6 +195,18 @@ pub trait Store: Send + Sync + 'static {
     /// with the log, device sequences gap-free, counters right.
     fn verify(&self) -> impl Future<Output = Result<VerifyReport, ReadError>> + Send;
 
+    /// Removes `user` and everything their devices stored, at `now_ms`
+    /// (`spec/storage.md` section 5.4); their devices are refused from
+    /// then on.
+    fn remove_user(
+        &self,
+        user: UserId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Removal, WriteError>> + Send;
+
+    /// When `user` was removed (Unix ms), if they were.
+    fn removed(&self, user: UserId) -> impl Future<Output = Result<Option<u64>, ReadError>> + Send;
+
     /// The log's id: random at creation, new after a restore, so that
     /// clients can tell when positions they read were given again.
     fn log_id(&self) -> LogId;
@@ -355,6 +367,23 @@ pub enum StatementRefusal {
     /// A new subject past the most one user may have: [`MAX_DEVICES_PER_USER`]
     /// device certificates or [`MAX_FRIENDS_PER_USER`] friend statements.
     TooMany,
+    /// A certificate of a user the operator removed.
+    UserRemoved,
+}
+
+/// What removing a user took away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removal {
+    /// Streams emptied (they keep their heads).
+    pub streams: u64,
+    /// Envelopes deleted.
+    pub envelopes: u64,
+    /// Bytes of their encodings.
+    pub bytes: u64,
+    /// Device certificates deleted.
+    pub devices: u64,
+    /// Whether the user had been removed before (nothing was done).
+    pub already: bool,
 }
 
 /// Most devices one user may certify (what a status answer can list).
@@ -581,6 +610,7 @@ impl StatementRefusal {
             Self::DeviceRevoked => ErrorCode::DEVICE_REVOKED,
             Self::UnknownDevice => ErrorCode::UNKNOWN_DEVICE,
             Self::TooMany => ErrorCode::QUOTA_EXCEEDED,
+            Self::UserRemoved => ErrorCode::USER_REMOVED,
         }
     }
 }

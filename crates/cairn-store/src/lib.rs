@@ -26,7 +26,7 @@ mod writer;
 
 pub use api::{
     CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, Invite, InviteId,
-    ItemOutcome, MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, Quota, Redemption, Refusal,
+    ItemOutcome, MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, Quota, Redemption, Refusal, Removal,
     StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
     StreamRead, Usage, VerifyReport,
 };

@@ -123,6 +123,8 @@ struct Tables {
     user_usage: Ro,
     meta: Ro,
     chain_heads: Ro,
+    floors: Ro,
+    removed_users: Ro,
 }
 
 #[derive(Default)]
@@ -171,6 +173,8 @@ impl Check {
             user_usage: table(txn, schema::USER_USAGE)?,
             meta: table(txn, schema::META)?,
             chain_heads: table(txn, schema::CHAIN_HEADS)?,
+            floors: table(txn, schema::FLOORS)?,
+            removed_users: table(txn, schema::REMOVED_USERS)?,
         };
         Ok(Self {
             t,
@@ -199,8 +203,17 @@ impl Check {
     }
 
     fn stream(&mut self, stream: &StreamId, head: u64) -> Result<(), ReadError> {
-        let range = keys::prefix_range(&keys::stream_key(stream));
-        let mut expected = 1u64;
+        let stream_key = keys::stream_key(stream);
+        let floor = match self.t.floors.get(stream_key.as_slice()).map_err(backend)? {
+            Some(value) => keys::parse_u64(value.value(), "stream floor")?,
+            None => 0,
+        };
+        if floor > head {
+            self.found
+                .problem(format!("{stream}: floor {floor} is past its head {head}"));
+        }
+        let range = keys::prefix_range(&stream_key);
+        let mut expected = floor.saturating_add(1);
         for row in self
             .t
             .envelopes
@@ -357,6 +370,16 @@ impl Check {
         if users != indexed_users {
             self.found
                 .problem("user index does not match the certificates".into());
+        }
+        for row in self.t.removed_users.iter().map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            let user = keys::parse_32(key.value(), "removed user")?;
+            if users.contains(&user) {
+                self.found.problem(format!(
+                    "removed user {} still has device certificates",
+                    UserId::from_bytes(user)
+                ));
+            }
         }
         Ok(())
     }

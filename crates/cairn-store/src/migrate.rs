@@ -55,6 +55,23 @@ pub fn from_v2(db: &Database, path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Version 3 to 4: adds empty `cairn_floors` and `cairn_removed_users`
+/// (nothing was removed before them).
+pub fn from_v3(db: &Database, path: &Path) -> Result<(), OpenError> {
+    let backend = |e: redb::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    keep_copy(path, 3)?;
+    let txn = schema::begin_write(db, true).map_err(backend)?;
+    for table in [schema::FLOORS, schema::REMOVED_USERS] {
+        txn.open_table(table).map_err(|e| backend(e.into()))?;
+    }
+    set_version(&txn, 4u32).map_err(backend)?;
+    txn.commit().map_err(|e| backend(e.into()))?;
+    Ok(())
+}
+
 /// Records the schema version a migration brings the file to, in its
 /// transaction.
 fn set_version(txn: &WriteTransaction, version: u32) -> Result<(), redb::Error> {

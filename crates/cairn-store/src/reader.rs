@@ -204,6 +204,16 @@ pub fn granters_of(db: &Database, grantee: &UserId) -> Result<Vec<UserId>, ReadE
 }
 
 /// Cursors acknowledged by `device`.
+/// When `user` was removed, if they were.
+pub fn removed(db: &Database, user: &UserId) -> Result<Option<u64>, ReadError> {
+    let txn = begin(db)?;
+    let removed = table(&txn, schema::REMOVED_USERS)?;
+    match removed.get(user.as_bytes().as_slice()).map_err(backend)? {
+        Some(value) => Ok(Some(keys::parse_u64(value.value(), "removal time")?)),
+        None => Ok(None),
+    }
+}
+
 pub fn acked(db: &Database, device: &DeviceId) -> Result<Vec<Cursor>, ReadError> {
     let txn = begin(db)?;
     let acks = table(&txn, schema::ACKS)?;

@@ -15,8 +15,8 @@ use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
     CommitBatch, CommitCounters, DeviceRecord, Invite, InviteId, ItemOutcome, Quota, Redemption,
-    StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage,
-    VerifyReport,
+    Removal, StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
+    StreamRead, Usage, VerifyReport,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
@@ -195,6 +195,13 @@ impl RedbStore {
             .map_err(Submit::into_write)
     }
 
+    async fn removal(&self, user: UserId, now_ms: u64) -> Result<Removal, WriteError> {
+        let (reply, rx) = Replier::new();
+        self.submit(Request::RemoveUser(user, now_ms, reply), rx)
+            .await
+            .map_err(Submit::into_write)
+    }
+
     async fn statement(&self, statement: StatementIn) -> Result<StatementOutcome, WriteError> {
         let (reply, rx) = Replier::new();
         self.submit(Request::Statement(statement, reply), rx)
@@ -336,6 +343,14 @@ impl Store for RedbStore {
 
     async fn create_invite(&self, invite: Invite) -> Result<(), WriteError> {
         self.invite(InviteOp::Create(invite)).await.map(|_| ())
+    }
+
+    async fn remove_user(&self, user: UserId, now_ms: u64) -> Result<Removal, WriteError> {
+        self.removal(user, now_ms).await
+    }
+
+    async fn removed(&self, user: UserId) -> Result<Option<u64>, ReadError> {
+        self.read(move |db| reader::removed(db, &user)).await
     }
 
     async fn invites(&self) -> Result<Vec<Invite>, ReadError> {

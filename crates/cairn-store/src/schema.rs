@@ -18,7 +18,7 @@ use crate::error::{BackendError, OpenError};
 use crate::{keys, migrate};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Every table is bytes to bytes; `keys` gives the layouts.
 pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -62,8 +62,16 @@ pub const INVITES: Def = TableDefinition::new("cairn_invites");
 /// (schema version 3).
 pub const CHAIN_HEADS: Def = TableDefinition::new("cairn_chain_heads");
 
+/// `stream_key -> floor (u64 BE)`: positions `1..=floor` of the stream
+/// were removed (schema version 4); it holds `floor+1..=head`.
+pub const FLOORS: Def = TableDefinition::new("cairn_floors");
+
+/// `user -> removed_ms (u64 BE)`: users the operator removed, whose
+/// devices the relay no longer admits (schema version 4).
+pub const REMOVED_USERS: Def = TableDefinition::new("cairn_removed_users");
+
 /// Every table of the schema, in the order `spec/storage.md` lists them.
-pub const TABLES: [Def; 16] = [
+pub const TABLES: [Def; 18] = [
     META,
     ENVELOPES,
     ENVELOPE_IDS,
@@ -80,6 +88,8 @@ pub const TABLES: [Def; 16] = [
     USER_USAGE,
     INVITES,
     CHAIN_HEADS,
+    FLOORS,
+    REMOVED_USERS,
 ];
 
 /// Meta key of the schema version (u32 BE).
@@ -138,14 +148,15 @@ pub fn init_or_check(db: &Database, path: &Path) -> Result<(), OpenError> {
     let txn = db.begin_write().map_err(|e| backend(e.into()))?;
     match stored_version(&txn, path)? {
         Some(SCHEMA_VERSION) => Ok(()),
-        Some(1) => {
+        Some(found @ 1..=3) => {
             drop(txn);
-            migrate::from_v1(db, path)?;
-            migrate::from_v2(db, path)
-        }
-        Some(2) => {
-            drop(txn);
-            migrate::from_v2(db, path)
+            if found == 1 {
+                migrate::from_v1(db, path)?;
+            }
+            if found <= 2 {
+                migrate::from_v2(db, path)?;
+            }
+            migrate::from_v3(db, path)
         }
         Some(found) => Err(OpenError::UnsupportedSchema {
             path: path.to_path_buf(),

@@ -14,11 +14,13 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_wire::{Cursor, DeviceId};
+use cairn_wire::{Cursor, DeviceId, UserId};
 use redb::Database;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, oneshot};
 
-use crate::api::{CommitBatch, CommitCounters, Committed, ItemOutcome, Quota, StatementOutcome};
+use crate::api::{
+    CommitBatch, CommitCounters, Committed, ItemOutcome, Quota, Removal, StatementOutcome,
+};
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
 use crate::schema;
 
@@ -60,6 +62,8 @@ pub enum Request {
     Ack(DeviceId, Cursor, Replier<u64>),
     /// A change to the operator's invites.
     Invite(InviteOp, Replier<InviteAnswer>),
+    /// The operator removes a user, at a time (Unix ms).
+    RemoveUser(UserId, u64, Replier<Removal>),
 }
 
 /// A commit failed: every caller of its group gets this, with the engine's
@@ -229,6 +233,7 @@ enum Applied {
     Statement(Replier<StatementOutcome>, StatementOutcome),
     Ack(Replier<u64>, u64),
     Invite(Replier<InviteAnswer>, InviteAnswer),
+    RemoveUser(Replier<Removal>, Removal),
 }
 
 impl Applied {
@@ -238,6 +243,7 @@ impl Applied {
             Self::Statement(reply, outcome) => reply.answer(outcome),
             Self::Ack(reply, position) => reply.answer(position),
             Self::Invite(reply, answer) => reply.answer(answer),
+            Self::RemoveUser(reply, removal) => reply.answer(removal),
         }
     }
 
@@ -247,6 +253,7 @@ impl Applied {
             Self::Statement(reply, _) => reply.fail(failure),
             Self::Ack(reply, _) => reply.fail(failure),
             Self::Invite(reply, _) => reply.fail(failure),
+            Self::RemoveUser(reply, _) => reply.fail(failure),
         }
     }
 }
@@ -277,6 +284,10 @@ impl Request {
                 Ok(answer) => Ok(Applied::Invite(reply, answer)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
+            Self::RemoveUser(user, now_ms, reply) => match tables.remove_user(user, now_ms) {
+                Ok(removal) => Ok(Applied::RemoveUser(reply, removal)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
         }
     }
 
@@ -286,6 +297,7 @@ impl Request {
             Self::Statement(_, reply) => reply.fail(failure),
             Self::Ack(_, _, reply) => reply.fail(failure),
             Self::Invite(_, reply) => reply.fail(failure),
+            Self::RemoveUser(_, _, reply) => reply.fail(failure),
         }
     }
 }
@@ -373,7 +385,10 @@ impl Weight {
                 envelopes: items.len(),
                 bytes: items.iter().map(|i| i.bytes.len()).sum(),
             },
-            Request::Statement(..) | Request::Ack(..) | Request::Invite(..) => Self {
+            Request::Statement(..)
+            | Request::Ack(..)
+            | Request::Invite(..)
+            | Request::RemoveUser(..) => Self {
                 envelopes: 1,
                 bytes: 256,
             },

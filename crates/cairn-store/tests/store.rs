@@ -507,7 +507,7 @@ async fn unknown_schema_versions_and_foreign_files_are_refused() {
             let def: redb::TableDefinition<'_, &[u8], &[u8]> =
                 redb::TableDefinition::new("cairn_meta");
             let mut meta = txn.open_table(def).unwrap();
-            meta.insert(b"schema_version".as_slice(), 4u32.to_be_bytes().as_slice())
+            meta.insert(b"schema_version".as_slice(), 5u32.to_be_bytes().as_slice())
                 .unwrap();
         }
         txn.commit().unwrap();
@@ -517,14 +517,14 @@ async fn unknown_schema_versions_and_foreign_files_are_refused() {
         matches!(
             err,
             OpenError::UnsupportedSchema {
-                found: 4,
-                supported: 3,
+                found: 5,
+                supported: 4,
                 ..
             }
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("schema version 4"));
+    assert!(err.to_string().contains("schema version 5"));
 
     let other = dir.path().join("other.redb");
     {
@@ -693,4 +693,5 @@ async fn a_log_keeps_its_id_until_a_new_one_is_started_and_older_stores_get_one(
     assert!(migrated.verify().await.unwrap().is_ok());
     migrated.close().await;
     assert!(dir.path().join("relay.redb.schema-2.bak").exists());
+    assert!(dir.path().join("relay.redb.schema-3.bak").exists());
 }

@@ -56,6 +56,7 @@ catalogue! {
     UNKNOWN_DEVICE = 14, "unknown_device", false, "The device is not registered for that user.";
     REGISTRATION_REFUSED = 15, "registration_refused", true, "The relay's registration policy does not admit this new user.";
     DEVICE_BANNED = 16, "device_banned", true, "The relay's operator has banned the device from this relay.";
+    USER_REMOVED = 17, "user_removed", true, "The relay's operator has removed the user, and everything its devices stored, from this relay.";
     FORBIDDEN = 20, "forbidden", false, "The device may not read or write that stream.";
     BAD_SIGNATURE = 30, "bad_signature", false, "The envelope's signature does not verify against its device key.";
     NOT_AUTHOR = 31, "not_author", false, "The envelope was not made by the authenticated device.";

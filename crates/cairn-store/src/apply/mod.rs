@@ -58,6 +58,8 @@ pub enum StatementIn {
     FriendRevocation(FriendRevocation),
 }
 
+mod remove;
+
 type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
 /// Every table, open in one write transaction.
@@ -78,7 +80,10 @@ pub struct WriteTables<'t> {
     user_usage: T<'t>,
     invites: T<'t>,
     chain_heads: T<'t>,
+    floors: T<'t>,
+    removed_users: T<'t>,
     added_bytes: u64,
+    removed_bytes: u64,
     quota: Quota,
     /// Usage of the authors seen in this group, as updated by it.
     usage: HashMap<UserId, Usage>,
@@ -105,7 +110,10 @@ impl<'t> WriteTables<'t> {
             user_usage: txn.open_table(schema::USER_USAGE)?,
             invites: txn.open_table(schema::INVITES)?,
             chain_heads: txn.open_table(schema::CHAIN_HEADS)?,
+            floors: txn.open_table(schema::FLOORS)?,
+            removed_users: txn.open_table(schema::REMOVED_USERS)?,
             added_bytes: 0,
+            removed_bytes: 0,
             quota,
             usage: HashMap::new(),
         })
@@ -185,14 +193,16 @@ impl<'t> WriteTables<'t> {
                 keys::usage_value(used).as_slice(),
             )?;
         }
-        if self.added_bytes == 0 {
+        if self.added_bytes == 0 && self.removed_bytes == 0 {
             return Ok(());
         }
         let old = match self.meta.get(schema::META_ENVELOPE_BYTES)? {
             Some(v) => read_u64(v.value(), "envelope byte count")?,
             None => 0,
         };
-        let new = old.saturating_add(self.added_bytes);
+        let new = old
+            .saturating_add(self.added_bytes)
+            .saturating_sub(self.removed_bytes);
         self.meta
             .insert(schema::META_ENVELOPE_BYTES, new.to_be_bytes().as_slice())?;
         Ok(())
@@ -321,6 +331,13 @@ impl<'t> WriteTables<'t> {
 
     fn certificate(&mut self, cert: &DeviceCertificate) -> Result<StatementOutcome, redb::Error> {
         let body = cert.body();
+        if self
+            .removed_users
+            .get(body.user.as_bytes().as_slice())?
+            .is_some()
+        {
+            return Ok(StatementOutcome::Refused(StatementRefusal::UserRemoved));
+        }
         let key = keys::pair_key(body.user.as_bytes(), body.device.as_bytes());
         if self.device_revocations.get(key.as_slice())?.is_some() {
             return Ok(StatementOutcome::Refused(StatementRefusal::DeviceRevoked));

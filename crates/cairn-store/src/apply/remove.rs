@@ -1,0 +1,118 @@
+//! Removing a user and everything their devices stored (`spec/storage.md`
+//! section 5.4), in the writer's transaction like any other write.
+//!
+//! Streams keep their rows and heads, with a floor at the head: positions
+//! are never given twice, so a friend's cursor on a removed stream stays
+//! meaningful. Device revocations stay (a revoked key stays revoked), and
+//! so do statements other users made about the removed one.
+
+use cairn_wire::{Envelope, UserId};
+use redb::ReadableTable;
+
+use super::{T, WriteTables, read_u64};
+use crate::api::Removal;
+use crate::keys;
+
+impl WriteTables<'_> {
+    /// Removes `user`'s streams, registry, grants, cursors and usage, and
+    /// remembers the user as removed at `now_ms`. A user removed before
+    /// is left as is.
+    pub fn remove_user(&mut self, user: UserId, now_ms: u64) -> Result<Removal, redb::Error> {
+        let owner = user.as_bytes().as_slice();
+        if self.removed_users.get(owner)?.is_some() {
+            return Ok(Removal {
+                already: true,
+                ..Removal::default()
+            });
+        }
+        let mut removal = self.remove_streams(owner)?;
+        removal.devices = self.remove_registry(&user)?;
+        self.remove_grants(&user)?;
+        for (key, _) in rows_with_prefix(&self.chain_heads, owner)? {
+            self.chain_heads.remove(key.as_slice())?;
+        }
+        self.user_usage.remove(owner)?;
+        // Appends of this commit before the removal must not write a usage
+        // row back when the commit finishes.
+        self.usage.remove(&user);
+        self.removed_bytes = self.removed_bytes.saturating_add(removal.bytes);
+        self.removed_users
+            .insert(owner, now_ms.to_be_bytes().as_slice())?;
+        Ok(removal)
+    }
+
+    /// Deletes every entry of the owner's streams and its indexes, setting
+    /// each stream's floor to its head.
+    fn remove_streams(&mut self, owner: &[u8]) -> Result<Removal, redb::Error> {
+        let mut removal = Removal::default();
+        for (stream_key, head) in rows_with_prefix(&self.streams, owner)? {
+            removal.streams += 1;
+            for (entry_key, bytes) in rows_with_prefix(&self.envelopes, &stream_key)? {
+                let id = Envelope::id_of_encoding(&bytes);
+                self.envelope_ids.remove(id.as_bytes().as_slice())?;
+                self.envelopes.remove(entry_key.as_slice())?;
+                removal.envelopes += 1;
+                removal.bytes = removal.bytes.saturating_add(bytes.len() as u64);
+            }
+            let head = read_u64(&head, "stream head")?;
+            self.floors
+                .insert(stream_key.as_slice(), head.to_be_bytes().as_slice())?;
+        }
+        for (key, _) in rows_with_prefix(&self.device_seqs, owner)? {
+            self.device_seqs.remove(key.as_slice())?;
+        }
+        Ok(removal)
+    }
+
+    /// Deletes the owner's device certificates and what indexes them, and
+    /// the cursors of devices no other user certified. Returns how many
+    /// devices were certified.
+    fn remove_registry(&mut self, user: &UserId) -> Result<u64, redb::Error> {
+        let owner = user.as_bytes();
+        let mut devices = 0;
+        for (key, _) in rows_with_prefix(&self.device_certs, owner)? {
+            let (_, device) = keys::parse_pair_key(&key).map_err(super::corrupt)?;
+            self.device_certs.remove(key.as_slice())?;
+            self.device_users
+                .remove(keys::pair_key(&device, owner).as_slice())?;
+            devices += 1;
+            if rows_with_prefix(&self.device_users, &device)?.is_empty() {
+                for (ack, _) in rows_with_prefix(&self.acks, &device)? {
+                    self.acks.remove(ack.as_slice())?;
+                }
+            }
+        }
+        self.users.remove(owner.as_slice())?;
+        Ok(devices)
+    }
+
+    /// Deletes the friend statements the owner made, and the grants they
+    /// indexed.
+    fn remove_grants(&mut self, user: &UserId) -> Result<(), redb::Error> {
+        let owner = user.as_bytes();
+        for (key, value) in rows_with_prefix(&self.friends, owner)? {
+            let (_, grantee) = keys::parse_pair_key(&key).map_err(super::corrupt)?;
+            if value.first() == Some(&keys::FRIEND_GRANT) {
+                self.friends_by_grantee
+                    .remove(keys::pair_key(&grantee, owner).as_slice())?;
+            }
+            self.friends.remove(key.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// A key and its value, copied out of a table.
+type Row = (Vec<u8>, Vec<u8>);
+
+/// Every row whose key starts with `prefix`, copied out so that the table
+/// can be changed while they are walked.
+fn rows_with_prefix(table: &T<'_>, prefix: &[u8]) -> Result<Vec<Row>, redb::Error> {
+    let range = keys::prefix_range(prefix);
+    let mut rows = Vec::new();
+    for row in table.range::<&[u8]>(keys::as_slices(&range))? {
+        let (key, value) = row?;
+        rows.push((key.value().to_vec(), value.value().to_vec()));
+    }
+    Ok(rows)
+}
