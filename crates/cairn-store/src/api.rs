@@ -204,6 +204,15 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> impl Future<Output = Result<Removal, WriteError>> + Send;
 
+    /// Expires envelopes of friends and direct streams dated before their
+    /// scope's cutoff (`spec/storage.md` section 5.5), at most `budget` in
+    /// one commit; [`Expiry::more`] says when another pass is due.
+    fn expire(
+        &self,
+        cutoffs: Cutoffs,
+        budget: u64,
+    ) -> impl Future<Output = Result<Expiry, WriteError>> + Send;
+
     /// When `user` was removed (Unix ms), if they were.
     fn removed(&self, user: UserId) -> impl Future<Output = Result<Option<u64>, ReadError>> + Send;
 
@@ -282,6 +291,50 @@ impl Usage {
             envelopes: self.envelopes.saturating_add(1),
         }
     }
+
+    /// This usage with one envelope of `bytes` fewer.
+    pub fn minus(self, bytes: u64) -> Self {
+        Self {
+            bytes: self.bytes.saturating_sub(bytes),
+            envelopes: self.envelopes.saturating_sub(1),
+        }
+    }
+}
+
+/// Dates before which envelopes of each scope expire: an envelope
+/// expires when its own `timestamp_ms` is earlier than its scope's cutoff.
+/// Private streams never expire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// For friends streams; none: kept.
+    pub friends_before_ms: Option<u64>,
+    /// For direct streams; none: kept.
+    pub direct_before_ms: Option<u64>,
+}
+
+/// What one expiry pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// Streams whose floor moved.
+    pub streams: u64,
+    /// Envelopes removed.
+    pub envelopes: u64,
+    /// Bytes of their encodings.
+    pub bytes: u64,
+    /// Whether the pass stopped at its budget with more to expire.
+    pub more: bool,
+}
+
+/// A device's last envelope that expired from a stream: what readers need
+/// to check the envelopes that follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiredHead {
+    /// The device.
+    pub device: DeviceId,
+    /// Its seq.
+    pub seq: u64,
+    /// Its id.
+    pub id: EnvelopeId,
 }
 
 /// An invite's id: SHA-256 of its code. The store never holds the code
@@ -398,6 +451,12 @@ pub struct StreamRead {
     pub entries: Vec<Entry>,
     /// The stream's last position when read (0: empty).
     pub head: u64,
+    /// Positions `1..=floor` are gone (expired or removed): a read from
+    /// below the floor starts after it.
+    pub floor: u64,
+    /// When the read started below the floor: each device's last envelope
+    /// that expired from the stream.
+    pub expired: Vec<ExpiredHead>,
 }
 
 impl StreamRead {

@@ -11,7 +11,7 @@ use std::ops::Bound;
 
 use cairn_wire::{DeviceId, EnvelopeId, Scope, StreamId, UserId};
 
-use crate::api::{Invite, InviteId, Usage};
+use crate::api::{ExpiredHead, Invite, InviteId, Usage};
 
 /// Tag byte of a private stream key.
 pub const TAG_PRIVATE: u8 = 0x00;
@@ -243,6 +243,39 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 fn split_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
     let (head, rest) = bytes.split_at_checked(N)?;
     Some((<[u8; N]>::try_from(head).ok()?, rest))
+}
+
+/// `stream_key || device`: a device's last expired envelope in a stream.
+pub fn expired_head_key(stream: &StreamId, device: &DeviceId) -> Vec<u8> {
+    let mut key = stream_key(stream);
+    key.extend_from_slice(device.as_bytes());
+    key
+}
+
+/// `seq (u64 BE) || id (32)`.
+pub fn expired_head_value(seq: u64, id: &EnvelopeId) -> [u8; 40] {
+    let mut value = [0u8; 40];
+    let (seq_part, id_part) = value.split_at_mut(8);
+    seq_part.copy_from_slice(&seq.to_be_bytes());
+    id_part.copy_from_slice(id.as_bytes());
+    value
+}
+
+/// Parses an [`expired_head_key`] and its value.
+pub fn parse_expired_head(key: &[u8], value: &[u8]) -> Result<ExpiredHead, Malformed> {
+    let device_at = key
+        .len()
+        .checked_sub(32)
+        .ok_or(malformed("expired head key"))?;
+    let (stream, device) = key.split_at(device_at);
+    parse_stream_key(stream)?;
+    let device = DeviceId::from_bytes(parse_32(device, "expired head device")?);
+    let (seq, id) = value.split_at_checked(8).ok_or(malformed("expired head"))?;
+    Ok(ExpiredHead {
+        device,
+        seq: parse_u64(seq, "expired head seq")?,
+        id: parse_envelope_id(id)?,
+    })
 }
 
 #[cfg(test)]

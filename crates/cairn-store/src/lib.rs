@@ -25,10 +25,10 @@ mod schema;
 mod writer;
 
 pub use api::{
-    CommitBatch, CommitCounters, Committed, DeviceRecord, ENTRY_OVERHEAD, Invite, InviteId,
-    ItemOutcome, MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, Quota, Redemption, Refusal, Removal,
-    StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
-    StreamRead, Usage, VerifyReport,
+    CommitBatch, CommitCounters, Committed, Cutoffs, DeviceRecord, ENTRY_OVERHEAD, ExpiredHead,
+    Expiry, Invite, InviteId, ItemOutcome, MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, Quota,
+    Redemption, Refusal, Removal, StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope,
+    StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cairn_wire::{Envelope, EnvelopeId, FIRST_IN_STREAM, StreamId, UserId};
+use cairn_wire::{DeviceId, Envelope, EnvelopeId, FIRST_IN_STREAM, StreamId, UserId};
 use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableHandle};
 
 use crate::api::{Usage, VerifyReport};
@@ -125,6 +125,7 @@ struct Tables {
     chain_heads: Ro,
     floors: Ro,
     removed_users: Ro,
+    expired_heads: Ro,
 }
 
 #[derive(Default)]
@@ -175,6 +176,7 @@ impl Check {
             chain_heads: table(txn, schema::CHAIN_HEADS)?,
             floors: table(txn, schema::FLOORS)?,
             removed_users: table(txn, schema::REMOVED_USERS)?,
+            expired_heads: table(txn, schema::EXPIRED_HEADS)?,
         };
         Ok(Self {
             t,
@@ -249,7 +251,18 @@ impl Check {
                 keys::parse_envelope_id(value.value())?,
             );
         }
-        if stored != self.found.chains {
+        // A device whose envelopes in a stream all expired still has its
+        // last one as its chain head there.
+        let mut expected = self.found.chains.clone();
+        for row in self.t.expired_heads.iter().map_err(backend)? {
+            let (key, value) = row.map_err(backend)?;
+            let stream_len = key.value().len().saturating_sub(32);
+            let stream = keys::parse_stream_key(key.value().get(..stream_len).unwrap_or_default())?;
+            let head = keys::parse_expired_head(key.value(), value.value())?;
+            let chain = keys::chain_key(&stream.owner, &head.device, &stream);
+            expected.entry(chain).or_insert(head.id);
+        }
+        if stored != expected {
             self.found
                 .problem("the chain heads do not match the devices' last envelopes".into());
         }
@@ -282,21 +295,30 @@ impl Check {
 
     fn counts(&mut self) -> Result<(), ReadError> {
         let envelopes = self.found.report.envelopes;
+        let tombstones = self.tombstones()?;
+        let indexed = envelopes + tombstones;
         let tables = [
-            ("envelopes", self.t.envelopes.len().map_err(backend)?),
+            (
+                "envelopes",
+                self.t.envelopes.len().map_err(backend)?,
+                envelopes,
+            ),
             (
                 "envelope id index",
                 self.t.envelope_ids.len().map_err(backend)?,
+                indexed,
             ),
             (
                 "device sequence index",
                 self.t.device_seqs.len().map_err(backend)?,
+                indexed,
             ),
         ];
-        for (name, len) in tables {
-            if len != envelopes {
-                self.found
-                    .problem(format!("{name} holds {len} rows, streams hold {envelopes}"));
+        for (name, len, expected) in tables {
+            if len != expected {
+                self.found.problem(format!(
+                    "{name} holds {len} rows, streams hold {envelopes} (and {tombstones} expired)"
+                ));
             }
         }
         let stored = reader::envelope_bytes(&self.t.meta)?;
@@ -306,6 +328,21 @@ impl Check {
                 .problem(format!("byte counter is {stored}, envelopes take {bytes}"));
         }
         self.usage()
+    }
+
+    /// Ids of expired envelopes, which stay indexed (by id and by seq) with
+    /// their entry gone: those whose position is at or below their stream's
+    /// floor.
+    fn tombstones(&mut self) -> Result<u64, ReadError> {
+        let mut tombstones = 0;
+        for row in self.t.envelope_ids.iter().map_err(backend)? {
+            let (_, location) = row.map_err(backend)?;
+            let (stream, position) = keys::parse_entry_key(location.value())?;
+            if position <= reader::floor(&self.t.floors, &stream)? {
+                tombstones += 1;
+            }
+        }
+        Ok(tombstones)
     }
 
     /// Each user's usage counters match what their streams hold.
@@ -459,7 +496,10 @@ impl Tables {
         }
         let h = envelope.header();
         let chain = keys::chain_key(&h.author, &h.device, stream);
-        let before = found.chains.insert(chain, id).unwrap_or(FIRST_IN_STREAM);
+        let before = match found.chains.insert(chain, id) {
+            Some(before) => before,
+            None => self.last_expired(stream, &h.device)?,
+        };
         if h.prev != before {
             found.problem(format!(
                 "{id}: names {} as its device's previous envelope in {stream}, which is {before}",
@@ -472,6 +512,18 @@ impl Tables {
             found.problem(format!("{id}: device sequence index does not point at it"));
         }
         Ok(())
+    }
+}
+
+impl Tables {
+    /// The device's last expired envelope in `stream`, which its first
+    /// envelope left there names; [`FIRST_IN_STREAM`] if none expired.
+    fn last_expired(&self, stream: &StreamId, device: &DeviceId) -> Result<EnvelopeId, ReadError> {
+        let key = keys::expired_head_key(stream, device);
+        match self.expired_heads.get(key.as_slice()).map_err(backend)? {
+            Some(value) => Ok(keys::parse_expired_head(&key, value.value())?.id),
+            None => Ok(FIRST_IN_STREAM),
+        }
     }
 }
 

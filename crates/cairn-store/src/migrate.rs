@@ -55,8 +55,8 @@ pub fn from_v2(db: &Database, path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// Version 3 to 4: adds empty `cairn_floors` and `cairn_removed_users`
-/// (nothing was removed before them).
+/// Version 3 to 4: adds empty `cairn_floors`, `cairn_removed_users` and
+/// `cairn_expired_heads` (nothing was removed or expired before them).
 pub fn from_v3(db: &Database, path: &Path) -> Result<(), OpenError> {
     let backend = |e: redb::Error| OpenError::Backend {
         path: path.to_path_buf(),
@@ -64,7 +64,7 @@ pub fn from_v3(db: &Database, path: &Path) -> Result<(), OpenError> {
     };
     keep_copy(path, 3)?;
     let txn = schema::begin_write(db, true).map_err(backend)?;
-    for table in [schema::FLOORS, schema::REMOVED_USERS] {
+    for table in [schema::FLOORS, schema::REMOVED_USERS, schema::EXPIRED_HEADS] {
         txn.open_table(table).map_err(|e| backend(e.into()))?;
     }
     set_version(&txn, 4u32).map_err(backend)?;

@@ -12,8 +12,8 @@ use redb::{
 };
 
 use crate::api::{
-    DeviceRecord, ENTRY_OVERHEAD, Invite, Stats, StoredEnvelope, StoredStatement, StreamHead,
-    StreamRead, Usage,
+    DeviceRecord, ENTRY_OVERHEAD, ExpiredHead, Invite, Stats, StoredEnvelope, StoredStatement,
+    StreamHead, StreamRead, Usage,
 };
 use crate::apply::last_seq;
 use crate::error::{BackendError, ReadError};
@@ -74,7 +74,42 @@ pub fn read_stream(
             entries.push(Entry { position, envelope });
         }
     }
-    Ok(StreamRead { entries, head })
+    let floor = floor(&table(&txn, schema::FLOORS)?, stream)?;
+    let expired = match after < floor {
+        true => expired_heads(&table(&txn, schema::EXPIRED_HEADS)?, stream)?,
+        false => Vec::new(),
+    };
+    Ok(StreamRead {
+        entries,
+        head,
+        floor,
+        expired,
+    })
+}
+
+/// The floor of one stream (0: nothing removed).
+pub fn floor(floors: &Ro, stream: &StreamId) -> Result<u64, ReadError> {
+    match floors
+        .get(keys::stream_key(stream).as_slice())
+        .map_err(backend)?
+    {
+        Some(v) => Ok(keys::parse_u64(v.value(), "stream floor")?),
+        None => Ok(0),
+    }
+}
+
+/// Each device's last envelope that expired from `stream`.
+pub fn expired_heads(table: &Ro, stream: &StreamId) -> Result<Vec<ExpiredHead>, ReadError> {
+    let range = keys::prefix_range(&keys::stream_key(stream));
+    let mut heads = Vec::new();
+    for row in table
+        .range::<&[u8]>(keys::as_slices(&range))
+        .map_err(backend)?
+    {
+        let (key, value) = row.map_err(backend)?;
+        heads.push(keys::parse_expired_head(key.value(), value.value())?);
+    }
+    Ok(heads)
 }
 
 /// The head of one stream.

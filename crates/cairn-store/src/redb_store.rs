@@ -14,9 +14,9 @@ use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, DeviceRecord, Invite, InviteId, ItemOutcome, Quota, Redemption,
-    Removal, StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
-    StreamRead, Usage, VerifyReport,
+    CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Expiry, Invite, InviteId, ItemOutcome,
+    Quota, Redemption, Removal, StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement,
+    StreamHead, StreamRead, Usage, VerifyReport,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
@@ -347,6 +347,13 @@ impl Store for RedbStore {
 
     async fn remove_user(&self, user: UserId, now_ms: u64) -> Result<Removal, WriteError> {
         self.removal(user, now_ms).await
+    }
+
+    async fn expire(&self, cutoffs: Cutoffs, budget: u64) -> Result<Expiry, WriteError> {
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Expire(cutoffs, budget, reply), rx)
+            .await
+            .map_err(Submit::into_write)
     }
 
     async fn removed(&self, user: UserId) -> Result<Option<u64>, ReadError> {

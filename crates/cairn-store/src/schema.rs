@@ -70,8 +70,13 @@ pub const FLOORS: Def = TableDefinition::new("cairn_floors");
 /// devices the relay no longer admits (schema version 4).
 pub const REMOVED_USERS: Def = TableDefinition::new("cairn_removed_users");
 
+/// `stream_key || device -> seq (u64 BE) || id (32)`: each device's last
+/// envelope that expired from the stream (schema version 4), which readers
+/// are told so that what follows it still checks (`spec/storage.md` 5.5).
+pub const EXPIRED_HEADS: Def = TableDefinition::new("cairn_expired_heads");
+
 /// Every table of the schema, in the order `spec/storage.md` lists them.
-pub const TABLES: [Def; 18] = [
+pub const TABLES: [Def; 19] = [
     META,
     ENVELOPES,
     ENVELOPE_IDS,
@@ -90,6 +95,7 @@ pub const TABLES: [Def; 18] = [
     CHAIN_HEADS,
     FLOORS,
     REMOVED_USERS,
+    EXPIRED_HEADS,
 ];
 
 /// Meta key of the schema version (u32 BE).

@@ -19,7 +19,8 @@ use redb::Database;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, Committed, ItemOutcome, Quota, Removal, StatementOutcome,
+    CommitBatch, CommitCounters, Committed, Cutoffs, Expiry, ItemOutcome, Quota, Removal,
+    StatementOutcome,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
 use crate::schema;
@@ -64,6 +65,8 @@ pub enum Request {
     Invite(InviteOp, Replier<InviteAnswer>),
     /// The operator removes a user, at a time (Unix ms).
     RemoveUser(UserId, u64, Replier<Removal>),
+    /// Expire what is older than the cutoffs, at most so many envelopes.
+    Expire(Cutoffs, u64, Replier<Expiry>),
 }
 
 /// A commit failed: every caller of its group gets this, with the engine's
@@ -234,6 +237,7 @@ enum Applied {
     Ack(Replier<u64>, u64),
     Invite(Replier<InviteAnswer>, InviteAnswer),
     RemoveUser(Replier<Removal>, Removal),
+    Expire(Replier<Expiry>, Expiry),
 }
 
 impl Applied {
@@ -244,6 +248,7 @@ impl Applied {
             Self::Ack(reply, position) => reply.answer(position),
             Self::Invite(reply, answer) => reply.answer(answer),
             Self::RemoveUser(reply, removal) => reply.answer(removal),
+            Self::Expire(reply, expiry) => reply.answer(expiry),
         }
     }
 
@@ -254,6 +259,7 @@ impl Applied {
             Self::Ack(reply, _) => reply.fail(failure),
             Self::Invite(reply, _) => reply.fail(failure),
             Self::RemoveUser(reply, _) => reply.fail(failure),
+            Self::Expire(reply, _) => reply.fail(failure),
         }
     }
 }
@@ -288,6 +294,10 @@ impl Request {
                 Ok(removal) => Ok(Applied::RemoveUser(reply, removal)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
+            Self::Expire(cutoffs, budget, reply) => match tables.expire(cutoffs, budget) {
+                Ok(expiry) => Ok(Applied::Expire(reply, expiry)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
         }
     }
 
@@ -298,6 +308,7 @@ impl Request {
             Self::Ack(_, _, reply) => reply.fail(failure),
             Self::Invite(_, reply) => reply.fail(failure),
             Self::RemoveUser(_, _, reply) => reply.fail(failure),
+            Self::Expire(_, _, reply) => reply.fail(failure),
         }
     }
 }
@@ -388,7 +399,8 @@ impl Weight {
             Request::Statement(..)
             | Request::Ack(..)
             | Request::Invite(..)
-            | Request::RemoveUser(..) => Self {
+            | Request::RemoveUser(..)
+            | Request::Expire(..) => Self {
                 envelopes: 1,
                 bytes: 256,
             },

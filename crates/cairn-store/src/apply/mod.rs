@@ -58,6 +58,7 @@ pub enum StatementIn {
     FriendRevocation(FriendRevocation),
 }
 
+mod expire;
 mod remove;
 
 type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
@@ -82,6 +83,7 @@ pub struct WriteTables<'t> {
     chain_heads: T<'t>,
     floors: T<'t>,
     removed_users: T<'t>,
+    expired_heads: T<'t>,
     added_bytes: u64,
     removed_bytes: u64,
     quota: Quota,
@@ -112,6 +114,7 @@ impl<'t> WriteTables<'t> {
             chain_heads: txn.open_table(schema::CHAIN_HEADS)?,
             floors: txn.open_table(schema::FLOORS)?,
             removed_users: txn.open_table(schema::REMOVED_USERS)?,
+            expired_heads: txn.open_table(schema::EXPIRED_HEADS)?,
             added_bytes: 0,
             removed_bytes: 0,
             quota,

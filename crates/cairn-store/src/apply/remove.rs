@@ -6,7 +6,7 @@
 //! meaningful. Device revocations stay (a revoked key stays revoked), and
 //! so do statements other users made about the removed one.
 
-use cairn_wire::{Envelope, UserId};
+use cairn_wire::UserId;
 use redb::ReadableTable;
 
 use super::{T, WriteTables, read_u64};
@@ -48,17 +48,21 @@ impl WriteTables<'_> {
         for (stream_key, head) in rows_with_prefix(&self.streams, owner)? {
             removal.streams += 1;
             for (entry_key, bytes) in rows_with_prefix(&self.envelopes, &stream_key)? {
-                let id = Envelope::id_of_encoding(&bytes);
-                self.envelope_ids.remove(id.as_bytes().as_slice())?;
                 self.envelopes.remove(entry_key.as_slice())?;
                 removal.envelopes += 1;
                 removal.bytes = removal.bytes.saturating_add(bytes.len() as u64);
+            }
+            for (key, _) in rows_with_prefix(&self.expired_heads, &stream_key)? {
+                self.expired_heads.remove(key.as_slice())?;
             }
             let head = read_u64(&head, "stream head")?;
             self.floors
                 .insert(stream_key.as_slice(), head.to_be_bytes().as_slice())?;
         }
-        for (key, _) in rows_with_prefix(&self.device_seqs, owner)? {
+        // Every envelope the user's devices stored, expired ones included,
+        // is indexed by seq: its id goes with it.
+        for (key, id) in rows_with_prefix(&self.device_seqs, owner)? {
+            self.envelope_ids.remove(id.as_slice())?;
             self.device_seqs.remove(key.as_slice())?;
         }
         Ok(removal)
