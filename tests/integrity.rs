@@ -187,3 +187,27 @@ fn the_newest_envelope_of_a_stream_left_out_is_caught_once_the_device_writes_els
     bob.ok(&["sync"]);
     assert_eq!(bob.feed_texts(), ["a post after it"]);
 }
+
+/// A relay cannot pass off withholding a user's notes as retention: a
+/// private stream never expires, and a claim that it did is a history
+/// break.
+#[test]
+fn a_claim_that_private_notes_expired_is_a_history_break() {
+    let mut relay = Relay::start();
+    let (laptop, phone) = (Home::new(), Home::new());
+    laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+    phone.ok(&["sync"]);
+    add_note(&laptop, "one");
+    let two = add_note(&laptop, "two");
+    add_note(&laptop, "three");
+
+    relay.terminate();
+    tamper::expire_through(relay.data_dir(), two);
+    relay.restart();
+
+    let (code, message) = phone.fails(&["sync"]);
+    assert_eq!(code, HISTORY, "{message}");
+    assert!(message.contains("never expire"), "{message}");
+    assert!(!phone.note_texts().contains(&"three".to_owned()));
+}

@@ -452,7 +452,7 @@ fn the_relay_logs_logins_closes_bans_and_backups_with_ids_and_no_content() {
 
 /// Every series an operator can alert on, described and at zero before
 /// the first connection.
-const DESCRIBED: [&str; 17] = [
+const DESCRIBED: [&str; 18] = [
     "cairn_connections_total",
     "cairn_connections_open",
     "cairn_authenticated_total",
@@ -460,6 +460,7 @@ const DESCRIBED: [&str; 17] = [
     "cairn_request_duration_seconds",
     "cairn_refusals_total",
     "cairn_envelopes_stored_total",
+    "cairn_envelopes_expired_total",
     "cairn_live_deliveries_total",
     "cairn_subscriber_catch_ups_total",
     "cairn_subscriptions_open",
@@ -695,4 +696,57 @@ fn a_relay_with_a_ca_issued_certificate_needs_no_fingerprint_and_survives_a_new_
     );
     let (code, said) = with_authorities(&laptop, &ca_file, &["sync"]);
     assert_eq!(code, 0, "{said}");
+}
+
+/// Retention in force: a relay keeps friends and direct streams for
+/// seconds here (days in practice). What expired goes while a subscriber
+/// stays connected and keeps receiving; a device that reads later is told
+/// what it can no longer read, its history checks pass, private notes are
+/// all there, and `check` is clean.
+#[test]
+fn retention_expires_old_posts_and_grants_while_a_subscriber_stays_connected() {
+    let mut relay = Relay::start_with_env(&[
+        ("CAIRN_RELAY_RETENTION__FRIENDS", "6s"),
+        ("CAIRN_RELAY_RETENTION__DIRECT", "6s"),
+        ("CAIRN_RELAY_RETENTION__EVERY", "1s"),
+    ]);
+    let (alice, bob) = (Home::new(), Home::new());
+    let a = alice.init(&relay.target, "alice");
+    let b = bob.init(&relay.target, "bob");
+    alice.ok(&["friend", "add", &b, "--name", "bob"]);
+    bob.ok(&["friend", "add", &a, "--name", "alice"]);
+    alice.ok(&["note", "add", "a note kept for good"]);
+    alice.ok(&["audience", "create", "close", "--member", "bob"]);
+    let watch = bob.watch();
+    alice.ok(&["post", "--to", "close", "an old post"]);
+    assert_eq!(posts_until(&watch, "an old post"), ["an old post"]);
+
+    // The post and the key grant to bob expire; bob stays subscribed.
+    let log = log_with(&relay, "expired envelopes");
+    assert!(log.contains("expired envelopes"), "{log}");
+    let (_, metrics) = relay.admin_get("/metrics");
+    assert!(
+        metric(&metrics, "cairn_envelopes_expired_total") >= 2.0,
+        "{metrics}"
+    );
+
+    // A device linked now reads alice's friends stream after it expired.
+    let phone = Home::new();
+    let linked = link(&relay.target, &alice, &phone, "phone");
+    assert!(linked["expired"].as_u64().unwrap() >= 1, "{linked}");
+    alice.ok(&["post", "--to", "close", "a new post"]);
+    assert_eq!(posts_until(&watch, "a new post"), ["a new post"]);
+    phone.ok(&["sync"]);
+    assert_eq!(phone.note_texts(), ["a note kept for good"]);
+    let feed = phone.json(&["feed"]).to_string();
+    assert!(
+        feed.contains("a new post") && !feed.contains("an old post"),
+        "{feed}"
+    );
+    assert_eq!(phone.json(&["sync"])["expired"], 0, "told once");
+    bob.ok(&["sync"]);
+
+    relay.terminate();
+    let checked = relay.operate(&["check"]);
+    assert!(checked.contains("database is consistent"), "{checked}");
 }

@@ -339,12 +339,18 @@ pub fn texts(value: &Value) -> Vec<String> {
 
 /// Links `new` to the user of `linked` the way the README says: join,
 /// approve, sync. The new device does not get the root key.
-pub fn link(target: &Target, linked: &Home, new: &Home, name: &str) {
-    link_with(target, linked, new, name, &[]);
+pub fn link(target: &Target, linked: &Home, new: &Home, name: &str) -> Value {
+    link_with(target, linked, new, name, &[])
 }
 
 /// [`link`], with extra `device approve` arguments (`--with-root`).
-pub fn link_with(target: &Target, linked: &Home, new: &Home, name: &str, approve: &[&str]) {
+pub fn link_with(
+    target: &Target,
+    linked: &Home,
+    new: &Home,
+    name: &str,
+    approve: &[&str],
+) -> Value {
     let user = linked.json(&["whoami"])["user"]
         .as_str()
         .expect("user id")
@@ -363,6 +369,7 @@ pub fn link_with(target: &Target, linked: &Home, new: &Home, name: &str, approve
         report["confirmation"], approved["confirmation"],
         "both devices show the same confirmation"
     );
+    report
 }
 
 /// Lines of a child's output, read on a thread.

@@ -131,3 +131,31 @@ fn split_entry(entry: &[u8]) -> (&[u8], u64) {
 fn entry_key(stream: &[u8], position: u64) -> Vec<u8> {
     [stream, &position.to_be_bytes()].concat()
 }
+
+const FLOORS: Bytes = TableDefinition::new("cairn_floors");
+
+/// Deletes the stream of envelope `id` up to it and records that much as
+/// gone (a floor), as a relay claiming its retention expired them would.
+pub fn expire_through(data_dir: &Path, id: EnvelopeId) {
+    let db = Database::open(data_dir.join("relay.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let ids = txn.open_table(ENVELOPE_IDS).unwrap();
+        let entry = ids
+            .get(id.as_bytes().as_slice())
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        let (stream, at) = split_entry(&entry);
+        let mut envelopes = txn.open_table(ENVELOPES).unwrap();
+        for position in 1..=at {
+            envelopes
+                .remove(entry_key(stream, position).as_slice())
+                .unwrap();
+        }
+        let mut floors = txn.open_table(FLOORS).unwrap();
+        floors.insert(stream, at.to_be_bytes().as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}

@@ -284,6 +284,7 @@ async fn subscribe_live(connection: &Connection, stream: StreamId) -> Result<Sub
     match next_event(&mut subscription).await? {
         SubscriptionEvent::Live { .. } => Ok(subscription),
         SubscriptionEvent::Entries(_) => bail!("entries before anything was published"),
+        SubscriptionEvent::Expired(_) => bail!("a stream expired in a relay without retention"),
         SubscriptionEvent::End(error) => bail!("subscription refused: {error:?}"),
     }
 }
@@ -305,6 +306,7 @@ async fn read_entries(mut subscription: Subscription, mut tally: Tally) -> Resul
                 }
             }
             SubscriptionEvent::Live { .. } => {}
+            SubscriptionEvent::Expired(_) => bail!("a stream expired in a relay without retention"),
             SubscriptionEvent::End(error) => bail!("subscription ended: {error:?}"),
         }
     }

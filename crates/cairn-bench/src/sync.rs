@@ -256,6 +256,7 @@ async fn pull_subscribed(
         match event {
             SubscriptionEvent::Entries(entries) => received += entries.len(),
             SubscriptionEvent::Live { position } => return Ok((received, position)),
+            SubscriptionEvent::Expired(_) => bail!("a stream expired in a relay without retention"),
             SubscriptionEvent::End(error) => bail!("subscription ended: {error:?}"),
         }
     }

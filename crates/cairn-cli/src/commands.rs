@@ -348,6 +348,14 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
             report.resent
         )?;
     }
+    if report.expired > 0 {
+        say!(
+            "{} envelopes of friends' and direct streams were no longer on the relay (its \
+             retention policy removed them, or their author was removed) before this device \
+             read them",
+            report.expired
+        )?;
+    }
     if report.set_aside > 0 {
         say!(
             "the relay holds a later history of this device (this home was restored from an \

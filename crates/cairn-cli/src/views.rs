@@ -218,6 +218,7 @@ pub struct SyncJson {
     ignored: u64,
     waiting: u64,
     resent: u64,
+    expired: u64,
     set_aside: u64,
     rewritten: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,6 +254,7 @@ impl From<&SyncReport> for SyncJson {
             ignored: report.ignored,
             waiting: report.waiting,
             resent: report.resent,
+            expired: report.expired,
             set_aside: report.set_aside,
             rewritten: report.rewritten,
             relogged: report.relogged.map(|r| RelogJson {
@@ -359,7 +361,8 @@ pub fn hint(error: &Error) -> Option<String> {
             cairn_client::HistoryBreak::Withheld { .. }
             | cairn_client::HistoryBreak::Skipped { .. }
             | cairn_client::HistoryBreak::Unserved { .. }
-            | cairn_client::HistoryBreak::Disagree { .. } => {
+            | cairn_client::HistoryBreak::Disagree { .. }
+            | cairn_client::HistoryBreak::Unexpirable { .. } => {
                 "the relay (or whoever holds its database) is not serving everything its devices \
                  wrote; nothing from this sync was taken in. Tell the relay's operator; if it \
                  goes on, move to another relay"

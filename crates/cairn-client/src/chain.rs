@@ -102,6 +102,15 @@ pub enum HistoryBreak {
         /// The private record, signed by the other device, that said so.
         claimant: EnvelopeId,
     },
+    /// The relay says it no longer serves positions of a stream that
+    /// never expires: a user's private stream, or their direct stream to
+    /// their own devices.
+    Unexpirable {
+        /// The stream.
+        stream: StreamId,
+        /// Positions up to this one are said to be gone.
+        through: u64,
+    },
     /// Two envelopes signed by one device name the same predecessor.
     Forked {
         /// The author.
@@ -146,9 +155,13 @@ pub(crate) fn check_seqs(
                 second: second.1,
             }));
         }
+        // Seqs at or below the highest the relay said expired may be
+        // missing: they can be envelopes that expired from a friends or
+        // direct stream.
+        let expired = store.expired_seq(&device)?;
         let mut expected = 1;
         for (seq, id) in held {
-            if seq != expected {
+            if seq != expected && seq.saturating_sub(1) > expired {
                 return Ok(Err(HistoryBreak::Skipped {
                     author: user,
                     device,
@@ -224,6 +237,11 @@ pub(crate) fn check_claims(
     for claim in store.claims()? {
         match store.seq_id(&claim.device, claim.seq)? {
             Some(held) if held == claim.id => settled.claims_remove.push(claim.key()),
+            // Claimed, not held, and at or below what the relay said
+            // expired of that device: it may have expired.
+            None if claim.seq <= store.expired_seq(&claim.device)? => {
+                settled.claims_remove.push(claim.key());
+            }
             Some(held) => {
                 outcome = Err(HistoryBreak::Disagree {
                     author: user,
@@ -318,6 +336,11 @@ impl fmt::Display for HistoryBreak {
                  {device}'s seq {seq}, and another device of {author} said (in its record \
                  {claimant}) that it holds {claimed} there"
             ),
+            Self::Unexpirable { stream, through } => write!(
+                f,
+                "the relay says it no longer serves positions 1 to {through} of {stream}, which \
+                 never expire; the relay is withholding them or lost them"
+            ),
             Self::Forked {
                 author,
                 device,
@@ -332,6 +355,18 @@ impl fmt::Display for HistoryBreak {
                  restored from an older copy, or its key is in other hands"
             ),
         }
+    }
+}
+
+/// Whether a relay may stop serving a stream's oldest envelopes: friends
+/// streams, and direct streams to another user. A user's private stream
+/// and their direct stream to their own devices carry their notes and
+/// keys, and never expire.
+pub(crate) fn may_expire(stream: &StreamId) -> bool {
+    match stream.scope {
+        Scope::Private => false,
+        Scope::Friends => true,
+        Scope::Direct(to) => to != stream.owner,
     }
 }
 

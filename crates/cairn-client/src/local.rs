@@ -46,6 +46,12 @@ const SEQS: Bytes = TableDefinition::new("seqs");
 const SEQ_IDS: Bytes = TableDefinition::new("seq_ids");
 const CLAIMS: Bytes = TableDefinition::new("claims");
 const SET_ASIDE: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("set_aside");
+/// Envelopes the relay said it no longer serves (each device's last in a
+/// stream whose oldest entries expired): id -> ().
+const EXPIRED_IDS: Bytes = TableDefinition::new("expired_ids");
+/// Per device, the highest seq the relay said expired.
+const EXPIRED_SEQS: TableDefinition<'static, &'static [u8], u64> =
+    TableDefinition::new("expired_seqs");
 
 /// File name of the store in the home directory.
 pub const STORE_FILE: &str = "cairn.redb";
@@ -118,6 +124,8 @@ pub(crate) struct Batch {
     pub claims_add: Vec<(Vec<u8>, EnvelopeId)>,
     /// Claims checked and settled.
     pub claims_remove: Vec<Vec<u8>>,
+    /// Envelopes the relay said expired: device, seq, id.
+    pub expired: Vec<(DeviceId, u64, EnvelopeId)>,
 }
 
 /// What a set-aside history takes out of the store, before the rest of
@@ -326,6 +334,14 @@ impl LocalStore {
             for key in &batch.claims_remove {
                 claims.remove(key.as_slice())?;
             }
+            let mut expired_ids = txn.open_table(EXPIRED_IDS)?;
+            let mut expired_seqs = txn.open_table(EXPIRED_SEQS)?;
+            for (device, seq, id) in &batch.expired {
+                expired_ids.insert(id.as_bytes().as_slice(), [].as_slice())?;
+                let key = device.as_bytes().as_slice();
+                let old = expired_seqs.get(key)?.map_or(0, |v| v.value());
+                expired_seqs.insert(key, old.max(*seq))?;
+            }
             let mut set_aside = txn.open_table(SET_ASIDE)?;
             for (seq, value) in &batch.set_aside_add {
                 set_aside.insert(*seq, value.as_slice())?;
@@ -447,7 +463,8 @@ impl LocalStore {
         Ok(out)
     }
 
-    /// The ids of every envelope known here.
+    /// The ids of every envelope known here: held, or said by the relay
+    /// to have expired (what follows those still checks).
     pub fn known_ids(&self) -> Result<std::collections::HashSet<EnvelopeId>, Error> {
         let db = self.db()?;
         let txn = db.begin_read()?;
@@ -457,7 +474,25 @@ impl LocalStore {
             let (key, _) = row?;
             out.insert(id_from(key.value())?);
         }
+        if let Some(expired) = made(&txn, EXPIRED_IDS)? {
+            for row in expired.iter()? {
+                let (key, _) = row?;
+                out.insert(id_from(key.value())?);
+            }
+        }
         Ok(out)
+    }
+
+    /// The highest seq of `device` the relay said expired (0: none).
+    pub fn expired_seq(&self, device: &DeviceId) -> Result<u64, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let Some(table) = made(&txn, EXPIRED_SEQS)? else {
+            return Ok(0);
+        };
+        Ok(table
+            .get(device.as_bytes().as_slice())?
+            .map_or(0, |v| v.value()))
     }
 
     /// The encodings of this device's own envelopes with `from <= seq <

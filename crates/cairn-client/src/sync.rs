@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use cairn_wire::limits::{MAX_BATCH, MAX_CURSORS};
 use cairn_wire::{
-    AppendOutcome, BoundedVec, Cursor, Envelope, EnvelopeId, ErrorCode, ErrorDetail, HelloRequest,
-    Request, Response, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, SyncResponse,
-    WireError,
+    AppendOutcome, BoundedVec, Cursor, Envelope, EnvelopeId, ErrorCode, ErrorDetail, Expired,
+    HelloRequest, Request, Response, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent,
+    SyncResponse, WireError,
 };
 
 use crate::chain::HistoryBreak;
@@ -86,6 +86,10 @@ pub struct SyncReport {
     /// Envelopes this device sent before and sent again, because the
     /// relay had lost them (restored from a backup).
     pub resent: u64,
+    /// Envelopes of friends' and direct streams that the relay no longer
+    /// serves (expired by its retention policy, or their author removed)
+    /// and this device had not read.
+    pub expired: u64,
     /// What following a new relay log did, when the relay's log changed
     /// since the last sync (restored from a backup).
     pub relogged: Option<Relogged>,
@@ -110,6 +114,8 @@ pub(crate) struct Ingested {
     pub items: Vec<Item>,
     /// Entries of streams by users this user has not added.
     pub ignored: u64,
+    /// Positions past the cursors the relay no longer serves.
+    pub expired: u64,
     /// Those streams, with the last position their page carried: their
     /// cursors did not move.
     pub ignored_streams: HashMap<StreamId, u64>,
@@ -354,6 +360,7 @@ impl Client {
         report.pushed += pushed;
         report.pulled += ingested.pulled;
         report.ignored += ingested.ignored;
+        report.expired += ingested.expired;
         report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
         let answered = Answered {
             pushed,
@@ -389,8 +396,19 @@ impl Client {
             .subscribe(SubscribeRequest { stream, after })
             .await?;
         loop {
-            let entries = match subscription.next().await? {
-                Some(SubscriptionEvent::Entries(entries)) => entries,
+            let page = match subscription.next().await? {
+                Some(SubscriptionEvent::Entries(entries)) => StreamPage {
+                    stream,
+                    entries,
+                    more: true,
+                    expired: None,
+                },
+                Some(SubscriptionEvent::Expired(expired)) => StreamPage {
+                    stream,
+                    entries: BoundedVec::default(),
+                    more: true,
+                    expired: Some(Box::new(expired)),
+                },
                 Some(SubscriptionEvent::Live { .. }) => return Ok(()),
                 Some(SubscriptionEvent::End(end)) => {
                     tracing::debug!(error = %end, "catch-up subscription ended early");
@@ -398,16 +416,12 @@ impl Client {
                 }
                 None => return Ok(()),
             };
-            let page = StreamPage {
-                stream,
-                entries,
-                more: true,
-            };
             let mut batch = Batch::default();
             let ingested = self.ingest(keys, known, vec![page], &mut batch)?;
             self.local.store().commit(batch)?;
             report.pulled += ingested.pulled;
             report.ignored += ingested.ignored;
+            report.expired += ingested.expired;
             report.items += u64::try_from(ingested.items.len()).unwrap_or(u64::MAX);
             if !ingested.ignored_streams.is_empty() {
                 return Ok(());
@@ -470,6 +484,9 @@ impl Client {
                 continue;
             }
             ingested.accepted += u64::try_from(page.entries.len()).unwrap_or(u64::MAX);
+            if let Some(expired) = &page.expired {
+                self.note_expired(stream, expired, known, batch, &mut ingested)?;
+            }
             for entry in page.entries.into_vec() {
                 batch.cursors.push((stream, entry.position));
                 let envelope = entry.envelope;
@@ -503,6 +520,39 @@ impl Client {
         }
         chain::note_claims(&ingested.items, &keys.me, batch);
         Ok(ingested)
+    }
+
+    /// The relay says positions up to `expired.through` of `stream` are
+    /// gone (its retention policy, or their author removed). Past this
+    /// device's cursor, that is reported, the cursor moves past them, and
+    /// each device's last expired envelope counts as known so that what
+    /// follows it still checks; a stream that never expires (the user's
+    /// private or own direct stream) is a history break.
+    fn note_expired(
+        &self,
+        stream: StreamId,
+        expired: &Expired,
+        known: &mut HashSet<EnvelopeId>,
+        batch: &mut Batch,
+        ingested: &mut Ingested,
+    ) -> Result<(), Error> {
+        let cursor = self.cursor(stream)?;
+        if expired.through <= cursor {
+            return Ok(());
+        }
+        if !chain::may_expire(&stream) {
+            return Err(Error::History(Box::new(HistoryBreak::Unexpirable {
+                stream,
+                through: expired.through,
+            })));
+        }
+        batch.cursors.push((stream, expired.through));
+        for head in expired.heads.iter() {
+            known.insert(head.id);
+            batch.expired.push((head.device, head.seq, head.id));
+        }
+        ingested.expired += expired.through - cursor;
+        Ok(())
     }
 
     /// Applies one opened envelope; returns whether keys changed.

@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cairn_wire::{
-    EnvelopeId, ErrorCode, Scope, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent, UserId,
+    BoundedVec, EnvelopeId, ErrorCode, Scope, StreamId, StreamPage, SubscribeRequest,
+    SubscriptionEvent, UserId,
 };
 use tokio::sync::mpsc;
 
@@ -105,8 +106,11 @@ impl Client {
         let mut known = self.local.store().known_ids()?;
         self.local.store().release();
         while let Some((stream, event)) = rx.recv().await {
-            let entries = match event? {
-                Some(SubscriptionEvent::Entries(entries)) => entries,
+            let (entries, expired) = match event? {
+                Some(SubscriptionEvent::Entries(entries)) => (entries, None),
+                Some(SubscriptionEvent::Expired(expired)) => {
+                    (BoundedVec::default(), Some(Box::new(expired)))
+                }
                 Some(SubscriptionEvent::End(e)) if e.code == ErrorCode::FORBIDDEN => continue,
                 Some(SubscriptionEvent::End(e))
                     if matches!(e.code, ErrorCode::DEVICE_REVOKED | ErrorCode::DEVICE_BANNED) =>
@@ -120,6 +124,7 @@ impl Client {
                 stream,
                 entries,
                 more: false,
+                expired,
             };
             let mut batch = Batch::default();
             let ingested = self.ingest(&mut keys, &mut known, vec![page], &mut batch)?;

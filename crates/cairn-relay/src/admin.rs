@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use crate::admin_guard::{self as guard, Guard};
 use crate::invites::{self, InviteError};
 use crate::server::Shared;
-use crate::{ops, removal};
+use crate::{ops, removal, retention};
 
 /// Serves the admin API on `listener` until the relay stops; `/admin/`
 /// requests must carry `token`.
@@ -45,6 +45,7 @@ pub async fn serve<S: Store>(shared: Arc<Shared<S>>, listener: TcpListener, toke
         .route("/admin/devices/{device}/ban", post(ban::<S>))
         .route("/admin/devices/{device}/unban", post(unban::<S>))
         .route("/admin/reload", post(reload::<S>))
+        .route("/admin/compact", post(compact::<S>))
         .route("/admin/backup", post(backup::<S>))
         .route(
             "/admin/invites",
@@ -149,6 +150,14 @@ async fn remove_user<S: Store>(
     match removal::remove(&shared.store, sessions, user, request.force, now).await {
         Ok(removed) => Json(removed).into_response(),
         Err(e @ removal::RemoveError::Connected(_)) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn compact<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    let retention = shared.live.config().retention.clone();
+    match retention::compact(&shared.store, &retention, crate::clock::now_ms()).await {
+        Ok(compacted) => Json(compacted).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -11,7 +11,7 @@ use cairn_relay::invites::{self, CreateRequest};
 use cairn_relay::ready::Ready;
 use cairn_relay::server::start_with;
 use cairn_relay::tls::TlsIdentity;
-use cairn_relay::{carry, clock, ops, removal, tables};
+use cairn_relay::{carry, clock, ops, removal, retention, tables};
 use cairn_store::{RedbStore, Store};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -114,6 +114,9 @@ enum Command {
     /// devices newly banned are disconnected, and settings that need a
     /// restart are named.
     Reload,
+    /// Remove now what the retention policy (`[retention]`) expires,
+    /// rather than at the next pass, online or offline.
+    Compact,
     /// Make, list and revoke invites (for `[registration] policy = "invite"`).
     #[command(subcommand)]
     Invite(InviteCommand),
@@ -278,6 +281,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Unban { device } => unban(&config, &device),
             Command::Reload => reload(&config),
             Command::Invite(command) => invite(&config, command).await,
+            Command::Compact => compact(&config).await,
             Command::User(UserCommand::Remove { user, force }) => {
                 remove_user(&config, &user, force).await
             }
@@ -415,6 +419,28 @@ fn ban(config: &RelayConfig, device: &str) -> Result<ExitCode> {
         )?;
     }
     say!("banned {device}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn compact(config: &RelayConfig) -> Result<ExitCode> {
+    let compacted: retention::Compacted = match try_open(config)? {
+        Some(store) => {
+            let done = retention::compact(&store, &config.retention, clock::now_ms()).await;
+            store.close().await;
+            done?
+        }
+        None => serde_json::from_value(admin_post(
+            config,
+            "/admin/compact",
+            &serde_json::json!({}),
+        )?)?,
+    };
+    say!(
+        "expired {} envelopes ({}) in {} streams",
+        compacted.envelopes,
+        tables::size(compacted.bytes),
+        compacted.streams
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cairn_wire::UserId;
 use figment::Figment;
@@ -32,8 +33,87 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// The database.
     pub storage: Storage,
+    /// How long envelopes to friends and to other users are kept.
+    pub retention: Retention,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+}
+
+/// How long the relay keeps what users send to their friends and to one
+/// another (`spec/relay.md` §9). Private streams, and each user's direct
+/// stream to their own devices, are kept for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Friends streams (posts) lose envelopes dated longer ago than this
+    /// (e.g. `"365d"`); unset: kept.
+    #[serde(with = "optional_duration")]
+    pub friends: Option<Duration>,
+    /// Direct streams to other users lose envelopes dated longer ago than
+    /// this (e.g. `"30d"`); unset: kept. They carry audience keys to
+    /// members too: a member offline for longer misses keys granted
+    /// meanwhile.
+    #[serde(with = "optional_duration")]
+    pub direct: Option<Duration>,
+    /// How often the relay removes what expired.
+    #[serde(with = "humantime_duration")]
+    pub every: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            friends: None,
+            direct: None,
+            every: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A duration written as `humantime` text (`"30d"`, `"90s"`).
+mod humantime_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a duration like \"30d\": {e}"))
+        })
+    }
+}
+
+/// An optional [`humantime_duration`].
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => super::humantime_duration::serialize(duration, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(text) => humantime::parse_duration(&text).map(Some).map_err(|e| {
+                serde::de::Error::custom(format!("{text:?} is not a duration like \"30d\": {e}"))
+            }),
+        }
+    }
 }
 
 /// The database's settings.
@@ -225,6 +305,7 @@ impl Default for RelayConfig {
             registration: Registration::default(),
             limits: Limits::default(),
             storage: Storage::default(),
+            retention: Retention::default(),
             log_format: LogFormat::Text,
         }
     }

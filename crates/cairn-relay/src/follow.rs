@@ -121,6 +121,12 @@ impl Follow {
         }
     }
 
+    /// Storage no longer holds positions up to `through` (expired or
+    /// removed), and the client was told: what is owed next follows them.
+    pub fn expired(&mut self, through: u64) {
+        self.next = self.next.max(through.saturating_add(1));
+    }
+
     /// A page was read and sent: its first and last positions (`None` if
     /// empty), and whether storage holds more.
     pub fn page(&mut self, range: Option<(u64, u64)>, more: bool) -> Result<(), Broken> {
@@ -376,6 +382,18 @@ mod tests {
             follow.page(Some((5, 6)), false),
             Err(Broken::PageGap { owed: 4, got: 5 })
         );
+    }
+
+    #[test]
+    fn a_page_past_an_expired_floor_follows_once_the_client_was_told() {
+        let mut follow = Follow::new(3);
+        follow.registered();
+        follow.expired(6);
+        assert_eq!(follow.owed(), 7);
+        follow.page(Some((7, 8)), false).unwrap();
+        // A floor below what was sent changes nothing.
+        follow.expired(2);
+        assert_eq!(follow.owed(), 9);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod ops;
 pub mod ready;
 mod registration;
 pub mod removal;
+pub mod retention;
 pub mod server;
 pub mod session;
 pub mod tables;

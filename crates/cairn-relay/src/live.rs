@@ -1,6 +1,6 @@
 //! The settings a running relay reads again on reload (`SIGHUP`,
-//! `cairn-relay reload`): who may register and the limits read per
-//! request or per connection. Everything else (addresses, the data
+//! `cairn-relay reload`): who may register, the retention policy, and the
+//! limits read per request or per connection. Everything else (addresses, the data
 //! directory, TLS files, the database, log format, the idle timeout and
 //! quotas) takes effect at the next start; a reload says which of those
 //! changed in the file (`spec/relay.md` §7).
@@ -73,6 +73,7 @@ impl Live {
         let old = self.config();
         let mut next = (*old).clone();
         next.registration = new.registration.clone();
+        next.retention = new.retention.clone();
         next.limits = Limits {
             idle_timeout_secs: old.limits.idle_timeout_secs,
             user_quota_bytes: old.limits.user_quota_bytes,
@@ -113,7 +114,7 @@ pub fn compare(old: &RelayConfig, new: &RelayConfig) -> ConfigChanges {
 }
 
 fn reloadable(name: &str) -> bool {
-    if name.starts_with("registration.") {
+    if name.starts_with("registration.") || name.starts_with("retention.") {
         return true;
     }
     name.strip_prefix("limits.")

@@ -28,6 +28,8 @@ pub const REQUEST_SECONDS: &str = "cairn_request_duration_seconds";
 pub const REFUSALS: &str = "cairn_refusals_total";
 /// Envelopes stored.
 pub const ENVELOPES_STORED: &str = "cairn_envelopes_stored_total";
+/// Envelopes removed by the retention policy.
+pub const ENVELOPES_EXPIRED: &str = "cairn_envelopes_expired_total";
 /// Live entries delivered to subscribers.
 pub const LIVE_DELIVERIES: &str = "cairn_live_deliveries_total";
 /// Subscribers switched to catching up from storage.
@@ -113,6 +115,10 @@ fn describe_all() {
         (CONNECTIONS, "QUIC connections accepted"),
         (AUTHENTICATED, "Connections authenticated as a device"),
         (ENVELOPES_STORED, "Envelopes stored durably"),
+        (
+            ENVELOPES_EXPIRED,
+            "Envelopes removed by the retention policy",
+        ),
         (LIVE_DELIVERIES, "Live entries delivered to subscribers"),
         (
             SUBSCRIBER_CATCH_UPS,

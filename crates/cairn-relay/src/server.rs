@@ -361,6 +361,7 @@ async fn run(shared: Arc<Shared<RedbStore>>, endpoint: quinn::Endpoint, listener
             listeners.admin_token,
         )),
         tokio::spawn(forget_idle_limiter_keys(shared.clone())),
+        tokio::spawn(crate::retention::run_periodically(shared.clone())),
     ];
     if let Some(metrics) = listeners.metrics {
         background.push(tokio::spawn(admin::serve_metrics(shared.clone(), metrics)));

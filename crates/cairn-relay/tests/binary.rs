@@ -188,6 +188,72 @@ async fn online_backup_restores_to_the_same_log_and_export_import_round_trips() 
     relay_cmd(&["check"], imported.path()).success();
 }
 
+/// After expiry and a user's removal, an export carries what is gone
+/// (tombstones, floors, the removal) and an import reproduces it: the
+/// second export is identical and both databases check clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_import_carry_what_expired_and_who_was_removed() {
+    let dir = TempDir::new().unwrap();
+    let relay = spawn(dir.path());
+    let (alice, bob) = (User::new(1), User::new(4));
+    let (laptop, bob_device) = (alice.device(2), bob.device(5));
+    let a = connect(&relay, &laptop).await;
+    let b = connect(&relay, &bob_device).await;
+    request(&a, Request::GrantFriend(alice.grant(bob.id))).await;
+    request(&b, Request::GrantFriend(bob.grant(alice.id))).await;
+    for seq in 1..=12 {
+        let scope = [Scope::Private, Scope::Friends, Scope::Direct(bob.id)]
+            [usize::try_from(seq % 3).unwrap()];
+        append_one(
+            &a,
+            laptop.envelope(seq, scope, format!("alice {seq}").as_bytes()),
+        )
+        .await;
+    }
+    append_one(&b, bob_device.envelope(1, Scope::Friends, b"bob")).await;
+    drop((a, b));
+    terminate(relay);
+
+    // The test kit dates envelopes in 1970: a day of retention expires
+    // every friends and direct envelope.
+    let compacted = assert_cmd::Command::new(relay_binary())
+        .args(["compact", "--data-dir"])
+        .arg(dir.path())
+        .env("CAIRN_RELAY_RETENTION__FRIENDS", "1d")
+        .env("CAIRN_RELAY_RETENTION__DIRECT", "1d")
+        .assert()
+        .success();
+    assert!(
+        stdout(&compacted).contains("expired 9 envelopes"),
+        "{}",
+        stdout(&compacted)
+    );
+    let bob_text = bob.id.to_text();
+    relay_cmd(&["user", "remove", &bob_text], dir.path()).success();
+    relay_cmd(&["check"], dir.path()).success();
+
+    let out = TempDir::new().unwrap();
+    let first = out.path().join("first.export");
+    relay_cmd(&["export", "--out", first.to_str().unwrap()], dir.path()).success();
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(text.matches(r#""type":"expired""#).count(), 8, "{text}");
+    assert!(text.contains(r#""type":"removed""#) && text.contains(r#""type":"floor""#));
+    let imported = TempDir::new().unwrap();
+    relay_cmd(
+        &["import", "--from", first.to_str().unwrap()],
+        imported.path(),
+    )
+    .success();
+    relay_cmd(&["check"], imported.path()).success();
+    let second = out.path().join("second.export");
+    relay_cmd(
+        &["export", "--out", second.to_str().unwrap()],
+        imported.path(),
+    )
+    .success();
+    assert_eq!(std::fs::read_to_string(&second).unwrap(), text);
+}
+
 #[test]
 fn import_refuses_a_truncated_or_tampered_export() {
     let dir = TempDir::new().unwrap();

@@ -271,3 +271,77 @@ async fn shutdown_tells_subscribers_and_keeps_every_acknowledged_envelope() {
         11
     );
 }
+
+/// Waits until a read of `stream` from the start says positions expired.
+async fn until_expired(connection: &cairn_client::Connection, stream: StreamId) -> StreamPage {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Response::Page(page) = read(connection, stream, 0).await
+            && page.expired.is_some()
+        {
+            return page;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Retention expires a friends stream's old envelopes (the test kit dates
+/// them in 1970): a read or a subscription from below the floor is told,
+/// with each device's last expired envelope, and goes on past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_subscriptions_from_below_an_expired_floor_are_told_and_go_on() {
+    let relay = TestRelay::start_with(|c| {
+        c.retention.friends = Some(Duration::from_secs(86_400));
+        c.retention.every = Duration::from_secs(1);
+    })
+    .await;
+    let alice = User::new(1);
+    let laptop = alice.device(2);
+    let connection = relay.connect(&laptop).await;
+    let stream = StreamId::new(alice.id, Scope::Friends);
+    let mut last = None;
+    for seq in 1..=3 {
+        let envelope = laptop.envelope(seq, Scope::Friends, b"old");
+        last = Some(envelope.id());
+        append_one(&connection, envelope).await;
+    }
+    let page = until_expired(&connection, stream).await;
+    let expired = page.expired.unwrap();
+    assert_eq!(expired.through, 3);
+    let head = ExpiredHead {
+        device: laptop.id,
+        seq: 3,
+        id: last.unwrap(),
+    };
+    assert_eq!(expired.heads.as_slice(), [head]);
+    assert!(page.entries.is_empty());
+
+    let mut subscription = connection
+        .subscribe(SubscribeRequest { stream, after: 0 })
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(WAIT, subscription.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&first, Some(SubscriptionEvent::Expired(e)) if e.through == 3),
+        "{first:?}"
+    );
+    let live = tokio::time::timeout(WAIT, subscription.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live, Some(SubscriptionEvent::Live { position: 3 }));
+    append_one(&connection, laptop.envelope(4, Scope::Friends, b"new")).await;
+    let positions = collect(&mut subscription, 1).await;
+    assert_eq!(positions, [4], "the chain goes on past what expired");
+    let Response::Page(from_floor) = read(&connection, stream, 3).await else {
+        panic!("a page");
+    };
+    assert!(
+        from_floor.expired.is_none(),
+        "a reader past the floor is not told"
+    );
+}

@@ -213,6 +213,17 @@ pub trait Store: Send + Sync + 'static {
         budget: u64,
     ) -> impl Future<Output = Result<Expiry, WriteError>> + Send;
 
+    /// What is gone from the store (floors, expired envelopes, removed
+    /// users), for export.
+    fn gone(&self) -> impl Future<Output = Result<Gone, ReadError>> + Send;
+
+    /// Puts back one thing an export says is gone (import only); `Err`
+    /// with a reason when it does not follow what is stored.
+    fn restore(
+        &self,
+        what: Restore,
+    ) -> impl Future<Output = Result<Result<(), &'static str>, WriteError>> + Send;
+
     /// When `user` was removed (Unix ms), if they were.
     fn removed(&self, user: UserId) -> impl Future<Output = Result<Option<u64>, ReadError>> + Send;
 
@@ -303,7 +314,8 @@ impl Usage {
 
 /// Dates before which envelopes of each scope expire: an envelope
 /// expires when its own `timestamp_ms` is earlier than its scope's cutoff.
-/// Private streams never expire.
+/// Private streams, and each user's direct stream to themselves, never
+/// expire.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cutoffs {
     /// For friends streams; none: kept.
@@ -323,6 +335,58 @@ pub struct Expiry {
     pub bytes: u64,
     /// Whether the pass stopped at its budget with more to expire.
     pub more: bool,
+}
+
+/// An expired envelope as the store remembers it: where it was, whose it
+/// was, and its id (`spec/storage.md` section 5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tombstone {
+    /// Its stream (its author is the stream's owner).
+    pub stream: StreamId,
+    /// Its position there.
+    pub position: u64,
+    /// Its device.
+    pub device: DeviceId,
+    /// Its seq.
+    pub seq: u64,
+    /// Its id.
+    pub id: EnvelopeId,
+}
+
+/// Everything gone from a store that an export carries so that an import
+/// reproduces it (`spec/relay.md` section 8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gone {
+    /// Streams with a floor, and the floor.
+    pub floors: Vec<(StreamId, u64)>,
+    /// Expired envelopes, by stream and position.
+    pub tombstones: Vec<Tombstone>,
+    /// Users removed, and when.
+    pub removed: Vec<(UserId, u64)>,
+}
+
+/// Putting back what an export says is gone; each is checked like an
+/// append and refused with a reason when it does not follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// An expired envelope at the next position of its stream and the
+    /// next seq of its device.
+    Tombstone(Tombstone),
+    /// An empty stream whose positions up to `through` are gone (its user
+    /// was removed).
+    Floor {
+        /// The stream.
+        stream: StreamId,
+        /// Its floor and head.
+        through: u64,
+    },
+    /// A removed user.
+    Removed {
+        /// The user.
+        user: UserId,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
 }
 
 /// A device's last envelope that expired from a stream: what readers need

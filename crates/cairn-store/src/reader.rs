@@ -12,8 +12,8 @@ use redb::{
 };
 
 use crate::api::{
-    DeviceRecord, ENTRY_OVERHEAD, ExpiredHead, Invite, Stats, StoredEnvelope, StoredStatement,
-    StreamHead, StreamRead, Usage,
+    DeviceRecord, ENTRY_OVERHEAD, ExpiredHead, Gone, Invite, Stats, StoredEnvelope,
+    StoredStatement, StreamHead, StreamRead, Tombstone, Usage,
 };
 use crate::apply::last_seq;
 use crate::error::{BackendError, ReadError};
@@ -85,6 +85,61 @@ pub fn read_stream(
         floor,
         expired,
     })
+}
+
+/// Everything gone from the store, for export.
+pub fn gone(db: &Database) -> Result<Gone, ReadError> {
+    let txn = begin(db)?;
+    let mut gone = Gone::default();
+    for row in table(&txn, schema::FLOORS)?.iter().map_err(backend)? {
+        let (key, value) = row.map_err(backend)?;
+        let stream = keys::parse_stream_key(key.value())?;
+        gone.floors
+            .push((stream, keys::parse_u64(value.value(), "stream floor")?));
+    }
+    for row in table(&txn, schema::REMOVED_USERS)?
+        .iter()
+        .map_err(backend)?
+    {
+        let (key, value) = row.map_err(backend)?;
+        let user = UserId::from_bytes(keys::parse_32(key.value(), "removed user")?);
+        gone.removed
+            .push((user, keys::parse_u64(value.value(), "removal time")?));
+    }
+    gone.tombstones = tombstones(&txn, &gone.floors)?;
+    Ok(gone)
+}
+
+/// The expired envelopes: the seq index names every stored envelope of a
+/// device, and those whose place is at or below their stream's floor are
+/// expired.
+fn tombstones(
+    txn: &ReadTransaction,
+    floors: &[(StreamId, u64)],
+) -> Result<Vec<Tombstone>, ReadError> {
+    let floors: std::collections::HashMap<StreamId, u64> = floors.iter().copied().collect();
+    let ids = table(txn, schema::ENVELOPE_IDS)?;
+    let mut out = Vec::new();
+    for row in table(txn, schema::DEVICE_SEQS)?.iter().map_err(backend)? {
+        let (key, value) = row.map_err(backend)?;
+        let (_, device, seq) = keys::parse_device_seq_key(key.value())?;
+        let id = keys::parse_envelope_id(value.value())?;
+        let Some(location) = ids.get(id.as_bytes().as_slice()).map_err(backend)? else {
+            continue;
+        };
+        let (stream, position) = keys::parse_entry_key(location.value())?;
+        if floors.get(&stream).is_some_and(|floor| position <= *floor) {
+            out.push(Tombstone {
+                stream,
+                position,
+                device,
+                seq,
+                id,
+            });
+        }
+    }
+    out.sort_by_key(|t| (t.stream, t.position));
+    Ok(out)
 }
 
 /// The floor of one stream (0: nothing removed).

@@ -14,9 +14,9 @@ use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Expiry, Invite, InviteId, ItemOutcome,
-    Quota, Redemption, Removal, StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement,
-    StreamHead, StreamRead, Usage, VerifyReport,
+    CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Expiry, Gone, Invite, InviteId,
+    ItemOutcome, Quota, Redemption, Removal, Restore, StatementOutcome, Stats, Store,
+    StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
@@ -352,6 +352,17 @@ impl Store for RedbStore {
     async fn expire(&self, cutoffs: Cutoffs, budget: u64) -> Result<Expiry, WriteError> {
         let (reply, rx) = Replier::new();
         self.submit(Request::Expire(cutoffs, budget, reply), rx)
+            .await
+            .map_err(Submit::into_write)
+    }
+
+    async fn gone(&self) -> Result<Gone, ReadError> {
+        self.read(reader::gone).await
+    }
+
+    async fn restore(&self, what: Restore) -> Result<Result<(), &'static str>, WriteError> {
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Restore(what, reply), rx)
             .await
             .map_err(Submit::into_write)
     }

@@ -19,7 +19,7 @@ use redb::Database;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, Committed, Cutoffs, Expiry, ItemOutcome, Quota, Removal,
+    CommitBatch, CommitCounters, Committed, Cutoffs, Expiry, ItemOutcome, Quota, Removal, Restore,
     StatementOutcome,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
@@ -67,6 +67,8 @@ pub enum Request {
     RemoveUser(UserId, u64, Replier<Removal>),
     /// Expire what is older than the cutoffs, at most so many envelopes.
     Expire(Cutoffs, u64, Replier<Expiry>),
+    /// Put back what an export says is gone.
+    Restore(Restore, Replier<Result<(), &'static str>>),
 }
 
 /// A commit failed: every caller of its group gets this, with the engine's
@@ -238,6 +240,7 @@ enum Applied {
     Invite(Replier<InviteAnswer>, InviteAnswer),
     RemoveUser(Replier<Removal>, Removal),
     Expire(Replier<Expiry>, Expiry),
+    Restore(Replier<Result<(), &'static str>>, Result<(), &'static str>),
 }
 
 impl Applied {
@@ -249,6 +252,7 @@ impl Applied {
             Self::Invite(reply, answer) => reply.answer(answer),
             Self::RemoveUser(reply, removal) => reply.answer(removal),
             Self::Expire(reply, expiry) => reply.answer(expiry),
+            Self::Restore(reply, outcome) => reply.answer(outcome),
         }
     }
 
@@ -260,6 +264,7 @@ impl Applied {
             Self::Invite(reply, _) => reply.fail(failure),
             Self::RemoveUser(reply, _) => reply.fail(failure),
             Self::Expire(reply, _) => reply.fail(failure),
+            Self::Restore(reply, _) => reply.fail(failure),
         }
     }
 }
@@ -298,6 +303,10 @@ impl Request {
                 Ok(expiry) => Ok(Applied::Expire(reply, expiry)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
+            Self::Restore(what, reply) => match tables.restore(what) {
+                Ok(outcome) => Ok(Applied::Restore(reply, outcome)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
         }
     }
 
@@ -309,6 +318,7 @@ impl Request {
             Self::Invite(_, reply) => reply.fail(failure),
             Self::RemoveUser(_, _, reply) => reply.fail(failure),
             Self::Expire(_, _, reply) => reply.fail(failure),
+            Self::Restore(_, reply) => reply.fail(failure),
         }
     }
 }
@@ -400,7 +410,8 @@ impl Weight {
             | Request::Ack(..)
             | Request::Invite(..)
             | Request::RemoveUser(..)
-            | Request::Expire(..) => Self {
+            | Request::Expire(..)
+            | Request::Restore(..) => Self {
                 envelopes: 1,
                 bytes: 256,
             },

@@ -355,10 +355,36 @@ pub struct Entry {
 pub struct StreamPage {
     /// The stream.
     pub stream: StreamId,
-    /// Entries in position order, with no gaps.
+    /// Entries in position order, with no gaps (after `expired.through`
+    /// when the read started below it).
     pub entries: BoundedVec<Entry, MAX_PAGE_ENTRIES>,
     /// Whether entries past this page exist.
     pub more: bool,
+    /// Present when the read started below what the relay still holds:
+    /// what it no longer serves.
+    pub expired: Option<Box<Expired>>,
+}
+
+/// Positions of a stream the relay no longer serves: removed by its
+/// retention policy, or with their user (`spec/protocol.md` section 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expired {
+    /// Positions `1..=through` are gone.
+    pub through: u64,
+    /// Each device's last envelope among them, which the first envelope
+    /// the device has past `through` names as its predecessor.
+    pub heads: BoundedVec<ExpiredHead, MAX_DEVICES>,
+}
+
+/// A device's last envelope that the relay no longer serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiredHead {
+    /// The device.
+    pub device: DeviceId,
+    /// Its seq.
+    pub seq: u64,
+    /// Its id.
+    pub id: EnvelopeId,
 }
 
 /// One step of a subscription.
@@ -373,6 +399,9 @@ pub enum SubscriptionEvent {
     },
     /// The relay ends the subscription (access revoked, shutting down...).
     End(WireError),
+    /// The positions owed next are gone (see [`StreamPage::expired`]);
+    /// entries continue after `through`.
+    Expired(Expired),
 }
 
 /// Sync positions of the connection user's devices.

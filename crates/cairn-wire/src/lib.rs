@@ -28,9 +28,9 @@ pub use error_code::{CATALOGUE, ErrorCode, ErrorInfo};
 pub use fingerprint::{Fingerprint, FingerprintParseError};
 pub use frames::{
     AppendAck, AppendOutcome, AppendRequest, AuthOk, AuthRequest, Cursor, DeviceStatus,
-    EnrolRequest, Enrolment, Entry, ErrorDetail, FrameError, HelloRequest, ReadRequest, Request,
-    Response, StatusResponse, StreamPage, SubscribeRequest, SubscriptionEvent, SyncResponse,
-    WireError,
+    EnrolRequest, Enrolment, Entry, ErrorDetail, Expired, ExpiredHead, FrameError, HelloRequest,
+    ReadRequest, Request, Response, StatusResponse, StreamPage, SubscribeRequest,
+    SubscriptionEvent, SyncResponse, WireError,
 };
 pub use ids::{DeviceId, EnvelopeId, ExchangeKey, IdParseError, LogId, Signature, UserId};
 pub use scope::{Scope, StreamId};

@@ -105,12 +105,32 @@ fn envelopes() -> impl Strategy<Value = BoundedVec<Envelope, MAX_BATCH>> {
     vec(envelope(), 0..4).prop_map(|e| BoundedVec::new(e).unwrap())
 }
 
-fn page() -> impl Strategy<Value = StreamPage> {
-    (stream(), entries(), any::<bool>()).prop_map(|(stream, entries, more)| StreamPage {
-        stream,
-        entries,
-        more,
+fn expired() -> impl Strategy<Value = Expired> {
+    let head =
+        (device(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(device, seq, id)| ExpiredHead {
+            device,
+            seq,
+            id: EnvelopeId::from_bytes(id),
+        });
+    (any::<u64>(), vec(head, 0..4)).prop_map(|(through, heads)| Expired {
+        through,
+        heads: BoundedVec::new(heads).unwrap(),
     })
+}
+
+fn page() -> impl Strategy<Value = StreamPage> {
+    (
+        stream(),
+        entries(),
+        any::<bool>(),
+        proptest::option::of(expired()),
+    )
+        .prop_map(|(stream, entries, more, expired)| StreamPage {
+            stream,
+            entries,
+            more,
+            expired: expired.map(Box::new),
+        })
 }
 
 fn request() -> impl Strategy<Value = Request> {
@@ -204,6 +224,7 @@ fn response() -> impl Strategy<Value = Response> {
         any::<u64>()
             .prop_map(|position| Response::Subscription(SubscriptionEvent::Live { position })),
         wire_error().prop_map(|e| Response::Subscription(SubscriptionEvent::End(e))),
+        expired().prop_map(|e| Response::Subscription(SubscriptionEvent::Expired(e))),
         Just(Response::Done),
         vec(device_status, 0..3).prop_map(|d| Response::Status(StatusResponse {
             devices: BoundedVec::new(d).unwrap()

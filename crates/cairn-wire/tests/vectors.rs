@@ -465,6 +465,15 @@ fn response_cases() -> Vec<(&'static str, Response)> {
     };
     let gap = WireError::new(ErrorCode::SEQ_GAP, "expected seq 3")
         .with_detail(ErrorDetail::ExpectedSeq(3));
+    let expired = Expired {
+        through: 2,
+        heads: BoundedVec::new(vec![ExpiredHead {
+            device: device_of(DEVICE_SEED),
+            seq: 2,
+            id: EnvelopeId::from_bytes([0xe2; 32]),
+        }])
+        .unwrap(),
+    };
     vec![
         (
             "authenticated",
@@ -504,7 +513,25 @@ fn response_cases() -> Vec<(&'static str, Response)> {
                 stream,
                 entries: BoundedVec::new(vec![entry.clone()]).unwrap(),
                 more: false,
+                expired: None,
             }),
+        ),
+        (
+            "page_past_expired",
+            Response::Page(StreamPage {
+                stream,
+                entries: BoundedVec::new(vec![Entry {
+                    position: 3,
+                    envelope: entry.envelope.clone(),
+                }])
+                .unwrap(),
+                more: false,
+                expired: Some(Box::new(expired.clone())),
+            }),
+        ),
+        (
+            "subscription_expired",
+            Response::Subscription(SubscriptionEvent::Expired(expired)),
         ),
         (
             "subscription_entries",

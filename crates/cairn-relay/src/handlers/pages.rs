@@ -1,8 +1,10 @@
 //! Reading streams in pages that always fit in one frame.
 
 use cairn_store::Store;
-use cairn_wire::limits::{MAX_FRAME_LEN, MAX_PAGE_ENTRIES};
-use cairn_wire::{BoundedVec, Entry, ErrorCode, ReadRequest, Response, StreamPage};
+use cairn_wire::limits::{MAX_DEVICES, MAX_FRAME_LEN, MAX_PAGE_ENTRIES};
+use cairn_wire::{
+    BoundedVec, Entry, ErrorCode, Expired, ExpiredHead, ReadRequest, Response, StreamPage,
+};
 
 use super::{error, internal};
 use crate::access::can_read;
@@ -12,6 +14,11 @@ use crate::session::Session;
 /// Bytes of entries one answer may carry: the frame limit less room for
 /// the rest of the answer (acks, stream ids, flags).
 pub const PAGE_BUDGET: usize = MAX_FRAME_LEN - 128 * 1024;
+
+/// Upper bound of an [`Expired`]'s encoded size: its position, the heads'
+/// count and [`MAX_DEVICES`] heads (device, seq varint, id). A page read
+/// leaves room for one.
+pub const MAX_EXPIRED_LEN: usize = 10 + 3 + MAX_DEVICES * (32 + 10 + 32);
 
 /// Upper bound of an entry's encoded size in an answer: payload plus
 /// header (at most 118 bytes), payload length prefix (3), signature (64)
@@ -52,19 +59,36 @@ pub async fn read_page<S: Store>(
     limit: usize,
     budget: &mut usize,
 ) -> Result<StreamPage, cairn_store::ReadError> {
+    let room = budget.saturating_sub(MAX_EXPIRED_LEN);
     let read = shared
         .store
-        .read_stream_within(stream, after, limit, *budget)
+        .read_stream_within(stream, after, limit, room)
         .await?;
     let more = read.more();
+    let expired = (after < read.floor).then(|| {
+        Box::new(Expired {
+            through: read.floor,
+            heads: BoundedVec::take_front(read.expired.iter().map(wire_head).collect()).0,
+        })
+    });
     // The store returns at most `limit` entries; should it return more
     // than a page holds, the page ends there and says more.
     let (entries, beyond) = BoundedVec::take_front(read.entries);
-    let spent: usize = entries.iter().map(entry_size).sum();
+    let spent: usize = entries.iter().map(entry_size).sum::<usize>()
+        + expired.as_ref().map_or(0, |_| MAX_EXPIRED_LEN);
     *budget = budget.saturating_sub(spent);
     Ok(StreamPage {
         stream,
         entries,
         more: more || !beyond.is_empty(),
+        expired,
     })
+}
+
+fn wire_head(head: &cairn_store::ExpiredHead) -> ExpiredHead {
+    ExpiredHead {
+        device: head.device,
+        seq: head.seq,
+        id: head.id,
+    }
 }

@@ -137,6 +137,14 @@ impl<S: Store> Follower<'_, S> {
             tracing::error!(error = %e, "subscription read failed");
             Some(WireError::new(ErrorCode::INTERNAL, "storage unavailable"))
         })?;
+        if let Some(expired) = page.expired
+            && expired.through >= self.follow.owed()
+        {
+            let through = expired.through;
+            self.send_event(SubscriptionEvent::Expired(*expired))
+                .await?;
+            self.follow.expired(through);
+        }
         let entries = page.entries.as_slice();
         let range = entries
             .first()

@@ -27,6 +27,9 @@ impl WriteTables<'_> {
         for (stream_key, head) in streams {
             let stream = keys::parse_stream_key(&stream_key).map_err(corrupt)?;
             let cutoff = match stream.scope {
+                // A user's own direct stream carries their keys to their
+                // own devices: it never expires, like their private one.
+                Scope::Direct(to) if to == stream.owner => None,
                 Scope::Private => None,
                 Scope::Friends => cutoffs.friends_before_ms,
                 Scope::Direct(_) => cutoffs.direct_before_ms,

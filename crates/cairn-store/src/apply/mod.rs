@@ -60,6 +60,7 @@ pub enum StatementIn {
 
 mod expire;
 mod remove;
+mod restore;
 
 type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
 

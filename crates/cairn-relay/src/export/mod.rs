@@ -1,15 +1,17 @@
 //! The export format: a versioned, line-oriented dump of a relay's log and
 //! statements, for moving a relay between machines or backends. See
-//! `spec/export.md`.
+//! `spec/relay.md` section 8.
 //!
 //! An export is untrusted input when imported: every line is bounded,
 //! every statement and envelope is decoded canonically and its signature
 //! verified, and the import must reproduce every exported position.
 
+mod gone;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
 
-use cairn_store::{ItemOutcome, StatementOutcome, Store, StoredStatement};
+use cairn_store::{ItemOutcome, Restore, StatementOutcome, Store, StoredStatement, Tombstone};
 use cairn_wire::limits::{MAX_BATCH, MAX_ENVELOPE_LEN, MAX_PAGE_ENTRIES};
 use cairn_wire::{
     DeviceCertificate, DeviceId, DeviceRevocation, Envelope, FriendGrant, FriendRevocation,
@@ -19,8 +21,9 @@ use serde::{Deserialize, Serialize};
 
 /// The `format` of the header line.
 pub const FORMAT: &str = "cairn-relay-export";
-/// The `version` of the header line this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The `version` of the header line this build writes; it reads 1 too
+/// (an export from before anything could be gone).
+pub const VERSION: u32 = 2;
 /// Longest line accepted on import: a maximal envelope in hex plus room.
 pub const MAX_LINE_LEN: usize = 2 * MAX_ENVELOPE_LEN + 1024;
 
@@ -49,12 +52,44 @@ pub enum Line {
         /// The encoding.
         hex: String,
     },
+    /// A user the operator removed (version 2).
+    Removed {
+        /// The user (`cu1…`).
+        user: String,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+    /// A stream emptied with its user (version 2): positions up to
+    /// `through` are gone and nothing of them is carried.
+    Floor {
+        /// The stream's canonical encoding, in hex.
+        stream: String,
+        /// Its floor and head.
+        through: u64,
+    },
+    /// An envelope that expired (version 2): where it was and whose, not
+    /// its content.
+    Expired {
+        /// Its stream's canonical encoding, in hex.
+        stream: String,
+        /// Its position there.
+        position: u64,
+        /// Its device (`cd1…`).
+        device: String,
+        /// Its seq.
+        seq: u64,
+        /// Its id, in hex.
+        id: String,
+    },
     /// Last line: counts, so that a truncated export is detected.
     End {
         /// Statement lines written.
         statements: u64,
         /// Envelope lines written.
         envelopes: u64,
+        /// `removed`, `floor` and `expired` lines written (version 2).
+        #[serde(default)]
+        gone: u64,
     },
 }
 
@@ -111,7 +146,17 @@ pub async fn export<S: Store>(store: &S, out: &mut impl Write) -> Result<Counts,
         )?;
         counts.statements += 1;
     }
+    let gone = store.gone().await.map_err(store_error)?;
+    let mut gone_lines = 0;
+    for line in gone::removed_lines(&gone) {
+        write_line(out, &line)?;
+        gone_lines += 1;
+    }
     for head in store.all_streams().await.map_err(store_error)? {
+        for line in gone::stream_lines(&gone, &head.stream) {
+            write_line(out, &line)?;
+            gone_lines += 1;
+        }
         counts.envelopes += export_stream(store, head.stream, out).await?;
     }
     write_line(
@@ -119,6 +164,7 @@ pub async fn export<S: Store>(store: &S, out: &mut impl Write) -> Result<Counts,
         &Line::End {
             statements: counts.statements,
             envelopes: counts.envelopes,
+            gone: gone_lines,
         },
     )?;
     out.flush()?;
@@ -163,6 +209,12 @@ pub async fn import<S: Store>(store: &S, input: impl BufRead) -> Result<Counts, 
             "device certificate",
         )?;
     }
+    for &(user, at_ms) in &parsed.removed {
+        restore(store, Restore::Removed { user, at_ms }).await?;
+    }
+    for &(stream, through) in &parsed.floors {
+        restore(store, Restore::Floor { stream, through }).await?;
+    }
     let envelopes = import_envelopes(store, parsed.streams).await?;
     for revocation in parsed.revocations {
         apply(store.revoke_device(revocation).await, "device revocation")?;
@@ -184,8 +236,31 @@ struct Parsed {
     certificates: Vec<DeviceCertificate>,
     revocations: Vec<DeviceRevocation>,
     friendships: Vec<Friendship>,
-    streams: BTreeMap<StreamId, VecDeque<(u64, Envelope)>>,
+    streams: BTreeMap<StreamId, VecDeque<(u64, Item)>>,
     statements: u64,
+    removed: Vec<(cairn_wire::UserId, u64)>,
+    /// Streams emptied with their user: their floor, where their
+    /// positions resume.
+    floors: Vec<(StreamId, u64)>,
+    /// `removed`, `floor` and `expired` lines read.
+    gone: u64,
+}
+
+/// One position of a stream in an export: an envelope, or an expired
+/// envelope's tombstone.
+#[derive(Debug)]
+enum Item {
+    Envelope(Envelope),
+    Expired(Tombstone),
+}
+
+impl Item {
+    fn device_seq(&self) -> (DeviceId, u64) {
+        match self {
+            Self::Envelope(e) => (e.header().device, e.header().seq),
+            Self::Expired(t) => (t.device, t.seq),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -208,7 +283,8 @@ fn parse(input: impl BufRead) -> Result<Parsed, ExportError> {
     let mut lines = BoundedLines::new(input);
     let header = lines.next_line()?.ok_or_else(|| bad(1, "empty file"))?;
     match serde_json::from_str(&header).map_err(|e| bad(1, &e.to_string()))? {
-        Line::Header { format, version } if format == FORMAT && version == VERSION => {}
+        Line::Header { format, version }
+            if format == FORMAT && (1..=VERSION).contains(&version) => {}
         Line::Header { format, version } => {
             return Err(bad(
                 1,
@@ -228,11 +304,44 @@ fn parse(input: impl BufRead) -> Result<Parsed, ExportError> {
                 parse_envelope(&mut parsed, n, position, &decode_hex(n, &hex)?)?;
                 envelopes += 1;
             }
+            Line::Removed { user, at_ms } => {
+                parsed.removed.push((gone::parse_user(n, &user)?, at_ms));
+                parsed.gone += 1;
+            }
+            Line::Floor { stream, through } => {
+                let stream = gone::parse_stream(n, &stream)?;
+                if parsed.streams.contains_key(&stream)
+                    || parsed.floors.iter().any(|f| f.0 == stream)
+                {
+                    return Err(bad(n, "a floor after positions of its stream"));
+                }
+                parsed.floors.push((stream, through));
+                parsed.gone += 1;
+            }
+            Line::Expired {
+                stream,
+                position,
+                device,
+                seq,
+                id,
+            } => {
+                let fields = (stream.as_str(), position, device.as_str(), seq, id.as_str());
+                let tombstone = gone::parse_tombstone(n, fields)?;
+                push_item(
+                    &mut parsed,
+                    n,
+                    tombstone.stream,
+                    position,
+                    Item::Expired(tombstone),
+                )?;
+                parsed.gone += 1;
+            }
             Line::End {
                 statements,
                 envelopes: expected,
+                gone,
             } => {
-                if statements != parsed.statements || expected != envelopes {
+                if statements != parsed.statements || expected != envelopes || gone != parsed.gone {
                     return Err(bad(
                         n,
                         "counts do not match the lines read: the export is incomplete",
@@ -291,15 +400,38 @@ fn parse_envelope(
     envelope
         .verify()
         .map_err(|e| bad(n, &format!("envelope: {e}")))?;
-    let entries = parsed.streams.entry(envelope.stream()).or_default();
-    let expected = entries.back().map_or(1, |(p, _)| p + 1);
+    push_item(
+        parsed,
+        n,
+        envelope.stream(),
+        position,
+        Item::Envelope(envelope),
+    )
+}
+
+/// Queues `item` at `position` of `stream`, which must be the next one
+/// (after the stream's floor, if it has one).
+fn push_item(
+    parsed: &mut Parsed,
+    n: usize,
+    stream: StreamId,
+    position: u64,
+    item: Item,
+) -> Result<(), ExportError> {
+    let floor = parsed
+        .floors
+        .iter()
+        .find(|f| f.0 == stream)
+        .map_or(0, |f| f.1);
+    let entries = parsed.streams.entry(stream).or_default();
+    let expected = entries.back().map_or(floor + 1, |(p, _)| p + 1);
     if position != expected {
         return Err(bad(
             n,
             &format!("position {position} where {expected} was expected"),
         ));
     }
-    entries.push_back((position, envelope));
+    entries.push_back((position, item));
     Ok(())
 }
 
@@ -309,30 +441,28 @@ fn parse_envelope(
 /// next for its device always makes progress.
 async fn import_envelopes<S: Store>(
     store: &S,
-    mut streams: BTreeMap<StreamId, VecDeque<(u64, Envelope)>>,
+    mut streams: BTreeMap<StreamId, VecDeque<(u64, Item)>>,
 ) -> Result<u64, ExportError> {
     let mut next_seq: HashMap<DeviceId, u64> = HashMap::new();
     let mut imported = 0;
     loop {
-        let batch = ready_batch(&mut streams, &mut next_seq);
-        if batch.is_empty() {
+        let ready = ready_batch(&mut streams, &mut next_seq);
+        if ready.is_empty() {
             break;
         }
-        let positions: Vec<u64> = batch.iter().map(|(p, _)| *p).collect();
-        let outcomes = store
-            .append(batch.into_iter().map(|(_, e)| e).collect())
-            .await
-            .map_err(store_error)?;
-        for (expected, outcome) in positions.iter().zip(&outcomes) {
-            match outcome {
-                ItemOutcome::Stored { position, .. } if position == expected => imported += 1,
-                other => {
-                    return Err(ExportError::Inconsistent(format!(
-                        "expected position {expected}, got {other:?}"
-                    )));
+        // In their order: appends gathered until a tombstone, which goes
+        // in after them.
+        let mut batch = Vec::new();
+        for (position, item) in ready {
+            match item {
+                Item::Envelope(envelope) => batch.push((position, envelope)),
+                Item::Expired(tombstone) => {
+                    imported += append_checked(store, std::mem::take(&mut batch)).await?;
+                    restore(store, Restore::Tombstone(tombstone)).await?;
                 }
             }
         }
+        imported += append_checked(store, batch).await?;
     }
     if streams.values().any(|entries| !entries.is_empty()) {
         return Err(ExportError::Inconsistent(
@@ -342,19 +472,55 @@ async fn import_envelopes<S: Store>(
     Ok(imported)
 }
 
+/// Appends `batch` and checks that each envelope landed at its exported
+/// position; how many did.
+async fn append_checked<S: Store>(
+    store: &S,
+    batch: Vec<(u64, Envelope)>,
+) -> Result<u64, ExportError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let positions: Vec<u64> = batch.iter().map(|(p, _)| *p).collect();
+    let outcomes = store
+        .append(batch.into_iter().map(|(_, e)| e).collect())
+        .await
+        .map_err(store_error)?;
+    for (expected, outcome) in positions.iter().zip(&outcomes) {
+        match outcome {
+            ItemOutcome::Stored { position, .. } if position == expected => {}
+            other => {
+                return Err(ExportError::Inconsistent(format!(
+                    "expected position {expected}, got {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(positions.len() as u64)
+}
+
+/// Puts back what the export says is gone, or says why it does not follow.
+async fn restore<S: Store>(store: &S, what: Restore) -> Result<(), ExportError> {
+    store
+        .restore(what)
+        .await
+        .map_err(store_error)?
+        .map_err(|why| ExportError::Inconsistent(why.to_owned()))
+}
+
 fn ready_batch(
-    streams: &mut BTreeMap<StreamId, VecDeque<(u64, Envelope)>>,
+    streams: &mut BTreeMap<StreamId, VecDeque<(u64, Item)>>,
     next_seq: &mut HashMap<DeviceId, u64>,
-) -> Vec<(u64, Envelope)> {
+) -> Vec<(u64, Item)> {
     let mut batch = Vec::new();
     for entries in streams.values_mut() {
         while batch.len() < MAX_BATCH {
-            let Some((_, envelope)) = entries.front() else {
+            let Some((_, item)) = entries.front() else {
                 break;
             };
-            let header = envelope.header();
-            let next = next_seq.entry(header.device).or_insert(1);
-            if header.seq != *next {
+            let (device, seq) = item.device_seq();
+            let next = next_seq.entry(device).or_insert(1);
+            if seq != *next {
                 break;
             }
             *next += 1;
