@@ -140,14 +140,7 @@ fn the_relay_s_files_logs_and_metrics_hold_no_plaintext_and_no_key() {
 
     let out = TempDir::new().unwrap();
     let backup = out.path().join("relay.backup");
-    let admin = relay.admin.to_string();
-    relay.operate(&[
-        "backup",
-        "--admin-listen",
-        &admin,
-        "--out",
-        backup.to_str().unwrap(),
-    ]);
+    relay.operate(&["backup", "--out", backup.to_str().unwrap()]);
     let (status, metrics) = relay.admin_get("/metrics");
     assert_eq!(status, 200);
     let log = relay.log();

@@ -80,11 +80,10 @@ fn serve_on_defaults_then_backup_restore_and_export_import_keep_the_data() {
 
     let out = TempDir::new().unwrap();
     let backup = out.path().join("relay.backup");
-    let admin = relay.admin.to_string();
     let backup_arg = backup.to_str().unwrap();
     let banned = cairn_testkit::ident::User::new(9).device(1).id.to_text();
     relay.operate(&["ban", &banned]);
-    let written = relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    let written = relay.operate(&["backup", "--out", backup_arg]);
     assert!(written.contains("relay-key.pem"), "{written}");
     relay.terminate();
     let checked = relay.operate(&["check"]);
@@ -201,8 +200,7 @@ fn a_device_sends_again_what_a_restored_relay_lost() {
     let out = TempDir::new().unwrap();
     let backup = out.path().join("relay.backup");
     let backup_arg = backup.to_str().unwrap();
-    let admin = relay.admin.to_string();
-    relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    relay.operate(&["backup", "--out", backup_arg]);
     for text in ["after one", "after two"] {
         assert_eq!(laptop.json(&["note", "add", text])["queued"], false);
     }
@@ -258,8 +256,7 @@ fn after_a_restore_every_device_and_friend_converges() {
     let out = TempDir::new().unwrap();
     let backup = out.path().join("relay.backup");
     let backup_arg = backup.to_str().unwrap();
-    let admin = relay.admin.to_string();
-    relay.operate(&["backup", "--admin-listen", &admin, "--out", backup_arg]);
+    relay.operate(&["backup", "--out", backup_arg]);
     for text in ["laptop one", "laptop two", "laptop three"] {
         laptop.ok(&["note", "add", text]);
     }

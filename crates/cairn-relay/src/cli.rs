@@ -33,18 +33,24 @@ struct Global {
     /// Data directory: database, certificate, key.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// QUIC listen address.
-    #[arg(long, global = true)]
-    listen: Option<SocketAddr>,
-    /// Admin HTTP listen address (metrics, health, admin API).
-    #[arg(long, global = true)]
-    admin_listen: Option<SocketAddr>,
-    /// A second HTTP listener serving only /metrics and /healthz.
-    #[arg(long, global = true)]
-    metrics_listen: Option<SocketAddr>,
     /// Log format: text or json (filter with RUST_LOG).
     #[arg(long, global = true, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
+}
+
+/// Where `serve` listens. The other commands find a running relay through
+/// the `admin.json` it writes in its data directory.
+#[derive(Debug, Clone, Copy, Args)]
+struct Listeners {
+    /// QUIC listen address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin HTTP listen address (metrics, health, admin API).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// A second HTTP listener serving only /metrics and /healthz.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +60,8 @@ enum Command {
         /// Once listening, write the addresses and fingerprint here as JSON.
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        #[command(flatten)]
+        listeners: Listeners,
     },
     /// Print the certificate fingerprint clients pin (`cairn init --fingerprint`).
     Fingerprint,
@@ -231,14 +239,17 @@ fn command_with_defaults() -> clap::Command {
                 defaults.data_dir.display().to_string(),
             ))
         })
-        .mut_arg("listen", |arg| {
-            arg.help(with("QUIC listen address", defaults.listen.to_string()))
-        })
-        .mut_arg("admin_listen", |arg| {
-            arg.help(with(
-                "Admin HTTP listen address (metrics, health, admin API)",
-                defaults.admin_listen.to_string(),
-            ))
+        .mut_subcommand("serve", |serve| {
+            serve
+                .mut_arg("listen", |arg| {
+                    arg.help(with("QUIC listen address", defaults.listen.to_string()))
+                })
+                .mut_arg("admin_listen", |arg| {
+                    arg.help(with(
+                        "Admin HTTP listen address (metrics, health, admin API)",
+                        defaults.admin_listen.to_string(),
+                    ))
+                })
         })
         .mut_arg("log_format", |arg| {
             arg.help(with(
@@ -249,11 +260,15 @@ fn command_with_defaults() -> clap::Command {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let listeners = match &cli.command {
+        Command::Serve { listeners, .. } => Some(*listeners),
+        _ => None,
+    };
     let flags = FlagOverrides {
         data_dir: cli.global.data_dir,
-        listen: cli.global.listen,
-        admin_listen: cli.global.admin_listen,
-        metrics_listen: cli.global.metrics_listen,
+        listen: listeners.and_then(|l| l.listen),
+        admin_listen: listeners.and_then(|l| l.admin_listen),
+        metrics_listen: listeners.and_then(|l| l.metrics_listen),
         log_format: cli.global.log_format,
     };
     let source = ConfigSource {
@@ -268,7 +283,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { ready_file } => serve(config, source, ready_file.as_deref()).await,
+            Command::Serve { ready_file, .. } => serve(config, source, ready_file.as_deref()).await,
             Command::Fingerprint => fingerprint(&config),
             Command::Check => check(&config).await,
             Command::Stats { json } => stats(&config, json).await,
@@ -846,14 +861,33 @@ mod tests {
 
     #[test]
     fn help_shows_the_defaults_the_relay_uses() {
-        let help = command_with_defaults().render_help().to_string();
+        let mut command = command_with_defaults();
         let defaults = RelayConfig::default();
-        for default in [
-            defaults.listen.to_string(),
-            defaults.admin_listen.to_string(),
-            defaults.data_dir.display().to_string(),
-        ] {
-            assert!(help.contains(&format!("[default: {default}]")), "{help}");
+        let top = command.render_help().to_string();
+        let data_dir = defaults.data_dir.display().to_string();
+        assert!(top.contains(&format!("[default: {data_dir}]")), "{top}");
+        let serve = command
+            .find_subcommand_mut("serve")
+            .map(|serve| serve.render_help().to_string())
+            .unwrap_or_default();
+        for default in [defaults.listen, defaults.admin_listen] {
+            assert!(serve.contains(&format!("[default: {default}]")), "{serve}");
+        }
+    }
+
+    #[test]
+    fn only_serve_takes_listen_addresses() {
+        let mut command = command_with_defaults();
+        for name in ["fingerprint", "check", "stats", "backup", "export", "users"] {
+            let help = command
+                .find_subcommand_mut(name)
+                .map(|c| c.render_help().to_string())
+                .unwrap_or_default();
+            assert!(!help.is_empty(), "{name}");
+            assert!(
+                !help.contains("--listen") && !help.contains("--admin-listen"),
+                "{name}: {help}"
+            );
         }
     }
 }
