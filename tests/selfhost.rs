@@ -25,16 +25,6 @@ fn metric(metrics: &str, name: &str) -> f64 {
     Metrics::from_text(metrics).sum(name)
 }
 
-/// A new data directory holding `from`'s certificate and key, so that
-/// clients that pinned `from` accept a relay serving it.
-fn dir_with_identity_of(from: &Path) -> TempDir {
-    let dir = TempDir::new().unwrap();
-    for file in ["relay-cert.pem", "relay-key.pem"] {
-        std::fs::copy(from.join(file), dir.path().join(file)).unwrap();
-    }
-    dir
-}
-
 /// Serves `dir` on `addr` and checks that a device linked now through it
 /// replays exactly `notes`.
 fn serve_and_check_notes(dir: TempDir, addr: SocketAddr, laptop: &Home, notes: &Value) -> Relay {
@@ -107,8 +97,22 @@ fn serve_on_defaults_then_backup_restore_and_export_import_keep_the_data() {
     let export = out.path().join("relay.export");
     let export_arg = export.to_str().unwrap();
     restored.operate(&["export", "--out", export_arg]);
-    let imported = dir_with_identity_of(restored.data_dir());
-    relay_command(&["import", "--from", export_arg], imported.path());
+    // Into an empty data directory, with the identity the backup carries.
+    let imported = TempDir::new().unwrap();
+    let said = relay_command(
+        &[
+            "import",
+            "--from",
+            export_arg,
+            "--identity-from",
+            backup_arg,
+        ],
+        imported.path(),
+    );
+    assert!(
+        said.contains("relay-key.pem: restored from the backup"),
+        "{said}"
+    );
     let again = out.path().join("again.export");
     relay_command(
         &["export", "--out", again.to_str().unwrap()],

@@ -99,6 +99,11 @@ enum Command {
         /// Export file to read.
         #[arg(long)]
         from: PathBuf,
+        /// A backup whose certificate, key and ban list to put in the data
+        /// directory too, so that the relay comes back as itself (the
+        /// fingerprint its clients pinned).
+        #[arg(long)]
+        identity_from: Option<PathBuf>,
     },
     /// List users, their devices and what they store against the quota.
     Users {
@@ -290,7 +295,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Backup { out } => backup(&config, &out).await,
             Command::Restore { from, force } => restore(&config, &from, force).await,
             Command::Export { out } => export(&config, &out).await,
-            Command::Import { from } => import(&config, &from).await,
+            Command::Import {
+                from,
+                identity_from,
+            } => import(&config, &from, identity_from.as_deref()).await,
             Command::Users { json } => users(&config, json).await,
             Command::Ban { device } => ban(&config, &device),
             Command::Unban { device } => unban(&config, &device),
@@ -671,7 +679,11 @@ async fn export(config: &RelayConfig, out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn import(config: &RelayConfig, from: &Path) -> Result<ExitCode> {
+async fn import(
+    config: &RelayConfig,
+    from: &Path,
+    identity_from: Option<&Path>,
+) -> Result<ExitCode> {
     if config.database_path().exists() {
         bail!(
             "{} already has a database; import into an empty data directory",
@@ -679,6 +691,12 @@ async fn import(config: &RelayConfig, from: &Path) -> Result<ExitCode> {
         );
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    // Read before anything is written: a backup that is not one stops the
+    // import with nothing done.
+    let identity = match identity_from {
+        Some(backup) => Some(files_carried_by(config, backup)?),
+        None => None,
+    };
     let file = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
     let store = RedbStore::open(config.database_path())?;
     let result = cairn_relay::export::import(&store, std::io::BufReader::new(file)).await;
@@ -690,6 +708,9 @@ async fn import(config: &RelayConfig, from: &Path) -> Result<ExitCode> {
                 counts.statements,
                 counts.envelopes
             )?;
+            for line in carry::put_back(config, identity.as_deref().unwrap_or_default())? {
+                say!("{line}")?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -697,6 +718,15 @@ async fn import(config: &RelayConfig, from: &Path) -> Result<ExitCode> {
             Err(e).context(format!("importing {}", from.display()))
         }
     }
+}
+
+/// The files (certificate, key, bans) a backup carries, read from a copy
+/// so that the backup itself is left as it is.
+fn files_carried_by(config: &RelayConfig, backup: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let copy = Staging(config.data_dir.join("relay.redb.identity"));
+    std::fs::copy(backup, &copy.0).with_context(|| format!("copying {}", backup.display()))?;
+    cairn_store::take_files(&copy.0)
+        .with_context(|| format!("{} is not a usable backup", backup.display()))
 }
 
 /// Opens the database, failing if it is missing or in use.
