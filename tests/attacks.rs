@@ -611,6 +611,13 @@ async fn a_user_past_their_quota_is_refused_and_the_operator_sees_it() {
         serde_json::from_str(&cli::relay_command(&["stats", "--json"], scene.data_dir())).unwrap();
     assert_eq!(stats["users_at_quota"], 1);
     assert_eq!(stats["quota"]["envelopes"], 5);
+    // Who uses the disk: the user at quota is among the largest.
+    assert!(
+        stats["largest_users"]
+            .to_string()
+            .contains(&mallory.id.to_text()),
+        "{stats}"
+    );
     // And as people read it.
     let table = cli::relay_command(&["users"], scene.data_dir());
     let row = table

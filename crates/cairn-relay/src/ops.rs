@@ -25,6 +25,23 @@ pub struct StatsJson {
     pub quota: QuotaJson,
     /// Users who have used up their quota.
     pub users_at_quota: u64,
+    /// The users who store the most, largest first (at most
+    /// [`LARGEST_USERS`]): who uses the disk.
+    pub largest_users: Vec<UsageJson>,
+}
+
+/// How many users `stats` names by what they store.
+pub const LARGEST_USERS: usize = 5;
+
+/// What one user stores.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageJson {
+    /// The user (`cu1…`).
+    pub user: String,
+    /// Bytes of envelopes.
+    pub bytes: u64,
+    /// Envelopes.
+    pub envelopes: u64,
 }
 
 /// A per-user quota.
@@ -42,12 +59,21 @@ pub async fn stats_json<S: Store>(
     quota: Quota,
 ) -> Result<StatsJson, cairn_store::ReadError> {
     let s = store.stats().await?;
-    let users_at_quota = store
-        .usage()
-        .await?
+    let mut usage = store.usage().await?;
+    let users_at_quota = usage
         .iter()
         .filter(|(_, used)| quota.is_reached_by(*used))
         .count() as u64;
+    usage.sort_by_key(|(_, used)| std::cmp::Reverse(used.bytes));
+    let largest_users = usage
+        .iter()
+        .take(LARGEST_USERS)
+        .map(|(user, used)| UsageJson {
+            user: user.to_text(),
+            bytes: used.bytes,
+            envelopes: used.envelopes,
+        })
+        .collect();
     Ok(StatsJson {
         users: s.users,
         devices: s.devices,
@@ -60,6 +86,7 @@ pub async fn stats_json<S: Store>(
             envelopes: quota.envelopes,
         },
         users_at_quota,
+        largest_users,
     })
 }
 

@@ -30,9 +30,26 @@ pub fn stats(json: &Value) -> String {
         ),
         ("quota per user", per_user),
     ];
-    rows.iter()
+    let mut text: String = rows
+        .iter()
         .map(|(name, value)| format!("{name:<16}{value}\n"))
-        .collect()
+        .collect();
+    let empty = Vec::new();
+    let largest = json
+        .get("largest_users")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    for (i, user) in largest.iter().enumerate() {
+        let name = if i == 0 { "largest users" } else { "" };
+        let field = |key: &str| user.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let id = user.get("user").and_then(Value::as_str).unwrap_or("?");
+        text.push_str(&format!(
+            "{name:<16}{id}  {} in {} envelopes\n",
+            size(field("bytes")),
+            field("envelopes")
+        ));
+    }
+    text
 }
 
 /// `users` as a table, one user per line, with a header.
@@ -114,8 +131,13 @@ mod tests {
             "users": 1, "devices": 2, "revoked_devices": 1, "streams": 3,
             "envelopes": 3, "envelope_bytes": 2048, "users_at_quota": 0,
             "quota": {"bytes": u64::MAX, "envelopes": 100},
+            "largest_users": [{"user": "cu1abc", "bytes": 2048, "envelopes": 3}],
         }));
         assert!(stats.contains("devices         2 (1 revoked)"), "{stats}");
         assert!(stats.contains("quota per user  100 envelopes"), "{stats}");
+        assert!(
+            stats.contains("largest users   cu1abc  2.0 KiB in 3 envelopes"),
+            "{stats}"
+        );
     }
 }
