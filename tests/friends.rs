@@ -293,6 +293,71 @@ fn watch_receives_a_post_live() {
     assert_eq!(note["text"], "a note while watching");
 }
 
+/// The post texts `watch` prints until it prints `last`.
+fn posts_until(watch: &cli::Watch, last: &str) -> Vec<String> {
+    watch
+        .events_until(|e| e["kind"] == "post" && e["text"] == last)
+        .iter()
+        .filter(|e| e["kind"] == "post")
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `watch` prints what arrived while it was not running and nothing the
+/// user was shown already (by `watch`, `feed` or `note list`); `--since`
+/// replays; it says when it is reconnecting.
+#[test]
+fn watch_prints_what_arrived_while_away_once_and_says_when_it_reconnects() {
+    let mut relay = Relay::start();
+    let (alice, bob) = (Home::new(), Home::new());
+    let a = alice.init(&relay.target, "alice");
+    let b = bob.init(&relay.target, "bob");
+    alice.ok(&["friend", "add", &b, "--name", "bob"]);
+    bob.ok(&["friend", "add", &a, "--name", "alice"]);
+    alice.ok(&["audience", "create", "close", "--member", "bob"]);
+    let watch = bob.watch();
+    alice.ok(&["post", "--to", "close", "one"]);
+    assert_eq!(posts_until(&watch, "one"), ["one"]);
+    drop(watch);
+
+    alice.ok(&["post", "--to", "close", "while away"]);
+    let watch = bob.watch();
+    alice.ok(&["post", "--to", "close", "two"]);
+    assert_eq!(posts_until(&watch, "two"), ["while away", "two"]);
+    drop(watch);
+
+    alice.ok(&["post", "--to", "close", "read in the feed"]);
+    bob.ok(&["sync"]);
+    assert_eq!(feed(&bob).len(), 4);
+    let mut watch = bob.watch();
+    alice.ok(&["post", "--to", "close", "three"]);
+    assert_eq!(
+        posts_until(&watch, "three"),
+        ["three"],
+        "the feed showed the rest"
+    );
+
+    relay.stop();
+    watch.says("reconnecting");
+    relay.restart();
+    watch.wait_live(2);
+    drop(watch);
+
+    let replay = bob.watch_with(&["--since", "1h"]);
+    alice.ok(&["post", "--to", "close", "four"]);
+    assert_eq!(
+        posts_until(&replay, "four"),
+        [
+            "one",
+            "while away",
+            "two",
+            "read in the feed",
+            "three",
+            "four"
+        ]
+    );
+}
+
 #[test]
 fn unknown_names_and_missing_keys_are_specific_errors() {
     let relay = Relay::start();

@@ -297,8 +297,15 @@ impl Home {
 
     /// Starts `cairn --json watch` and waits until it is live.
     pub fn watch(&self) -> Watch {
+        self.watch_with(&[])
+    }
+
+    /// Starts `cairn --json watch ARGS...` and waits until it is live.
+    pub fn watch_with(&self, args: &[&str]) -> Watch {
+        let mut command = vec!["--json", "watch"];
+        command.extend(args);
         let mut child = self
-            .cmd(&["--json", "watch"])
+            .cmd(&command)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -407,6 +414,21 @@ impl Watch {
                 .unwrap_or_else(|_| panic!("watch went live {} times, not {times}", self.live));
             if line.contains("watching") {
                 self.live += 1;
+            }
+        }
+    }
+
+    /// Waits until it writes a line containing `needle` on stderr.
+    pub fn says(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .status
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("watch never said {needle:?}"));
+            if line.contains(needle) {
+                return line;
             }
         }
     }

@@ -60,8 +60,15 @@ pub enum Command {
     Note(NoteCommand),
     /// Push what is queued and pull everything new.
     Sync,
-    /// Print new notes and posts as they arrive, until interrupted.
-    Watch,
+    /// Print what arrived since this device last showed it (in `watch`,
+    /// `feed` or `note list`), then new notes and posts as they arrive,
+    /// until interrupted.
+    Watch {
+        /// Also print again what was created in this last stretch of time
+        /// (e.g. `2h`, `3d`), even if shown before.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+    },
     /// Link, list and revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),

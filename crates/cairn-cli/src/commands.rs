@@ -45,7 +45,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Whoami => whoami(&ctx),
         Command::Note(command) => note(&ctx, command).await,
         Command::Sync => sync(&ctx).await,
-        Command::Watch => watch(&ctx).await,
+        Command::Watch { since } => watch(&ctx, since).await,
         Command::Device(command) => device(&ctx, command).await,
         Command::Friend(command) => friend(&ctx, command).await,
         Command::Audience(command) => audience(&ctx, command).await,
@@ -254,6 +254,7 @@ async fn note(ctx: &Ctx, command: NoteCommand) -> Result<()> {
 
 fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
     let notes = client.notes()?;
+    client.mark_listed(cairn_client::Listed::Notes)?;
     if ctx.json {
         return output::json(&notes.iter().map(NoteJson::from).collect::<Vec<_>>());
     }
@@ -410,8 +411,15 @@ fn print_unopened(report: &SyncReport) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn watch(ctx: &Ctx) -> Result<()> {
+async fn watch(ctx: &Ctx, since: Option<std::time::Duration>) -> Result<()> {
     let mut client = ctx.client()?;
+    let since = since.map(|ago| {
+        let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        now.saturating_sub(ago)
+    });
     let json = ctx.json;
     // A reader that went away (`cairn watch | head -3`) ends the watch.
     let gone = Arc::new(Notify::new());
@@ -422,7 +430,7 @@ async fn watch(ctx: &Ctx) -> Result<()> {
         }
     };
     tokio::select! {
-        outcome = client.watch(&mut print) => Ok(outcome?),
+        outcome = client.watch(since, &mut print) => Ok(outcome?),
         _ = tokio::signal::ctrl_c() => Ok(()),
         () = gone.notified() => Ok(()),
     }
@@ -431,6 +439,13 @@ async fn watch(ctx: &Ctx) -> Result<()> {
 fn print_event(json: bool, event: &WatchEvent) -> std::io::Result<()> {
     if *event == WatchEvent::Live {
         eprintln!("watching for new notes and posts (Ctrl-C to stop)");
+        return Ok(());
+    }
+    if let WatchEvent::Reconnecting { after } = event {
+        eprintln!(
+            "the relay is unreachable; reconnecting in {}...",
+            humantime::format_duration(*after)
+        );
         return Ok(());
     }
     if json {
@@ -458,7 +473,7 @@ fn print_event(json: bool, event: &WatchEvent) -> std::io::Result<()> {
             short(&id.to_text()),
             text.as_deref().unwrap_or("")
         ),
-        WatchEvent::Live => Ok(()),
+        WatchEvent::Live | WatchEvent::Reconnecting { .. } => Ok(()),
     }
 }
 
@@ -706,7 +721,9 @@ async fn post(ctx: &Ctx, to: &[String], text: &str) -> Result<()> {
 }
 
 fn feed(ctx: &Ctx) -> Result<()> {
-    let feed: Vec<PostJson> = ctx.client()?.feed()?.iter().map(PostJson::from).collect();
+    let client = ctx.client()?;
+    let feed: Vec<PostJson> = client.feed()?.iter().map(PostJson::from).collect();
+    client.mark_listed(cairn_client::Listed::Posts)?;
     if ctx.json {
         return output::json(&feed);
     }

@@ -289,7 +289,7 @@ impl WatchJson {
     /// The line for `event`; none for `Live`, which goes to stderr.
     pub fn of(event: &WatchEvent) -> Option<Self> {
         match event {
-            WatchEvent::Live => None,
+            WatchEvent::Live | WatchEvent::Reconnecting { .. } => None,
             WatchEvent::Post(post) => Some(Self::Post(post.into())),
             WatchEvent::Note {
                 change,

@@ -19,10 +19,13 @@ use crate::pin::{MISMATCH, PinnedVerifier, UNTRUSTED};
 /// matter (a pinned key, an address given as such).
 pub const RELAY_NAME: &str = "cairn-relay";
 
-/// How long a connection may stay silent before it is considered dead.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Keep-alive interval, well inside the relay's idle timeout.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a connection may stay silent before it is considered dead:
+/// `watch` says it is reconnecting within this long of a relay going away
+/// without closing (a crash, a lost network).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(12);
+/// Keep-alive interval, well inside the idle timeout: three are missed
+/// before the connection counts as dead.
+const KEEP_ALIVE: Duration = Duration::from_secs(4);
 
 /// Connecting or authenticating failed.
 #[derive(Debug, thiserror::Error)]

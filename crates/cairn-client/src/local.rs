@@ -49,6 +49,9 @@ const SET_ASIDE: TableDefinition<'static, u64, &'static [u8]> = TableDefinition:
 /// Envelopes the relay said it no longer serves (each device's last in a
 /// stream whose oldest entries expired): id -> ().
 const EXPIRED_IDS: Bytes = TableDefinition::new("expired_ids");
+/// Items this home has shown its user (`watch` printed them, or `feed` or
+/// `note list` listed them): id -> (). Absent until something is shown.
+const SHOWN: Bytes = TableDefinition::new("shown");
 /// Per device, the highest seq the relay said expired.
 const EXPIRED_SEQS: TableDefinition<'static, &'static [u8], u64> =
     TableDefinition::new("expired_seqs");
@@ -481,6 +484,36 @@ impl LocalStore {
             }
         }
         Ok(out)
+    }
+
+    /// The items this home has shown its user; `None` before it first
+    /// showed anything.
+    pub fn shown(&self) -> Result<Option<std::collections::HashSet<EnvelopeId>>, Error> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let Some(table) = made(&txn, SHOWN)? else {
+            return Ok(None);
+        };
+        let mut out = std::collections::HashSet::new();
+        for row in table.iter()? {
+            let (key, _) = row?;
+            out.insert(id_from(key.value())?);
+        }
+        Ok(Some(out))
+    }
+
+    /// Records that `ids` were shown to the user.
+    pub fn mark_shown(&self, ids: &[EnvelopeId]) -> Result<(), Error> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        {
+            let mut table = txn.open_table(SHOWN)?;
+            for id in ids {
+                table.insert(id.as_bytes().as_slice(), [].as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// The highest seq of `device` the relay said expired (0: none).

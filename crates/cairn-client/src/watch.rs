@@ -46,6 +46,11 @@ pub enum NoteChange {
 pub enum WatchEvent {
     /// Caught up and subscribed: everything from now on is reported.
     Live,
+    /// The relay cannot be reached; the next attempt is after this long.
+    Reconnecting {
+        /// The pause before the next attempt.
+        after: Duration,
+    },
     /// A post in the feed.
     Post(FeedItem),
     /// A note added, edited or removed.
@@ -64,15 +69,24 @@ pub enum WatchEvent {
 type Event = (StreamId, Result<Option<SubscriptionEvent>, RequestError>);
 
 impl Client {
-    /// Reports new items to `on_event` until an error that retrying cannot
-    /// fix (revoked, forbidden at auth...). Runs until dropped otherwise.
-    pub async fn watch(&mut self, on_event: &mut dyn FnMut(WatchEvent)) -> Result<(), Error> {
+    /// Reports to `on_event` every item not shown to the user yet (and,
+    /// with `since`, every one created since then), then new items as
+    /// they arrive, until an error that retrying cannot fix (revoked,
+    /// forbidden at auth...). Runs until dropped otherwise.
+    pub async fn watch(
+        &mut self,
+        since: Option<u64>,
+        on_event: &mut dyn FnMut(WatchEvent),
+    ) -> Result<(), Error> {
         let mut reported = None;
         let mut delay = FIRST_BACKOFF;
         loop {
-            match self.watch_once(&mut reported, on_event).await {
+            match self.watch_once(&mut reported, since, on_event).await {
                 Err(e) if !e.is_unreachable() => return Err(e),
-                Err(e) => tracing::debug!(error = %e, "watch connection lost; retrying"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "watch connection lost; retrying");
+                    on_event(WatchEvent::Reconnecting { after: delay });
+                }
                 Ok(()) => delay = FIRST_BACKOFF,
             }
             tokio::time::sleep(delay).await;
@@ -86,10 +100,11 @@ impl Client {
     async fn watch_once(
         &mut self,
         reported: &mut Option<HashSet<EnvelopeId>>,
+        since: Option<u64>,
         on_event: &mut dyn FnMut(WatchEvent),
     ) -> Result<(), Error> {
         let connection = self.connect().await?;
-        self.sync_reporting_new(&connection, reported, on_event)
+        self.sync_reporting_new(&connection, reported, since, on_event)
             .await?;
         let reported = reported.get_or_insert_with(HashSet::new);
         let (tx, mut rx) = mpsc::channel::<Event>(64);
@@ -131,38 +146,49 @@ impl Client {
             self.local.store().commit(batch)?;
             if !ingested.items.is_empty() {
                 let state = self.state()?;
+                let ids: Vec<EnvelopeId> = ingested.items.iter().map(|item| item.id).collect();
                 report(&state, ingested.items, reported, on_event);
+                self.mark_printed(&ids)?;
             }
             self.local.store().release();
         }
         Ok(())
     }
 
-    /// Syncs before subscribing. The first time, what is held then is the
-    /// baseline and nothing is reported; after a reconnection, the items
-    /// the sync brought in (posts made while the connection was down) are
-    /// reported, since no subscription carried them.
+    /// Syncs before subscribing. The first time, what was not shown to
+    /// the user yet (or was created since `since`) is reported; after a
+    /// reconnection, the items the sync brought in (posts made while the
+    /// connection was down) are, since no subscription carried them.
     async fn sync_reporting_new(
         &mut self,
         connection: &Connection,
         reported: &mut Option<HashSet<EnvelopeId>>,
+        since: Option<u64>,
         on_event: &mut dyn FnMut(WatchEvent),
     ) -> Result<(), Error> {
         self.follow_relay_log(connection).await?;
         self.sync_on(connection, &mut NoProgress).await?;
         let items = self.items()?;
-        let Some(seen) = reported.as_mut() else {
-            *reported = Some(items.iter().map(|item| item.id).collect());
-            return Ok(());
+        let new: Vec<Item> = match reported.as_ref() {
+            None => self.not_shown(&items, since)?,
+            Some(seen) => items
+                .iter()
+                .filter(|item| !seen.contains(&item.id))
+                .cloned()
+                .collect(),
         };
-        let new: Vec<Item> = items
-            .iter()
-            .filter(|item| !seen.contains(&item.id))
-            .cloned()
-            .collect();
+        let new_ids: HashSet<EnvelopeId> = new.iter().map(|item| item.id).collect();
+        let seen = reported.get_or_insert_with(|| {
+            items
+                .iter()
+                .map(|item| item.id)
+                .filter(|id| !new_ids.contains(id))
+                .collect()
+        });
         if !new.is_empty() {
             let state = State::fold(self.user()?, items);
             report(&state, new, seen, on_event);
+            self.mark_printed(&new_ids.into_iter().collect::<Vec<_>>())?;
         }
         Ok(())
     }
@@ -191,7 +217,9 @@ async fn forward(stream: StreamId, mut subscription: Subscription, tx: mpsc::Sen
         let goes_on = matches!(
             event,
             Ok(Some(
-                SubscriptionEvent::Entries(_) | SubscriptionEvent::Live { .. }
+                SubscriptionEvent::Entries(_)
+                    | SubscriptionEvent::Live { .. }
+                    | SubscriptionEvent::Expired(_)
             ))
         );
         if tx.send((stream, event)).await.is_err() || !goes_on {
