@@ -212,13 +212,21 @@ fn errors_say_what_to_do() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(9));
-    let output = home
-        .cmd(&["note", "list"])
+    // Without the variable and without a terminal to ask on (a new
+    // session has no controlling terminal, even when the tests run at one).
+    let output = std::process::Command::new("setsid")
+        .arg(cairn_testkit::process::cairn_binary())
+        .args(["--home", home.path().to_str().unwrap(), "note", "list"])
         .env_remove("CAIRN_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(9));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("CAIRN_PASSPHRASE"));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("CAIRN_PASSPHRASE") && said.contains("no terminal"),
+        "{said}"
+    );
 }
 
 /// What a person would not mean to save is refused in their terms; a
@@ -453,4 +461,70 @@ fn a_reader_that_closes_the_pipe_early_is_not_a_failure() {
     home.ok(&["note", "add", &long]);
     home.ok(&["note", "add", &long]);
     cairn_testkit::process::assert_quiet_when_reader_closes(home.cmd(&["note", "list"]));
+}
+
+/// At a terminal, `init` asks again when the passphrase is empty or the
+/// two differ, and warns of a weak one; later, a command whose stdin is a
+/// pipe still asks on the terminal, as age and ssh do.
+#[test]
+fn at_a_terminal_the_passphrase_is_asked_again_judged_and_asked_even_when_stdin_is_a_pipe() {
+    use rexpect::process::WaitStatus;
+    let relay = Relay::start();
+    let home = Home::new();
+    let target = &relay.target;
+    let mut command = home.cmd(&[
+        "init",
+        "--relay",
+        &target.addr,
+        "--fingerprint",
+        &target.fingerprint,
+        "--name",
+        "laptop",
+    ]);
+    command.env_remove("CAIRN_PASSPHRASE");
+    let mut init = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+    init.exp_string("choose a passphrase").unwrap();
+    init.send_line("").unwrap();
+    init.exp_string("the passphrase is empty").unwrap();
+    init.exp_string("choose a passphrase").unwrap();
+    init.send_line("abc123").unwrap();
+    init.exp_string("this passphrase is weak").unwrap();
+    init.exp_string("repeat it").unwrap();
+    init.send_line("abc124").unwrap();
+    init.exp_string("the two passphrases differ").unwrap();
+    init.exp_string("choose a passphrase").unwrap();
+    init.send_line(cli::PASSPHRASE).unwrap();
+    init.exp_string("repeat it").unwrap();
+    init.send_line(cli::PASSPHRASE).unwrap();
+    let said = init.exp_eof().unwrap();
+    let status = init.process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}: {said}"
+    );
+    assert!(
+        !said.contains("weak"),
+        "a strong passphrase is not called weak: {said}"
+    );
+
+    let piped = format!(
+        "echo 'from a pipe' | {} --home {} note add -",
+        cairn_testkit::process::cairn_binary().display(),
+        home.path().display()
+    );
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", &piped])
+        .env_remove("CAIRN_PASSPHRASE")
+        .env(cairn_client::INSECURE_FAST_KDF_ENV, "1");
+    let mut add = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+    add.exp_string("cairn passphrase:").unwrap();
+    add.send_line(cli::PASSPHRASE).unwrap();
+    let said = add.exp_eof().unwrap();
+    let status = add.process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}: {said}"
+    );
+    assert_eq!(home.note_texts(), ["from a pipe"]);
 }
