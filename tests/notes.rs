@@ -528,3 +528,76 @@ fn at_a_terminal_the_passphrase_is_asked_again_judged_and_asked_even_when_stdin_
     );
     assert_eq!(home.note_texts(), ["from a pipe"]);
 }
+
+/// `cairn ARGS...` on `home` as a script without the passphrase and
+/// without a terminal (a new session), with `runtime` as the runtime
+/// directory: its exit code and stdout.
+fn without_passphrase(home: &Home, runtime: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new("setsid")
+        .arg(cairn_testkit::process::cairn_binary())
+        .args(["--home", home.path().to_str().unwrap()])
+        .args(args)
+        .env_remove("CAIRN_PASSPHRASE")
+        .env("XDG_RUNTIME_DIR", runtime)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let code = output.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `cairn unlock` hands the home's key to an agent on a private socket:
+/// commands stop asking until `cairn lock` or the time is up.
+#[test]
+fn an_agent_keeps_the_home_unlocked_until_it_is_locked_or_times_out() {
+    use std::os::unix::fs::PermissionsExt;
+    let relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    let runtime = tempfile::TempDir::new().unwrap();
+    assert_eq!(
+        without_passphrase(&home, runtime.path(), &["note", "list"]).0,
+        9
+    );
+
+    let unlocked = home
+        .cmd(&["--json", "unlock", "--for", "1m"])
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .output()
+        .unwrap();
+    assert!(unlocked.status.success(), "{unlocked:?}");
+    let said: Value = serde_json::from_slice(&unlocked.stdout).unwrap();
+    let socket = std::path::PathBuf::from(said["agent"].as_str().unwrap());
+    assert!(socket.starts_with(runtime.path()), "{socket:?}");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+
+    let (code, _) = without_passphrase(&home, runtime.path(), &["note", "add", "while unlocked"]);
+    assert_eq!(code, 0, "the agent answered");
+    let (code, said) = without_passphrase(&home, runtime.path(), &["lock"]);
+    assert_eq!(
+        (code, said.trim()),
+        (0, "locked: commands ask for the passphrase again")
+    );
+    assert_eq!(
+        without_passphrase(&home, runtime.path(), &["note", "list"]).0,
+        9
+    );
+    assert!(!socket.exists(), "the agent is gone");
+
+    let short = home
+        .cmd(&["unlock", "--for", "1s"])
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .output()
+        .unwrap();
+    assert!(short.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        without_passphrase(&home, runtime.path(), &["note", "list"]).0,
+        9,
+        "timed out"
+    );
+    assert_eq!(home.note_texts(), ["while unlocked"]);
+}

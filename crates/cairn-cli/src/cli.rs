@@ -60,6 +60,23 @@ pub enum Command {
     Note(NoteCommand),
     /// Push what is queued and pull everything new.
     Sync,
+    /// Keep this home unlocked for a while: an agent holds its key, and
+    /// commands stop asking for the passphrase until it times out or
+    /// `cairn lock`.
+    Unlock {
+        /// How long (e.g. `15m`, `2h`).
+        #[arg(long = "for", default_value = "15m", value_parser = humantime::parse_duration)]
+        hold: Duration,
+    },
+    /// Stop the agent `cairn unlock` started: commands ask again.
+    Lock,
+    /// The agent process `cairn unlock` starts (not for people).
+    #[command(hide = true)]
+    Agent {
+        /// How long it holds the key.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        hold: Duration,
+    },
     /// Print what arrived since this device last showed it (in `watch`,
     /// `feed` or `note list`), then new notes and posts as they arrive,
     /// until interrupted.

@@ -45,6 +45,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Whoami => whoami(&ctx),
         Command::Note(command) => note(&ctx, command).await,
         Command::Sync => sync(&ctx).await,
+        Command::Unlock { hold } => unlock(&ctx, hold),
+        Command::Lock => lock(&ctx),
+        Command::Agent { hold } => Ok(crate::agent::serve(&ctx.home, hold).await?),
         Command::Watch { since } => watch(&ctx, since).await,
         Command::Device(command) => device(&ctx, command).await,
         Command::Friend(command) => friend(&ctx, command).await,
@@ -55,6 +58,39 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Relay(command) => relay(&ctx, command),
         Command::Completions { .. } | Command::Man => Ok(()),
     }
+}
+
+/// `cairn unlock`: opens the home (asking for the passphrase as usual),
+/// then hands its key to an agent for `hold`.
+fn unlock(ctx: &Ctx, hold: std::time::Duration) -> Result<()> {
+    let client = ctx.client()?;
+    let socket = crate::agent::start(&ctx.home, &client.unlocked_key(), hold)?;
+    let until = std::time::SystemTime::now() + hold;
+    if ctx.json {
+        return output::json(&json!({
+            "agent": socket,
+            "for_secs": hold.as_secs(),
+        }));
+    }
+    say!(
+        "unlocked for {} (until {}); `cairn lock` locks now",
+        humantime::format_duration(hold),
+        humantime::format_rfc3339_seconds(until)
+    )?;
+    Ok(())
+}
+
+/// `cairn lock`: the agent forgets the key.
+fn lock(ctx: &Ctx) -> Result<()> {
+    let was = crate::agent::lock(&ctx.home)?;
+    if ctx.json {
+        return output::json(&json!({ "locked": was }));
+    }
+    match was {
+        true => say!("locked: commands ask for the passphrase again")?,
+        false => say!("no agent was holding this home's key")?,
+    }
+    Ok(())
 }
 
 /// The completion script for `shell`, on stdout.
@@ -101,13 +137,20 @@ impl Ctx {
         })
     }
 
-    /// Opens this home's client, asking for the passphrase.
+    /// Opens this home's client: with `CAIRN_PASSPHRASE`, else with the
+    /// key an agent (`cairn unlock`) holds, else asking for the passphrase.
     fn client(&self) -> Result<Client> {
         if !Client::exists(&self.home) {
             return Err(Error::NotInitialised {
                 home: self.home.clone(),
             }
             .into());
+        }
+        if std::env::var_os(passphrase::ENV).is_none()
+            && let Some(key) = crate::agent::key(&self.home)
+            && let Ok(client) = Client::open_with_key(&self.home, &key, self.options.clone())
+        {
+            return Ok(client);
         }
         let passphrase = passphrase::existing()?;
         Ok(Client::open(&self.home, &passphrase, self.options.clone())?)

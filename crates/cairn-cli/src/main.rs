@@ -5,6 +5,7 @@
 // A command-line tool prints to stdout by design.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod agent;
 mod cli;
 mod commands;
 mod output;

@@ -22,7 +22,7 @@ use crate::record::RecordBody;
 use crate::revoked::Revoked;
 use crate::sealed::Sealed;
 use crate::state::State;
-use crate::vault::Passphrase;
+use crate::vault::{Passphrase, UnlockedKey};
 
 /// Who this device is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,23 @@ impl Client {
             identity,
             options,
         })
+    }
+
+    /// Opens the identity in `home` with a data key the passphrase agent
+    /// held (`cairn unlock`).
+    pub fn open_with_key(home: &Path, key: &UnlockedKey, options: Options) -> Result<Self, Error> {
+        let (local, identity) = Sealed::unlock_with_key(home, key)?;
+        Ok(Self {
+            home: home.to_owned(),
+            local,
+            identity,
+            options,
+        })
+    }
+
+    /// This home's unlocked data key, for the passphrase agent to hold.
+    pub fn unlocked_key(&self) -> UnlockedKey {
+        self.local.unlocked_key()
     }
 
     /// Whether `home` holds an identity.

@@ -65,5 +65,5 @@ pub use state::{AudienceLabel, AudienceView, Author, FeedItem, Friend, Note};
 pub use status::{Contact, LastContact, RETRY_AFTER, Status};
 pub use sync::{NoProgress, Progress, SyncReport};
 pub use unopened::Unopened;
-pub use vault::{INSECURE_FAST_KDF_ENV, Passphrase};
+pub use vault::{INSECURE_FAST_KDF_ENV, Passphrase, UnlockedKey};
 pub use watch::{NoteChange, WatchEvent};

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::identity::Identity;
 use crate::local::{Batch, ITEMS_BOUND_TO_IDS, LocalStore, meta};
 use crate::open::Item;
-use crate::vault::{DataKey, KdfCost, Passphrase};
+use crate::vault::{DataKey, KdfCost, Passphrase, UnlockedKey};
 
 /// Associated-data labels of the store's sealed slots.
 const LABEL_IDENTITY: &str = "cairn/local/identity/v1";
@@ -61,6 +61,29 @@ impl Sealed {
     /// holds, bringing an older store up to date first.
     pub(crate) fn unlock(home: &Path, passphrase: &Passphrase) -> Result<(Self, Identity), Error> {
         Self::unlock_at(home, passphrase, DataKey::target_cost())
+    }
+
+    /// Unlocks the store in `home` with a data key the passphrase agent
+    /// held; a wrong key fails on the identity. An older store's vault is
+    /// raised only by a passphrase unlock.
+    pub(crate) fn unlock_with_key(
+        home: &Path,
+        key: &UnlockedKey,
+    ) -> Result<(Self, Identity), Error> {
+        let store = LocalStore::open(home)?;
+        let key = DataKey::from_unlocked(key);
+        let sealed_identity = store
+            .meta(meta::IDENTITY)?
+            .ok_or_else(|| Error::NotInitialised {
+                home: home.to_owned(),
+            })?;
+        let identity = Identity::decode(&key.open(LABEL_IDENTITY, &sealed_identity)?)?;
+        Ok((Self { store, key }, identity))
+    }
+
+    /// The data key, for the passphrase agent.
+    pub(crate) fn unlocked_key(&self) -> UnlockedKey {
+        self.key.expose()
     }
 
     /// [`Sealed::unlock`], raising the passphrase's cost to `cost`.

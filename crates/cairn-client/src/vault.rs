@@ -19,6 +19,28 @@ pub const INSECURE_FAST_KDF_ENV: &str = "CAIRN_INSECURE_FAST_KDF";
 #[derive(Debug)]
 pub(crate) struct DataKey(vault::DataKey);
 
+/// A home's unlocked data key, as the passphrase agent holds it: whoever
+/// has it reads the home without the passphrase. Zeroed when dropped.
+pub struct UnlockedKey(Zeroizing<[u8; 32]>);
+
+impl UnlockedKey {
+    /// The key from its 32 bytes.
+    pub fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self(bytes)
+    }
+
+    /// Its 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UnlockedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockedKey(<redacted>)")
+    }
+}
+
 impl DataKey {
     /// The cost this client keeps stores at: [`KdfCost::RECOMMENDED`], or
     /// the minimum when [`INSECURE_FAST_KDF_ENV`] is set.
@@ -54,6 +76,16 @@ impl DataKey {
             .rewrap(&mut os::rng(), passphrase, cost)
             .map(Some)
             .map_err(local)
+    }
+
+    /// The data key itself, for the passphrase agent.
+    pub(crate) fn expose(&self) -> UnlockedKey {
+        UnlockedKey(self.0.expose())
+    }
+
+    /// A data key the passphrase agent held.
+    pub(crate) fn from_unlocked(key: &UnlockedKey) -> Self {
+        Self(vault::DataKey::from_bytes(key.0.clone()))
     }
 
     /// Recovers the data key from a stored header.

@@ -129,6 +129,18 @@ impl fmt::Debug for DataKey {
 }
 
 impl DataKey {
+    /// A data key handed over whole (by the passphrase agent, which holds
+    /// an unlocked key so that commands need not ask). A wrong key fails
+    /// at the first [`DataKey::open`].
+    pub fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self(bytes)
+    }
+
+    /// The key itself, for the passphrase agent to hold.
+    pub fn expose(&self) -> Zeroizing<[u8; 32]> {
+        self.0.clone()
+    }
+
     /// A fresh data key and the header that keeps it under `passphrase`.
     /// Draws the key, the salt and the wrapping nonce from `rng`, in that
     /// order.
