@@ -459,3 +459,26 @@ fn a_member_added_later_reads_only_what_follows_unless_given_history() {
     let (exit, message) = f.alice.fails(&["audience", "add", "fam", "carol"]);
     assert_eq!(exit, 11, "{message}");
 }
+
+/// A post to an audience nobody is in reaches only the user's own devices:
+/// the command says so, and says nothing of an audience with members.
+#[test]
+fn posting_to_an_empty_audience_warns() {
+    let relay = Relay::start();
+    let (alice, bob) = (Home::new(), Home::new());
+    let a = alice.init(&relay.target, "alice");
+    let b = bob.init(&relay.target, "bob");
+    alice.ok(&["friend", "add", &b, "--name", "bob"]);
+    bob.ok(&["friend", "add", &a, "--name", "alice"]);
+    alice.ok(&["audience", "create", "nobody"]);
+    alice.ok(&["audience", "create", "close", "--member", "bob"]);
+    let stderr = |args: &[&str]| {
+        let output = alice.cmd(args).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let said = stderr(&["post", "--to", "nobody", "to myself"]);
+    assert!(said.contains("nobody has no members"), "{said}");
+    let said = stderr(&["post", "--to", "close", "to bob"]);
+    assert!(!said.contains("no members"), "{said}");
+}

@@ -754,12 +754,28 @@ fn audience_list(ctx: &Ctx, client: &Client) -> Result<()> {
 async fn post(ctx: &Ctx, to: &[String], text: &str) -> Result<()> {
     let mut client = ctx.client()?;
     let id = client.post(to, &read_text(text)?).await?;
+    warn_of_empty_audiences(&client, to)?;
     let queued = push(&mut client).await?;
     if ctx.json {
         return output::json(&json!({ "id": id.to_text(), "queued": queued }));
     }
     say!("{}", id.to_text())?;
     report_change("posted", queued);
+    Ok(())
+}
+
+/// A post to an audience with no member reaches only the user's own
+/// devices: said on stderr, so that nobody believes friends will read it.
+fn warn_of_empty_audiences(client: &Client, to: &[String]) -> Result<()> {
+    for audience in client.audiences()? {
+        if audience.members.is_empty() && to.contains(&audience.name) {
+            eprintln!(
+                "warning: {} has no members: only your own devices can read this post \
+                 (`cairn audience add {} FRIEND` adds one)",
+                audience.name, audience.name
+            );
+        }
+    }
     Ok(())
 }
 
