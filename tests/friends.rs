@@ -482,3 +482,53 @@ fn posting_to_an_empty_audience_warns() {
     let said = stderr(&["post", "--to", "close", "to bob"]);
     assert!(!said.contains("no members"), "{said}");
 }
+
+/// `cairn export` writes the user's own history, decrypted, as JSON lines
+/// in a new file only its owner reads.
+#[test]
+fn a_user_exports_their_notes_feed_friends_and_audiences() {
+    use std::os::unix::fs::PermissionsExt;
+    let relay = Relay::start();
+    let (alice, bob) = (Home::new(), Home::new());
+    let a = alice.init(&relay.target, "alice");
+    let b = bob.init(&relay.target, "bob");
+    alice.ok(&["friend", "add", &b, "--name", "bob"]);
+    bob.ok(&["friend", "add", &a, "--name", "alice"]);
+    alice.ok(&["audience", "create", "close", "--member", "bob"]);
+    alice.ok(&["note", "add", "a private note"]);
+    bob.ok(&["sync"]);
+    bob.ok(&["audience", "create", "back", "--member", "alice"]);
+    bob.ok(&["post", "--to", "back", "from bob"]);
+    alice.ok(&["post", "--to", "close", "from alice"]);
+    alice.ok(&["sync"]);
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("history.jsonl");
+    alice.ok(&["export", "--out", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["format"], "cairn-user-export");
+    assert_eq!(lines[0]["user"], a.as_str());
+    let of = |kind: &str| -> Vec<&Value> { lines.iter().filter(|l| l["kind"] == kind).collect() };
+    assert_eq!(of("note")[0]["text"], "a private note");
+    let posts: Vec<&str> = of("post")
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        posts.contains(&"from bob") && posts.contains(&"from alice"),
+        "{posts:?}"
+    );
+    assert_eq!(of("friend")[0]["name"], "bob");
+    assert_eq!(of("audience")[0]["name"], "close");
+    let (code, message) = alice.fails(&["export", "--out", out.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(message.contains("never replaces"), "{message}");
+}

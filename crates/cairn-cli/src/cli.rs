@@ -70,6 +70,14 @@ pub enum Command {
     },
     /// Stop the agent `cairn unlock` started: commands ask again.
     Lock,
+    /// Write your notes, feed, friends and audiences, decrypted, as JSON
+    /// lines: your history, to read or keep (plaintext: keep it safe).
+    Export {
+        /// File to create (mode 0600; never over an existing one), or `-`
+        /// for standard output.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The agent process `cairn unlock` starts (not for people).
     #[command(hide = true)]
     Agent {

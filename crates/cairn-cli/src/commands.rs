@@ -47,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sync => sync(&ctx).await,
         Command::Unlock { hold } => unlock(&ctx, hold),
         Command::Lock => lock(&ctx),
+        Command::Export { out } => export_history(&ctx, &out),
         Command::Agent { hold } => Ok(crate::agent::serve(&ctx.home, hold).await?),
         Command::Watch { since } => watch(&ctx, since).await,
         Command::Device(command) => device(&ctx, command).await,
@@ -76,6 +77,23 @@ fn unlock(ctx: &Ctx, hold: std::time::Duration) -> Result<()> {
         "unlocked for {} (until {}); `cairn lock` locks now",
         humantime::format_duration(hold),
         humantime::format_rfc3339_seconds(until)
+    )?;
+    Ok(())
+}
+
+/// `cairn export --out FILE`.
+fn export_history(ctx: &Ctx, out: &std::path::Path) -> Result<()> {
+    let client = ctx.client()?;
+    let written = crate::export::export(&client, out)?;
+    if out == std::path::Path::new("-") {
+        return Ok(());
+    }
+    if ctx.json {
+        return output::json(&written);
+    }
+    say!(
+        "wrote {} (plaintext: keep it as safe as this device)",
+        out.display()
     )?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 mod agent;
 mod cli;
 mod commands;
+mod export;
 mod output;
 mod passphrase;
 mod progress;
