@@ -601,3 +601,64 @@ fn an_agent_keeps_the_home_unlocked_until_it_is_locked_or_times_out() {
     );
     assert_eq!(home.note_texts(), ["while unlocked"]);
 }
+
+/// `cairn log` shows the history every device of the user holds: note
+/// operations, friend and audience changes, posts and device events, in
+/// author order, with who wrote each and from which device.
+#[test]
+fn the_log_shows_the_record_history_with_its_devices() {
+    let relay = Relay::start();
+    let (laptop, phone, bob) = (Home::new(), Home::new(), Home::new());
+    let a = laptop.init(&relay.target, "laptop");
+    let b = bob.init(&relay.target, "bob");
+    bob.ok(&["friend", "add", &a, "--name", "alice"]);
+    link(&relay.target, &laptop, &phone, "phone");
+    laptop.ok(&["note", "add", "first"]);
+    let id = note_id(&laptop, "first");
+    laptop.ok(&["note", "edit", &id, "first, edited"]);
+    phone.ok(&["sync"]);
+    phone.ok(&["note", "rm", &id]);
+    laptop.ok(&["friend", "add", &b, "--name", "bob"]);
+    laptop.ok(&["audience", "create", "close", "--member", "bob"]);
+    laptop.ok(&["post", "--to", "close", "hello"]);
+    phone.ok(&["sync"]);
+
+    let log = phone.json(&["log"]);
+    let events: Vec<(&str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap(),
+                e["device_name"].as_str().unwrap_or(""),
+            )
+        })
+        .filter(|(event, _)| *event != "exchange_key" && *event != "device_named")
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("note_added", "laptop"),
+            ("note_edited", "laptop"),
+            ("note_removed", "phone"),
+            ("friend_added", "laptop"),
+            ("audience", "laptop"),
+            ("posted", "laptop"),
+        ],
+        "{log}"
+    );
+    let audience = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "audience")
+        .unwrap();
+    assert_eq!(audience["members"], serde_json::json!(["bob"]));
+    assert!(
+        log.to_string().contains("\"device_named\""),
+        "device events are there: {log}"
+    );
+    let text = phone.ok(&["log"]);
+    assert!(text.contains("me on phone  removed note"), "{text}");
+}

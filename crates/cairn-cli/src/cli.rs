@@ -70,6 +70,10 @@ pub enum Command {
     },
     /// Stop the agent `cairn unlock` started: commands ask again.
     Lock,
+    /// The history of your records, oldest first: notes added, edited and
+    /// removed, posts, friend and audience changes, device events, each
+    /// with who wrote it and from which device.
+    Log,
     /// Write your notes, feed, friends and audiences, decrypted, as JSON
     /// lines: your history, to read or keep (plaintext: keep it safe).
     Export {

@@ -47,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sync => sync(&ctx).await,
         Command::Unlock { hold } => unlock(&ctx, hold),
         Command::Lock => lock(&ctx),
+        Command::Log => history(&ctx),
         Command::Export { out } => export_history(&ctx, &out),
         Command::Agent { hold } => Ok(crate::agent::serve(&ctx.home, hold).await?),
         Command::Watch { since } => watch(&ctx, since).await,
@@ -78,6 +79,31 @@ fn unlock(ctx: &Ctx, hold: std::time::Duration) -> Result<()> {
         humantime::format_duration(hold),
         humantime::format_rfc3339_seconds(until)
     )?;
+    Ok(())
+}
+
+/// `cairn log`.
+fn history(ctx: &Ctx) -> Result<()> {
+    let entries = ctx.client()?.history()?;
+    if ctx.json {
+        let json: Vec<crate::log::LogJson> = entries.iter().map(Into::into).collect();
+        return output::json(&json);
+    }
+    if entries.is_empty() {
+        eprintln!("nothing yet");
+    }
+    for entry in &entries {
+        let device = entry
+            .device_name
+            .as_ref()
+            .map_or_else(String::new, |name| format!(" on {name}"));
+        say!(
+            "{}  {}{device}  {}",
+            time(entry.created),
+            author_name(&entry.author),
+            crate::log::describe(entry, |text| short(text).to_owned())
+        )?;
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod agent;
 mod cli;
 mod commands;
 mod export;
+mod log;
 mod output;
 mod passphrase;
 mod progress;
