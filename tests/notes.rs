@@ -662,3 +662,60 @@ fn the_log_shows_the_record_history_with_its_devices() {
     let text = phone.ok(&["log"]);
     assert!(text.contains("me on phone  removed note"), "{text}");
 }
+
+/// At a terminal, `note add` without text opens `$EDITOR` (on a private
+/// file, removed afterwards), and `note edit` without text opens it on the
+/// note's current text; without a terminal the command says to give the
+/// text.
+#[test]
+fn without_text_at_a_terminal_the_editor_opens() {
+    use rexpect::process::WaitStatus;
+    use std::os::unix::fs::PermissionsExt;
+    let relay = Relay::start();
+    let home = Home::new();
+    home.init(&relay.target, "laptop");
+    let tools = tempfile::TempDir::new().unwrap();
+    // An "editor" that appends to what it was given, and says what mode
+    // its file has.
+    let editor = tools.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nstat -c 'mode %a' \"$1\"\nprintf '%s written in the editor\\n' \"$(cat \"$1\")\" > \"$1.new\"\nmv \"$1.new\" \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let at_terminal = |args: &[&str]| {
+        let mut command = home.cmd(args);
+        command
+            .env("EDITOR", &editor)
+            .env_remove("VISUAL")
+            .stdin(std::process::Stdio::inherit());
+        let mut session = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+        let said = session.exp_eof().unwrap();
+        let status = session.process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 0)),
+            "{status:?}: {said}"
+        );
+        said
+    };
+    let said = at_terminal(&["note", "add"]);
+    assert!(said.contains("mode 600"), "{said}");
+    assert_eq!(home.note_texts(), [" written in the editor"]);
+    let id = note_id(&home, " written in the editor");
+    at_terminal(&["note", "edit", &id[..12]]);
+    assert_eq!(
+        home.note_texts(),
+        [" written in the editor written in the editor"]
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("note-"))
+        .collect();
+    assert!(leftovers.is_empty(), "the editor's file is removed");
+
+    let (code, message) = home.fails(&["note", "add"]);
+    assert_eq!(code, 11, "{message}");
+    assert!(message.contains("no terminal for an editor"), "{message}");
+}

@@ -164,8 +164,9 @@ pub enum RelayCommand {
 pub enum NoteCommand {
     /// Add a note.
     Add {
-        /// The text, or `-` to read it from stdin.
-        text: String,
+        /// The text, or `-` to read it from stdin; at a terminal, without
+        /// it, `$VISUAL` or `$EDITOR` (else `vi`) opens.
+        text: Option<String>,
     },
     /// List notes, oldest first.
     List,
@@ -173,8 +174,9 @@ pub enum NoteCommand {
     Edit {
         /// The note's id (or a unique prefix of it).
         id: String,
-        /// The new text, or `-` to read it from stdin.
-        text: String,
+        /// The new text, or `-` to read it from stdin; at a terminal,
+        /// without it, the editor opens on the current text.
+        text: Option<String>,
     },
     /// Remove a note.
     Rm {

@@ -323,8 +323,20 @@ async fn note(ctx: &Ctx, command: NoteCommand) -> Result<()> {
     let mut client = ctx.client()?;
     let (verb, id) = match command {
         NoteCommand::List => return note_list(ctx, &client),
-        NoteCommand::Add { text } => ("added", client.add_note(&read_text(&text)?)?),
-        NoteCommand::Edit { id, text } => ("edited", client.edit_note(&id, &read_text(&text)?)?),
+        NoteCommand::Add { text } => {
+            let text = match text {
+                Some(text) => read_text(&text)?,
+                None => crate::editor::edit(&ctx.home, "")?,
+            };
+            ("added", client.add_note(&text)?)
+        }
+        NoteCommand::Edit { id, text } => {
+            let text = match text {
+                Some(text) => read_text(&text)?,
+                None => crate::editor::edit(&ctx.home, &client.note(&id)?.text)?,
+            };
+            ("edited", client.edit_note(&id, &text)?)
+        }
         NoteCommand::Rm { id } => ("removed", client.remove_note(&id)?),
     };
     let queued = push(&mut client).await?;

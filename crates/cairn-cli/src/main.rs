@@ -8,6 +8,7 @@
 mod agent;
 mod cli;
 mod commands;
+mod editor;
 mod export;
 mod log;
 mod output;

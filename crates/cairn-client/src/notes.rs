@@ -63,6 +63,16 @@ impl Client {
         Ok(self.state()?.notes)
     }
 
+    /// The note whose id is `id` or starts with it (an unknown or
+    /// ambiguous prefix is an error, as for an edit).
+    pub fn note(&self, id: &str) -> Result<Note, Error> {
+        let id = self.resolve_note(id)?;
+        self.notes()?
+            .into_iter()
+            .find(|n| n.id == id)
+            .ok_or_else(|| Error::UnknownNote(id.to_text()))
+    }
+
     /// The note whose id is `id` or starts with it, if exactly one does.
     fn resolve_note(&self, id: &str) -> Result<EnvelopeId, Error> {
         let id = id.trim();
