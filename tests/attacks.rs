@@ -305,6 +305,26 @@ fn a_web_page_cannot_use_the_admin_api() {
         ),
     );
     assert_eq!(status, 415, "{body}");
+    // What this relay added to its API (removing a user, expiring now,
+    // reloading) needs the token too, and a JSON body.
+    let user = User::new(7).id.to_text();
+    for path in [
+        format!("/admin/users/{user}/remove"),
+        "/admin/compact".to_owned(),
+        "/admin/reload".to_owned(),
+    ] {
+        let request = format!("POST {path} HTTP/1.1\r\nHost: {admin}\r\n");
+        let (status, body) = http(
+            admin,
+            &format!("{request}Content-Type: application/json\r\n"),
+        );
+        assert_eq!(status, 401, "{path} without the token: {body}");
+        let (status, body) = http(
+            admin,
+            &format!("{request}Authorization: Bearer {token}\r\nContent-Type: text/plain\r\n"),
+        );
+        assert_eq!(status, 415, "{path} as a form: {body}");
+    }
     assert!(
         !std::fs::read_to_string(dir.path().join("banned-devices.txt"))
             .unwrap_or_default()

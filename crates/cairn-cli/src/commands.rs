@@ -514,10 +514,7 @@ async fn watch(ctx: &Ctx, since: Option<std::time::Duration>) -> Result<()> {
     let mut client = ctx.client()?;
     let since = since.map(|ago| {
         let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        now.saturating_sub(ago)
+        cairn_client::now_ms().saturating_sub(ago)
     });
     let json = ctx.json;
     // A reader that went away (`cairn watch | head -3`) ends the watch.

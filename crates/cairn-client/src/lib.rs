@@ -50,7 +50,7 @@ mod watch;
 mod write;
 
 pub use chain::HistoryBreak;
-pub use client::{Client, Whoami};
+pub use client::{Client, Whoami, now_ms};
 pub use connection::{ConnectError, Connection, RequestError, Subscription};
 pub use devices::{Approval, DeviceView, LinkOffer};
 pub use error::{Error, ErrorKind};

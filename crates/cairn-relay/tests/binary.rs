@@ -241,6 +241,24 @@ async fn export_and_import_carry_what_expired_and_who_was_removed() {
     )
     .success();
     assert_eq!(std::fs::read_to_string(&second).unwrap(), text);
+
+    // Tombstones carry no signature, so an import checks each against the
+    // registry, positions and seqs: one moved to another seq is refused,
+    // and nothing is left behind.
+    let tampered = out.path().join("tampered.export");
+    std::fs::write(&tampered, text.replacen(r#""seq":1,"#, r#""seq":2,"#, 1)).unwrap();
+    let refused = TempDir::new().unwrap();
+    let failed = relay_cmd(
+        &["import", "--from", tampered.to_str().unwrap()],
+        refused.path(),
+    )
+    .failure();
+    let said = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
+    assert!(
+        said.contains("import inconsistent") && said.contains("seq"),
+        "{said}"
+    );
+    assert!(!refused.path().join("relay.redb").exists());
 }
 
 #[test]

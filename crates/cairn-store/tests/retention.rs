@@ -113,3 +113,52 @@ async fn expired_envelopes_leave_a_floor_their_last_heads_and_a_clean_check() {
     assert!(report.is_ok(), "{:?}", report.problems);
     reopened.close().await;
 }
+
+/// An import's tombstones carry no signature: the store takes one only at
+/// the next position of its stream and the next seq of a device its
+/// author certified, and a removed user's streams only while empty.
+#[tokio::test]
+async fn restored_tombstones_must_follow_what_is_stored() {
+    use cairn_store::{Restore, Tombstone};
+    let (_dir, store) = temp_store(fast());
+    let (alice, mallory) = (User::new(1), User::new(9));
+    let laptop = alice.device(1);
+    register(&store, &alice, &laptop).await;
+    let friends = StreamId::new(alice.id, Scope::Friends);
+    let tombstone = |position, seq, device| Tombstone {
+        stream: friends,
+        position,
+        device,
+        seq,
+        id: cairn_wire::EnvelopeId::from_bytes([u8::try_from(position).unwrap() + 1; 32]),
+    };
+    let restore = |t| store.restore(Restore::Tombstone(t));
+    assert!(
+        restore(tombstone(2, 1, laptop.id)).await.unwrap().is_err(),
+        "position"
+    );
+    assert!(
+        restore(tombstone(1, 2, laptop.id)).await.unwrap().is_err(),
+        "seq"
+    );
+    let stranger = mallory.device(1).id;
+    assert!(
+        restore(tombstone(1, 1, stranger)).await.unwrap().is_err(),
+        "registry"
+    );
+    assert_eq!(restore(tombstone(1, 1, laptop.id)).await.unwrap(), Ok(()));
+    let floor = Restore::Floor {
+        stream: friends,
+        through: 5,
+    };
+    assert!(store.restore(floor).await.unwrap().is_err(), "not empty");
+    let removed = Restore::Removed {
+        user: alice.id,
+        at_ms: 1,
+    };
+    assert!(store.restore(removed).await.unwrap().is_err(), "certified");
+    let read = store.read_stream(friends, 0, 10).await.unwrap();
+    assert_eq!((read.floor, read.head), (1, 1));
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+}

@@ -47,10 +47,10 @@ impl WriteTables<'_> {
         let mut removal = Removal::default();
         for (stream_key, head) in rows_with_prefix(&self.streams, owner)? {
             removal.streams += 1;
-            for (entry_key, bytes) in rows_with_prefix(&self.envelopes, &stream_key)? {
+            for (entry_key, size) in entry_sizes(&self.envelopes, &stream_key)? {
                 self.envelopes.remove(entry_key.as_slice())?;
                 removal.envelopes += 1;
-                removal.bytes = removal.bytes.saturating_add(bytes.len() as u64);
+                removal.bytes = removal.bytes.saturating_add(size);
             }
             for (key, _) in rows_with_prefix(&self.expired_heads, &stream_key)? {
                 self.expired_heads.remove(key.as_slice())?;
@@ -104,6 +104,18 @@ impl WriteTables<'_> {
         }
         Ok(())
     }
+}
+
+/// The keys and value sizes of the entries under `prefix`: the envelopes
+/// themselves are never copied out (a user may store a gigabyte).
+fn entry_sizes(table: &T<'_>, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64)>, redb::Error> {
+    let range = keys::prefix_range(prefix);
+    let mut rows = Vec::new();
+    for row in table.range::<&[u8]>(keys::as_slices(&range))? {
+        let (key, value) = row?;
+        rows.push((key.value().to_vec(), value.value().len() as u64));
+    }
+    Ok(rows)
 }
 
 /// A key and its value, copied out of a table.
