@@ -92,9 +92,15 @@ fn audience_of(post: &Value) -> AudienceId {
 /// What the relay answers `home`'s device when it reads `owner`'s friends
 /// stream from the start.
 fn read_friends_stream(home: &Home, owner: UserId) -> Response {
+    read_stream(home, StreamId::new(owner, Scope::Friends))
+}
+
+/// What the relay answers `home`'s device when it reads `stream` from the
+/// start.
+fn read_stream(home: &Home, stream: StreamId) -> Response {
     let client = home.client();
     let read = Request::Read(ReadRequest {
-        stream: StreamId::new(owner, Scope::Friends),
+        stream,
         after: 0,
         limit: 100,
     });
@@ -531,4 +537,181 @@ fn a_user_exports_their_notes_feed_friends_and_audiences() {
     let (code, message) = alice.fails(&["export", "--out", out.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(message.contains("never replaces"), "{message}");
+}
+
+/// The direct messages `inbox --json` lists, as `(with, sent, text)`.
+fn inbox(home: &Home, args: &[&str]) -> Vec<(String, bool, String)> {
+    let mut all = vec!["inbox"];
+    all.extend_from_slice(args);
+    home.json(&all)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["with"].as_str().unwrap().to_owned(),
+                m["sent"].as_bool().unwrap(),
+                m["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// One line of `inbox --json`, as [`inbox`] gives it.
+fn dm(with: &str, sent: bool, text: &str) -> (String, bool, String) {
+    (with.to_owned(), sent, text.to_owned())
+}
+
+/// `cairn send` and `cairn inbox`: a message reaches its friend and the
+/// sender's other devices (live in `watch` too), nobody else, not even
+/// through the relay; it is no audience the user can see or post to.
+#[test]
+fn direct_messages_reach_the_friend_and_the_senders_devices_only() {
+    let relay = Relay::start();
+    let f = Friends::new(&relay);
+    let phone = Home::new();
+    link(&relay.target, &f.alice, &phone, "alice-phone");
+    let (code, message) = f.alice.fails(&["send", "nobody", "hi"]);
+    assert_eq!(code, 8, "{message}");
+
+    let bob_watch = f.bob.watch();
+    let phone_watch = phone.watch();
+    let sent = f.alice.json(&["send", "bob", "hi bob"]);
+    assert_eq!(sent["queued"], false, "{sent}");
+    let seen = bob_watch.events_until(|e| e["kind"] == "message");
+    let live = seen.last().unwrap();
+    assert_eq!(
+        (&live["with"], &live["sent"], &live["text"], &live["user"]),
+        (
+            &json!("alice"),
+            &json!(false),
+            &json!("hi bob"),
+            &json!(f.alice_id)
+        ),
+        "{live}"
+    );
+    let mine = phone_watch.events_until(|e| e["kind"] == "message");
+    assert_eq!(mine.last().unwrap()["sent"], true, "{mine:?}");
+    assert_eq!(mine.last().unwrap()["with"], "bob", "{mine:?}");
+    drop((bob_watch, phone_watch));
+
+    f.bob.ok(&["send", "alice", "hi back"]);
+    f.alice.ok(&["send", "carol", "hi carol"]);
+    f.sync_all();
+    phone.ok(&["sync"]);
+    assert_eq!(
+        inbox(&f.bob, &[]),
+        [dm("alice", false, "hi bob"), dm("alice", true, "hi back")]
+    );
+    assert_eq!(
+        inbox(&phone, &["--with", "bob"]),
+        [dm("bob", true, "hi bob"), dm("bob", false, "hi back")]
+    );
+    assert_eq!(inbox(&f.carol, &[]), [dm("alice", false, "hi carol")]);
+    assert!(inbox(&f.dave, &[]).is_empty());
+
+    // Carol cannot read alice's messages to bob, from the relay or as keys.
+    let (alice, bob) = (f.alice_id.parse::<UserId>().unwrap(), parse_user(&f.bob));
+    match read_stream(&f.carol, StreamId::new(alice, Scope::Direct(bob))) {
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::FORBIDDEN, "{e}"),
+        other => panic!("carol read alice's messages to bob: {other:?}"),
+    }
+    // The direct audiences are no audiences of alice's to see or post to.
+    assert_eq!(f.alice.json(&["audience", "list"]), json!([]));
+    let direct_name = format!("direct to {}", bob.to_text());
+    let (code, message) = f.alice.fails(&["post", "--to", &direct_name, "x"]);
+    assert_eq!(code, 8, "{message}");
+    let log = f.alice.json(&["log"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "message_sent" && e["name"] == "bob"),
+        "{log}"
+    );
+
+    // Dave adds carol, who has not added him: a message needs the friend
+    // to have added the sender back.
+    let c = f.carol.json(&["whoami"])["user"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    f.dave.ok(&["friend", "add", &c, "--name", "carol"]);
+    let (code, message) = f.dave.fails(&["send", "carol", "hello?"]);
+    assert_eq!(code, 8, "{message}");
+    assert!(message.contains("must add you as a friend"), "{message}");
+}
+
+fn parse_user(home: &Home) -> UserId {
+    home.json(&["whoami"])["user"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A friend removed reads nothing sent after (the direct audience rotated),
+/// and a message to someone who removed the sender is refused by the relay
+/// and dropped, with exit 6: it does not stay queued forever.
+#[test]
+fn a_removed_friend_gets_no_new_message_and_cannot_send_one() {
+    let relay = Relay::start();
+    let f = Friends::new(&relay);
+    f.alice.ok(&["send", "bob", "before"]);
+    f.sync_all();
+    f.alice.ok(&["friend", "rm", "bob"]);
+    let (code, message) = f.bob.fails(&["send", "alice", "after removal"]);
+    assert_eq!(code, 6, "{message}");
+    assert!(message.contains("no longer accepts"), "{message}");
+    assert_eq!(f.bob.json(&["status"])["queued"], 0);
+    f.bob.ok(&["note", "add", "still works"]);
+    assert_eq!(f.bob.json(&["status"])["queued"], 0);
+    assert_eq!(inbox(&f.bob, &[]), [dm("alice", false, "before")]);
+
+    // Friends again: the next message opens a new epoch of the direct
+    // audience, granted to bob afresh.
+    let b = parse_user(&f.bob).to_text();
+    f.alice.ok(&["friend", "add", &b, "--name", "bob"]);
+    f.alice.ok(&["send", "bob", "again"]);
+    f.bob.ok(&["sync"]);
+    assert_eq!(
+        inbox(&f.bob, &[]),
+        [dm("alice", false, "before"), dm("alice", false, "again")]
+    );
+}
+
+/// `audience delete` removes an audience from every device for good: a
+/// device that had not seen the deletion and edits the audience does not
+/// bring it back.
+#[test]
+fn a_deleted_audience_stays_deleted_on_every_device() {
+    let relay = Relay::start();
+    let f = Friends::new(&relay);
+    let phone = Home::new();
+    link(&relay.target, &f.alice, &phone, "alice-phone");
+    f.alice
+        .ok(&["audience", "create", "close", "--member", "bob"]);
+    f.alice.ok(&["post", "--to", "close", "to close"]);
+    phone.ok(&["sync"]);
+    f.alice.ok(&["audience", "delete", "close"]);
+    assert_eq!(f.alice.json(&["audience", "list"]), json!([]));
+    let (code, message) = f.alice.fails(&["post", "--to", "close", "x"]);
+    assert_eq!(code, 8, "{message}");
+    // The phone has not synced the deletion: its edit is a later epoch.
+    phone.ok(&["audience", "add", "close", "carol"]);
+    phone.ok(&["sync"]);
+    f.alice.ok(&["sync"]);
+    assert_eq!(phone.json(&["audience", "list"]), json!([]));
+    assert_eq!(f.alice.json(&["audience", "list"]), json!([]));
+    assert_eq!(post(&f.alice, "to close")["text"], "to close");
+    f.bob.ok(&["sync"]);
+    assert_eq!(
+        feed(&f.bob),
+        from_alice(&["to close"]),
+        "bob keeps what he could read"
+    );
+    let said = f.alice.ok(&["log"]);
+    assert!(said.contains("deleted audience close"), "{said}");
+    let (code, message) = f.alice.fails(&["audience", "delete", "close"]);
+    assert_eq!(code, 8, "{message}");
 }

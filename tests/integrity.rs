@@ -211,3 +211,49 @@ fn a_claim_that_private_notes_expired_is_a_history_break() {
     assert!(message.contains("never expire"), "{message}");
     assert!(!phone.note_texts().contains(&"three".to_owned()));
 }
+
+/// Takes the envelope `id` and its decrypted item out of a stopped home's
+/// store, as a damaged disk or a faulty copy might, leaving its cursors
+/// past it.
+fn lose_from_home(home: &Home, id: EnvelopeId) {
+    type Bytes = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
+    let db = redb::Database::open(home.path().join(cairn_client::STORE_FILE)).unwrap();
+    let txn = db.begin_write().unwrap();
+    for name in ["envelopes", "items"] {
+        let mut table = txn.open_table(Bytes::new(name)).unwrap();
+        assert!(table.remove(id.as_bytes().as_slice()).unwrap().is_some());
+    }
+    txn.commit().unwrap();
+}
+
+/// `sync --from-scratch` reads every stream again from position 0: what a
+/// home lost from its store comes back, checked like anything else,
+/// where a plain sync (its cursors past it) brings nothing.
+#[test]
+fn sync_from_scratch_takes_in_again_what_a_home_lost() {
+    let relay = Relay::start();
+    let (alice, bob) = (Home::new(), Home::new());
+    let a = alice.init(&relay.target, "alice");
+    let b = bob.init(&relay.target, "bob");
+    alice.ok(&["friend", "add", &b, "--name", "bob"]);
+    bob.ok(&["friend", "add", &a, "--name", "alice"]);
+    bob.ok(&["audience", "create", "close", "--member", "alice"]);
+    let one = bob.json(&["post", "--to", "close", "one"]);
+    bob.ok(&["post", "--to", "close", "two"]);
+    alice.ok(&["sync"]);
+    assert_eq!(alice.feed_texts(), ["one", "two"]);
+
+    lose_from_home(&alice, one["id"].as_str().unwrap().parse().unwrap());
+    assert_eq!(alice.feed_texts(), ["two"]);
+    assert_eq!(alice.json(&["sync"])["pulled"], 0);
+    assert_eq!(alice.feed_texts(), ["two"]);
+    let report = alice.json(&["sync", "--from-scratch"]);
+    assert_eq!(report["pulled"], 1, "{report}");
+    assert_eq!(alice.feed_texts(), ["one", "two"]);
+    alice.ok(&["note", "add", "after"]);
+    assert_eq!(
+        alice.json(&["sync"])["pulled"],
+        0,
+        "the cursors are back at the heads"
+    );
+}

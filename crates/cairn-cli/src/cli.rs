@@ -59,7 +59,13 @@ pub enum Command {
     #[command(subcommand)]
     Note(NoteCommand),
     /// Push what is queued and pull everything new.
-    Sync,
+    Sync {
+        /// Read every stream again from the start, as a new device would:
+        /// checks the whole history the relay serves and takes in anything
+        /// this home lacks.
+        #[arg(long)]
+        from_scratch: bool,
+    },
     /// Keep this home unlocked for a while: an agent holds its key, and
     /// commands stop asking for the passphrase until it times out or
     /// `cairn lock`.
@@ -90,8 +96,8 @@ pub enum Command {
         hold: Duration,
     },
     /// Print what arrived since this device last showed it (in `watch`,
-    /// `feed` or `note list`), then new notes and posts as they arrive,
-    /// until interrupted.
+    /// `feed`, `inbox` or `note list`), then new notes, posts and direct
+    /// messages as they arrive, until interrupted.
     Watch {
         /// Also print again what was created in this last stretch of time
         /// (e.g. `2h`, `3d`), even if shown before.
@@ -117,6 +123,21 @@ pub enum Command {
     },
     /// Your posts and the friends' posts you can read.
     Feed,
+    /// Send a direct message to a friend (only they and your devices can
+    /// read it; they must have added you as a friend).
+    Send {
+        /// The friend's name.
+        friend: String,
+        /// The text, or `-` to read it from stdin; at a terminal, without
+        /// it, `$VISUAL` or `$EDITOR` (else `vi`) opens.
+        text: Option<String>,
+    },
+    /// Direct messages sent and received, oldest first.
+    Inbox {
+        /// Only the conversation with this friend.
+        #[arg(long)]
+        with: Option<String>,
+    },
     /// What is queued, what waits for keys, and how the relay last
     /// answered: without the network.
     Status,
@@ -290,6 +311,12 @@ pub enum AudienceCommand {
         name: String,
         /// The member.
         member: String,
+    },
+    /// Delete an audience, on all your devices: nothing is posted to it
+    /// again (its members keep what was posted to it before).
+    Delete {
+        /// The audience.
+        name: String,
     },
     /// List audiences.
     List,

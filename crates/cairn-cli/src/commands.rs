@@ -44,7 +44,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => init(&ctx, &relay, fingerprint.as_deref(), name, invite).await,
         Command::Whoami => whoami(&ctx),
         Command::Note(command) => note(&ctx, command).await,
-        Command::Sync => sync(&ctx).await,
+        Command::Sync { from_scratch } => sync(&ctx, from_scratch).await,
         Command::Unlock { hold } => unlock(&ctx, hold),
         Command::Lock => lock(&ctx),
         Command::Log => history(&ctx),
@@ -56,6 +56,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audience(command) => audience(&ctx, command).await,
         Command::Post { to, text } => post(&ctx, &to, &text).await,
         Command::Feed => feed(&ctx),
+        Command::Send { friend, text } => crate::direct::send(&ctx, &friend, text.as_deref()).await,
+        Command::Inbox { with } => crate::direct::inbox(&ctx, with.as_deref()),
         Command::Status => status(&ctx),
         Command::Relay(command) => relay(&ctx, command),
         Command::Completions { .. } | Command::Man => Ok(()),
@@ -156,9 +158,9 @@ fn manual() -> Result<()> {
 }
 
 /// What every command needs.
-struct Ctx {
-    home: PathBuf,
-    json: bool,
+pub(crate) struct Ctx {
+    pub(crate) home: PathBuf,
+    pub(crate) json: bool,
     options: Options,
 }
 
@@ -183,7 +185,7 @@ impl Ctx {
 
     /// Opens this home's client: with `CAIRN_PASSPHRASE`, else with the
     /// key an agent (`cairn unlock`) holds, else asking for the passphrase.
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         if !Client::exists(&self.home) {
             return Err(Error::NotInitialised {
                 home: self.home.clone(),
@@ -378,16 +380,19 @@ fn note_list(ctx: &Ctx, client: &Client) -> Result<()> {
 
 /// `text` with every line after the first indented by `width` columns, so
 /// that a note of several lines stays in its column.
-fn indented(text: &str, width: usize) -> String {
+pub(crate) fn indented(text: &str, width: usize) -> String {
     let pad = format!("\n{}", " ".repeat(width));
     text.trim_end_matches('\n').replace('\n', &pad)
 }
 
-async fn sync(ctx: &Ctx) -> Result<()> {
+async fn sync(ctx: &Ctx, from_scratch: bool) -> Result<()> {
     let mut client = ctx.client()?;
     let confirmed = confirm_link(ctx, &mut client).await?;
     let mut bar = Bar::new(ctx.json);
-    let report = client.sync(&mut bar).await;
+    let report = match from_scratch {
+        true => client.sync_from_scratch(&mut bar).await,
+        false => client.sync(&mut bar).await,
+    };
     bar.finish();
     let mut report = report?;
     if let Some(confirmation) = confirmed {
@@ -454,6 +459,14 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
              retention policy removed them, or their author was removed) before this device \
              read them",
             report.expired
+        )?;
+    }
+    if report.undeliverable > 0 {
+        say!(
+            "{} direct messages or key grants were refused by the relay: their recipient no \
+             longer has you as a friend. They were dropped (`cairn friend list` shows who still \
+             does)",
+            report.undeliverable
         )?;
     }
     if report.set_aside > 0 {
@@ -534,7 +547,7 @@ async fn watch(ctx: &Ctx, since: Option<std::time::Duration>) -> Result<()> {
 
 fn print_event(json: bool, event: &WatchEvent) -> std::io::Result<()> {
     if *event == WatchEvent::Live {
-        eprintln!("watching for new notes and posts (Ctrl-C to stop)");
+        eprintln!("watching for new notes, posts and messages (Ctrl-C to stop)");
         return Ok(());
     }
     if let WatchEvent::Reconnecting { after } = event {
@@ -568,6 +581,12 @@ fn print_event(json: bool, event: &WatchEvent) -> std::io::Result<()> {
             change_name(*change),
             short(&id.to_text()),
             text.as_deref().unwrap_or("")
+        ),
+        WatchEvent::Message(message) => say!(
+            "{}  {} (direct): {}",
+            time(message.created),
+            crate::direct::direction(message),
+            message.text
         ),
         WatchEvent::Live | WatchEvent::Reconnecting { .. } => Ok(()),
     }
@@ -778,6 +797,10 @@ async fn audience(ctx: &Ctx, command: AudienceCommand) -> Result<()> {
             client.remove_member(&name, &member).await?;
             format!("removed {member} from {name}; its key rotated")
         }
+        AudienceCommand::Delete { name } => {
+            client.delete_audience(&name).await?;
+            format!("deleted audience {name}")
+        }
     };
     let queued = push(&mut client).await?;
     if ctx.json {
@@ -886,8 +909,16 @@ fn status(ctx: &Ctx) -> Result<()> {
 /// refuses, leaves it queued, said with what to do, and the command
 /// succeeds. Only a device the relay says is revoked or banned fails (it
 /// will never send anything).
-async fn push(client: &mut Client) -> Result<bool> {
+pub(crate) async fn push(client: &mut Client) -> Result<bool> {
     match client.push().await {
+        Ok(Some(report)) if report.undeliverable > 0 => {
+            eprintln!(
+                "warning: the relay refused {} direct messages or key grants: their recipient no \
+                 longer has you as a friend; they were dropped",
+                report.undeliverable
+            );
+            Ok(false)
+        }
         Ok(report) => Ok(report.is_none()),
         Err(e) if matches!(e.kind(), ErrorKind::Revoked | ErrorKind::Banned) => Err(e.into()),
         Err(e) => {
@@ -900,7 +931,7 @@ async fn push(client: &mut Client) -> Result<bool> {
     }
 }
 
-fn report_change(verb: &str, queued: bool) {
+pub(crate) fn report_change(verb: &str, queued: bool) {
     if queued {
         eprintln!("{verb} here and queued: `cairn sync` sends it once the relay takes it");
     }
@@ -986,7 +1017,7 @@ fn parse_fingerprint(text: &str) -> Result<Fingerprint> {
 }
 
 /// The text argument, or stdin for `-`.
-fn read_text(text: &str) -> Result<String> {
+pub(crate) fn read_text(text: &str) -> Result<String> {
     if text != "-" {
         return Ok(text.to_owned());
     }

@@ -1,6 +1,7 @@
 //! `cairn export --out FILE`: the user's own history, decrypted, as JSON
 //! lines (`spec/client.md` section 7), for the user to read or keep: a
-//! header, then every note, post of the feed, friend and audience, in the
+//! header, then every note, post of the feed, direct message, friend and
+//! audience, in the
 //! shapes `--json` prints them. It holds plaintext, so the file is made
 //! new (never over another) and readable by its owner only.
 
@@ -14,7 +15,7 @@ use cairn_client::Client;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::views::{AudienceJson, FriendJson, NoteJson, PostJson};
+use crate::views::{AudienceJson, FriendJson, MessageJson, NoteJson, PostJson};
 
 /// The `format` of the header line.
 const FORMAT: &str = "cairn-user-export";
@@ -26,6 +27,7 @@ const VERSION: u32 = 1;
 pub struct Written {
     notes: usize,
     posts: usize,
+    messages: usize,
     friends: usize,
     audiences: usize,
 }
@@ -71,6 +73,10 @@ fn write(client: &Client, out: &mut impl Write) -> Result<Written> {
     for post in client.feed()? {
         line(out, &tagged("post", &PostJson::from(&post))?)?;
         written.posts += 1;
+    }
+    for message in client.messages()? {
+        line(out, &tagged("message", &MessageJson::from(&message))?)?;
+        written.messages += 1;
     }
     for friend in client.friends()? {
         line(out, &tagged("friend", &FriendJson::from(&friend))?)?;

@@ -79,6 +79,16 @@ impl From<&LogEntry> for LogJson {
             LogEvent::DeviceRevoked { device } => {
                 (json.event, json.subject) = ("device_revoked", Some(device.to_text()));
             }
+            LogEvent::Message { with, sent, text } => {
+                json.event = match sent {
+                    true => "message_sent",
+                    false => "message_received",
+                };
+                (json.name, json.text) = (Some(author_name(with)), Some(text.clone()));
+            }
+            LogEvent::AudienceDeleted { name } => {
+                (json.event, json.name) = ("audience_deleted", name.clone());
+            }
         }
         json
     }
@@ -114,5 +124,17 @@ pub fn describe(entry: &LogEntry, short: impl Fn(&str) -> String) -> String {
         LogEvent::DeviceRevoked { device } => {
             format!("revoked device {}", short(&device.to_text()))
         }
+        LogEvent::Message {
+            with,
+            sent: true,
+            text,
+        } => format!("sent {}: {text}", author_name(with)),
+        LogEvent::Message {
+            sent: false, text, ..
+        } => format!("sent me: {text}"),
+        LogEvent::AudienceDeleted { name } => match name {
+            Some(name) => format!("deleted audience {name}"),
+            None => "deleted an audience".to_owned(),
+        },
     }
 }

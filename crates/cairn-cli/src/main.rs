@@ -8,6 +8,7 @@
 mod agent;
 mod cli;
 mod commands;
+mod direct;
 mod editor;
 mod export;
 mod log;

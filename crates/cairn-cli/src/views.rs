@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use cairn_client::{
-    AudienceLabel, AudienceView, Author, DeviceView, FeedItem, Friend, Note, NoteChange,
+    AudienceLabel, AudienceView, Author, DeviceView, FeedItem, Friend, Message, Note, NoteChange,
     SyncReport, WatchEvent, Whoami,
 };
 use cairn_client::{ConnectError, Contact, Error, Status};
@@ -111,6 +111,32 @@ impl From<&FeedItem> for PostJson {
             text: post.text.clone(),
             audiences: post.audiences.iter().map(audience_label).collect(),
             created: post.created,
+        }
+    }
+}
+
+/// A direct message in `inbox --json` and `watch --json`: `with` names the
+/// other side (a friend's name), `user` is their user id, `sent` says
+/// whether this user wrote it.
+#[derive(Debug, Serialize)]
+pub struct MessageJson {
+    pub id: String,
+    pub with: String,
+    pub user: String,
+    pub sent: bool,
+    pub text: String,
+    pub created: u64,
+}
+
+impl From<&Message> for MessageJson {
+    fn from(message: &Message) -> Self {
+        Self {
+            id: message.id.to_text(),
+            with: author_name(&message.with),
+            user: message.user.to_text(),
+            sent: message.sent,
+            text: message.text.clone(),
+            created: message.created,
         }
     }
 }
@@ -221,6 +247,7 @@ pub struct SyncJson {
     expired: u64,
     set_aside: u64,
     rewritten: u64,
+    undeliverable: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     relogged: Option<RelogJson>,
     unopened: UnopenedJson,
@@ -257,6 +284,7 @@ impl From<&SyncReport> for SyncJson {
             expired: report.expired,
             set_aside: report.set_aside,
             rewritten: report.rewritten,
+            undeliverable: report.undeliverable,
             relogged: report.relogged.map(|r| RelogJson {
                 rewound: r.rewound,
                 resent: r.resent,
@@ -277,6 +305,7 @@ impl From<&SyncReport> for SyncJson {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WatchJson {
     Post(PostJson),
+    Message(MessageJson),
     Note {
         op: &'static str,
         id: String,
@@ -291,6 +320,7 @@ impl WatchJson {
         match event {
             WatchEvent::Live | WatchEvent::Reconnecting { .. } => None,
             WatchEvent::Post(post) => Some(Self::Post(post.into())),
+            WatchEvent::Message(message) => Some(Self::Message(message.into())),
             WatchEvent::Note {
                 change,
                 id,

@@ -43,21 +43,7 @@ pub(crate) fn relay_is_ahead(seq: u64, refused: &WireError) -> bool {
 impl Client {
     /// Sets aside everything queued (step 1); how many envelopes.
     pub(crate) fn set_aside_outbox(&self) -> Result<u64, Error> {
-        let store = self.local.store();
-        let queued = store.outbox(usize::MAX, usize::MAX)?;
-        let mut batch = Batch::default();
-        let mut first_seq = None;
-        for (seq, envelope) in &queued {
-            first_seq.get_or_insert(*seq);
-            self.forget(*seq, envelope, &mut batch)?;
-        }
-        if let Some(seq) = first_seq {
-            batch
-                .meta
-                .push((crate::local::meta::NEXT_SEQ, seq.to_be_bytes().to_vec()));
-        }
-        store.commit(batch)?;
-        let count = u64::try_from(queued.len()).unwrap_or(u64::MAX);
+        let count = self.set_aside_all(None)?;
         tracing::warn!(
             count,
             "the relay holds a later history of this device (this home was restored from an \
@@ -66,8 +52,45 @@ impl Client {
         Ok(count)
     }
 
-    /// Queues the removal of one queued envelope, keeping its item aside.
-    fn forget(&self, seq: u64, envelope: &Envelope, batch: &mut Batch) -> Result<(), Error> {
+    /// Drops the queued direct envelope `seq`, which the relay refused
+    /// (`forbidden`: its recipient no longer accepts this user's direct
+    /// envelopes), and sets aside what was queued after it, to be written
+    /// again with the seqs it leaves free. What it held (a message, key
+    /// grants) is gone: the recipient would never be served it. How many
+    /// envelopes were set aside.
+    pub(crate) fn drop_undeliverable(&self, seq: u64) -> Result<u64, Error> {
+        Ok(self.set_aside_all(Some(seq))?.saturating_sub(1))
+    }
+
+    /// Takes everything queued out of the outbox and the store, keeping
+    /// the items to write again but `dropped`'s; how many envelopes.
+    fn set_aside_all(&self, dropped: Option<u64>) -> Result<u64, Error> {
+        let store = self.local.store();
+        let queued = store.outbox(usize::MAX, usize::MAX)?;
+        let mut batch = Batch::default();
+        let mut first_seq = None;
+        for (seq, envelope) in &queued {
+            first_seq.get_or_insert(*seq);
+            self.forget(*seq, envelope, dropped != Some(*seq), &mut batch)?;
+        }
+        if let Some(seq) = first_seq {
+            batch
+                .meta
+                .push((crate::local::meta::NEXT_SEQ, seq.to_be_bytes().to_vec()));
+        }
+        store.commit(batch)?;
+        Ok(u64::try_from(queued.len()).unwrap_or(u64::MAX))
+    }
+
+    /// Queues the removal of one queued envelope, keeping its item aside
+    /// if `keep`.
+    fn forget(
+        &self,
+        seq: u64,
+        envelope: &Envelope,
+        keep: bool,
+        batch: &mut Batch,
+    ) -> Result<(), Error> {
         let id = envelope.id();
         let header = envelope.header();
         let stream = header.stream();
@@ -82,6 +105,9 @@ impl Client {
         if !batch.forget.chains.iter().any(|(s, _)| *s == stream) {
             let before = (header.prev != FIRST_IN_STREAM).then_some(header.prev);
             batch.forget.chains.push((stream, before));
+        }
+        if !keep {
+            return Ok(());
         }
         if let Some(sealed) = self.local.store().sealed_item(&id)? {
             batch
@@ -163,7 +189,13 @@ impl Client {
                 let targets: Vec<_> = audiences.iter().map(|a| a.target()).collect();
                 self.append_record(Scope::Friends, &targets, body).map(Some)
             }
-            Scope::Direct(_) => Ok(None),
+            // A message is sealed again for its friend's direct audience;
+            // other direct envelopes hold key material made for their
+            // moment and are not.
+            Scope::Direct(to) => match body {
+                RecordBody::Message { text } => self.reseal_message(to, text),
+                _ => Ok(None),
+            },
         }
     }
 }

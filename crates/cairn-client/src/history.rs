@@ -3,10 +3,14 @@
 //! device event, by whom and from which device (`spec/client.md` section
 //! 7). The log is already the audit trail; this shows it.
 
-use cairn_wire::{DeviceId, EnvelopeId, UserId};
+use std::collections::HashMap;
+
+use cairn_crypto::AudienceId;
+use cairn_wire::{DeviceId, EnvelopeId, Scope, UserId};
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::open::Item;
 use crate::record::{FriendOp, NoteOp, RecordBody};
 use crate::state::{Author, State};
 
@@ -87,6 +91,20 @@ pub enum LogEvent {
         /// The device.
         device: DeviceId,
     },
+    /// A direct message, sent or received.
+    Message {
+        /// The other side.
+        with: Author,
+        /// Whether this user sent it.
+        sent: bool,
+        /// Its text.
+        text: String,
+    },
+    /// An audience deleted.
+    AudienceDeleted {
+        /// Its name, when this device still knows it.
+        name: Option<String>,
+    },
 }
 
 impl Client {
@@ -94,8 +112,9 @@ impl Client {
     pub fn history(&self) -> Result<Vec<LogEntry>, Error> {
         let me = self.user()?;
         let mut items = self.items()?;
-        items.sort_by(crate::open::Item::author_order);
+        items.sort_by(Item::author_order);
         let state = State::fold(me, items.clone());
+        let names = audience_names(&items);
         Ok(items
             .iter()
             .map(|item| {
@@ -108,15 +127,27 @@ impl Client {
                         .then(|| state.device_names.get(&header.device).cloned())
                         .flatten(),
                     created: header.timestamp_ms,
-                    event: event(&state, me, &item.record.body),
+                    event: event(&state, me, item, &names),
                 }
             })
             .collect())
     }
 }
 
-fn event(state: &State, me: UserId, body: &RecordBody) -> LogEvent {
-    match body {
+/// The last name each audience had in the records held: a deleted one is
+/// no longer in the state.
+fn audience_names(items: &[Item]) -> HashMap<AudienceId, String> {
+    items
+        .iter()
+        .filter_map(|item| match &item.record.body {
+            RecordBody::Audience(audience) => Some((audience.id(), audience.name().to_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn event(state: &State, me: UserId, item: &Item, names: &HashMap<AudienceId, String>) -> LogEvent {
+    match &item.record.body {
         RecordBody::Note(NoteOp::Add { text }) => LogEvent::NoteAdded { text: text.clone() },
         RecordBody::Note(NoteOp::Edit { target, text }) => LogEvent::NoteEdited {
             note: *target,
@@ -144,6 +175,21 @@ fn event(state: &State, me: UserId, body: &RecordBody) -> LogEvent {
         },
         RecordBody::DeviceRevoked { revocation, .. } => LogEvent::DeviceRevoked {
             device: revocation.body().device,
+        },
+        RecordBody::Message { text } => {
+            let sent = item.header.author == me;
+            let with = match (sent, item.header.scope) {
+                (true, Scope::Direct(to)) => to,
+                _ => item.header.author,
+            };
+            LogEvent::Message {
+                with: state.author(me, with),
+                sent,
+                text: text.clone(),
+            }
+        }
+        RecordBody::AudienceDeleted { audience } => LogEvent::AudienceDeleted {
+            name: names.get(audience).cloned(),
         },
     }
 }

@@ -3,7 +3,7 @@
 //! certificate, so that a reader can check that the device which signed
 //! the envelope speaks for its author without trusting the relay.
 
-use cairn_crypto::{Audience, ExchangeKeyAnnouncement};
+use cairn_crypto::{Audience, AudienceId, ExchangeKeyAnnouncement};
 use cairn_wire::codec::{self, V1};
 use cairn_wire::limits::MAX_DEVICES;
 use cairn_wire::{
@@ -75,6 +75,19 @@ pub enum RecordBody {
         revocation: DeviceRevocation,
         /// The device's last envelope that still counts.
         last_seq: u64,
+    },
+    /// A direct message to one friend (direct scope `Direct(friend)`,
+    /// sealed to the private audience and to the author's direct audience
+    /// for that friend, `spec/client.md` section 4.1).
+    Message {
+        /// The text.
+        text: String,
+    },
+    /// One of the user's audiences deleted (private scope): it is gone for
+    /// good, whatever snapshot of it comes later in author order.
+    AudienceDeleted {
+        /// The audience.
+        audience: AudienceId,
     },
 }
 

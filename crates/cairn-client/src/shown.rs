@@ -1,7 +1,8 @@
 //! What this home has shown its user, so that `watch` prints everything
 //! that arrived since (`spec/client.md` section 7): items `watch` printed,
-//! posts `feed` listed and note operations `note list` listed. A home that
-//! never showed anything takes what it holds when it first does as shown.
+//! posts `feed` listed, messages `inbox` listed and note operations `note
+//! list` listed. A home that never showed anything takes what it holds
+//! when it first does as shown.
 
 use std::collections::HashSet;
 
@@ -19,6 +20,8 @@ pub enum Listed {
     Posts,
     /// `note list`: note operations.
     Notes,
+    /// `inbox`: direct messages.
+    Messages,
 }
 
 impl Client {
@@ -30,7 +33,9 @@ impl Client {
             .filter(|item| {
                 matches!(
                     (&item.record.body, listed),
-                    (RecordBody::Post { .. }, Listed::Posts) | (RecordBody::Note(_), Listed::Notes)
+                    (RecordBody::Post { .. }, Listed::Posts)
+                        | (RecordBody::Note(_), Listed::Notes)
+                        | (RecordBody::Message { .. }, Listed::Messages)
                 )
             })
             .map(|item| item.id)

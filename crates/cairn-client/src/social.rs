@@ -150,6 +150,22 @@ impl Client {
         self.remove_from(current, &user)
     }
 
+    /// Deletes an audience: it is gone from every device of the user, for
+    /// good (a snapshot of it that another device makes later in author
+    /// order does not bring it back), and nothing is sealed to it again.
+    /// Its members keep the keys they were granted, so they can still read
+    /// what was posted to it before. Local: pushed on the next sync.
+    pub async fn delete_audience(&mut self, name: &str) -> Result<(), Error> {
+        let state = self.state_knowing(&[name.to_owned()], &[]).await?;
+        let audience = state
+            .audience(name)
+            .ok_or_else(|| Error::UnknownAudience(name.to_owned()))?;
+        self.append_private(RecordBody::AudienceDeleted {
+            audience: audience.id(),
+        })?;
+        Ok(())
+    }
+
     /// The audiences.
     pub fn audiences(&self) -> Result<Vec<AudienceView>, Error> {
         Ok(self.state()?.audience_views(self.user()?))
@@ -226,7 +242,7 @@ impl Client {
     }
 
     /// A friend as an audience member, with their exchange key.
-    fn member(&self, state: &State, name: &str) -> Result<Member, Error> {
+    pub(crate) fn member(&self, state: &State, name: &str) -> Result<Member, Error> {
         let user = state
             .friend(name)
             .ok_or_else(|| Error::UnknownFriend(name.to_owned()))?;
@@ -245,7 +261,7 @@ impl Client {
     /// The state, synced first when it lacks a named audience, friend or
     /// friend's key and the relay can be reached: another device of the
     /// user may have made them since this one last synced.
-    async fn state_knowing(
+    pub(crate) async fn state_knowing(
         &mut self,
         audiences: &[String],
         friends: &[String],
@@ -275,13 +291,16 @@ async fn statement(connection: &Connection, request: Request) -> Result<(), Erro
     }
 }
 
-/// Names are for people: non-empty, one line, at most 64 bytes.
+/// Longest name a user may give a friend, audience or device, in bytes.
+pub(crate) const MAX_NAME: usize = 64;
+
 /// Names that would read as something else where names are shown: a
 /// friend called "me" would look like the user.
 const RESERVED_NAMES: &[&str] = &["me", "you", "private"];
 
+/// Names are for people: non-empty, one line, at most [`MAX_NAME`] bytes.
 pub(crate) fn check_name(name: &str) -> Result<(), Error> {
-    let ok = !name.trim().is_empty() && name.len() <= 64 && !name.contains(['\n', '\r']);
+    let ok = !name.trim().is_empty() && name.len() <= MAX_NAME && !name.contains(['\n', '\r']);
     if !ok {
         return Err(Error::Invalid(format!(
             "{name:?} is not a usable name (1 to 64 bytes, one line)"

@@ -8,6 +8,7 @@ use cairn_crypto::identity::verify_statement;
 use cairn_crypto::{Audience, AudienceId};
 use cairn_wire::{DeviceId, EnvelopeId, ExchangeKey, Scope, UserId};
 
+use crate::direct::{self, Message, RawMessage};
 use crate::open::Item;
 use crate::record::{FriendOp, NoteOp, RecordBody};
 use crate::revoked::Revoked;
@@ -110,6 +111,8 @@ pub(crate) struct State {
     /// The user's audiences: the snapshot of the latest epoch, or the
     /// merge of concurrent ones (see [`State::apply_audience`]).
     pub audiences: BTreeMap<AudienceId, Audience>,
+    /// Audiences deleted: gone for good, whatever snapshot comes later.
+    deleted: BTreeSet<AudienceId>,
     /// Audiences whose latest epoch was started twice at once with
     /// different members: their key was granted to a member set that is
     /// not the merged one, so they must rotate before the next post.
@@ -121,9 +124,12 @@ pub(crate) struct State {
     /// Exchange keys of the user's devices, from their certificates.
     pub device_keys: BTreeMap<DeviceId, ExchangeKey>,
     pub feed: Vec<FeedItem>,
+    /// Direct messages sent and received, in author order.
+    pub messages: Vec<Message>,
     /// The revoked devices of this user and of the users it reads.
     pub revoked: Revoked,
     posts: Vec<Post>,
+    raw_messages: Vec<RawMessage>,
 }
 
 impl State {
@@ -171,6 +177,8 @@ impl State {
                 })
             })
             .collect();
+        let raw = std::mem::take(&mut state.raw_messages);
+        state.messages = direct::name_messages(&state, me, raw);
         state
     }
 
@@ -185,6 +193,7 @@ impl State {
             (RecordBody::Note(op), true) => notes.apply(item, op),
             (RecordBody::Friend(op), true) => apply_friend(&mut self.friends, op),
             (RecordBody::Audience(audience), true) => self.apply_audience(audience),
+            (RecordBody::AudienceDeleted { audience }, true) => self.delete_audience(*audience),
             (RecordBody::Device { certificate, name }, true) => {
                 let body = certificate.body();
                 if certificate.verify().is_ok() && body.user == me {
@@ -214,8 +223,39 @@ impl State {
                     created: header.timestamp_ms,
                 });
             }
+            (RecordBody::Message { text }, _) => self.apply_message(me, item, text),
             _ => {}
         }
+    }
+
+    /// Takes a direct message: one this user sent to another user, or one
+    /// sent to this user by someone else. Any other direct scope (a user's
+    /// message to themselves, which the client never writes) is ignored.
+    fn apply_message(&mut self, me: UserId, item: &Item, text: &str) {
+        let header = &item.header;
+        let Scope::Direct(to) = header.scope else {
+            return;
+        };
+        let (with, sent) = match (header.author == me, to == me) {
+            (true, false) => (to, true),
+            (false, true) => (header.author, false),
+            _ => return,
+        };
+        self.raw_messages.push(RawMessage {
+            id: item.id,
+            with,
+            sent,
+            text: text.to_owned(),
+            created: header.timestamp_ms,
+        });
+    }
+
+    /// Deletes an audience for good.
+    fn delete_audience(&mut self, id: AudienceId) {
+        self.deleted.insert(id);
+        self.audiences.remove(&id);
+        self.forked.remove(&id);
+        self.parents.remove(&id);
     }
 
     /// Takes an audience snapshot (they come in author order). Epochs
@@ -229,6 +269,9 @@ impl State {
     /// marked forked, to rotate before anything is sealed to it.
     fn apply_audience(&mut self, audience: &Audience) {
         let id = audience.id();
+        if self.deleted.contains(&id) {
+            return;
+        }
         let members = |a: &Audience| a.members().map(|m| m.user).collect::<BTreeSet<_>>();
         let Some(held) = self.audiences.get(&id) else {
             self.parents.insert(id, BTreeSet::new());
@@ -254,8 +297,18 @@ impl State {
         self.friends.get(name).copied()
     }
 
-    /// The audience named `name`.
+    /// The audience named `name` (one the user made: direct audiences
+    /// have no name a user can give).
     pub fn audience(&self, name: &str) -> Option<&Audience> {
+        self.audiences
+            .values()
+            .find(|a| a.name() == name && !direct::is_direct_audience(a))
+    }
+
+    /// This user's direct audience for `friend`, if a message was ever
+    /// sent to them.
+    pub fn direct_audience(&self, friend: &UserId) -> Option<&Audience> {
+        let name = direct::direct_audience_name(friend);
         self.audiences.values().find(|a| a.name() == name)
     }
 
@@ -284,6 +337,7 @@ impl State {
         let mut views: Vec<AudienceView> = self
             .audiences
             .values()
+            .filter(|a| !direct::is_direct_audience(a))
             .map(|a| {
                 let members = a.members().map(|m| self.author(me, m.user)).collect();
                 AudienceView {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use cairn_wire::limits::{MAX_BATCH, MAX_CURSORS};
 use cairn_wire::{
     AppendOutcome, BoundedVec, Cursor, Envelope, EnvelopeId, ErrorCode, ErrorDetail, Expired,
-    HelloRequest, Request, Response, StreamId, StreamPage, SubscribeRequest, SubscriptionEvent,
-    SyncResponse, WireError,
+    HelloRequest, Request, Response, Scope, StreamId, StreamPage, SubscribeRequest,
+    SubscriptionEvent, SyncResponse, UserId, WireError,
 };
 
 use crate::chain::HistoryBreak;
@@ -98,6 +98,11 @@ pub struct SyncReport {
     pub set_aside: u64,
     /// The changes among them written again on top of the relay's history.
     pub rewritten: u64,
+    /// Direct envelopes (messages, key grants) the relay refused because
+    /// their recipient no longer accepts this user's (they removed this
+    /// user as a friend): dropped, and what was queued after them written
+    /// again.
+    pub undeliverable: u64,
     /// Whether this sync completed the device's link.
     pub linked: bool,
     /// Then, the confirmation the approving device showed too.
@@ -135,6 +140,32 @@ impl Client {
             report.unopened = self.unopened(&self.key_state()?.keyring)?;
         }
         outcome
+    }
+
+    /// `cairn sync --from-scratch`: reads every stream this home follows
+    /// again from position 0, as a new device would, and syncs. Every
+    /// envelope the relay serves is checked against what the home holds
+    /// (each device's chain, `spec/client.md` section 6.2), and whatever
+    /// the home lacks (lost from its store, or skipped by a fault) is
+    /// taken in, so the folds are rebuilt from the whole log. Envelopes it
+    /// holds already are not opened twice. A sync cut short leaves the
+    /// cursors where it got to; the next sync goes on from there.
+    pub async fn sync_from_scratch(
+        &mut self,
+        progress: &mut dyn Progress,
+    ) -> Result<SyncReport, Error> {
+        let rewound = self
+            .local
+            .store()
+            .cursors()?
+            .into_iter()
+            .map(|cursor| (cursor.stream, 0))
+            .collect();
+        self.local.store().commit(Batch {
+            rewound,
+            ..Batch::default()
+        })?;
+        self.sync(progress).await
     }
 
     /// [`Client::sync_once`], with how it went recorded for `status`.
@@ -327,6 +358,28 @@ impl Client {
         let synced = self.hello(connection, &outbox, cursors).await?;
         let mut batch = Batch::default();
         let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+        if let Some((seq, refused)) = &refusal
+            && let Some(to) = undeliverable(&outbox, *seq, refused, self.user()?)
+        {
+            // As below: this answer's pages are read again by the next
+            // hello.
+            self.local.store().commit(batch)?;
+            report.pushed += pushed;
+            report.undeliverable += 1;
+            let requeued = self.drop_undeliverable(*seq)?;
+            tracing::warn!(
+                recipient = %to,
+                "the relay refused a direct envelope: its recipient no longer accepts yours \
+                 (they removed you as a friend); dropped it"
+            );
+            let answered = Answered {
+                pushed,
+                requeued: requeued.saturating_add(1),
+                more: true,
+                ..Answered::default()
+            };
+            return Ok((answered, true));
+        }
         if let Some((seq, refused)) = &refusal
             && adopt::relay_is_ahead(*seq, refused)
             && report.set_aside == 0
@@ -779,6 +832,26 @@ fn settle(
         }
     }
     Ok((pushed, None))
+}
+
+/// The recipient of the queued envelope `seq`, when the relay refused it
+/// as `forbidden` and it is a direct envelope to another user: only their
+/// consent (a current grant of this user) lets it in, and they withdrew
+/// it, so sending it again can never succeed.
+fn undeliverable(
+    outbox: &[(u64, Envelope)],
+    seq: u64,
+    refused: &WireError,
+    me: UserId,
+) -> Option<UserId> {
+    if refused.code != ErrorCode::FORBIDDEN {
+        return None;
+    }
+    let (_, envelope) = outbox.iter().find(|(s, _)| *s == seq)?;
+    match envelope.header().scope {
+        Scope::Direct(to) if to != me => Some(to),
+        _ => None,
+    }
 }
 
 impl Client {

@@ -1,7 +1,7 @@
 //! Live updates: catch up with a sync, then subscribe to every stream this
-//! device follows (its own private and friends streams, each friend's
-//! friends stream and direct stream to this user) and report each new note
-//! operation and post as it arrives. A lost connection is retried with
+//! device follows (its own private, friends and direct streams, each
+//! friend's friends stream and direct stream to this user) and report each
+//! new note operation, post and direct message as it arrives. A lost connection is retried with
 //! bounded backoff; the local cursors make the resumed subscriptions start
 //! where the last ones stopped, and what the catch-up sync after a
 //! reconnection brings in is reported too, so that every item that appears
@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::connection::{Connection, RequestError, Subscription};
+use crate::direct::Message;
 use crate::error::Error;
 use crate::local::Batch;
 use crate::open::Item;
@@ -64,6 +65,8 @@ pub enum WatchEvent {
         /// When the operation was made (ms since the Unix epoch).
         created: u64,
     },
+    /// A direct message sent or received.
+    Message(Message),
 }
 
 type Event = (StreamId, Result<Option<SubscriptionEvent>, RequestError>);
@@ -193,7 +196,9 @@ impl Client {
         Ok(())
     }
 
-    /// The streams to follow.
+    /// The streams to follow: the user's own (the direct streams to each
+    /// friend carry what this user's other devices send them), and each
+    /// friend's friends stream and direct stream to this user.
     fn watched_streams(&self) -> Result<Vec<StreamId>, Error> {
         let me = self.user()?;
         let friends: Vec<UserId> = self.state()?.friends.values().copied().collect();
@@ -205,6 +210,7 @@ impl Client {
         for friend in friends {
             streams.push(StreamId::new(friend, Scope::Friends));
             streams.push(StreamId::new(friend, Scope::Direct(me)));
+            streams.push(StreamId::new(me, Scope::Direct(friend)));
         }
         Ok(streams)
     }
@@ -256,6 +262,10 @@ fn event_of(state: &State, item: &Item) -> Option<WatchEvent> {
         RecordBody::Post { .. } => {
             let post = state.feed.iter().find(|p| p.id == item.id)?;
             Some(WatchEvent::Post(post.clone()))
+        }
+        RecordBody::Message { .. } => {
+            let message = state.messages.iter().find(|m| m.id == item.id)?;
+            Some(WatchEvent::Message(message.clone()))
         }
         RecordBody::Note(NoteOp::Add { text }) => {
             Some(note(NoteChange::Add, item.id, Some(text.clone())))
