@@ -281,8 +281,19 @@ fn notes_are_checked_and_shown_as_people_expect() {
     let (code, message) = home.fails(&["friend", "add", &other, "--name", "me"]);
     assert_eq!(code, 11, "{message}");
     assert!(message.contains("reserved"), "{message}");
-    let output = empty.cmd(&["feed"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&output.stderr).contains("the feed is empty"));
+    for (args, said) in [
+        (&["feed"][..], "the feed is empty"),
+        (&["inbox"][..], "no messages"),
+        (&["friend", "list"][..], "no friends yet"),
+        (&["audience", "list"][..], "no audiences"),
+        (&["note", "list"][..], "no notes"),
+    ] {
+        let output = empty.cmd(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        assert!(output.stdout.is_empty(), "{args:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
 }
 
 /// A change saved here is not lost or reported as failed when the relay
@@ -350,6 +361,16 @@ fn status_shows_what_is_queued_and_how_the_relay_last_answered() {
         text.contains("queued    2") && text.contains("did not answer"),
         "{text}"
     );
+    // A sync says the relay is silent once, names UDP and what is queued.
+    let output = home.offline_cmd(&["sync"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("no answer within"), "{said}");
+    assert!(
+        said.contains(&format!("UDP port {}", relay.addr.port())),
+        "{said}"
+    );
+    assert!(said.contains("2 changes are queued here"), "{said}");
 
     relay.restart();
     home.ok(&["sync"]);

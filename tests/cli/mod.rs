@@ -205,6 +205,9 @@ impl Home {
             .env("CAIRN_PASSPHRASE", PASSPHRASE)
             .env(cairn_client::INSECURE_FAST_KDF_ENV, "1")
             .env("CAIRN_CONNECT_TIMEOUT", "2s")
+            // Tests share two cores with many relays: a change pushes
+            // unless the relay is really away.
+            .env("CAIRN_PUSH_WAIT", "2s")
             .stdin(Stdio::null());
         command
     }

@@ -32,6 +32,11 @@ pub struct Global {
     /// Give up on reaching the relay after this long (e.g. `2s`).
     #[arg(long, global = true, env = "CAIRN_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+    /// After a change, wait at most this long for the relay before
+    /// leaving the change queued for the next sync (it is saved either
+    /// way); raise it on a slow link.
+    #[arg(long, global = true, env = "CAIRN_PUSH_WAIT", default_value = "800ms", value_parser = humantime::parse_duration)]
+    pub push_wait: Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -174,6 +174,7 @@ impl Ctx {
         };
         let options = Options {
             connect_timeout: global.connect_timeout,
+            push_wait: global.push_wait,
             ..Options::default()
         };
         Ok(Self {
@@ -394,7 +395,13 @@ async fn sync(ctx: &Ctx, from_scratch: bool) -> Result<()> {
         false => client.sync(&mut bar).await,
     };
     bar.finish();
-    let mut report = report?;
+    let mut report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            say_what_is_queued(&client, &e);
+            return Err(e.into());
+        }
+    };
     if let Some(confirmation) = confirmed {
         report.linked = true;
         report.confirmation = Some(confirmation);
@@ -403,6 +410,21 @@ async fn sync(ctx: &Ctx, from_scratch: bool) -> Result<()> {
         return output::json(&SyncJson::from(&report));
     }
     print_sync(&client, &report)
+}
+
+/// When the relay could not be reached: how many changes wait here.
+fn say_what_is_queued(client: &Client, error: &Error) {
+    if !error.is_unreachable() {
+        return;
+    }
+    if let Ok(status) = client.status()
+        && status.queued > 0
+    {
+        eprintln!(
+            "{} changes are queued here; the next sync that reaches the relay sends them",
+            status.queued
+        );
+    }
 }
 
 /// On a pending device at a terminal: shows who approved it and the
@@ -764,6 +786,9 @@ async fn friend(ctx: &Ctx, command: FriendCommand) -> Result<()> {
             if ctx.json {
                 return output::json(&friends.iter().map(FriendJson::from).collect::<Vec<_>>());
             }
+            if friends.is_empty() {
+                eprintln!("no friends yet (`cairn friend add USER_ID --name NAME` adds one)");
+            }
             for f in friends {
                 let key = if f.key_known {
                     ""
@@ -815,6 +840,9 @@ fn audience_list(ctx: &Ctx, client: &Client) -> Result<()> {
     let audiences: Vec<AudienceJson> = client.audiences()?.iter().map(AudienceJson::from).collect();
     if ctx.json {
         return output::json(&audiences);
+    }
+    if audiences.is_empty() {
+        eprintln!("no audiences (`cairn audience create NAME --member FRIEND` makes one)");
     }
     for a in audiences {
         say!(

@@ -377,6 +377,12 @@ pub fn hint(error: &Error) -> Option<String> {
                 .to_owned()
         }
         Error::Pending => "run `cairn sync` once a linked device has approved this one".to_owned(),
+        Error::Connect(ConnectError::Unreachable { addr, .. }) => format!(
+            "check that the relay is running; cairn speaks QUIC, over UDP: a firewall or network \
+             that passes only TCP must let UDP port {} through. Changes made meanwhile are saved \
+             here and sent by the next sync",
+            addr.port()
+        ),
         Error::Connect(ConnectError::Refused(e)) | Error::Refused(e)
             if e.code == ErrorCode::REGISTRATION_REFUSED =>
         {

@@ -61,7 +61,7 @@ pub use history::{LogEntry, LogEvent};
 pub use link::{Confirmation, LINK_CODE_LIFETIME, LinkCode};
 pub use local::STORE_FILE;
 pub use notes::MAX_TEXT_LEN;
-pub use reach::{Options, RelayTarget, Trust, host_of, trusts_authorities};
+pub use reach::{DEFAULT_PUSH_WAIT, Options, RelayTarget, Trust, host_of, trusts_authorities};
 pub use recovery::RecoveryCode;
 pub use relog::Relogged;
 pub use shown::Listed;

@@ -9,6 +9,11 @@ use crate::connection::{ConnectError, Connection};
 use crate::error::Error;
 use crate::identity::Identity;
 
+/// The default [`Options::push_wait`]: a relay that is up answers a
+/// handshake within a few round trips; one that is away must not cost a
+/// change more than this.
+pub const DEFAULT_PUSH_WAIT: Duration = Duration::from_millis(800);
+
 /// How the client reaches the relay.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -16,6 +21,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Connection attempts before a sync gives up (with backoff between).
     pub attempts: u32,
+    /// Longest a push after a local change waits to reach the relay
+    /// before leaving the change queued (it is saved either way).
+    pub push_wait: Duration,
     /// Invite code for relays that require one for new users.
     pub invite: Option<String>,
 }
@@ -25,6 +33,7 @@ impl Default for Options {
         Self {
             connect_timeout: Duration::from_secs(5),
             attempts: 3,
+            push_wait: DEFAULT_PUSH_WAIT,
             invite: None,
         }
     }
@@ -85,7 +94,9 @@ pub(crate) async fn enrol_as(
 }
 
 /// Makes `attempt` up to `options.attempts` times with backoff while the
-/// relay is unreachable; any other failure ends at once.
+/// relay is unreachable; any other failure ends at once, and so does an
+/// attempt that got no answer at all within the timeout: waiting as long
+/// again for a relay that is silent only multiplies the wait.
 async fn with_retries<T, F>(
     relay: &str,
     options: &Options,
@@ -102,7 +113,13 @@ where
             Ok(Ok(connected)) => return Ok(connected),
             Ok(Err(ConnectError::Unreachable { reason, .. })) => reason,
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) => format!("no answer within {:?}", options.connect_timeout),
+            Err(_) => {
+                return Err(ConnectError::Unreachable {
+                    addr,
+                    reason: format!("no answer within {:?}", options.connect_timeout),
+                }
+                .into());
+            }
         };
         if made == attempts {
             return Err(ConnectError::Unreachable {

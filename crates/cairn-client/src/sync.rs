@@ -43,11 +43,9 @@ const MAX_PENDING: u64 = 10_000;
 const PENDING_PAGE: usize = 256;
 /// Most passes over the waiting envelopes after keys arrive.
 const RETRY_PASSES: usize = 4;
-/// Longest a push after a local change waits for the relay: the change is
-/// safe in the outbox either way.
-const QUICK_CONNECT: Duration = Duration::from_secs(3);
-/// Longest a push waits for a relay that failed to answer a moment ago.
-const RECENTLY_DOWN_CONNECT: Duration = Duration::from_millis(500);
+/// Longest a push waits for a relay that failed to answer a moment ago
+/// (at most [`Options::push_wait`]).
+const RECENTLY_DOWN_CONNECT: Duration = Duration::from_millis(300);
 /// Longest wait a `rate_limited` answer can impose before a retry.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -249,8 +247,8 @@ impl Client {
     /// second.
     pub async fn push(&mut self) -> Result<Option<SyncReport>, Error> {
         let limit = match self.recently_unreachable()? {
-            true => RECENTLY_DOWN_CONNECT,
-            false => QUICK_CONNECT,
+            true => self.options.push_wait.min(RECENTLY_DOWN_CONNECT),
+            false => self.options.push_wait,
         };
         let quick = Options {
             attempts: 1,
