@@ -122,7 +122,7 @@ impl Client {
         self.append_record(Scope::Direct(friend.user), &targets, body)
     }
 
-    /// A message set aside (`spec/client.md` section 6.2) written again
+    /// A message set aside (`spec/client.md` section 6.3) written again
     /// for `to`, if they are still a member of their direct audience.
     pub(crate) fn reseal_message(
         &mut self,
