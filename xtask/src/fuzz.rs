@@ -9,26 +9,50 @@ use serde_json::Value;
 
 use crate::run;
 
-/// Every fuzz target in `fuzz/fuzz_targets/`.
-pub const TARGETS: &[&str] = &["envelope", "frame", "statement", "id_text"];
+/// Every fuzz target in `fuzz/fuzz_targets/`: every parser of foreign
+/// bytes (wire frames, envelopes, statements, ids; records and their
+/// folds; sealed payloads; what users paste; the relay's importer and
+/// configuration).
+pub const TARGETS: &[&str] = &[
+    "envelope",
+    "frame",
+    "statement",
+    "id_text",
+    "record",
+    "fold",
+    "payload",
+    "client_text",
+    "export",
+    "config",
+];
+
+/// Seconds per target of a campaign unless `--seconds` says otherwise.
+const CAMPAIGN_SECONDS: u64 = 600;
 
 /// What to fuzz and for how long.
 #[derive(Debug)]
 pub struct Options {
     seconds: u64,
     targets: Vec<String>,
+    /// A campaign also minimises each corpus afterwards (`cargo fuzz
+    /// cmin`), so that what is kept under `fuzz/corpus/` stays small.
+    campaign: bool,
 }
 
 impl Options {
-    /// `[--seconds N] [TARGET...]`; default 60 seconds, every target.
+    /// `[--campaign] [--seconds N] [TARGET...]`; default every target, 60
+    /// seconds each (600 in a campaign).
     pub fn parse(args: &[String]) -> Result<Self> {
-        let mut seconds = 60;
+        let mut seconds = None;
+        let mut campaign = false;
         let mut targets = Vec::new();
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             if arg == "--seconds" {
                 let value = args.next().context("--seconds needs a value")?;
-                seconds = value.parse().context("--seconds takes a whole number")?;
+                seconds = Some(value.parse().context("--seconds takes a whole number")?);
+            } else if arg == "--campaign" {
+                campaign = true;
             } else if TARGETS.contains(&arg.as_str()) {
                 targets.push(arg.clone());
             } else {
@@ -41,7 +65,12 @@ impl Options {
         if targets.is_empty() {
             targets = TARGETS.iter().map(|t| (*t).to_owned()).collect();
         }
-        Ok(Self { seconds, targets })
+        let default = if campaign { CAMPAIGN_SECONDS } else { 60 };
+        Ok(Self {
+            seconds: seconds.unwrap_or(default),
+            targets,
+            campaign,
+        })
     }
 
     /// Every target for `seconds` each.
@@ -49,24 +78,63 @@ impl Options {
         Self {
             seconds,
             targets: TARGETS.iter().map(|t| (*t).to_owned()).collect(),
+            campaign: false,
         }
     }
 }
 
-/// Runs each target; fails on the first crash.
+/// Runs each target over its stored corpus (seeded from the spec's
+/// vectors); fails on the first crash. A campaign then minimises each
+/// corpus in place.
 pub fn run(options: &Options) -> Result<()> {
     ensure_cargo_fuzz()?;
     seed_corpora()?;
     let mut summary = Vec::new();
     for target in &options.targets {
-        let runs = fuzz_target(target, options.seconds)?;
+        let stats = fuzz_target(target, options.seconds)?;
+        let kept = match options.campaign {
+            true => format!(", corpus minimised to {} inputs", minimise(target)?),
+            false => String::new(),
+        };
         summary.push(format!(
-            "{target}: {runs} executions in {} s",
-            options.seconds
+            "{target}: {} executions in {} s ({}/s), coverage {} edges, {} features{kept}",
+            stats.runs,
+            options.seconds,
+            stats.runs / options.seconds.max(1),
+            stats.coverage,
+            stats.features,
         ));
     }
     println!("==> fuzz summary\n{}", summary.join("\n"));
     Ok(())
+}
+
+/// What one run of a target reached.
+#[derive(Debug, Default)]
+struct Stats {
+    runs: u64,
+    coverage: u64,
+    features: u64,
+}
+
+/// `cargo fuzz cmin`: keeps the smallest set of inputs that reaches the
+/// same coverage; how many are left.
+fn minimise(target: &str) -> Result<usize> {
+    let corpus = format!("fuzz/corpus/{target}");
+    run::step(
+        &format!("minimise the {target} corpus"),
+        "cargo",
+        &[
+            "+nightly",
+            "fuzz",
+            "cmin",
+            "--fuzz-dir",
+            "fuzz",
+            target,
+            &corpus,
+        ],
+    )?;
+    Ok(fs::read_dir(run::root().join(&corpus))?.count())
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {
@@ -83,8 +151,9 @@ fn ensure_cargo_fuzz() -> Result<()> {
     )
 }
 
-/// Runs one target for `seconds` and returns how many inputs it executed.
-fn fuzz_target(target: &str, seconds: u64) -> Result<u64> {
+/// Runs one target for `seconds`: how many inputs it executed and the
+/// coverage it reached.
+fn fuzz_target(target: &str, seconds: u64) -> Result<Stats> {
     println!("==> fuzz {target} for {seconds} s");
     let corpus = format!("corpus/{target}");
     let max_time = format!("-max_total_time={seconds}");
@@ -109,13 +178,27 @@ fn fuzz_target(target: &str, seconds: u64) -> Result<u64> {
         eprintln!("{log}");
         bail!("fuzz target {target} failed; the crashing input is under fuzz/artifacts/{target}/");
     }
-    Ok(executions(&log))
+    Ok(Stats {
+        runs: executions(&log),
+        coverage: last_stat(&log, "cov:"),
+        features: last_stat(&log, "ft:"),
+    })
 }
 
 /// libFuzzer ends with "Done N runs in S second(s)".
 fn executions(log: &str) -> u64 {
     log.lines()
         .filter_map(|line| line.split("Done ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// The last value libFuzzer printed after `name` in its status lines
+/// (`#N DONE cov: 1234 ft: 5678 ...`).
+fn last_stat(log: &str, name: &str) -> u64 {
+    log.lines()
+        .filter_map(|line| line.split(name).nth(1))
         .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
         .next_back()
         .unwrap_or(0)
@@ -148,6 +231,18 @@ fn seed_corpora() -> Result<()> {
             text.as_bytes(),
         )?;
     }
+    seed_client(&root, &corpus)?;
+    seed_payloads(&root, &corpus)?;
+    let config = fs::read(root.join("deploy/relay.example.toml"))?;
+    write_seed(&corpus.join("config"), "relay-example", &config)?;
+    for entry in fs::read_dir(root.join("fuzz/seeds/export"))? {
+        let entry = entry?;
+        write_seed(
+            &corpus.join("export"),
+            &entry.file_name().to_string_lossy(),
+            &fs::read(entry.path())?,
+        )?;
+    }
     for (i, v) in array(&invalid).iter().enumerate() {
         let target = match v["kind"].as_str().unwrap_or_default() {
             "envelope" => "envelope",
@@ -160,6 +255,56 @@ fn seed_corpora() -> Result<()> {
             &format!("invalid-{i}"),
             &hex_field(v, "hex")?,
         )?;
+    }
+    Ok(())
+}
+
+/// The client's record and text vectors: each record alone (`record`),
+/// all of them as one log in each scope (`fold`), and each text
+/// (`client_text`).
+fn seed_client(root: &Path, corpus: &Path) -> Result<()> {
+    let records = read_json(&root.join("spec/vectors/client/records.json"))?;
+    let records: Vec<Vec<u8>> = array(&records["records"])
+        .iter()
+        .map(|v| hex_field(v, "hex"))
+        .collect::<Result<_>>()?;
+    for (i, record) in records.iter().enumerate() {
+        write_seed(&corpus.join("record"), &format!("valid-{i}"), record)?;
+    }
+    for scope in 0u8..4 {
+        let mut log = Vec::new();
+        for (seq, record) in records.iter().enumerate() {
+            let seq = u8::try_from(seq + 1).unwrap_or(u8::MAX);
+            let len = u16::try_from(record.len()).unwrap_or(u16::MAX);
+            log.extend([0, 0, scope, seq, 0, seq, 0]);
+            log.extend(len.to_be_bytes());
+            log.extend(record);
+        }
+        write_seed(&corpus.join("fold"), &format!("scope-{scope}"), &log)?;
+    }
+    let texts = read_json(&root.join("spec/vectors/client/texts.json"))?;
+    for field in ["link_code", "recovery_code", "fingerprint"] {
+        let text = texts[field].as_str().unwrap_or_default();
+        write_seed(&corpus.join("client_text"), field, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The crypto vectors' sealed payloads with their headers, which the
+/// `payload` target opens with the vectors' keys.
+fn seed_payloads(root: &Path, corpus: &Path) -> Result<()> {
+    let posts = read_json(&root.join("spec/vectors/crypto/posts.json"))?;
+    let grants = read_json(&root.join("spec/vectors/crypto/grants.json"))?;
+    let sealed = array(&posts["cases"])
+        .iter()
+        .chain(["grant", "link", "link_for_code"].map(|k| &grants[k]));
+    for (i, v) in sealed.enumerate() {
+        let header = hex_field(v, "header_encoding")?;
+        let len = u16::try_from(header.len()).unwrap_or(u16::MAX);
+        let mut seed = len.to_be_bytes().to_vec();
+        seed.extend(header);
+        seed.extend(hex_field(v, "payload")?);
+        write_seed(&corpus.join("payload"), &format!("valid-{i}"), &seed)?;
     }
     Ok(())
 }

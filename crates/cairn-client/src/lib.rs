@@ -24,6 +24,8 @@ mod devices;
 mod direct;
 mod error;
 mod frame_io;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod history;
 mod identity;
 mod link;

@@ -387,6 +387,16 @@ impl RelayConfig {
             .map_err(|e| ConfigError(e.to_string()))
     }
 
+    /// The defaults with the TOML `text` on top (no environment, no
+    /// flags): how a configuration file's contents are read, for checks
+    /// and for the fuzz target `config`.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Figment::from(Serialized::defaults(Self::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)

@@ -231,6 +231,23 @@ pub async fn import<S: Store>(store: &S, input: impl BufRead) -> Result<Counts, 
     })
 }
 
+/// Reads an export as `import` does, checking every line as untrusted
+/// input (formats, signatures, positions, counts) without a store: what
+/// the fuzz target `export` drives. The counts of what it holds.
+pub fn validate(input: impl BufRead) -> Result<Counts, ExportError> {
+    let parsed = parse(input)?;
+    let envelopes = parsed
+        .streams
+        .values()
+        .flatten()
+        .filter(|(_, item)| matches!(item, Item::Envelope(_)))
+        .count();
+    Ok(Counts {
+        statements: parsed.statements,
+        envelopes: u64::try_from(envelopes).unwrap_or(u64::MAX),
+    })
+}
+
 #[derive(Debug, Default)]
 struct Parsed {
     certificates: Vec<DeviceCertificate>,
