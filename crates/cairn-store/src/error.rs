@@ -98,6 +98,10 @@ pub enum AppendError {
     /// The store is shutting down or its writer stopped.
     #[error("the store is closed")]
     Closed,
+    /// The disk, or the database's size limit, is full. Reads go on, and
+    /// writes succeed again once there is room.
+    #[error("the store is out of space")]
+    StorageFull,
     /// The commit failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -111,6 +115,9 @@ pub enum WriteError {
     /// The store is shutting down or its writer stopped.
     #[error("the store is closed")]
     Closed,
+    /// The disk, or the database's size limit, is full.
+    #[error("the store is out of space")]
+    StorageFull,
     /// The commit failed.
     #[error(transparent)]
     Backend(#[from] BackendError),

@@ -15,6 +15,7 @@
 
 mod api;
 mod apply;
+pub mod backend;
 mod error;
 mod keys;
 mod maintenance;
@@ -22,6 +23,7 @@ mod migrate;
 mod reader;
 mod redb_store;
 mod schema;
+mod slot;
 mod writer;
 
 pub use api::{

@@ -19,7 +19,10 @@ use crate::api::{
     StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
+use crate::backend::{Faults, SizeLimit};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
+use crate::schema::FileOptions;
+use crate::slot::{DbSlot, Failure, classify};
 use crate::writer::{CommitFailed, Counters, GroupLimits, Queued, Replier, Request, Writer};
 use crate::{maintenance, reader, schema};
 
@@ -49,6 +52,12 @@ pub struct Config {
     pub cache_bytes: usize,
     /// What each author may store (default: no limit).
     pub quota: Quota,
+    /// The most bytes the database file may grow to (default: no limit;
+    /// past it, commits fail as on a full disk). Shared, so that the
+    /// owner can change it while the store runs.
+    pub size_limit: Arc<SizeLimit>,
+    /// Faults to inject into the file's reads, writes and syncs (tests).
+    pub faults: Option<Arc<Faults>>,
 }
 
 /// The page cache a store gets unless told otherwise.
@@ -66,6 +75,8 @@ impl Default for Config {
             record_latencies: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
             quota: Quota::UNLIMITED,
+            size_limit: Arc::default(),
+            faults: None,
         }
     }
 }
@@ -79,7 +90,7 @@ impl Default for Config {
 /// [`close`]: RedbStore::close
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Arc<Database>,
+    slot: Arc<DbSlot>,
     path: PathBuf,
     requests: Mutex<Option<mpsc::Sender<Queued>>>,
     room: Arc<Semaphore>,
@@ -101,14 +112,20 @@ impl RedbStore {
     /// with another schema version, a damaged file and a non-store file.
     pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
-        let opened = schema::open(&path, config.cache_bytes)?;
-        let db = Arc::new(opened.db);
+        let options = FileOptions {
+            cache_bytes: config.cache_bytes,
+            limit: Arc::clone(&config.size_limit),
+            faults: config.faults.clone(),
+        };
+        let opened = schema::open(&path, &options)?;
+        let (repaired, log) = (opened.repaired, opened.log);
+        let slot = Arc::new(DbSlot::new(path.clone(), options, opened.db));
         let (tx, rx) = mpsc::channel();
         let (commits, _) = broadcast::channel(config.notify_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let latencies = config.record_latencies.then(Arc::default);
         let writer = Writer {
-            db: Arc::clone(&db),
+            slot: Arc::clone(&slot),
             requests: rx,
             limits: limits(&config),
             publish: commits.clone(),
@@ -120,7 +137,7 @@ impl RedbStore {
             .spawn(move || writer.run())
             .map_err(OpenError::Thread)?;
         Ok(Self {
-            db,
+            slot,
             path,
             requests: Mutex::new(Some(tx)),
             room: Arc::new(Semaphore::new(config.queue_depth.max(1))),
@@ -128,8 +145,8 @@ impl RedbStore {
             counters,
             latencies,
             writer: Mutex::new(Some(handle)),
-            repaired: opened.repaired,
-            log: opened.log,
+            repaired,
+            log,
         })
     }
 
@@ -209,16 +226,31 @@ impl RedbStore {
             .map_err(Submit::into_write)
     }
 
-    /// Runs a read on the blocking pool with the database.
+    /// Runs a read on the blocking pool with the database. A read that
+    /// meets an I/O failure has the file opened again and is tried once
+    /// more (a failed write elsewhere leaves the handle refusing
+    /// everything until then).
     async fn read<R, F>(&self, read: F) -> Result<R, ReadError>
     where
         R: Send + 'static,
-        F: FnOnce(&Database) -> Result<R, ReadError> + Send + 'static,
+        F: Fn(&Database) -> Result<R, ReadError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || read(&db))
-            .await
-            .map_err(|e| ReadError::Task(e.to_string()))?
+        let slot = Arc::clone(&self.slot);
+        tokio::task::spawn_blocking(move || {
+            let (db, generation) = slot.get()?;
+            match read(&db) {
+                Err(ReadError::Backend(e)) if classify(&e) != Failure::Other => {
+                    drop(db);
+                    slot.reopen(generation)
+                        .map_err(|open| ReadError::Backend(BackendError::new(open)))?;
+                    let (db, _) = slot.get()?;
+                    read(&db)
+                }
+                outcome => outcome,
+            }
+        })
+        .await
+        .map_err(|e| ReadError::Task(e.to_string()))?
     }
 }
 
@@ -241,6 +273,7 @@ impl Store for RedbStore {
             .await
             .map_err(|e| match e {
                 Submit::Closed => AppendError::Closed,
+                Submit::Failed(failure) if failure.is_full() => AppendError::StorageFull,
                 Submit::Failed(failure) => AppendError::Backend(BackendError::new(failure)),
             })
     }
@@ -406,11 +439,14 @@ impl Store for RedbStore {
     }
 
     async fn backup(&self, path: &Path) -> Result<(), BackupError> {
-        let db = Arc::clone(&self.db);
+        let slot = Arc::clone(&self.slot);
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || maintenance::backup(&db, &path))
-            .await
-            .map_err(|e| BackupError::Read(ReadError::Task(e.to_string())))?
+        tokio::task::spawn_blocking(move || {
+            let (db, _) = slot.get().map_err(ReadError::Backend)?;
+            maintenance::backup(&db, &path)
+        })
+        .await
+        .map_err(|e| BackupError::Read(ReadError::Task(e.to_string())))?
     }
 
     async fn verify(&self) -> Result<VerifyReport, ReadError> {
@@ -432,6 +468,7 @@ impl Submit {
     fn into_write(self) -> WriteError {
         match self {
             Self::Closed => WriteError::Closed,
+            Self::Failed(failure) if failure.is_full() => WriteError::StorageFull,
             Self::Failed(failure) => WriteError::Backend(BackendError::new(failure)),
         }
     }

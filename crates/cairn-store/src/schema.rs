@@ -14,6 +14,7 @@ use redb::{
 
 use cairn_wire::LogId;
 
+use crate::backend::{Faults, GuardedFile, SizeLimit};
 use crate::error::{BackendError, OpenError};
 use crate::{keys, migrate};
 
@@ -118,22 +119,44 @@ pub struct Opened {
     pub log: LogId,
 }
 
-/// Opens or creates the store at `path` with a page cache of at most
-/// `cache_bytes`, and checks its schema.
+/// How the database file is opened: its page cache, its size limit, and
+/// faults to inject (tests).
+#[derive(Debug, Clone, Default)]
+pub struct FileOptions {
+    /// The most memory redb's page cache may hold.
+    pub cache_bytes: usize,
+    /// The most bytes the file may grow to.
+    pub limit: Arc<SizeLimit>,
+    /// Faults to inject, if any.
+    pub faults: Option<Arc<Faults>>,
+}
+
+/// Opens or creates the store at `path` with `options`, and checks its
+/// schema.
 ///
 /// A new store is made under a temporary name and renamed into place once
 /// its schema is durable, so a crash while creating never leaves a partial
 /// file at `path`.
-pub fn open(path: &Path, cache_bytes: usize) -> Result<Opened, OpenError> {
+pub fn open(path: &Path, options: &FileOptions) -> Result<Opened, OpenError> {
     if !path.exists() {
         create_fresh(path)?;
     }
     let repaired = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&repaired);
-    let db = Database::builder()
-        .set_cache_size(cache_bytes)
-        .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
         .open(path)
+        .map_err(|e| OpenError::Backend {
+            path: path.to_path_buf(),
+            source: BackendError::new(e),
+        })?;
+    let backend = GuardedFile::new(file, Arc::clone(&options.limit), options.faults.clone())
+        .map_err(|e| open_error(path, e))?;
+    let db = Database::builder()
+        .set_cache_size(options.cache_bytes)
+        .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
+        .create_with_backend(backend)
         .map_err(|e| open_error(path, e))?;
     init_or_check(&db, path)?;
     let log = read_log_id(&db, path)?;
@@ -317,7 +340,11 @@ pub fn start_new_log(path: &Path) -> Result<LogId, OpenError> {
         path: path.to_path_buf(),
         source: BackendError::new(e),
     };
-    let opened = open(path, 16 * 1024 * 1024)?;
+    let options = FileOptions {
+        cache_bytes: 16 * 1024 * 1024,
+        ..FileOptions::default()
+    };
+    let opened = open(path, &options)?;
     let log = new_log_id().map_err(|e| backend(e.into()))?;
     let txn = begin_write(&opened.db, true).map_err(backend)?;
     write_log_id(&txn, log).map_err(backend)?;

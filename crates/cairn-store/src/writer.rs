@@ -24,6 +24,7 @@ use crate::api::{
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
 use crate::schema;
+use crate::slot::{DbSlot, Failure, classify};
 
 /// Group commit limits.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +78,18 @@ pub enum Request {
 #[error("the commit failed: {0}")]
 pub struct CommitFailed(#[source] Arc<redb::Error>);
 
+impl CommitFailed {
+    /// What the engine's error says about the disk.
+    pub fn kind(&self) -> Failure {
+        classify(&*self.0)
+    }
+
+    /// Whether the disk, or the database's size limit, is full.
+    pub fn is_full(&self) -> bool {
+        self.kind() == Failure::Full
+    }
+}
+
 /// Where one request's answer goes.
 #[derive(Debug)]
 pub struct Replier<T>(oneshot::Sender<Result<T, CommitFailed>>);
@@ -123,8 +136,8 @@ impl Counters {
 /// Everything the writer thread owns.
 #[derive(Debug)]
 pub struct Writer {
-    /// The database.
-    pub db: Arc<Database>,
+    /// The database, opened again after an I/O failure.
+    pub slot: Arc<DbSlot>,
     /// Incoming requests.
     pub requests: Receiver<Queued>,
     /// Group limits.
@@ -195,7 +208,20 @@ impl Writer {
             })
             .collect();
         let count = requests.len();
-        match apply_and_commit(&self.db, requests, &self.limits) {
+        let (db, generation) = match self.slot.get() {
+            Ok(held) => held,
+            Err(e) => {
+                self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                let failure = CommitFailed(Arc::new(redb::Error::Io(std::io::Error::other(
+                    e.to_string(),
+                ))));
+                requests.into_iter().for_each(|r| r.fail(&failure));
+                return;
+            }
+        };
+        let outcome = apply_and_commit(&db, requests, &self.limits);
+        drop(db);
+        match outcome {
             Ok((applied, committed)) => {
                 self.record(started, count, committed.len());
                 if !committed.is_empty() {
@@ -208,6 +234,12 @@ impl Writer {
             }
             Err(failed) => {
                 self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                // After an I/O failure redb refuses everything until the
+                // file is opened again: do it before the next group. If it
+                // cannot be yet, the next group (or read) tries again.
+                if failed.failure.kind() != Failure::Other {
+                    let _ = self.slot.reopen(generation);
+                }
                 failed.tell_everyone();
             }
         }
