@@ -767,3 +767,105 @@ fn retention_expires_old_posts_and_grants_while_a_subscriber_stays_connected() {
     let checked = relay.operate(&["check"]);
     assert!(checked.contains("database is consistent"), "{checked}");
 }
+
+/// A relay out of space (a full disk, or here `[storage]
+/// max_database_bytes`) refuses new writes with `storage_full` and keeps
+/// serving reads and live subscriptions; it says so once in its log, in
+/// `/healthz` and in `cairn_storage_full`. Clients keep their changes
+/// queued and say why. Raising the limit by a reload lets everything in
+/// at once, without a restart, and a watch running throughout gets it.
+#[test]
+fn a_full_relay_keeps_serving_reads_and_takes_writes_again_when_room_returns() {
+    let files = TempDir::new().unwrap();
+    let file = files.path().join("relay.toml");
+    std::fs::write(&file, "").unwrap();
+    let relay = Relay::start_with_env(&[("CAIRN_RELAY_CONFIG", file.to_str().unwrap())]);
+    let (laptop, phone, desktop) = (Home::new(), Home::new(), Home::new());
+    laptop.init(&relay.target, "laptop");
+    link(&relay.target, &laptop, &phone, "phone");
+    link(&relay.target, &laptop, &desktop, "desktop");
+    desktop.ok(&["sync"]);
+    let watch = desktop.watch();
+    laptop.ok(&["note", "add", "before the disk filled"]);
+
+    // The database may use the free pages it has, and grow no more.
+    let size = std::fs::metadata(relay.data_dir().join("relay.redb"))
+        .unwrap()
+        .len();
+    std::fs::write(&file, format!("[storage]\nmax_database_bytes = {size}\n")).unwrap();
+    relay.hangup();
+    log_with(&relay, "storage.max_database_bytes");
+    let big = "x".repeat(60_000);
+    let mut queued = Vec::new();
+    while queued.len() < 2 {
+        let output = laptop
+            .cmd(&["--json", "note", "add", &big])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "saved means saved: {output:?}");
+        let added: Value = serde_json::from_slice(&output.stdout).unwrap();
+        if added["queued"] == true {
+            let warning = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(warning.contains("out of storage space"), "{warning}");
+            queued.push(added["id"].as_str().unwrap().to_owned());
+        }
+        assert!(
+            queued.len() + 50 > laptop.note_texts().len(),
+            "the limit never bit"
+        );
+    }
+
+    // Reads go on: the phone pulls what was stored before.
+    let pulled = phone.json(&["sync"]);
+    assert!(pulled["pulled"].as_u64().unwrap() >= 1, "{pulled}");
+    assert_eq!(
+        pulled["relay_full"], false,
+        "the phone sent nothing: {pulled}"
+    );
+    assert!(
+        phone
+            .note_texts()
+            .contains(&"before the disk filled".to_owned())
+    );
+    let synced = laptop.json(&["sync"]);
+    assert_eq!(synced["relay_full"], true, "{synced}");
+    assert_eq!(synced["queued"], 2, "{synced}");
+    let said = laptop.ok(&["sync"]);
+    assert!(
+        said.contains("out of storage space: 2 changes stay queued"),
+        "{said}"
+    );
+    let (status, health) = relay.admin_get("/healthz");
+    assert_eq!(status, 503, "{health}");
+    assert!(health.contains("storage full"), "{health}");
+    let metrics = Metrics::from_text(relay.admin_get("/metrics").1);
+    assert_eq!(metrics.value("cairn_storage_full"), 1.0);
+    let log = log_with(&relay, "out of space");
+    assert_eq!(
+        log.matches("the database is out of space").count(),
+        1,
+        "said once: {log}"
+    );
+
+    // Room again: the queued notes go in at the next sync, and the watch
+    // running throughout prints them.
+    std::fs::write(&file, "").unwrap();
+    relay.hangup();
+    log_with(&relay, "max_database_bytes: ");
+    let synced = laptop.json(&["sync"]);
+    assert_eq!(synced["relay_full"], false, "{synced}");
+    assert_eq!(synced["queued"], 0, "{synced}");
+    let last = queued.last().unwrap().as_str();
+    watch.events_until(|e| e["kind"] == "note" && e["id"] == last);
+    phone.ok(&["sync"]);
+    assert_eq!(phone.note_texts(), laptop.note_texts());
+    assert_eq!(relay.admin_get("/healthz"), (200, "ok\n".to_owned()));
+    let metrics = Metrics::from_text(relay.admin_get("/metrics").1);
+    assert_eq!(metrics.value("cairn_storage_full"), 0.0);
+    log_with(&relay, "has room again");
+    drop(watch);
+    let mut relay = relay;
+    relay.terminate();
+    let checked = relay.operate(&["check"]);
+    assert!(checked.contains("database is consistent"), "{checked}");
+}

@@ -483,6 +483,13 @@ fn print_sync(client: &Client, report: &SyncReport) -> Result<()> {
             report.expired
         )?;
     }
+    if report.relay_full {
+        say!(
+            "the relay is out of storage space: {} changes stay queued here, and the next sync \
+             sends them once it has room (tell the relay's operator)",
+            report.queued
+        )?;
+    }
     if report.undeliverable > 0 {
         say!(
             "{} direct messages or key grants were refused by the relay: their recipient no \
@@ -939,6 +946,13 @@ fn status(ctx: &Ctx) -> Result<()> {
 /// will never send anything).
 pub(crate) async fn push(client: &mut Client) -> Result<bool> {
     match client.push().await {
+        Ok(Some(report)) if report.relay_full => {
+            eprintln!(
+                "warning: saved here, not sent: the relay is out of storage space; `cairn sync` \
+                 sends it once the relay has room (tell its operator)"
+            );
+            Ok(true)
+        }
         Ok(Some(report)) if report.undeliverable > 0 => {
             eprintln!(
                 "warning: the relay refused {} direct messages or key grants: their recipient no \

@@ -248,6 +248,7 @@ pub struct SyncJson {
     set_aside: u64,
     rewritten: u64,
     undeliverable: u64,
+    relay_full: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     relogged: Option<RelogJson>,
     unopened: UnopenedJson,
@@ -285,6 +286,7 @@ impl From<&SyncReport> for SyncJson {
             set_aside: report.set_aside,
             rewritten: report.rewritten,
             undeliverable: report.undeliverable,
+            relay_full: report.relay_full,
             relogged: report.relogged.map(|r| RelogJson {
                 rewound: r.rewound,
                 resent: r.resent,

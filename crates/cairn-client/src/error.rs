@@ -221,6 +221,9 @@ fn describe_refusal(error: &WireError) -> String {
             "the relay does not admit this new user: it asks for an invite, or admits only \
              the users on its list ({error})"
         ),
+        ErrorCode::STORAGE_FULL => "the relay is out of storage space and stored nothing; \
+             tell its operator, and try again later"
+            .to_owned(),
         _ => error.to_string(),
     }
 }

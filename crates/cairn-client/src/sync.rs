@@ -96,6 +96,10 @@ pub struct SyncReport {
     pub set_aside: u64,
     /// The changes among them written again on top of the relay's history.
     pub rewritten: u64,
+    /// Whether the relay said it is out of storage space: what is queued
+    /// stays queued (nothing more was sent after that), and the sync
+    /// pulled what was new all the same.
+    pub relay_full: bool,
     /// Direct envelopes (messages, key grants) the relay refused because
     /// their recipient no longer accepts this user's (they removed this
     /// user as a friend): dropped, and what was queued after them written
@@ -229,12 +233,16 @@ impl Client {
             let pushed = self.sync_on(connection, progress).await?;
             report.pushed += pushed.pushed;
             report.queued = pushed.queued;
+            report.relay_full |= pushed.relay_full;
+            report.undeliverable += pushed.undeliverable;
         }
         // Only what arrived can change a member's key or fork an audience.
         if report.items > 0 && self.rekey_audiences()? {
             let pushed = self.sync_on(connection, progress).await?;
             report.pushed += pushed.pushed;
             report.queued = pushed.queued;
+            report.relay_full |= pushed.relay_full;
+            report.undeliverable += pushed.undeliverable;
         }
         Ok(report)
     }
@@ -349,13 +357,26 @@ impl Client {
         rounds: &mut Rounds,
         report: &mut SyncReport,
     ) -> Result<(Answered, bool), Error> {
-        let outbox = self.local.store().outbox(MAX_BATCH, OUTBOX_BYTES)?;
+        // A relay out of space takes nothing more in this sync; it still
+        // serves what is new.
+        let outbox = match report.relay_full {
+            true => Vec::new(),
+            false => self.local.store().outbox(MAX_BATCH, OUTBOX_BYTES)?,
+        };
         let cursors = rounds.hello_cursors(self.local.store().cursors()?, |s| {
             keys.added.reads_from(&s.owner)
         });
         let synced = self.hello(connection, &outbox, cursors).await?;
         let mut batch = Batch::default();
-        let (pushed, refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+        let (pushed, mut refusal) = settle(&outbox, &synced.acks, &mut batch)?;
+        if refusal
+            .as_ref()
+            .is_some_and(|(_, e)| e.code == ErrorCode::STORAGE_FULL)
+        {
+            tracing::warn!("the relay is out of storage space; what is queued stays queued");
+            report.relay_full = true;
+            refusal = None;
+        }
         if let Some((seq, refused)) = &refusal
             && let Some(to) = undeliverable(&outbox, *seq, refused, self.user()?)
         {

@@ -73,8 +73,15 @@ pub async fn serve_metrics<S: Store>(shared: Arc<Shared<S>>, listener: TcpListen
 
 async fn healthz<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
     match shared.store.stats().await {
-        Ok(_) if !shared.shutdown.is_cancelled() => (StatusCode::OK, "ok\n").into_response(),
-        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+        Ok(_) if shared.shutdown.is_cancelled() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+        }
+        Ok(_) if shared.disk.is_full() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage full: appends are refused until there is room; reads go on\n",
+        )
+            .into_response(),
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("storage unavailable: {e}\n"),

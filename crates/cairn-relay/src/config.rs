@@ -122,12 +122,18 @@ mod optional_duration {
 pub struct Storage {
     /// The most memory the database's page cache may hold, in bytes.
     pub cache_bytes: usize,
+    /// The most bytes the database file may grow to (none: as much as the
+    /// disk holds). Past it, writes are refused with `storage_full` as on
+    /// a full disk. Reloadable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_database_bytes: Option<u64>,
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Self {
             cache_bytes: cairn_store::DEFAULT_CACHE_BYTES,
+            max_database_bytes: None,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod bans;
 pub mod carry;
 pub mod clock;
 pub mod config;
+pub mod disk;
 pub mod export;
 pub mod fanout;
 pub mod follow;

@@ -1,6 +1,7 @@
 //! The settings a running relay reads again on reload (`SIGHUP`,
-//! `cairn-relay reload`): who may register, the retention policy, and the
-//! limits read per request or per connection. Everything else (addresses, the data
+//! `cairn-relay reload`): who may register, the retention policy, the
+//! database's size limit, and the limits read per request or per
+//! connection. Everything else (addresses, the data
 //! directory, TLS files, the database, log format, the idle timeout and
 //! quotas) takes effect at the next start; a reload says which of those
 //! changed in the file (`spec/relay.md` §7).
@@ -8,6 +9,8 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use serde_json::Value;
+
+use cairn_store::backend::SizeLimit;
 
 use crate::config::{Limits, RelayConfig};
 use crate::limits::RateLimits;
@@ -25,6 +28,8 @@ const LIMITS_AT_RESTART: [&str; 3] = [
 pub struct Live {
     config: RwLock<Arc<RelayConfig>>,
     rates: RwLock<Arc<RateLimits>>,
+    /// `[storage] max_database_bytes`, shared with the store's file.
+    size_limit: Arc<SizeLimit>,
 }
 
 /// What a reload of the configuration changed.
@@ -42,7 +47,13 @@ impl Live {
         Self {
             config: RwLock::new(Arc::new(config.clone())),
             rates: RwLock::new(Arc::new(RateLimits::new(&config.limits))),
+            size_limit: Arc::new(SizeLimit::new(config.storage.max_database_bytes)),
         }
+    }
+
+    /// The database's size limit, for the store to enforce.
+    pub fn size_limit(&self) -> Arc<SizeLimit> {
+        Arc::clone(&self.size_limit)
     }
 
     /// The configuration in force (its reloadable parts are current).
@@ -74,6 +85,8 @@ impl Live {
         let mut next = (*old).clone();
         next.registration = new.registration.clone();
         next.retention = new.retention.clone();
+        next.storage.max_database_bytes = new.storage.max_database_bytes;
+        self.size_limit.set(new.storage.max_database_bytes);
         next.limits = Limits {
             idle_timeout_secs: old.limits.idle_timeout_secs,
             user_quota_bytes: old.limits.user_quota_bytes,
@@ -95,14 +108,22 @@ impl Live {
 pub fn compare(old: &RelayConfig, new: &RelayConfig) -> ConfigChanges {
     let mut changes = ConfigChanges::default();
     let (old, new) = (flatten(old), flatten(new));
-    for (name, before) in &old {
-        let after = new
+    let value = |settings: &[(String, Value)], name: &str| {
+        settings
             .iter()
             .find(|(n, _)| n == name)
-            .map_or(Value::Null, |(_, v)| v.clone());
-        if *before == after {
+            .map_or(Value::Null, |(_, v)| v.clone())
+    };
+    // A setting left out when unset (an `Option`) appears on one side only.
+    let mut names: Vec<&String> = old.iter().chain(&new).map(|(name, _)| name).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let (before, after) = (value(&old, name), value(&new, name));
+        if before == after {
             continue;
         }
+        let before = &before;
         let line = describe(name, before, &after);
         if reloadable(name) {
             changes.applied.push(line);
@@ -114,7 +135,10 @@ pub fn compare(old: &RelayConfig, new: &RelayConfig) -> ConfigChanges {
 }
 
 fn reloadable(name: &str) -> bool {
-    if name.starts_with("registration.") || name.starts_with("retention.") {
+    if name.starts_with("registration.")
+        || name.starts_with("retention.")
+        || name == "storage.max_database_bytes"
+    {
         return true;
     }
     name.strip_prefix("limits.")

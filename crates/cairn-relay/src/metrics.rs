@@ -52,6 +52,8 @@ pub const RESIDENT_BYTES: &str = "cairn_process_resident_memory_bytes";
 pub const OPEN_FDS: &str = "cairn_process_open_fds";
 /// The database file's size.
 pub const DATABASE_BYTES: &str = "cairn_database_bytes";
+/// 1 while the database is out of space, else 0.
+pub const STORAGE_FULL: &str = "cairn_storage_full";
 
 /// Request kinds, as `cairn_requests_total` and the latency histogram
 /// label them.
@@ -176,6 +178,11 @@ fn describe_gauges() {
             "File descriptors the relay process holds open",
         ),
         (DATABASE_BYTES, Unit::Bytes, "Size of the database file"),
+        (
+            STORAGE_FULL,
+            Unit::Count,
+            "1 while the database is out of space and writes are refused, else 0",
+        ),
     ];
     for (name, unit, help) in gauges {
         describe_gauge!(name, unit, help);
@@ -229,6 +236,11 @@ pub fn request_took(kind: &'static str, took: Duration) {
 /// Adds to a counter without labels.
 pub fn counter_by(name: &'static str, n: usize) {
     metrics::counter!(name).increment(u64::try_from(n).unwrap_or(u64::MAX));
+}
+
+/// Sets a gauge without labels.
+pub fn gauge_set(name: &'static str, value: f64) {
+    metrics::gauge!(name).set(value);
 }
 
 /// Moves a gauge without labels.

@@ -17,6 +17,7 @@ use crate::admin_file::{AdminFile, AdminFileError};
 use crate::admission::{self, Attempt, Gate, PendingLogin, PendingLogins};
 use crate::bans::{BanChanges, Bans, BansError};
 use crate::config::{ConfigError, ConfigSource, Limits, RelayConfig};
+use crate::disk::DiskState;
 use crate::fanout::Hub;
 use crate::limits::ConnectionCounts;
 use crate::live::{ConfigChanges, Live};
@@ -48,6 +49,8 @@ pub struct Shared<S: Store> {
     pub sessions: Sessions,
     /// Devices the operator banned.
     pub bans: Bans,
+    /// Whether the database is out of space.
+    pub disk: DiskState,
     /// Cancelled when the relay begins to shut down.
     pub shutdown: CancellationToken,
     /// Every request task, so shutdown can drain them.
@@ -242,9 +245,11 @@ pub async fn start_with(
     if metrics::prometheus().is_none() {
         tracing::warn!("another metrics recorder is installed; /metrics will be empty");
     }
+    let live = Live::new(&config);
     let storage = cairn_store::Config {
         cache_bytes: config.storage.cache_bytes,
         quota: config.limits.quota(),
+        size_limit: live.size_limit(),
         ..cairn_store::Config::default()
     };
     let store = RedbStore::open_with(config.database_path(), storage)?;
@@ -266,12 +271,13 @@ pub async fn start_with(
 
     let shutdown = CancellationToken::new();
     let shared = Arc::new(Shared {
-        live: Live::new(&config),
+        live,
         hub: Arc::new(Hub::default()),
         sessions: Sessions::default(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         bans,
+        disk: DiskState::default(),
         config,
         source,
         store,

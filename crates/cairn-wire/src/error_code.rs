@@ -74,6 +74,7 @@ catalogue! {
     QUOTA_EXCEEDED = 55, "quota_exceeded", false, "The author's storage quota on this relay is used up; the envelope was not stored.";
     INTERNAL = 60, "internal", false, "The relay failed to carry out a valid request; nothing was changed.";
     SHUTTING_DOWN = 61, "shutting_down", true, "The relay is shutting down; reconnect later.";
+    STORAGE_FULL = 62, "storage_full", false, "The relay's storage is full (its disk, or the size its operator allows); nothing was stored. Reads and subscriptions go on; try again later.";
 }
 
 impl ErrorCode {

@@ -160,10 +160,19 @@ async fn store<S: Store>(shared: &Shared<S>, accepted: Vec<Envelope>) -> Vec<App
     }
     let count = accepted.len();
     match shared.store.append(accepted).await {
-        Ok(outcomes) => outcomes
-            .iter()
-            .map(cairn_store::ItemOutcome::to_wire)
-            .collect(),
+        Ok(outcomes) => {
+            shared.disk.wrote();
+            outcomes
+                .iter()
+                .map(cairn_store::ItemOutcome::to_wire)
+                .collect()
+        }
+        Err(cairn_store::AppendError::StorageFull) => {
+            shared.disk.refused();
+            (0..count)
+                .map(|_| AppendOutcome::Refused(crate::disk::storage_full()))
+                .collect()
+        }
         Err(e) => {
             tracing::error!(error = %e, "append failed; nothing was stored");
             (0..count).map(|_| internal_refusal()).collect()

@@ -126,6 +126,7 @@ fn answer(outcome: Result<StatementOutcome, cairn_store::WriteError>) -> (Respon
         Ok(StatementOutcome::Refused(refusal)) => {
             error(refusal.code(), "statement older than the one in effect")
         }
+        Err(cairn_store::WriteError::StorageFull) => Response::Error(crate::disk::storage_full()),
         Err(e) => internal(&e),
     };
     (response, false)
