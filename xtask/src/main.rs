@@ -7,6 +7,9 @@
 //! - `fuzz [--seconds N] [TARGET...]`: run fuzz targets (nightly + cargo-fuzz,
 //!   installed when missing), seeded from the spec vectors.
 //! - `bench`: run the benchmarks and print their ratios.
+//! - `kills [N]`: the kill campaign: the relay process SIGKILLed N times
+//!   (default 100) under 64 appending clients and 8 live subscribers,
+//!   with `check` after every kill; prints its figures.
 #![forbid(unsafe_code)]
 // A developer tool: it prints, and indexes JSON it generated itself.
 #![allow(clippy::print_stdout, clippy::indexing_slicing)]
@@ -20,14 +23,15 @@ use anyhow::{Result, bail};
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((task, rest)) = args.split_first() else {
-        bail!("usage: cargo xtask <ci|vectors|fuzz|bench> [options]");
+        bail!("usage: cargo xtask <ci|vectors|fuzz|bench|kills> [options]");
     };
     match task.as_str() {
         "ci" => ci(),
         "vectors" => vectors(),
         "fuzz" => fuzz::run(&fuzz::Options::parse(rest)?),
         "bench" => bench::run(),
-        other => bail!("unknown task `{other}`; expected ci, vectors, fuzz or bench"),
+        "kills" => kills(rest),
+        other => bail!("unknown task `{other}`; expected ci, vectors, fuzz, bench or kills"),
     }
 }
 
@@ -52,6 +56,34 @@ fn ci() -> Result<()> {
     fuzz::run(&fuzz::Options::smoke(CI_FUZZ_SECONDS))?;
     // Last, so that the run closes with the test runner's summary line.
     run::test_step("tests", &["test", "--workspace", "--locked"])
+}
+
+/// Kills in a campaign unless told otherwise.
+const CAMPAIGN_KILLS: u32 = 100;
+
+fn kills(args: &[String]) -> Result<()> {
+    let kills = match args.first() {
+        Some(n) => n
+            .parse::<u32>()
+            .map_err(|_| anyhow::anyhow!("kills takes a whole number"))?,
+        None => CAMPAIGN_KILLS,
+    };
+    let kills = kills.to_string();
+    run::step_with_env(
+        "kill campaign",
+        "cargo",
+        &[
+            "test",
+            "--locked",
+            "-p",
+            "cairn-e2e",
+            "--test",
+            "crash",
+            "--",
+            "--nocapture",
+        ],
+        &[("CAIRN_KILLS", &kills)],
+    )
 }
 
 fn vectors() -> Result<()> {
