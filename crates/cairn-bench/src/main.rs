@@ -21,6 +21,7 @@ mod relay;
 mod report;
 mod requests;
 mod seal;
+mod soak;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,8 @@ enum Command {
     Connect,
     /// Post sealing for audiences of 1 and 1000.
     Seal,
+    /// Minutes of mixed load on a relay process: does its memory grow?
+    Soak,
     /// Every scenario, one after the other.
     All,
     /// Run a relay (used as the child process of `connect`).
@@ -95,15 +98,18 @@ enum Scenario {
     Sync,
     Connect,
     Seal,
+    Soak,
 }
 
-/// Scenarios in the order `all` runs them: the cheap and CPU-bound first.
-const ALL: [Scenario; 5] = [
+/// Scenarios in the order `all` runs them: the cheap and CPU-bound first,
+/// the soak last.
+const ALL: [Scenario; 6] = [
     Scenario::Seal,
     Scenario::Ingest,
     Scenario::Fanout,
     Scenario::Sync,
     Scenario::Connect,
+    Scenario::Soak,
 ];
 
 /// What `--json` receives.
@@ -141,6 +147,7 @@ fn main() -> Result<()> {
         Command::Sync => vec![Scenario::Sync],
         Command::Connect => vec![Scenario::Connect],
         Command::Seal => vec![Scenario::Seal],
+        Command::Soak => vec![Scenario::Soak],
         Command::All | Command::ServeRelay { .. } | Command::ServeBare { .. } => ALL.to_vec(),
     };
     let mut output = Output {
@@ -190,6 +197,9 @@ async fn run(scenario: Scenario, smoke: bool, relay_bin: Option<&Path>) -> Resul
             .await
         }
         Scenario::Seal => seal::run(pick(smoke, seal::Size::FULL, seal::Size::SMOKE)),
+        Scenario::Soak => {
+            soak::run(pick(smoke, soak::Size::FULL, soak::Size::SMOKE), relay_bin).await
+        }
     }
 }
 

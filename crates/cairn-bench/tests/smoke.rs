@@ -31,7 +31,10 @@ fn every_scenario_reports_sane_figures_at_a_tiny_size() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["seal", "ingest", "fanout", "sync", "connect"]);
+    assert_eq!(
+        names,
+        ["seal", "ingest", "fanout", "sync", "connect", "soak"]
+    );
     for scenario in scenarios {
         let figures = scenario["figures"].as_array().unwrap();
         assert!(!figures.is_empty(), "{scenario}");
