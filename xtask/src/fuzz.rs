@@ -12,7 +12,8 @@ use crate::run;
 /// Every fuzz target in `fuzz/fuzz_targets/`: every parser of foreign
 /// bytes (wire frames, envelopes, statements, ids; records and their
 /// folds; sealed payloads; what users paste; the relay's importer and
-/// configuration).
+/// configuration; and, structure-aware, the relay's request handling
+/// from authenticated sessions against a real store).
 pub const TARGETS: &[&str] = &[
     "envelope",
     "frame",
@@ -24,6 +25,7 @@ pub const TARGETS: &[&str] = &[
     "client_text",
     "export",
     "config",
+    "store_ops",
 ];
 
 /// Seconds per target of a campaign unless `--seconds` says otherwise.
@@ -235,13 +237,15 @@ fn seed_corpora() -> Result<()> {
     seed_payloads(&root, &corpus)?;
     let config = fs::read(root.join("deploy/relay.example.toml"))?;
     write_seed(&corpus.join("config"), "relay-example", &config)?;
-    for entry in fs::read_dir(root.join("fuzz/seeds/export"))? {
-        let entry = entry?;
-        write_seed(
-            &corpus.join("export"),
-            &entry.file_name().to_string_lossy(),
-            &fs::read(entry.path())?,
-        )?;
+    for target in ["export", "store_ops"] {
+        for entry in fs::read_dir(root.join("fuzz/seeds").join(target))? {
+            let entry = entry?;
+            write_seed(
+                &corpus.join(target),
+                &entry.file_name().to_string_lossy(),
+                &fs::read(entry.path())?,
+            )?;
+        }
     }
     for (i, v) in array(&invalid).iter().enumerate() {
         let target = match v["kind"].as_str().unwrap_or_default() {
