@@ -51,6 +51,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// of them, so that the database `check` reads after every kill stays
 /// small enough for a campaign of a hundred kills.
 const PACE: Duration = Duration::from_millis(50);
+/// Payload bytes per envelope: small, for the same reason.
+const PAYLOAD: usize = 64;
 
 /// Where clients find the relay: its address and fingerprint, or `None`
 /// while it is down.
@@ -94,6 +96,12 @@ async fn no_acknowledged_envelope_is_lost_when_the_relay_is_killed_under_load() 
         target_tx.send_replace(None);
         relay.kill9();
         cairn_testkit::data::assert_check_passes(dir.path());
+        if generation % 10 == 0 {
+            eprintln!(
+                "{generation} kills in {:.0?}, `check` clean after each",
+                started.elapsed()
+            );
+        }
         relay = RelayProcess::spawn(dir.path(), listen);
         target_tx.send_replace(Some((relay.addr, relay.fingerprint, generation)));
     }
@@ -193,7 +201,7 @@ async fn client(
     tokio::pin!(stopped);
     loop {
         let envelope = in_flight
-            .get_or_insert_with(|| device.envelope(seq, Scope::Private, &[0x42; 1024]))
+            .get_or_insert_with(|| device.envelope(seq, Scope::Private, &[0x42; PAYLOAD]))
             .clone();
         let current = match connection.take() {
             Some(current) => current,
