@@ -158,6 +158,8 @@ fn ensure_cargo_fuzz() -> Result<()> {
 fn fuzz_target(target: &str, seconds: u64) -> Result<Stats> {
     println!("==> fuzz {target} for {seconds} s");
     let corpus = format!("corpus/{target}");
+    let seeds = format!("target/seeds/{target}");
+    fs::create_dir_all(run::root().join("fuzz").join(&corpus))?;
     let max_time = format!("-max_total_time={seconds}");
     let output = Command::new("cargo")
         .args([
@@ -166,6 +168,7 @@ fn fuzz_target(target: &str, seconds: u64) -> Result<Stats> {
             "run",
             target,
             &corpus,
+            &seeds,
             "--",
             &max_time,
             "-max_len=70000",
@@ -206,12 +209,18 @@ fn last_stat(log: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes every vector input into the corpus of the target that parses it.
+/// Where the seeds go: generated afresh from the vectors at every run, and
+/// kept apart from the stored corpora (under the fuzz crate's ignored
+/// `target/`), so that a run leaves `fuzz/corpus/` as it found it unless
+/// it finds something new.
+const SEEDS: &str = "fuzz/target/seeds";
+
+/// Writes every vector input into the seeds of the target that parses it.
 fn seed_corpora() -> Result<()> {
     let root = run::root();
     let valid = read_json(&root.join("spec/vectors/wire-valid.json"))?;
     let invalid = read_json(&root.join("spec/vectors/wire-invalid.json"))?;
-    let corpus = root.join("fuzz/corpus");
+    let corpus = root.join(SEEDS);
     for (section, field, target) in [
         ("envelopes", "encoding", "envelope"),
         ("statements", "encoding", "statement"),

@@ -70,15 +70,27 @@ pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     let appends = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
+    // Each device is made once (its certificate carries the time it was
+    // made) and registered before the load starts.
+    let devices: Vec<Device> = (0..size.publishers)
+        .map(|n| User::in_domain(DOMAIN, n).device(0))
+        .collect();
+    for device in &devices {
+        requests::open(relay.addr, relay.pin, device)
+            .await?
+            .close()
+            .await;
+    }
     let mut load = JoinSet::new();
-    for n in 0..size.publishers {
-        let device = User::in_domain(DOMAIN, n).device(0);
+    for device in devices.iter().cloned() {
         let (stop, appends) = (Arc::clone(&stop), Arc::clone(&appends));
         let (addr, pin) = (relay.addr, relay.pin);
         load.spawn(async move { publish(addr, pin, device, size, &stop, &appends).await });
     }
     for n in 0..size.subscribers {
-        let device = User::in_domain(DOMAIN, n % size.publishers.max(1)).device(0);
+        let Some(device) = devices.get(n as usize % devices.len().max(1)).cloned() else {
+            break;
+        };
         let slow = n < size.slow;
         let (stop, delivered) = (Arc::clone(&stop), Arc::clone(&delivered));
         let (addr, pin) = (relay.addr, relay.pin);
