@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
-use cairn_relay::config::{FlagOverrides, Limits, RelayConfig};
+use cairn_relay::config::{FlagOverrides, Limits, RelayConfig, Storage};
 use cairn_relay::ready::Ready;
 use cairn_relay::{RelayHandle, start};
 use cairn_testkit::process::Announced;
@@ -97,11 +97,19 @@ pub struct Child {
     _dir: TempDir,
 }
 
-/// The configuration file a child relay reads: the benchmark limits.
+/// The configuration file a child relay reads: the benchmark limits, and
+/// a page cache of [`CHILD_CACHE_BYTES`].
 #[derive(Serialize)]
 struct ConfigFile {
     limits: Limits,
+    storage: Storage,
 }
+
+/// The page cache of a child relay: small, so that its resident memory
+/// shows what the relay itself holds rather than redb's cache filling up
+/// with the database (256 MiB by default, reached as the soak's database
+/// grows past it).
+pub const CHILD_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// What a child process serves.
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +129,11 @@ impl Child {
         let dir = TempDir::new()?;
         let config = dir.path().join("relay.toml");
         let limits = bench_limits();
-        std::fs::write(&config, toml::to_string(&ConfigFile { limits })?)?;
+        let storage = Storage {
+            cache_bytes: CHILD_CACHE_BYTES,
+            ..Storage::default()
+        };
+        std::fs::write(&config, toml::to_string(&ConfigFile { limits, storage })?)?;
         let data = dir.path().join("data");
         let mut command = match serves {
             Serves::Relay(Some(bin)) => {

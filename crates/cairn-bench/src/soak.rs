@@ -224,10 +224,11 @@ fn report(size: Size, samples: &[(f64, f64)], appends: u64, delivered: u64) -> R
         "envelopes/s",
     ));
     report.notes.push(format!(
-        "{minutes:.1} min of load on a relay process: {} publishers reconnecting every {} \
+        "{minutes:.1} min of load on a relay process (page cache {} MiB): {} publishers reconnecting every {} \
          appends, {} live subscribers of which {} read one event per {} ms; {appends} appends, \
          {delivered} entries delivered; RSS sampled every second, the first {:.0} s not counted; \
          RSS slope over the second half {:+.0} KiB/min (a slope, so it may be negative)",
+        crate::relay::CHILD_CACHE_BYTES / (1024 * 1024),
         size.publishers,
         size.reconnect_every,
         size.subscribers,
