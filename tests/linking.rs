@@ -32,7 +32,7 @@ fn linking_needs_no_second_invite() {
     ]);
     let (laptop, phone) = (Home::new(), Home::new());
     let target = &relay.target;
-    let (refused, _) = laptop.fails(&[
+    let (refused, message) = laptop.fails(&[
         "init",
         "--relay",
         &target.addr,
@@ -40,6 +40,10 @@ fn linking_needs_no_second_invite() {
         &target.fingerprint,
     ]);
     assert_eq!(refused, 6, "the first device needs the invite");
+    assert!(
+        message.contains("--invite"),
+        "the hint names --invite: {message}"
+    );
     laptop.create(&["init", "--invite", "family"], target, "laptop");
     laptop.ok(&["note", "add", "before the phone"]);
     link(target, &laptop, &phone, "phone");

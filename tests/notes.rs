@@ -276,6 +276,19 @@ fn notes_are_checked_and_shown_as_people_expect() {
     let removed = home.cmd(&["note", "rm", &id]).output().unwrap();
     assert!(String::from_utf8_lossy(&removed.stderr).contains("removed note"));
 
+    // Without --name, a device is named after the OS's host name (shells
+    // rarely export HOSTNAME).
+    let unnamed = Home::new();
+    unnamed.json(&[
+        "init",
+        "--relay",
+        &relay.target.addr,
+        "--fingerprint",
+        &relay.target.fingerprint,
+    ]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(unnamed.json(&["whoami"])["name"], host.trim());
+
     let empty = Home::new();
     let other = empty.init(&relay.target, "other");
     let (code, message) = home.fails(&["friend", "add", &other, "--name", "me"]);
