@@ -31,6 +31,10 @@ pub const TARGETS: &[&str] = &[
 /// Seconds per target of a campaign unless `--seconds` says otherwise.
 const CAMPAIGN_SECONDS: u64 = 600;
 
+/// The time limit per target when `--runs` sets the goal: a bound, so that
+/// a slow target cannot hold the campaign for ever.
+const RUNS_TIME_LIMIT_SECONDS: u64 = 6 * 3600;
+
 /// What to fuzz and for how long.
 #[derive(Debug)]
 pub struct Options {
@@ -39,13 +43,18 @@ pub struct Options {
     /// A campaign also minimises each corpus afterwards (`cargo fuzz
     /// cmin`), so that what is kept under `fuzz/corpus/` stays small.
     campaign: bool,
+    /// Stop each target after this many executions, if it gets there
+    /// before its time is up.
+    runs: Option<u64>,
 }
 
 impl Options {
-    /// `[--campaign] [--seconds N] [TARGET...]`; default every target, 60
-    /// seconds each (600 in a campaign).
+    /// `[--campaign] [--seconds N] [--runs N] [TARGET...]`; default every
+    /// target, 60 seconds each (600 in a campaign, or 6 hours when only
+    /// `--runs` bounds it).
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut seconds = None;
+        let mut runs = None;
         let mut campaign = false;
         let mut targets = Vec::new();
         let mut args = args.iter();
@@ -53,6 +62,9 @@ impl Options {
             if arg == "--seconds" {
                 let value = args.next().context("--seconds needs a value")?;
                 seconds = Some(value.parse().context("--seconds takes a whole number")?);
+            } else if arg == "--runs" {
+                let value = args.next().context("--runs needs a value")?;
+                runs = Some(value.parse().context("--runs takes a whole number")?);
             } else if arg == "--campaign" {
                 campaign = true;
             } else if TARGETS.contains(&arg.as_str()) {
@@ -67,11 +79,16 @@ impl Options {
         if targets.is_empty() {
             targets = TARGETS.iter().map(|t| (*t).to_owned()).collect();
         }
-        let default = if campaign { CAMPAIGN_SECONDS } else { 60 };
+        let default = match (campaign, runs) {
+            (_, Some(_)) => RUNS_TIME_LIMIT_SECONDS,
+            (true, None) => CAMPAIGN_SECONDS,
+            (false, None) => 60,
+        };
         Ok(Self {
             seconds: seconds.unwrap_or(default),
             targets,
             campaign,
+            runs,
         })
     }
 
@@ -81,6 +98,7 @@ impl Options {
             seconds,
             targets: TARGETS.iter().map(|t| (*t).to_owned()).collect(),
             campaign: false,
+            runs: None,
         }
     }
 }
@@ -93,7 +111,7 @@ pub fn run(options: &Options) -> Result<()> {
     seed_corpora()?;
     let mut summary = Vec::new();
     for target in &options.targets {
-        let stats = fuzz_target(target, options.seconds)?;
+        let stats = fuzz_target(target, options.seconds, options.runs)?;
         let kept = match options.campaign {
             true => format!(", corpus minimised to {} inputs", minimise(target)?),
             false => String::new(),
@@ -101,8 +119,8 @@ pub fn run(options: &Options) -> Result<()> {
         summary.push(format!(
             "{target}: {} executions in {} s ({}/s), coverage {} edges, {} features{kept}",
             stats.runs,
-            options.seconds,
-            stats.runs / options.seconds.max(1),
+            stats.seconds,
+            stats.runs / stats.seconds.max(1),
             stats.coverage,
             stats.features,
         ));
@@ -115,6 +133,7 @@ pub fn run(options: &Options) -> Result<()> {
 #[derive(Debug, Default)]
 struct Stats {
     runs: u64,
+    seconds: u64,
     coverage: u64,
     features: u64,
 }
@@ -153,14 +172,21 @@ fn ensure_cargo_fuzz() -> Result<()> {
     )
 }
 
-/// Runs one target for `seconds`: how many inputs it executed and the
-/// coverage it reached.
-fn fuzz_target(target: &str, seconds: u64) -> Result<Stats> {
-    println!("==> fuzz {target} for {seconds} s");
+/// Runs one target for `seconds`, or until it has executed `runs` inputs:
+/// how many it executed, in how long, and the coverage it reached.
+fn fuzz_target(target: &str, seconds: u64, runs: Option<u64>) -> Result<Stats> {
+    match runs {
+        Some(runs) => println!("==> fuzz {target} for {runs} executions (at most {seconds} s)"),
+        None => println!("==> fuzz {target} for {seconds} s"),
+    }
     let corpus = format!("corpus/{target}");
     let seeds = format!("target/seeds/{target}");
     fs::create_dir_all(run::root().join("fuzz").join(&corpus))?;
     let max_time = format!("-max_total_time={seconds}");
+    let max_runs = format!(
+        "-runs={}",
+        runs.map_or(-1, |r| i64::try_from(r).unwrap_or(i64::MAX))
+    );
     let output = Command::new("cargo")
         .args([
             "+nightly",
@@ -171,6 +197,7 @@ fn fuzz_target(target: &str, seconds: u64) -> Result<Stats> {
             &seeds,
             "--",
             &max_time,
+            &max_runs,
             "-max_len=70000",
         ])
         .current_dir(run::root().join("fuzz"))
@@ -183,20 +210,31 @@ fn fuzz_target(target: &str, seconds: u64) -> Result<Stats> {
         eprintln!("{log}");
         bail!("fuzz target {target} failed; the crashing input is under fuzz/artifacts/{target}/");
     }
+    let (runs, seconds) = executions(&log);
     Ok(Stats {
-        runs: executions(&log),
+        runs,
+        seconds,
         coverage: last_stat(&log, "cov:"),
         features: last_stat(&log, "ft:"),
     })
 }
 
 /// libFuzzer ends with "Done N runs in S second(s)".
-fn executions(log: &str) -> u64 {
+/// (executions, seconds).
+fn executions(log: &str) -> (u64, u64) {
     log.lines()
         .filter_map(|line| line.split("Done ").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .filter_map(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            match words[..] {
+                [runs, "runs", "in", seconds, ..] => {
+                    Some((runs.parse().ok()?, seconds.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
         .next_back()
-        .unwrap_or(0)
+        .unwrap_or((0, 0))
 }
 
 /// The last value libFuzzer printed after `name` in its status lines

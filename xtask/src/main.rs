@@ -4,8 +4,10 @@
 //!   every target, then the whole test suite (which includes the spec-vector
 //!   and catalogue checks).
 //! - `vectors`: regenerate the test vectors in `spec/vectors/` from the code.
-//! - `fuzz [--seconds N] [TARGET...]`: run fuzz targets (nightly + cargo-fuzz,
-//!   installed when missing), seeded from the spec vectors.
+//! - `fuzz [--campaign] [--seconds N] [--runs N] [TARGET...]`: run fuzz
+//!   targets (nightly + cargo-fuzz, installed when missing) over their
+//!   stored corpora, seeded from the spec vectors; a campaign minimises the
+//!   corpora afterwards, and `--runs` stops each target after N executions.
 //! - `bench`: run the benchmarks and print their ratios.
 //! - `kills [N]`: the kill campaign: the relay process SIGKILLed N times
 //!   (default 100) under 64 appending clients and 8 live subscribers,
