@@ -24,7 +24,7 @@ use crate::run;
 const BENCHES: &[(&str, &str)] = &[("cairn-crypto", "seal"), ("cairn-store", "ingest")];
 
 /// `cairn-load` scenarios, run in order.
-const SCENARIOS: &[&str] = &["seal", "ingest", "fanout", "sync", "connect"];
+const SCENARIOS: &[&str] = &["seal", "ingest", "fanout", "sync", "connect", "soak"];
 
 /// Hand-written analysis of the figures, included in the report.
 const ANALYSIS: &str = "crates/cairn-bench/ANALYSIS.md";

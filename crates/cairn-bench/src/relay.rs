@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
-use cairn_relay::config::{FlagOverrides, Limits, RelayConfig, Storage};
+use cairn_relay::config::{FlagOverrides, Limits, RelayConfig, Retention, Storage};
 use cairn_relay::ready::Ready;
 use cairn_relay::{RelayHandle, start};
 use cairn_testkit::process::Announced;
@@ -103,6 +103,7 @@ pub struct Child {
 struct ConfigFile {
     limits: Limits,
     storage: Storage,
+    retention: Retention,
 }
 
 /// The page cache of a child relay: small, so that its resident memory
@@ -126,6 +127,11 @@ impl Child {
     /// Starts a child process serving on loopback; it says where through
     /// its ready file.
     pub fn spawn(serves: Serves<'_>) -> Result<Self> {
+        Self::spawn_with(serves, Retention::default())
+    }
+
+    /// [`Child::spawn`] with a retention policy (a relay child only).
+    pub fn spawn_with(serves: Serves<'_>, retention: Retention) -> Result<Self> {
         let dir = TempDir::new()?;
         let config = dir.path().join("relay.toml");
         let limits = bench_limits();
@@ -133,7 +139,12 @@ impl Child {
             cache_bytes: CHILD_CACHE_BYTES,
             ..Storage::default()
         };
-        std::fs::write(&config, toml::to_string(&ConfigFile { limits, storage })?)?;
+        let file = ConfigFile {
+            limits,
+            storage,
+            retention,
+        };
+        std::fs::write(&config, toml::to_string(&file)?)?;
         let data = dir.path().join("data");
         let mut command = match serves {
             Serves::Relay(Some(bin)) => {

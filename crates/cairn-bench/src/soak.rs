@@ -4,6 +4,13 @@
 //! relay's resident memory every second. Memory must not grow with time:
 //! the figure is the end's RSS against the start's, and the slope over
 //! the second half.
+//!
+//! The relay is in a steady state: publishers post to their friends
+//! streams, which the relay's retention empties of what is older than
+//! [`KEPT`], so the database stops growing once the first posts expire.
+//! (Without it the database grows by a few GiB in three minutes, and
+//! redb's memory grows with the file: each doubling of the file showed as
+//! a step in resident memory.)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use cairn_relay::config::Retention;
 use cairn_wire::{Scope, StreamId, SubscribeRequest, SubscriptionEvent};
 use tokio::task::JoinSet;
 
@@ -40,14 +48,17 @@ pub struct Size {
 }
 
 impl Size {
-    /// Three minutes, as `cargo xtask bench` runs it.
+    /// Six minutes, as `cargo xtask bench` runs it; the first two are the
+    /// warm-up, in which the database grows to the size it then keeps
+    /// (the first posts expire after [`KEPT`]; redb doubles its file until
+    /// freed pages suffice).
     pub const FULL: Self = Self {
-        duration: Duration::from_secs(180),
+        duration: Duration::from_secs(360),
         publishers: 16,
         subscribers: 16,
         slow: 4,
         reconnect_every: 200,
-        warmup: Duration::from_secs(15),
+        warmup: Duration::from_secs(120),
     };
     /// A few seconds, to keep the scenario working.
     pub const SMOKE: Self = Self {
@@ -60,13 +71,27 @@ impl Size {
     };
 }
 
+/// How long the relay keeps a post.
+const KEPT: Duration = Duration::from_secs(10);
+
+/// How often it expires what is older.
+const EXPIRY_EVERY: Duration = Duration::from_secs(2);
+
+/// The scope published to and followed: one that expires.
+const SCOPE: Scope = Scope::Friends;
+
 /// How long a slow reader takes per event.
 const SLOW_READ: Duration = Duration::from_millis(100);
 
 /// Runs the soak; `relay_bin` is the relay to run (else this program's
 /// own `serve-relay`).
 pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
-    let relay = Child::spawn(Serves::Relay(relay_bin))?;
+    let retention = Retention {
+        friends: Some(KEPT),
+        direct: None,
+        every: EXPIRY_EVERY,
+    };
+    let relay = Child::spawn_with(Serves::Relay(relay_bin), retention)?;
     let stop = Arc::new(AtomicBool::new(false));
     let appends = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -121,7 +146,7 @@ async fn sample_memory(relay: &Child, duration: Duration) -> Result<Vec<(f64, f6
     Ok(samples)
 }
 
-/// Appends one envelope at a time to the device's private stream, on a
+/// Appends one envelope at a time to the device's friends stream, on a
 /// new connection every `size.reconnect_every` appends, until stopped.
 async fn publish(
     addr: std::net::SocketAddr,
@@ -139,7 +164,7 @@ async fn publish(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let envelope = device.envelope(seq, Scope::Private, &payload);
+            let envelope = device.envelope(seq, SCOPE, &payload);
             requests::append_stored(&connection, vec![envelope]).await?;
             appends.fetch_add(1, Ordering::Relaxed);
             seq += 1;
@@ -149,8 +174,9 @@ async fn publish(
     Ok(())
 }
 
-/// Follows the device's private stream live from the start, slowly if
-/// `slow`, until stopped.
+/// Follows the device's friends stream live from the start, slowly if
+/// `slow`, until stopped; a reader that falls behind the retention
+/// horizon is told what expired and goes on after it.
 async fn follow(
     addr: std::net::SocketAddr,
     pin: cairn_wire::Fingerprint,
@@ -160,7 +186,7 @@ async fn follow(
     delivered: &AtomicU64,
 ) -> Result<()> {
     let connection = requests::open(addr, pin, &device).await?;
-    let stream = StreamId::new(device.user, Scope::Private);
+    let stream = StreamId::new(device.user, SCOPE);
     let mut subscription = connection
         .subscribe(SubscribeRequest { stream, after: 0 })
         .await?;
@@ -224,11 +250,14 @@ fn report(size: Size, samples: &[(f64, f64)], appends: u64, delivered: u64) -> R
         "envelopes/s",
     ));
     report.notes.push(format!(
-        "{minutes:.1} min of load on a relay process (page cache {} MiB): {} publishers reconnecting every {} \
-         appends, {} live subscribers of which {} read one event per {} ms; {appends} appends, \
+        "{minutes:.1} min of load on a relay process (page cache {} MiB, posts kept {} s, expired every {} s): \
+         {} publishers reconnecting every {} appends, {} live subscribers of which {} read one event per {} ms; \
+         {appends} appends, \
          {delivered} entries delivered; RSS sampled every second, the first {:.0} s not counted; \
          RSS slope over the second half {:+.0} KiB/min (a slope, so it may be negative)",
         crate::relay::CHILD_CACHE_BYTES / (1024 * 1024),
+        KEPT.as_secs(),
+        EXPIRY_EVERY.as_secs(),
         size.publishers,
         size.reconnect_every,
         size.subscribers,

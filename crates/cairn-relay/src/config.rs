@@ -260,6 +260,11 @@ pub struct Limits {
     /// that the relay has not read yet (QUIC's connection receive window).
     /// Before authentication the window is one `Authenticate` frame.
     pub receive_window_per_connection: u32,
+    /// Bytes the relay keeps for one connection that the peer has not
+    /// acknowledged yet (QUIC's send window): what a reader that stops
+    /// reading can make the relay hold in its send buffers. Bounds each
+    /// connection's throughput to this much per round trip.
+    pub send_window_per_connection: u32,
 }
 
 impl Limits {
@@ -294,6 +299,7 @@ impl Default for Limits {
             validate_addresses_above: 128,
             max_pending_logins: 1024,
             receive_window_per_connection: 4 * 1024 * 1024,
+            send_window_per_connection: 2 * 1024 * 1024,
             user_quota_bytes: 1024 * 1024 * 1024,
             user_quota_envelopes: 1_000_000,
         }

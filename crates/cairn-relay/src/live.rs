@@ -17,8 +17,9 @@ use crate::limits::RateLimits;
 
 /// Limits a reload does not apply: the idle timeout is part of the
 /// endpoint's transport settings, and quotas are held by the store.
-const LIMITS_AT_RESTART: [&str; 3] = [
+const LIMITS_AT_RESTART: [&str; 4] = [
     "idle_timeout_secs",
+    "send_window_per_connection",
     "user_quota_bytes",
     "user_quota_envelopes",
 ];

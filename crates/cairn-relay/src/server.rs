@@ -321,13 +321,16 @@ fn bind_quic(identity: &TlsIdentity, config: &RelayConfig) -> Result<quinn::Endp
 /// peer may open one stream and have one `Authenticate` frame in flight,
 /// nothing more, so a stranger costs the relay a bounded number of bytes.
 /// [`open_up`] raises both once the device has authenticated. No
-/// unidirectional streams; the idle timeout.
+/// unidirectional streams; the idle timeout. What the relay buffers to
+/// send is bounded by the send window (quinn's default, 10 MB, let each
+/// slow reader hold that much of the relay's memory).
 fn transport(limits: &Limits) -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_bidi_streams(1u32.into());
     transport.max_concurrent_uni_streams(0u32.into());
     transport.receive_window(window(MAX_AUTH_FRAME_LEN + FRAME_HEADER_LEN));
     transport.stream_receive_window(window(MAX_FRAME_LEN + FRAME_HEADER_LEN));
+    transport.send_window(u64::from(limits.send_window_per_connection.max(1)));
     transport.max_idle_timeout(
         Duration::from_secs(limits.idle_timeout_secs.max(1))
             .try_into()
@@ -526,5 +529,34 @@ async fn forget_idle_limiter_keys<S: Store>(shared: Arc<Shared<S>>) {
     loop {
         tick.tick().await;
         shared.live.rates().forget_idle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// quinn keeps its settings private; its `Debug` output is the one
+    /// place they can be read back.
+    fn setting(transport: &quinn::TransportConfig, name: &str) -> Option<String> {
+        let text = format!("{transport:?}");
+        let rest = text.split(&format!("{name}: ")).nth(1)?;
+        Some(rest.split([',', ' ', '}']).next()?.to_owned())
+    }
+
+    #[test]
+    fn what_the_relay_buffers_to_send_per_connection_is_the_configured_send_window() {
+        let limits = Limits {
+            send_window_per_connection: 123_456,
+            ..Limits::default()
+        };
+        let configured = transport(&limits);
+        assert_eq!(
+            setting(&configured, "send_window").as_deref(),
+            Some("123456")
+        );
+        // quinn's own default is 10 MB per connection.
+        let default = transport(&Limits::default());
+        assert_eq!(setting(&default, "send_window").as_deref(), Some("2097152"));
     }
 }
