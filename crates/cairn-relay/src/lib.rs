@@ -41,4 +41,4 @@ pub mod tables;
 pub mod tls;
 
 pub use config::RelayConfig;
-pub use server::{RelayHandle, StartError, start};
+pub use server::{RelayHandle, StartError, start, start_on_faulty_disk};

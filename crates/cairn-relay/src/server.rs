@@ -237,6 +237,24 @@ pub async fn start_with(
     config: RelayConfig,
     source: Option<ConfigSource>,
 ) -> Result<RelayHandle, StartError> {
+    start_on(config, source, None).await
+}
+
+/// [`start`] on a database file whose reads, writes and syncs fail as
+/// `faults` schedules (`cairn_store::backend`): how tests drive a relay
+/// over a failing disk.
+pub async fn start_on_faulty_disk(
+    config: RelayConfig,
+    faults: Arc<cairn_store::backend::Faults>,
+) -> Result<RelayHandle, StartError> {
+    start_on(config, None, Some(faults)).await
+}
+
+async fn start_on(
+    config: RelayConfig,
+    source: Option<ConfigSource>,
+    faults: Option<Arc<cairn_store::backend::Faults>>,
+) -> Result<RelayHandle, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -250,6 +268,7 @@ pub async fn start_with(
         cache_bytes: config.storage.cache_bytes,
         quota: config.limits.quota(),
         size_limit: live.size_limit(),
+        faults,
         ..cairn_store::Config::default()
     };
     let store = RedbStore::open_with(config.database_path(), storage)?;
