@@ -130,14 +130,18 @@ pub fn run(options: &Options) -> Result<()> {
             ),
             false => String::new(),
         };
-        summary.push(format!(
+        let line = format!(
             "{target}: {} executions in {} s ({}/s), coverage {} edges, {} features{kept}",
             stats.runs,
             stats.seconds,
             stats.runs / stats.seconds.max(1),
             stats.coverage,
             stats.features,
-        ));
+        );
+        // Said at once too, so that a long campaign stopped part way still
+        // leaves the figures of the targets it finished.
+        println!("==> {line}");
+        summary.push(line);
     }
     println!("==> fuzz summary\n{}", summary.join("\n"));
     Ok(())
