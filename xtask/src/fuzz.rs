@@ -12,8 +12,9 @@ use crate::run;
 /// Every fuzz target in `fuzz/fuzz_targets/`: every parser of foreign
 /// bytes (wire frames, envelopes, statements, ids; records and their
 /// folds; sealed payloads; what users paste; the relay's importer and
-/// configuration; and, structure-aware, the relay's request handling
-/// from authenticated sessions against a real store).
+/// configuration; and, structure-aware, against a real store: the store's
+/// operations with the access rules, and the relay's request handling
+/// from authenticated sessions).
 pub const TARGETS: &[&str] = &[
     "envelope",
     "frame",
@@ -26,6 +27,7 @@ pub const TARGETS: &[&str] = &[
     "export",
     "config",
     "store_ops",
+    "requests",
 ];
 
 /// Seconds per target of a campaign unless `--seconds` says otherwise.
@@ -304,7 +306,7 @@ fn seed_corpora() -> Result<()> {
     seed_payloads(&root, &corpus)?;
     let config = fs::read(root.join("deploy/relay.example.toml"))?;
     write_seed(&corpus.join("config"), "relay-example", &config)?;
-    for target in ["export", "store_ops"] {
+    for target in ["export", "store_ops", "requests"] {
         for entry in fs::read_dir(root.join("fuzz/seeds").join(target))? {
             let entry = entry?;
             write_seed(

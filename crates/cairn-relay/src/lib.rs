@@ -25,6 +25,8 @@ pub mod export;
 pub mod fanout;
 pub mod follow;
 mod frame_io;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod handlers;
 pub mod invites;
 pub mod limits;

@@ -47,6 +47,40 @@ pub struct Session {
     subscriptions: Arc<Semaphore>,
 }
 
+/// Who sent a request, as the request handlers see it: the authenticated
+/// user and device of a [`Session`], and its address. Only a session
+/// makes one (or, with the `fuzzing` feature, a fuzz target, which drives
+/// the handlers without QUIC).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    user: UserId,
+    device: DeviceId,
+    ip: IpAddr,
+}
+
+impl Caller {
+    /// The authenticated user.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// The authenticated device.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// The peer's address, for per-IP limits.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// A caller taken as authenticated, for fuzz targets.
+    #[cfg(feature = "fuzzing")]
+    pub fn assumed(user: UserId, device: DeviceId, ip: IpAddr) -> Self {
+        Self { user, device, ip }
+    }
+}
+
 /// A refusal that ends the connection.
 #[derive(Debug)]
 pub struct Fatal(pub WireError);
@@ -334,6 +368,15 @@ impl Session {
     /// The peer's address, for per-IP limits.
     pub fn ip(&self) -> IpAddr {
         self.ip
+    }
+
+    /// Who sends this session's requests.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user: self.user,
+            device: self.device,
+            ip: self.ip,
+        }
     }
 
     /// Permits for concurrent subscriptions.

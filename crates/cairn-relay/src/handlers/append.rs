@@ -8,21 +8,21 @@ use cairn_wire::{
 
 use crate::metrics;
 use crate::server::Shared;
-use crate::session::Session;
+use crate::session::Caller;
 
-/// Appends envelopes by the session's device; one outcome per envelope, in
+/// Appends envelopes by the caller's device; one outcome per envelope, in
 /// order. Refused envelopes change nothing; the store judges the rest.
 pub async fn append<S: Store>(
     shared: &Shared<S>,
-    session: &Session,
+    caller: &Caller,
     envelopes: Vec<Envelope>,
 ) -> BoundedVec<AppendOutcome, MAX_BATCH> {
     let batch_len = envelopes.len();
-    let Some(checked) = prechecked(session.user(), session.device(), envelopes).await else {
+    let Some(checked) = prechecked(caller.user(), caller.device(), envelopes).await else {
         let refused = (0..batch_len).map(|_| internal_refusal()).collect();
         return one_per_envelope(refused);
     };
-    let checked = with_consent(shared, session.user(), checked).await;
+    let checked = with_consent(shared, caller.user(), checked).await;
     let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(checked.len());
     let mut accepted = Vec::with_capacity(checked.len());
     for (envelope, verdict) in checked {

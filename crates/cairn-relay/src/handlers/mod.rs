@@ -16,7 +16,7 @@ use quinn::{RecvStream, SendStream};
 use crate::frame_io::{self, ReadFailure};
 use crate::metrics;
 use crate::server::Shared;
-use crate::session::{Session, close_with};
+use crate::session::{Caller, Session, close_with};
 
 pub use append::append;
 
@@ -54,20 +54,17 @@ pub async fn handle_stream<S: Store>(
     let kind = kind(&request);
     metrics::request(kind);
     let started = std::time::Instant::now();
-    if let Err(wait) = shared.live.rates().check(session.user(), session.ip()) {
-        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-        let error = WireError::new(ErrorCode::RATE_LIMITED, "too many requests")
-            .with_detail(ErrorDetail::RetryAfterMs(ms));
-        return refuse(session, &mut send, error).await;
-    }
     match request {
-        Request::Subscribe(request) => subscribe::run(shared, session, request, send).await,
-        Request::Authenticate(_) | Request::Enrol(_) => {
-            let error = WireError::new(ErrorCode::UNEXPECTED_FRAME, "already authenticated");
-            refuse(session, &mut send, error).await
+        Request::Subscribe(_) | Request::Authenticate(_) | Request::Enrol(_) => {
+            if let Err(error) = admit(shared, &session.caller(), &request) {
+                return refuse(session, &mut send, error).await;
+            }
+            if let Request::Subscribe(request) = request {
+                subscribe::run(shared, session, request, send).await;
+            }
         }
         other => {
-            match dispatch(shared, session, other).await {
+            match answer(shared, &session.caller(), other).await {
                 Response::Error(error) => refuse(session, &mut send, error).await,
                 response => frame_io::answer(&mut send, &response).await,
             }
@@ -76,19 +73,45 @@ pub async fn handle_stream<S: Store>(
     }
 }
 
-async fn dispatch<S: Store>(shared: &Shared<S>, session: &Session, request: Request) -> Response {
+/// The rate limits, and the requests that have no place on a request
+/// stream of an authenticated session.
+fn admit<S: Store>(
+    shared: &Shared<S>,
+    caller: &Caller,
+    request: &Request,
+) -> Result<(), WireError> {
+    if let Err(wait) = shared.live.rates().check(caller.user(), caller.ip()) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        return Err(WireError::new(ErrorCode::RATE_LIMITED, "too many requests")
+            .with_detail(ErrorDetail::RetryAfterMs(ms)));
+    }
     match request {
-        Request::Hello(hello) => sync::hello(shared, session, hello).await,
+        Request::Authenticate(_) | Request::Enrol(_) => Err(WireError::new(
+            ErrorCode::UNEXPECTED_FRAME,
+            "already authenticated",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The answer to a request that has one answer (every request but a
+/// subscription): what a request stream sends back, without the stream.
+pub async fn answer<S: Store>(shared: &Shared<S>, caller: &Caller, request: Request) -> Response {
+    if let Err(error) = admit(shared, caller, &request) {
+        return Response::Error(error);
+    }
+    match request {
+        Request::Hello(hello) => sync::hello(shared, caller, hello).await,
         Request::Append(append) => {
-            Response::Appended(append::append(shared, session, append.envelopes.into_vec()).await)
+            Response::Appended(append::append(shared, caller, append.envelopes.into_vec()).await)
         }
-        Request::Read(read) => pages::read(shared, session, read).await,
-        Request::Ack(cursor) => sync::ack(shared, session, cursor).await,
-        Request::RegisterDevice(c) => statements::register_device(shared, session, c).await,
-        Request::RevokeDevice(r) => statements::revoke_device(shared, session, r).await,
-        Request::GrantFriend(g) => statements::grant_friend(shared, session, g).await,
-        Request::RevokeFriend(r) => statements::revoke_friend(shared, session, r).await,
-        Request::Status => status::status(shared, session).await,
+        Request::Read(read) => pages::read(shared, caller, read).await,
+        Request::Ack(cursor) => sync::ack(shared, caller, cursor).await,
+        Request::RegisterDevice(c) => statements::register_device(shared, caller, c).await,
+        Request::RevokeDevice(r) => statements::revoke_device(shared, caller, r).await,
+        Request::GrantFriend(g) => statements::grant_friend(shared, caller, g).await,
+        Request::RevokeFriend(r) => statements::revoke_friend(shared, caller, r).await,
+        Request::Status => status::status(shared, caller).await,
         Request::Authenticate(_) | Request::Enrol(_) | Request::Subscribe(_) => {
             error(ErrorCode::UNEXPECTED_FRAME, "not here")
         }

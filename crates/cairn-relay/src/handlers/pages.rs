@@ -9,7 +9,7 @@ use cairn_wire::{
 use super::{error, internal};
 use crate::access::can_read;
 use crate::server::Shared;
-use crate::session::Session;
+use crate::session::Caller;
 
 /// Bytes of entries one answer may carry: the frame limit less room for
 /// the rest of the answer (acks, stream ids, flags).
@@ -30,12 +30,8 @@ pub fn entry_size(entry: &Entry) -> usize {
 }
 
 /// Answers a read: forbidden unless the scope admits the reader.
-pub async fn read<S: Store>(
-    shared: &Shared<S>,
-    session: &Session,
-    request: ReadRequest,
-) -> Response {
-    if !can_read(&shared.store, session.user(), request.stream).await {
+pub async fn read<S: Store>(shared: &Shared<S>, caller: &Caller, request: ReadRequest) -> Response {
+    if !can_read(&shared.store, caller.user(), request.stream).await {
         return error(ErrorCode::FORBIDDEN, "forbidden");
     }
     let limit = usize::try_from(request.limit)

@@ -10,15 +10,15 @@ use cairn_wire::{
 use super::{error, internal};
 use crate::clock;
 use crate::server::Shared;
-use crate::session::Session;
+use crate::session::Caller;
 
 /// Registers another device of the user.
 pub async fn register_device<S: Store>(
     shared: &Shared<S>,
-    session: &Session,
+    caller: &Caller,
     certificate: DeviceCertificate,
 ) -> Response {
-    if let Err(refusal) = check(shared, session, &certificate) {
+    if let Err(refusal) = check(shared, caller, &certificate) {
         return refusal;
     }
     answer(shared.store.register_device(certificate).await).0
@@ -29,17 +29,17 @@ pub async fn register_device<S: Store>(
 /// nothing and closes nothing.
 pub async fn revoke_device<S: Store>(
     shared: &Shared<S>,
-    session: &Session,
+    caller: &Caller,
     revocation: DeviceRevocation,
 ) -> Response {
-    if let Err(refusal) = check(shared, session, &revocation) {
+    if let Err(refusal) = check(shared, caller, &revocation) {
         return refusal;
     }
     let device = revocation.body().device;
     let (response, applied) = answer(shared.store.revoke_device(revocation).await);
     if applied {
         shared.sessions.close_device(
-            session.user(),
+            caller.user(),
             device,
             ErrorCode::DEVICE_REVOKED,
             "device revoked by its user",
@@ -51,10 +51,10 @@ pub async fn revoke_device<S: Store>(
 /// Lets a user read the connection user's friends stream.
 pub async fn grant_friend<S: Store>(
     shared: &Shared<S>,
-    session: &Session,
+    caller: &Caller,
     grant: FriendGrant,
 ) -> Response {
-    if let Err(refusal) = check(shared, session, &grant) {
+    if let Err(refusal) = check(shared, caller, &grant) {
         return refusal;
     }
     answer(shared.store.grant_friend(grant).await).0
@@ -64,10 +64,10 @@ pub async fn grant_friend<S: Store>(
 /// friends stream end at once.
 pub async fn revoke_friend<S: Store>(
     shared: &Shared<S>,
-    session: &Session,
+    caller: &Caller,
     revocation: FriendRevocation,
 ) -> Response {
-    if let Err(refusal) = check(shared, session, &revocation) {
+    if let Err(refusal) = check(shared, caller, &revocation) {
         return refusal;
     }
     let grantee: UserId = revocation.body().grantee;
@@ -75,7 +75,7 @@ pub async fn revoke_friend<S: Store>(
     if applied {
         shared
             .hub
-            .detach_reader(StreamId::new(session.user(), Scope::Friends), grantee);
+            .detach_reader(StreamId::new(caller.user(), Scope::Friends), grantee);
     }
     response
 }
@@ -84,7 +84,7 @@ pub async fn revoke_friend<S: Store>(
 /// dated ahead of the relay's clock by more than the allowed skew.
 fn check<S: Store, B: Statement>(
     shared: &Shared<S>,
-    session: &Session,
+    caller: &Caller,
     statement: &Signed<B>,
 ) -> Result<(), Response> {
     let body = statement.verify().map_err(|_| {
@@ -93,7 +93,7 @@ fn check<S: Store, B: Statement>(
             "statement signature does not verify",
         )
     })?;
-    if body.signer() != session.user() {
+    if body.signer() != caller.user() {
         return Err(error(
             ErrorCode::BAD_STATEMENT,
             "statement is not signed by this connection's user",

@@ -5,11 +5,11 @@ use cairn_wire::{BoundedVec, DeviceStatus, Response, StatusResponse};
 
 use super::internal;
 use crate::server::Shared;
-use crate::session::Session;
+use crate::session::Caller;
 
 /// Lists the user's devices with their last seq and acknowledged cursors.
-pub async fn status<S: Store>(shared: &Shared<S>, session: &Session) -> Response {
-    let records = match shared.store.devices(session.user()).await {
+pub async fn status<S: Store>(shared: &Shared<S>, caller: &Caller) -> Response {
+    let records = match shared.store.devices(caller.user()).await {
         Ok(records) => records,
         Err(e) => return internal(&e),
     };

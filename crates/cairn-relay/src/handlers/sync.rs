@@ -12,7 +12,7 @@ use super::pages::{PAGE_BUDGET, read_page};
 use super::{append, error, internal};
 use crate::access::{can_read, readable_streams};
 use crate::server::Shared;
-use crate::session::Session;
+use crate::session::Caller;
 
 /// Room one append outcome may take in the answer.
 const OUTCOME_SIZE: usize = MAX_MESSAGE_LEN + 64;
@@ -21,18 +21,14 @@ const MIN_PAGE_ROOM: usize = 64 * 1024;
 
 /// Pushes the outbox, then pulls what is new past the device's cursors in
 /// every stream it may read.
-pub async fn hello<S: Store>(
-    shared: &Shared<S>,
-    session: &Session,
-    hello: HelloRequest,
-) -> Response {
-    let acks = append(shared, session, hello.outbox.into_vec()).await;
+pub async fn hello<S: Store>(shared: &Shared<S>, caller: &Caller, hello: HelloRequest) -> Response {
+    let acks = append(shared, caller, hello.outbox.into_vec()).await;
     let mut budget = PAGE_BUDGET.saturating_sub(acks.len() * OUTCOME_SIZE);
-    let cursors = match cursors(shared, session, hello.cursors.into_vec()).await {
+    let cursors = match cursors(shared, caller, hello.cursors.into_vec()).await {
         Ok(cursors) => cursors,
         Err(e) => return internal(&e),
     };
-    let streams = match readable_streams(&shared.store, session.user()).await {
+    let streams = match readable_streams(&shared.store, caller.user()).await {
         Ok(streams) => streams,
         Err(e) => return internal(&e),
     };
@@ -43,11 +39,11 @@ pub async fn hello<S: Store>(
 }
 
 /// Records an acknowledgement, for a stream the device may read.
-pub async fn ack<S: Store>(shared: &Shared<S>, session: &Session, cursor: Cursor) -> Response {
-    if !can_read(&shared.store, session.user(), cursor.stream).await {
+pub async fn ack<S: Store>(shared: &Shared<S>, caller: &Caller, cursor: Cursor) -> Response {
+    if !can_read(&shared.store, caller.user(), cursor.stream).await {
         return error(ErrorCode::FORBIDDEN, "forbidden");
     }
-    match shared.store.ack(session.device(), cursor).await {
+    match shared.store.ack(caller.device(), cursor).await {
         Ok(_) => Response::Done,
         Err(e) => internal(&e),
     }
@@ -56,12 +52,12 @@ pub async fn ack<S: Store>(shared: &Shared<S>, session: &Session, cursor: Cursor
 /// The device's cursors: what it sent, else what it last acknowledged.
 async fn cursors<S: Store>(
     shared: &Shared<S>,
-    session: &Session,
+    caller: &Caller,
     sent: Vec<Cursor>,
 ) -> Result<HashMap<StreamId, u64>, cairn_store::ReadError> {
     let mut cursors: HashMap<StreamId, u64> = shared
         .store
-        .acked(session.device())
+        .acked(caller.device())
         .await?
         .into_iter()
         .map(|c| (c.stream, c.position))
