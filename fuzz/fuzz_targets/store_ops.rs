@@ -10,12 +10,13 @@
 //! Input: operations of 4 bytes, `kind | a | b | c`.
 #![no_main]
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use cairn_relay::access::{can_read, readable_streams};
 use cairn_store::{Config, RedbStore, Store};
 use cairn_testkit::{Device, User};
-use cairn_wire::{FIRST_IN_STREAM, Scope, StreamId, UserId};
+use cairn_wire::{EnvelopeId, FIRST_IN_STREAM, Scope, StreamId, UserId};
 use libfuzzer_sys::fuzz_target;
 
 const USERS: usize = 3;
@@ -83,6 +84,10 @@ async fn run(data: &[u8]) {
     };
     let store = RedbStore::open_with(&path, config).expect("a store");
     let mut next_seq = [[1u64; DEVICES]; USERS];
+    // Each device's last stored envelope per stream, its next `prev`:
+    // tracked per input, so that an input's outcome never depends on the
+    // inputs run before it.
+    let mut last: HashMap<(usize, usize, StreamId), EnvelopeId> = HashMap::new();
     for op in data.chunks_exact(4).take(64) {
         let (kind, a, b, c) = (op[0], op[1], op[2], op[3]);
         let u = usize::from(a) % USERS;
@@ -99,14 +104,18 @@ async fn run(data: &[u8]) {
                     _ => next_seq[u][d],
                 };
                 let scope = scope(c, u);
-                let envelope = match c & 0x20 {
-                    0 => device.envelope(seq, scope, &[c; 16]),
-                    _ => device.envelope_after(user.id, seq, FIRST_IN_STREAM, scope, &[c; 16]),
+                let stream = StreamId::new(user.id, scope);
+                let prev = match c & 0x20 {
+                    0 => last.get(&(u, d, stream)).copied().unwrap_or(FIRST_IN_STREAM),
+                    _ => FIRST_IN_STREAM,
                 };
+                let envelope = device.envelope_after(user.id, seq, prev, scope, &[c; 16]);
+                let id = envelope.id();
                 if let Ok(outcomes) = store.append(vec![envelope]).await
                     && matches!(outcomes[..], [cairn_store::ItemOutcome::Stored { .. }])
                 {
                     next_seq[u][d] = seq + 1;
+                    last.insert((u, d, stream), id);
                 }
             }
             2 => drop(store.register_device(user.certify(device.id, when)).await),
