@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = RecoveryCode::from_str(text);
     if let Ok(fingerprint) = Fingerprint::from_str(text) {
-        assert_eq!(Fingerprint::from_str(&fingerprint.to_string()).ok(), Some(fingerprint));
+        assert_eq!(
+            Fingerprint::from_str(&fingerprint.to_string()).ok(),
+            Some(fingerprint)
+        );
     }
 });

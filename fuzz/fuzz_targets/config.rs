@@ -5,10 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(config) = cairn_relay::RelayConfig::from_toml(text) {
-            let _ = config.limits.quota();
-            let _ = config.database_path();
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(config) = cairn_relay::RelayConfig::from_toml(text)
+    {
+        let _ = config.limits.quota();
+        let _ = config.database_path();
     }
 });

@@ -6,7 +6,9 @@ use cairn_wire::{DeviceId, EnvelopeId, UserId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(id) = text.parse::<UserId>() {
         assert_eq!(id.to_text(), text.to_lowercase());
     }

@@ -55,5 +55,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = open_grant(&header, sealed, &ExchangeSecret::from_bytes(&pattern(0xa1)));
     let link = ExchangeSecret::from_bytes(&pattern(0xb9));
     let _ = open_link(&header, sealed, &link);
-    let _ = open_link_for_code(&header, sealed, &link, &LinkSecret::from_bytes(pattern(0x7c)));
+    let _ = open_link_for_code(
+        &header,
+        sealed,
+        &link,
+        &LinkSecret::from_bytes(pattern(0x7c)),
+    );
 });

@@ -11,7 +11,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(record) = Record::decode(data) {
         assert_eq!(record.encode(), data);
         let body = record.certificate.body();
-        let header = EnvelopeHeader::new(body.user, body.device, 1, FIRST_IN_STREAM, 0, Scope::Private);
+        let header = EnvelopeHeader::new(
+            body.user,
+            body.device,
+            1,
+            FIRST_IN_STREAM,
+            0,
+            Scope::Private,
+        );
         let _ = record.vouches_for(&header);
     }
 });

@@ -18,72 +18,30 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 
+use cairn_fuzz::{Cast, DEVICES, Template, USERS};
 use cairn_relay::access::{can_read, readable_streams};
 use cairn_relay::handlers::answer;
 use cairn_relay::server::Shared;
 use cairn_relay::session::Caller;
-use cairn_store::{Config, RedbStore, Store};
-use cairn_testkit::{Device, User};
+use cairn_store::{RedbStore, Store};
 use cairn_wire::{
     AppendOutcome, AppendRequest, BoundedVec, Cursor, Envelope, EnvelopeId, ErrorCode,
-    FIRST_IN_STREAM, HelloRequest, ReadRequest, Request, Response, Scope, StreamId, UserId,
+    FIRST_IN_STREAM, HelloRequest, ReadRequest, Request, Response, StreamId, UserId,
 };
 use libfuzzer_sys::fuzz_target;
-
-const USERS: usize = 3;
-const DEVICES: usize = 2;
 
 /// Statements are dated from here on (1 Nov 2026), so that none is ahead
 /// of the relay's clock and the same input is judged the same way.
 const BASE_MS: u64 = 1_793_500_000_000;
 
-struct Cast {
-    users: Vec<User>,
-    devices: Vec<Vec<Device>>,
-}
-
 fn cast() -> &'static Cast {
     static CAST: OnceLock<Cast> = OnceLock::new();
-    CAST.get_or_init(|| {
-        let users: Vec<User> = (0..USERS as u32).map(|n| User::in_domain(10, n)).collect();
-        let devices = users
-            .iter()
-            .map(|u| (0..DEVICES as u32).map(|d| u.device(d)).collect())
-            .collect();
-        Cast { users, devices }
-    })
-}
-
-fn scope(selector: u8, author: usize) -> Scope {
-    let cast = cast();
-    match selector % 4 {
-        0 => Scope::Private,
-        1 => Scope::Friends,
-        2 => Scope::Direct(cast.users[author].id),
-        _ => Scope::Direct(cast.users[(author + 1) % USERS].id),
-    }
-}
-
-/// A fresh, empty store made once and copied for each input.
-struct Template {
-    dir: tempfile::TempDir,
-    runtime: tokio::runtime::Runtime,
+    CAST.get_or_init(|| Cast::new(10))
 }
 
 fn template() -> &'static Template {
     static TEMPLATE: OnceLock<Template> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let dir = tempfile::tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .expect("a temp dir");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let store = RedbStore::open(dir.path().join("template.redb")).expect("a store");
-        runtime.block_on(store.close());
-        Template { dir, runtime }
-    })
+    TEMPLATE.get_or_init(Template::new)
 }
 
 /// What one input's devices wrote so far: each device's next seq, and the
@@ -105,13 +63,16 @@ impl Written {
             1 => next + 1,
             _ => next,
         };
-        let scope = scope(c, u);
-        let stream = StreamId::new(cast.users[u].id, scope);
+        let stream = cast.stream(c, u);
         let prev = match c & 0x20 {
-            0 => self.last.get(&(u, d, stream)).copied().unwrap_or(FIRST_IN_STREAM),
+            0 => self
+                .last
+                .get(&(u, d, stream))
+                .copied()
+                .unwrap_or(FIRST_IN_STREAM),
             _ => FIRST_IN_STREAM,
         };
-        cast.devices[u][d].envelope_after(cast.users[u].id, seq, prev, scope, &[c; 16])
+        cast.envelope(u, d, seq, prev, c)
     }
 
     fn stored(&mut self, u: usize, d: usize, envelope: &Envelope) {
@@ -125,15 +86,8 @@ impl Written {
 async fn run(data: &[u8]) {
     let cast = cast();
     let template = template();
-    let path = template.dir.path().join("run.redb");
-    std::fs::copy(template.dir.path().join("template.redb"), &path).expect("a copy");
-    let config = Config {
-        durable: false,
-        cache_bytes: 1 << 20,
-        ..Config::default()
-    };
-    let store = RedbStore::open_with(&path, config).expect("a store");
-    let shared = cairn_relay::fuzzing::shared_on(store, template.dir.path()).expect("shared");
+    let store = template.fresh_store();
+    let shared = cairn_relay::fuzzing::shared_on(store, &template.dir()).expect("shared");
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut written = Written::default();
     for op in data.chunks_exact(4).take(64) {
@@ -141,7 +95,7 @@ async fn run(data: &[u8]) {
         let (u, d) = (usize::from(a) % USERS, usize::from(b) % DEVICES);
         let caller = Caller::assumed(cast.users[u].id, cast.devices[u][d].id, ip);
         // Statements may be signed by another user than the caller's.
-        let signer = &cast.users[usize::from(a >> 4) % USERS];
+        let signer = usize::from(a >> 4) % USERS;
         let subject = usize::from(b >> 4) % USERS;
         let when = BASE_MS + u64::from(c) * 1000;
         let request = match kind % 8 {
@@ -159,12 +113,12 @@ async fn run(data: &[u8]) {
                 record_stored(&mut written, u, d, &envelopes, &response);
                 continue;
             }
-            2 => Request::RegisterDevice(signer.certify(cast.devices[subject][d].id, when)),
-            3 => Request::RevokeDevice(signer.revoke_at(cast.devices[subject][d].id, when)),
-            4 => Request::GrantFriend(signer.grant_at(cast.users[subject].id, when)),
-            5 => Request::RevokeFriend(signer.unfriend_at(cast.users[subject].id, when)),
+            2 => Request::RegisterDevice(cast.certify(signer, subject, d, when)),
+            3 => Request::RevokeDevice(cast.revoke(signer, subject, d, when)),
+            4 => Request::GrantFriend(cast.grant(signer, subject, when)),
+            5 => Request::RevokeFriend(cast.unfriend(signer, subject, when)),
             6 => {
-                let stream = StreamId::new(cast.users[subject].id, scope(c, subject));
+                let stream = cast.stream(c, subject);
                 let after = u64::from(c & 7);
                 let read = ReadRequest {
                     stream,
@@ -178,12 +132,12 @@ async fn run(data: &[u8]) {
             _ => match c & 3 {
                 0 => Request::Status,
                 1 => Request::Ack(Cursor {
-                    stream: StreamId::new(cast.users[subject].id, scope(c >> 2, subject)),
+                    stream: cast.stream(c >> 2, subject),
                     position: u64::from(c >> 4),
                 }),
                 _ => {
                     let cursor = Cursor {
-                        stream: StreamId::new(cast.users[subject].id, scope(c >> 2, subject)),
+                        stream: cast.stream(c >> 2, subject),
                         position: u64::from(c >> 4),
                     };
                     let outbox = match c & 1 {
@@ -215,7 +169,10 @@ async fn ask(shared: &Shared<RedbStore>, caller: &Caller, request: Request) -> R
         ),
         _ => false,
     };
-    assert!(!internal, "an internal error without a failing disk: {response:?}");
+    assert!(
+        !internal,
+        "an internal error without a failing disk: {response:?}"
+    );
     response
 }
 
@@ -253,7 +210,10 @@ async fn check_page(
             assert!(admitted, "a page of a stream the reader may not read");
             let positions: Vec<u64> = page.entries.iter().map(|e| e.position).collect();
             assert!(positions.first().is_none_or(|&p| p > after));
-            assert!(positions.windows(2).all(|w| w[1] == w[0] + 1), "{positions:?}");
+            assert!(
+                positions.windows(2).all(|w| w[1] == w[0] + 1),
+                "{positions:?}"
+            );
         }
         Response::Error(error) => {
             assert_eq!(error.code, ErrorCode::FORBIDDEN, "{error:?}");
@@ -268,16 +228,26 @@ async fn check_store(shared: &Shared<RedbStore>) {
     let report = store.verify().await.expect("verify runs");
     assert!(report.is_ok(), "{:?}", report.problems);
     for head in store.all_streams().await.expect("streams") {
-        let read = store.read_stream(head.stream, 0, usize::MAX).await.expect("a read");
+        let read = store
+            .read_stream(head.stream, 0, usize::MAX)
+            .await
+            .expect("a read");
         let positions: Vec<u64> = read.entries.iter().map(|e| e.position).collect();
-        assert_eq!(positions, (1..=head.head).collect::<Vec<_>>(), "positions run 1..n");
+        assert_eq!(
+            positions,
+            (1..=head.head).collect::<Vec<_>>(),
+            "positions run 1..n"
+        );
     }
     for user in &cast().users {
         let Ok(streams) = readable_streams(store, user.id).await else {
             continue;
         };
         for head in streams {
-            assert!(can_read(store, user.id, head.stream).await, "a hello lists an unreadable stream");
+            assert!(
+                can_read(store, user.id, head.stream).await,
+                "a hello lists an unreadable stream"
+            );
         }
     }
 }

@@ -13,76 +13,25 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use cairn_fuzz::{Cast, DEVICES, Template, USERS};
 use cairn_relay::access::{can_read, readable_streams};
-use cairn_store::{Config, RedbStore, Store};
-use cairn_testkit::{Device, User};
-use cairn_wire::{EnvelopeId, FIRST_IN_STREAM, Scope, StreamId, UserId};
+use cairn_store::{RedbStore, Store};
+use cairn_wire::{EnvelopeId, FIRST_IN_STREAM, StreamId, UserId};
 use libfuzzer_sys::fuzz_target;
-
-const USERS: usize = 3;
-const DEVICES: usize = 2;
-
-struct Cast {
-    users: Vec<User>,
-    devices: Vec<Vec<Device>>,
-}
 
 fn cast() -> &'static Cast {
     static CAST: OnceLock<Cast> = OnceLock::new();
-    CAST.get_or_init(|| {
-        let users: Vec<User> = (0..USERS as u32).map(|n| User::in_domain(9, n)).collect();
-        let devices = users
-            .iter()
-            .map(|u| (0..DEVICES as u32).map(|d| u.device(d)).collect())
-            .collect();
-        Cast { users, devices }
-    })
-}
-
-fn scope(selector: u8, author: usize) -> Scope {
-    let cast = cast();
-    match selector % 4 {
-        0 => Scope::Private,
-        1 => Scope::Friends,
-        2 => Scope::Direct(cast.users[author].id),
-        _ => Scope::Direct(cast.users[(author + 1) % USERS].id),
-    }
-}
-
-/// A fresh, empty store made once, copied for each input: creating one
-/// costs syncs and renames that would dominate every run.
-struct Template {
-    dir: tempfile::TempDir,
-    runtime: tokio::runtime::Runtime,
+    CAST.get_or_init(|| Cast::new(9))
 }
 
 fn template() -> &'static Template {
     static TEMPLATE: OnceLock<Template> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let dir = tempfile::tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .expect("a temp dir");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let store = RedbStore::open(dir.path().join("template.redb")).expect("a store");
-        runtime.block_on(store.close());
-        Template { dir, runtime }
-    })
+    TEMPLATE.get_or_init(Template::new)
 }
 
 async fn run(data: &[u8]) {
     let cast = cast();
-    let template = template();
-    let path = template.dir.path().join("run.redb");
-    std::fs::copy(template.dir.path().join("template.redb"), &path).expect("a copy");
-    let config = Config {
-        durable: false,
-        cache_bytes: 1 << 20,
-        ..Config::default()
-    };
-    let store = RedbStore::open_with(&path, config).expect("a store");
+    let store = template().fresh_store();
     let mut next_seq = [[1u64; DEVICES]; USERS];
     // Each device's last stored envelope per stream, its next `prev`:
     // tracked per input, so that an input's outcome never depends on the
@@ -92,9 +41,7 @@ async fn run(data: &[u8]) {
         let (kind, a, b, c) = (op[0], op[1], op[2], op[3]);
         let u = usize::from(a) % USERS;
         let d = usize::from(b) % DEVICES;
-        let user = &cast.users[u];
-        let device = &cast.devices[u][d];
-        let other = cast.users[usize::from(b) % USERS].id;
+        let other = usize::from(b) % USERS;
         let when = u64::from(c) * 1000;
         match kind % 8 {
             0 | 1 => {
@@ -103,13 +50,15 @@ async fn run(data: &[u8]) {
                     1 => next_seq[u][d] + 1,
                     _ => next_seq[u][d],
                 };
-                let scope = scope(c, u);
-                let stream = StreamId::new(user.id, scope);
+                let stream = cast.stream(c, u);
                 let prev = match c & 0x20 {
-                    0 => last.get(&(u, d, stream)).copied().unwrap_or(FIRST_IN_STREAM),
+                    0 => last
+                        .get(&(u, d, stream))
+                        .copied()
+                        .unwrap_or(FIRST_IN_STREAM),
                     _ => FIRST_IN_STREAM,
                 };
-                let envelope = device.envelope_after(user.id, seq, prev, scope, &[c; 16]);
+                let envelope = cast.envelope(u, d, seq, prev, c);
                 let id = envelope.id();
                 if let Ok(outcomes) = store.append(vec![envelope]).await
                     && matches!(outcomes[..], [cairn_store::ItemOutcome::Stored { .. }])
@@ -118,23 +67,32 @@ async fn run(data: &[u8]) {
                     last.insert((u, d, stream), id);
                 }
             }
-            2 => drop(store.register_device(user.certify(device.id, when)).await),
-            3 => drop(store.revoke_device(user.revoke_at(device.id, when)).await),
-            4 => drop(store.grant_friend(user.grant_at(other, when)).await),
-            5 => drop(store.revoke_friend(user.unfriend_at(other, when)).await),
+            2 => drop(store.register_device(cast.certify(u, u, d, when)).await),
+            3 => drop(store.revoke_device(cast.revoke(u, u, d, when)).await),
+            4 => drop(store.grant_friend(cast.grant(u, other, when)).await),
+            5 => drop(store.revoke_friend(cast.unfriend(u, other, when)).await),
             6 => {
-                let stream = StreamId::new(user.id, scope(c, u));
-                let _ = store.read_stream(stream, u64::from(b), usize::from(c)).await;
+                let stream = cast.stream(c, u);
+                let _ = store
+                    .read_stream(stream, u64::from(b), usize::from(c))
+                    .await;
             }
-            _ => check_access(&store, other).await,
+            _ => check_access(&store, cast.user(other)).await,
         }
     }
     let report = store.verify().await.expect("verify runs");
     assert!(report.is_ok(), "{:?}", report.problems);
     for head in store.all_streams().await.expect("streams") {
-        let read = store.read_stream(head.stream, 0, usize::MAX).await.expect("a read");
+        let read = store
+            .read_stream(head.stream, 0, usize::MAX)
+            .await
+            .expect("a read");
         let positions: Vec<u64> = read.entries.iter().map(|e| e.position).collect();
-        assert_eq!(positions, (1..=head.head).collect::<Vec<_>>(), "positions run 1..n");
+        assert_eq!(
+            positions,
+            (1..=head.head).collect::<Vec<_>>(),
+            "positions run 1..n"
+        );
     }
     store.close().await;
 }
@@ -145,7 +103,10 @@ async fn check_access(store: &RedbStore, reader: UserId) {
         return;
     };
     for head in streams {
-        assert!(can_read(store, reader, head.stream).await, "a hello carries an unreadable stream");
+        assert!(
+            can_read(store, reader, head.stream).await,
+            "a hello carries an unreadable stream"
+        );
     }
 }
 
