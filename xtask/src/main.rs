@@ -9,6 +9,8 @@
 //!   stored corpora, seeded from the spec vectors; a campaign minimises the
 //!   corpora afterwards, and `--runs` stops each target after N executions.
 //! - `bench`: run the benchmarks and print their ratios.
+//! - `nats-server`: install the pinned nats-server the cluster tests run
+//!   into `.tools/` (`ci` does it first).
 //! - `kills [N]`: the kill campaign: the relay process SIGKILLed N times
 //!   (default 100) under 64 appending clients and 8 live subscribers,
 //!   with `check` after every kill; prints its figures.
@@ -19,13 +21,14 @@
 mod bench;
 mod fuzz;
 mod run;
+mod tools;
 
 use anyhow::{Result, bail};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((task, rest)) = args.split_first() else {
-        bail!("usage: cargo xtask <ci|vectors|fuzz|bench|kills> [options]");
+        bail!("usage: cargo xtask <ci|vectors|fuzz|bench|kills|nats-server> [options]");
     };
     match task.as_str() {
         "ci" => ci(),
@@ -33,7 +36,10 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::run(&fuzz::Options::parse(rest)?),
         "bench" => bench::run(),
         "kills" => kills(rest),
-        other => bail!("unknown task `{other}`; expected ci, vectors, fuzz, bench or kills"),
+        "nats-server" => tools::nats_server().map(drop),
+        other => {
+            bail!("unknown task `{other}`; expected ci, vectors, fuzz, bench, kills or nats-server")
+        }
     }
 }
 
@@ -41,6 +47,7 @@ fn main() -> Result<()> {
 const CI_FUZZ_SECONDS: u64 = 20;
 
 fn ci() -> Result<()> {
+    tools::nats_server()?;
     run::step("format", "cargo", &["fmt", "--all", "--check"])?;
     run::step(
         "clippy",

@@ -71,6 +71,20 @@ pub enum OpenError {
         #[source]
         source: BackendError,
     },
+    /// The copy has applied records of another replicated log than the
+    /// one it is asked to follow (`spec/cluster.md`).
+    #[error(
+        "{path}: holds records of log {ours}, not of the cluster's log {log}; seed this node \
+         from a backup of another node of the cluster, or start it with an empty data directory"
+    )]
+    AnotherLog {
+        /// The file.
+        path: PathBuf,
+        /// The log this copy follows.
+        ours: cairn_wire::LogId,
+        /// The log it was asked to follow.
+        log: cairn_wire::LogId,
+    },
     /// Another process (or another handle) has the store open.
     #[error("{path}: the store is already open")]
     AlreadyOpen {

@@ -18,6 +18,7 @@ mod apply;
 pub mod backend;
 mod error;
 mod keys;
+mod log;
 mod maintenance;
 mod migrate;
 mod reader;
@@ -35,6 +36,7 @@ pub use api::{
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,
 };
+pub use log::{LogAnswer, LogWrite, OutOfOrder};
 pub use maintenance::{attach_files, take_files};
 pub use redb_store::{Config, DEFAULT_CACHE_BYTES, RedbStore};
-pub use schema::{SCHEMA_VERSION, start_new_log};
+pub use schema::{SCHEMA_VERSION, adopt_log, start_new_log};

@@ -466,3 +466,15 @@ impl DeviceTables {
         Ok(ids)
     }
 }
+
+/// The last sequence of a replicated log applied to this copy (0: none).
+pub fn log_applied(db: &Database) -> Result<u64, ReadError> {
+    let txn = begin(db)?;
+    let meta = table(&txn, schema::META)?;
+    match meta.get(schema::META_LOG_APPLIED).map_err(backend)? {
+        Some(v) => {
+            keys::parse_u64(v.value(), "log_applied").map_err(|e| ReadError::Corrupt(e.to_string()))
+        }
+        None => Ok(0),
+    }
+}

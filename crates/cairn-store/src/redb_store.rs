@@ -21,6 +21,7 @@ use crate::api::{
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
 use crate::backend::{Faults, SizeLimit};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
+use crate::log::{LogAnswer, LogWrite, OutOfOrder};
 use crate::schema::FileOptions;
 use crate::slot::{DbSlot, Failure, classify};
 use crate::writer::{CommitFailed, Counters, GroupLimits, Queued, Replier, Request, Writer};
@@ -180,6 +181,27 @@ impl RedbStore {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+    }
+
+    /// Applies records of a replicated log, the first at sequence
+    /// `first`, in one transaction that also records the last one as
+    /// applied (`spec/cluster.md`). Refused, changing nothing, unless
+    /// `first` follows what this copy has applied.
+    pub async fn apply_log(
+        &self,
+        first: u64,
+        writes: Vec<LogWrite>,
+    ) -> Result<Result<Vec<LogAnswer>, OutOfOrder>, WriteError> {
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Log(first, writes, reply), rx)
+            .await
+            .map_err(Submit::into_write)
+    }
+
+    /// The last sequence of a replicated log applied to this copy (0:
+    /// none, as for every single-node store).
+    pub async fn log_applied(&self) -> Result<u64, ReadError> {
+        self.read(reader::log_applied).await
     }
 
     /// Queues `request` for the writer and waits for its answer.

@@ -106,6 +106,9 @@ pub const META_ENVELOPE_BYTES: &[u8] = b"envelope_bytes";
 /// Meta key of the log id (16 random bytes, schema version 3): chosen at
 /// creation and again by [`start_new_log`].
 pub const META_LOG_ID: &[u8] = b"log_id";
+/// Meta key of the last sequence of a replicated log applied to this copy
+/// (u64 BE; absent: none, and for a single-node store always absent).
+pub const META_LOG_APPLIED: &[u8] = b"log_applied";
 
 /// An open database and whether opening it had to repair it.
 #[derive(Debug)]
@@ -350,6 +353,41 @@ pub fn start_new_log(path: &Path) -> Result<LogId, OpenError> {
     write_log_id(&txn, log).map_err(backend)?;
     txn.commit().map_err(|e| backend(e.into()))?;
     Ok(log)
+}
+
+/// Makes the store at `path` follow the replicated log `log`: a copy that
+/// has applied nothing of any log takes its id; a copy that follows `log`
+/// already is left as it is; a copy that has applied records of another
+/// log is refused. The store must not be open elsewhere.
+pub fn adopt_log(path: &Path, log: LogId) -> Result<(), OpenError> {
+    let backend = |e: redb::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let options = FileOptions {
+        cache_bytes: 16 * 1024 * 1024,
+        ..FileOptions::default()
+    };
+    let opened = open(path, &options)?;
+    if opened.log == log {
+        return Ok(());
+    }
+    let txn = begin_write(&opened.db, true).map_err(backend)?;
+    let applied = {
+        let meta = txn.open_table(META).map_err(|e| backend(e.into()))?;
+        meta.get(META_LOG_APPLIED)
+            .map_err(|e| backend(e.into()))?
+            .is_some()
+    };
+    if applied {
+        return Err(OpenError::AnotherLog {
+            path: path.to_path_buf(),
+            ours: opened.log,
+            log,
+        });
+    }
+    write_log_id(&txn, log).map_err(backend)?;
+    txn.commit().map_err(|e| backend(e.into()))
 }
 
 fn open_error(path: &Path, err: DatabaseError) -> OpenError {

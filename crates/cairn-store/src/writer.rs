@@ -23,6 +23,7 @@ use crate::api::{
     StatementOutcome,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
+use crate::log::{LogAnswer, LogWrite, OutOfOrder};
 use crate::schema;
 use crate::slot::{DbSlot, Failure, classify};
 
@@ -70,6 +71,12 @@ pub enum Request {
     Expire(Cutoffs, u64, Replier<Expiry>),
     /// Put back what an export says is gone.
     Restore(Restore, Replier<Result<(), &'static str>>),
+    /// Records of a replicated log, the first at the given sequence.
+    Log(
+        u64,
+        Vec<LogWrite>,
+        Replier<Result<Vec<LogAnswer>, OutOfOrder>>,
+    ),
 }
 
 /// A commit failed: every caller of its group gets this, with the engine's
@@ -273,6 +280,10 @@ enum Applied {
     RemoveUser(Replier<Removal>, Removal),
     Expire(Replier<Expiry>, Expiry),
     Restore(Replier<Result<(), &'static str>>, Result<(), &'static str>),
+    Log(
+        Replier<Result<Vec<LogAnswer>, OutOfOrder>>,
+        Result<Vec<LogAnswer>, OutOfOrder>,
+    ),
 }
 
 impl Applied {
@@ -285,6 +296,7 @@ impl Applied {
             Self::RemoveUser(reply, removal) => reply.answer(removal),
             Self::Expire(reply, expiry) => reply.answer(expiry),
             Self::Restore(reply, outcome) => reply.answer(outcome),
+            Self::Log(reply, answers) => reply.answer(answers),
         }
     }
 
@@ -297,6 +309,7 @@ impl Applied {
             Self::RemoveUser(reply, _) => reply.fail(failure),
             Self::Expire(reply, _) => reply.fail(failure),
             Self::Restore(reply, _) => reply.fail(failure),
+            Self::Log(reply, _) => reply.fail(failure),
         }
     }
 }
@@ -339,6 +352,10 @@ impl Request {
                 Ok(outcome) => Ok(Applied::Restore(reply, outcome)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
+            Self::Log(first, writes, reply) => match log(tables, first, writes, committed) {
+                Ok(answers) => Ok(Applied::Log(reply, answers)),
+                Err(e) => Err(failing(reply, failed(e))),
+            },
         }
     }
 
@@ -351,8 +368,31 @@ impl Request {
             Self::RemoveUser(_, _, reply) => reply.fail(failure),
             Self::Expire(_, _, reply) => reply.fail(failure),
             Self::Restore(_, reply) => reply.fail(failure),
+            Self::Log(_, _, reply) => reply.fail(failure),
         }
     }
+}
+
+/// Applies log records `first..` in order, then records the last one
+/// applied, in the same transaction; refuses records that do not continue
+/// what is applied.
+fn log(
+    tables: &mut WriteTables<'_>,
+    first: u64,
+    writes: Vec<LogWrite>,
+    committed: &mut Vec<Committed>,
+) -> Result<Result<Vec<LogAnswer>, OutOfOrder>, redb::Error> {
+    let applied = tables.log_applied()?;
+    if first != applied.saturating_add(1) || writes.is_empty() {
+        return Ok(Err(OutOfOrder { applied, first }));
+    }
+    let last = first.saturating_add(writes.len() as u64 - 1);
+    let mut answers = Vec::with_capacity(writes.len());
+    for write in writes {
+        answers.push(write.apply(tables, committed)?);
+    }
+    tables.set_log_applied(last)?;
+    Ok(Ok(answers))
 }
 
 /// Tells `reply` of `failure`, and hands the failure on.
@@ -438,6 +478,13 @@ impl Weight {
                 envelopes: items.len(),
                 bytes: items.iter().map(|i| i.bytes.len()).sum(),
             },
+            Request::Log(_, writes, _) => writes.iter().map(LogWrite::weight).fold(
+                Self {
+                    envelopes: 0,
+                    bytes: 0,
+                },
+                |sum, (envelopes, bytes)| sum.plus(Self { envelopes, bytes }),
+            ),
             Request::Statement(..)
             | Request::Ack(..)
             | Request::Invite(..)

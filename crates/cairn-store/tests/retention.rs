@@ -162,3 +162,33 @@ async fn restored_tombstones_must_follow_what_is_stored() {
     let report = store.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
 }
+
+/// A user whose every envelope expired uses nothing, and the store checks
+/// clean: the usage row goes, as for a user who never stored anything.
+#[tokio::test]
+async fn a_user_whose_last_envelope_expires_uses_nothing_and_the_store_checks_clean() {
+    let (_dir, store) = temp_store(fast());
+    let alice = User::new(1);
+    let laptop = alice.device(1);
+    register(&store, &alice, &laptop).await;
+    store
+        .append(vec![laptop.envelope(1, Scope::Friends, b"only post")])
+        .await
+        .unwrap();
+    let cutoffs = Cutoffs {
+        friends_before_ms: Some(ENVELOPE_EPOCH_MS + 2),
+        direct_before_ms: None,
+    };
+    assert_eq!(store.expire(cutoffs, 100).await.unwrap().envelopes, 1);
+    assert_eq!(store.usage().await.unwrap(), []);
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    // The user stores again from nothing.
+    let outcomes = store
+        .append(vec![laptop.envelope(2, Scope::Friends, b"next")])
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[..], [ItemOutcome::Stored { .. }]));
+    assert_eq!(store.usage().await.unwrap()[0].1.envelopes, 1);
+    assert!(store.verify().await.unwrap().is_ok());
+}

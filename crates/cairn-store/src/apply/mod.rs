@@ -160,6 +160,35 @@ impl<'t> WriteTables<'t> {
         Ok((outcome, Some(committed)))
     }
 
+    /// Like [`Self::append`], with `quota` instead of the store's own (a
+    /// write from a replicated log carries its publisher's).
+    pub fn append_under(
+        &mut self,
+        item: Prepared,
+        quota: Quota,
+    ) -> Result<(ItemOutcome, Option<Committed>), redb::Error> {
+        let own = std::mem::replace(&mut self.quota, quota);
+        let judged = self.append(item);
+        self.quota = own;
+        judged
+    }
+
+    /// The last sequence of the replicated log applied to this store (0:
+    /// none).
+    pub fn log_applied(&self) -> Result<u64, redb::Error> {
+        match self.meta.get(schema::META_LOG_APPLIED)? {
+            Some(v) => read_u64(v.value(), "log_applied"),
+            None => Ok(0),
+        }
+    }
+
+    /// Records that the replicated log is applied up to `seq`.
+    pub fn set_log_applied(&mut self, seq: u64) -> Result<(), redb::Error> {
+        self.meta
+            .insert(schema::META_LOG_APPLIED, seq.to_be_bytes().as_slice())?;
+        Ok(())
+    }
+
     /// Applies a statement under the ordering rules of `spec/storage.md`.
     pub fn statement(&mut self, statement: &StatementIn) -> Result<StatementOutcome, redb::Error> {
         match statement {
@@ -192,6 +221,12 @@ impl<'t> WriteTables<'t> {
     /// Writes the counters the group changed; call once before commit.
     pub fn finish(mut self) -> Result<(), redb::Error> {
         for (user, used) in std::mem::take(&mut self.usage) {
+            // A user whose last envelope expired has no usage row, as one
+            // who never stored anything (what `verify` counts).
+            if used == Usage::default() {
+                self.user_usage.remove(user.as_bytes().as_slice())?;
+                continue;
+            }
             self.user_usage.insert(
                 user.as_bytes().as_slice(),
                 keys::usage_value(used).as_slice(),

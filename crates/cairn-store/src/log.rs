@@ -1,0 +1,157 @@
+//! Writes that come from a replicated log (`spec/cluster.md`): applied in
+//! the log's order, each group in one transaction that also records the
+//! last log sequence applied (`cairn_meta.log_applied`), so a node that
+//! stops however it stops resumes exactly after it.
+//!
+//! Applying is deterministic: everything a rule needs that is not in the
+//! store (the time of a removal or a redemption, expiry cutoffs, the
+//! author's quota) is in the write itself, put there by the node that
+//! published it.
+
+use cairn_wire::{
+    Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, FriendGrant, FriendRevocation,
+    UserId,
+};
+
+use crate::api::{
+    Committed, Cutoffs, Expiry, Invite, InviteId, ItemOutcome, Quota, Redemption, Removal,
+    StatementOutcome,
+};
+use crate::apply::{InviteOp, Prepared, StatementIn, WriteTables};
+
+/// One write of the log.
+#[derive(Debug, Clone)]
+pub enum LogWrite {
+    /// The log's first record: its id. Changes nothing here (a node adopts
+    /// the id before it applies anything, `crate::adopt_log`).
+    Genesis,
+    /// One request's envelopes, judged against `quota` per author.
+    Append {
+        /// The envelopes, in request order.
+        envelopes: Vec<Envelope>,
+        /// What each author may store, as the publishing node's
+        /// configuration says.
+        quota: Quota,
+    },
+    /// Register a device.
+    Certificate(DeviceCertificate),
+    /// Revoke a device.
+    DeviceRevocation(DeviceRevocation),
+    /// Grant a friend.
+    Grant(FriendGrant),
+    /// Withdraw a grant.
+    FriendRevocation(FriendRevocation),
+    /// A device's acknowledged cursor.
+    Ack(DeviceId, Cursor),
+    /// The operator makes an invite.
+    CreateInvite(Invite),
+    /// The operator revokes one.
+    RevokeInvite(InviteId),
+    /// A registration spends one use, at a time (Unix ms).
+    RedeemInvite(InviteId, u64),
+    /// The operator removes a user, at a time (Unix ms).
+    RemoveUser(UserId, u64),
+    /// Expire what is older than the cutoffs, at most `budget` envelopes.
+    Expire(Cutoffs, u64),
+}
+
+/// A group of log writes was not the continuation of what this copy has
+/// applied: applying it would skip or repeat records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the log is applied up to {applied}, so the next record is {}, not {first}", applied + 1)]
+pub struct OutOfOrder {
+    /// What this copy has applied.
+    pub applied: u64,
+    /// The first sequence of the group offered.
+    pub first: u64,
+}
+
+/// What applying one [`LogWrite`] did: what the same write would have
+/// answered on a single store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogAnswer {
+    /// A genesis record.
+    Genesis,
+    /// One outcome per envelope.
+    Appended(Vec<ItemOutcome>),
+    /// A statement's outcome.
+    Statement(StatementOutcome),
+    /// The cursor's position now.
+    Acked(u64),
+    /// An invite was made.
+    InviteCreated,
+    /// Whether there was an invite to revoke.
+    InviteRevoked(bool),
+    /// What redeeming did.
+    Redeemed(Redemption),
+    /// What the removal did.
+    Removed(Removal),
+    /// What expiry did.
+    Expired(Expiry),
+}
+
+impl LogWrite {
+    /// Applies the write with the rules of a single store.
+    pub(crate) fn apply(
+        self,
+        tables: &mut WriteTables<'_>,
+        committed: &mut Vec<Committed>,
+    ) -> Result<LogAnswer, redb::Error> {
+        Ok(match self {
+            Self::Genesis => LogAnswer::Genesis,
+            Self::Append { envelopes, quota } => {
+                let mut outcomes: Vec<ItemOutcome> = Vec::with_capacity(envelopes.len());
+                for envelope in envelopes {
+                    let (outcome, stored) = tables.append_under(Prepared::new(envelope), quota)?;
+                    outcomes.push(outcome);
+                    committed.extend(stored);
+                }
+                LogAnswer::Appended(outcomes)
+            }
+            Self::Certificate(c) => statement(tables, StatementIn::Certificate(c))?,
+            Self::DeviceRevocation(r) => statement(tables, StatementIn::DeviceRevocation(r))?,
+            Self::Grant(g) => statement(tables, StatementIn::Grant(g))?,
+            Self::FriendRevocation(r) => statement(tables, StatementIn::FriendRevocation(r))?,
+            Self::Ack(device, cursor) => LogAnswer::Acked(tables.ack(&device, &cursor)?),
+            Self::CreateInvite(invite) => {
+                tables.invite(InviteOp::Create(invite))?;
+                LogAnswer::InviteCreated
+            }
+            Self::RevokeInvite(id) => match tables.invite(InviteOp::Revoke(id))? {
+                crate::apply::InviteAnswer::Revoked(existed) => LogAnswer::InviteRevoked(existed),
+                other => return Err(mismatched(&other)),
+            },
+            Self::RedeemInvite(id, now_ms) => {
+                match tables.invite(InviteOp::Redeem { id, now_ms })? {
+                    crate::apply::InviteAnswer::Redeemed(r) => LogAnswer::Redeemed(r),
+                    other => return Err(mismatched(&other)),
+                }
+            }
+            Self::RemoveUser(user, now_ms) => LogAnswer::Removed(tables.remove_user(user, now_ms)?),
+            Self::Expire(cutoffs, budget) => LogAnswer::Expired(tables.expire(cutoffs, budget)?),
+        })
+    }
+
+    /// Roughly what it weighs in a group commit.
+    pub(crate) fn weight(&self) -> (usize, usize) {
+        match self {
+            Self::Append { envelopes, .. } => (
+                envelopes.len(),
+                envelopes.iter().map(cairn_wire::codec::encoded_len).sum(),
+            ),
+            _ => (1, 256),
+        }
+    }
+}
+
+fn statement(tables: &mut WriteTables<'_>, s: StatementIn) -> Result<LogAnswer, redb::Error> {
+    tables.statement(&s).map(LogAnswer::Statement)
+}
+
+/// The invite rules answer each operation with its own kind of answer;
+/// another kind is a bug in this crate, reported, never read as a default.
+fn mismatched(answer: &crate::apply::InviteAnswer) -> redb::Error {
+    redb::Error::Corrupted(format!(
+        "the invite rules answered with {answer:?}, not the operation's kind"
+    ))
+}
