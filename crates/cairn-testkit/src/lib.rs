@@ -7,6 +7,8 @@
 //! - [`metrics`]: the relay's Prometheus text, scraped and read.
 //! - [`data`]: what a stopped relay's data directory holds (`check`,
 //!   `export`).
+//! - [`nats`]: NATS servers with JetStream on loopback, one or a cluster,
+//!   for relay nodes that share one log.
 //!
 //! Test code: a panic is the failure report, so helpers panic with a
 //! message rather than return errors. Every wait is bounded by [`WAIT`].
@@ -21,6 +23,7 @@
 pub mod data;
 pub mod ident;
 pub mod metrics;
+pub mod nats;
 pub mod process;
 pub mod raw;
 
