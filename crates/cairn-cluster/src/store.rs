@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use cairn_store::{
     AppendError, BackendError, BackupError, CommitBatch, CommitCounters, Config, Cutoffs,
-    DeviceRecord, Expiry, Gone, Invite, InviteId, ItemOutcome, LogAnswer, Quota, ReadError,
+    DeviceRecord, Effect, Expiry, Gone, Invite, InviteId, ItemOutcome, LogAnswer, Quota, ReadError,
     RedbStore, Redemption, Removal, Restore, StatementOutcome, Stats, Store, StoredEnvelope,
     StoredStatement, StreamHead, StreamRead, Usage, VerifyReport, WriteError, adopt_log,
 };
@@ -466,6 +466,12 @@ impl Store for ClusterStore {
 
     fn subscribe(&self) -> broadcast::Receiver<CommitBatch> {
         self.local.subscribe()
+    }
+
+    /// The copy's effects: those of every node's writes, as this node
+    /// applies them.
+    fn effects(&self) -> broadcast::Receiver<Effect> {
+        self.local.effects()
     }
 
     async fn all_streams(&self) -> Result<Vec<StreamHead>, ReadError> {

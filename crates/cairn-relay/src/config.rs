@@ -127,6 +127,12 @@ pub struct Storage {
     /// a full disk. Reloadable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_database_bytes: Option<u64>,
+    /// `redb` (one node, the default) or `jetstream` (one node of a
+    /// cluster sharing one log, `spec/cluster.md`).
+    pub backend: Backend,
+    /// Where the cluster's log is, for the `jetstream` backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<JetStream>,
 }
 
 impl Default for Storage {
@@ -134,6 +140,52 @@ impl Default for Storage {
         Self {
             cache_bytes: cairn_store::DEFAULT_CACHE_BYTES,
             max_database_bytes: None,
+            backend: Backend::Redb,
+            jetstream: None,
+        }
+    }
+}
+
+/// Which store the relay runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One redb file: a relay of one node.
+    Redb,
+    /// A redb copy following a log on NATS JetStream shared with other
+    /// nodes.
+    Jetstream,
+}
+
+/// `[storage.jetstream]`: the NATS servers holding the cluster's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JetStream {
+    /// The servers' URLs (`nats://host:4222`).
+    pub urls: Vec<String>,
+    /// A NATS credentials file, if the servers ask for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<PathBuf>,
+    /// The stream holding the log.
+    pub stream: String,
+    /// Its replicas: 3 on a three-server cluster.
+    pub replicas: usize,
+    /// How long the log keeps records, in days; a node seeded from a
+    /// backup older than this cannot catch up.
+    pub log_retention_days: u64,
+    /// This node's name, unique in the cluster.
+    pub node_id: String,
+}
+
+impl Default for JetStream {
+    fn default() -> Self {
+        Self {
+            urls: vec!["nats://127.0.0.1:4222".into()],
+            credentials: None,
+            stream: "CAIRN_LOG".into(),
+            replicas: 3,
+            log_retention_days: 30,
+            node_id: String::new(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use cairn_store::{RedbStore, Store};
+use cairn_store::Store;
 use cairn_wire::frames::FRAME_HEADER_LEN;
 use cairn_wire::limits::{MAX_AUTH_FRAME_LEN, MAX_FRAME_LEN};
 use cairn_wire::{ErrorCode, Fingerprint};
@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::admin_file::{AdminFile, AdminFileError};
 use crate::admission::{self, Attempt, Gate, PendingLogin, PendingLogins};
+use crate::backend::{OpenStoreError, RelayStore};
 use crate::bans::{BanChanges, Bans, BansError};
 use crate::config::{ConfigError, ConfigSource, Limits, RelayConfig};
 use crate::disk::DiskState;
@@ -123,8 +124,8 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The database could not be opened.
-    #[error("cannot open the database: {0}")]
-    Store(#[from] cairn_store::OpenError),
+    #[error(transparent)]
+    Store(#[from] OpenStoreError),
     /// The ban list could not be read.
     #[error(transparent)]
     Bans(#[from] BansError),
@@ -154,7 +155,7 @@ pub struct RelayHandle {
     pub fingerprint: Fingerprint,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
-    shared: Weak<Shared<RedbStore>>,
+    shared: Weak<Shared<RelayStore>>,
 }
 
 /// Makes a running relay read its ban list again, from a signal handler or
@@ -162,7 +163,7 @@ pub struct RelayHandle {
 /// the relay weakly: a stopped relay closes its store whatever reloaders
 /// are left.
 #[derive(Clone)]
-pub struct Reloader(Weak<Shared<RedbStore>>);
+pub struct Reloader(Weak<Shared<RelayStore>>);
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default)]
@@ -271,7 +272,7 @@ async fn start_on(
         faults,
         ..cairn_store::Config::default()
     };
-    let store = RedbStore::open_with(config.database_path(), storage)?;
+    let store = RelayStore::open(&config, storage).await?;
     let bans = Bans::load(&config.data_dir)?;
     let endpoint = bind_quic(&identity, &config)?;
     let addr = endpoint.local_addr().map_err(|source| StartError::Bind {
@@ -378,7 +379,7 @@ struct Listeners {
     metrics: Option<TcpListener>,
 }
 
-async fn run(shared: Arc<Shared<RedbStore>>, endpoint: quinn::Endpoint, listeners: Listeners) {
+async fn run(shared: Arc<Shared<RelayStore>>, endpoint: quinn::Endpoint, listeners: Listeners) {
     let hub = shared.hub.clone();
     let feed = shared.store.subscribe();
     let mut background = vec![
@@ -390,6 +391,7 @@ async fn run(shared: Arc<Shared<RedbStore>>, endpoint: quinn::Endpoint, listener
         )),
         tokio::spawn(forget_idle_limiter_keys(shared.clone())),
         tokio::spawn(crate::retention::run_periodically(shared.clone())),
+        tokio::spawn(crate::effects::run(shared.clone())),
     ];
     if let Some(metrics) = listeners.metrics {
         background.push(tokio::spawn(admin::serve_metrics(shared.clone(), metrics)));
@@ -405,7 +407,7 @@ async fn run(shared: Arc<Shared<RedbStore>>, endpoint: quinn::Endpoint, listener
 }
 
 /// Waits for the writer to finish its last commit and releases the file.
-async fn close_store(shared: Arc<Shared<RedbStore>>) {
+async fn close_store(shared: Arc<Shared<RelayStore>>) {
     match Arc::try_unwrap(shared) {
         Ok(shared) => shared.store.close().await,
         Err(_) => tracing::warn!(

@@ -510,6 +510,11 @@ impl Sessions {
         keys.len()
     }
 
+    /// Every (user, device) with a connection now.
+    pub fn connected(&self) -> Vec<(UserId, DeviceId)> {
+        self.lock().keys().copied().collect()
+    }
+
     /// How many of `user`'s devices are connected now.
     pub fn connected_devices(&self, user: UserId) -> usize {
         self.lock().keys().filter(|(u, _)| *u == user).count()

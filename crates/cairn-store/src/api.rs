@@ -181,6 +181,11 @@ pub trait Store: Send + Sync + 'static {
     /// Live commits: see [`Committed`] for the contract.
     fn subscribe(&self) -> broadcast::Receiver<CommitBatch>;
 
+    /// What committed writes change for connected clients ([`Effect`]),
+    /// published after each commit: on a cluster node, the writes of every
+    /// node, so that each closes its own connections.
+    fn effects(&self) -> broadcast::Receiver<Effect>;
+
     /// Every stream with its head, in key order, for export.
     fn all_streams(&self) -> impl Future<Output = Result<Vec<StreamHead>, ReadError>> + Send;
 
@@ -642,6 +647,31 @@ pub struct Committed {
     pub id: EnvelopeId,
     /// The envelope.
     pub envelope: Envelope,
+}
+
+/// What a committed write changes for clients already connected, which
+/// the relay acts on: a revoked device's connections close, a former
+/// friend's subscriptions to the friends stream end, a removed user's
+/// devices are disconnected. Published only when the write changed
+/// something (a revocation already in force has no effect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// `user` revoked `device`.
+    DeviceRevoked {
+        /// The device's user.
+        user: UserId,
+        /// The device.
+        device: DeviceId,
+    },
+    /// `granter` withdrew its grant to `grantee`.
+    FriendRevoked {
+        /// Whose friends stream.
+        granter: UserId,
+        /// Who may no longer read it.
+        grantee: UserId,
+    },
+    /// The operator removed `user`.
+    UserRemoved(UserId),
 }
 
 /// The result of [`Store::verify`].

@@ -14,10 +14,10 @@ use cairn_wire::{
 };
 
 use crate::api::{
-    Committed, Cutoffs, Expiry, Invite, InviteId, ItemOutcome, Quota, Redemption, Removal,
-    StatementOutcome,
+    Cutoffs, Expiry, Invite, InviteId, ItemOutcome, Quota, Redemption, Removal, StatementOutcome,
 };
 use crate::apply::{InviteOp, Prepared, StatementIn, WriteTables};
+use crate::writer::Changes;
 
 /// One write of the log.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ impl LogWrite {
     pub(crate) fn apply(
         self,
         tables: &mut WriteTables<'_>,
-        committed: &mut Vec<Committed>,
+        changes: &mut Changes,
     ) -> Result<LogAnswer, redb::Error> {
         Ok(match self {
             Self::Genesis => LogAnswer::Genesis,
@@ -104,14 +104,18 @@ impl LogWrite {
                 for envelope in envelopes {
                     let (outcome, stored) = tables.append_under(Prepared::new(envelope), quota)?;
                     outcomes.push(outcome);
-                    committed.extend(stored);
+                    changes.committed.extend(stored);
                 }
                 LogAnswer::Appended(outcomes)
             }
-            Self::Certificate(c) => statement(tables, StatementIn::Certificate(c))?,
-            Self::DeviceRevocation(r) => statement(tables, StatementIn::DeviceRevocation(r))?,
-            Self::Grant(g) => statement(tables, StatementIn::Grant(g))?,
-            Self::FriendRevocation(r) => statement(tables, StatementIn::FriendRevocation(r))?,
+            Self::Certificate(c) => statement(tables, changes, StatementIn::Certificate(c))?,
+            Self::DeviceRevocation(r) => {
+                statement(tables, changes, StatementIn::DeviceRevocation(r))?
+            }
+            Self::Grant(g) => statement(tables, changes, StatementIn::Grant(g))?,
+            Self::FriendRevocation(r) => {
+                statement(tables, changes, StatementIn::FriendRevocation(r))?
+            }
             Self::Ack(device, cursor) => LogAnswer::Acked(tables.ack(&device, &cursor)?),
             Self::CreateInvite(invite) => {
                 tables.invite(InviteOp::Create(invite))?;
@@ -127,7 +131,11 @@ impl LogWrite {
                     other => return Err(mismatched(&other)),
                 }
             }
-            Self::RemoveUser(user, now_ms) => LogAnswer::Removed(tables.remove_user(user, now_ms)?),
+            Self::RemoveUser(user, now_ms) => {
+                let removal = tables.remove_user(user, now_ms)?;
+                changes.removal(user, &removal);
+                LogAnswer::Removed(removal)
+            }
             Self::Expire(cutoffs, budget) => LogAnswer::Expired(tables.expire(cutoffs, budget)?),
         })
     }
@@ -144,8 +152,14 @@ impl LogWrite {
     }
 }
 
-fn statement(tables: &mut WriteTables<'_>, s: StatementIn) -> Result<LogAnswer, redb::Error> {
-    tables.statement(&s).map(LogAnswer::Statement)
+fn statement(
+    tables: &mut WriteTables<'_>,
+    changes: &mut Changes,
+    s: StatementIn,
+) -> Result<LogAnswer, redb::Error> {
+    let outcome = tables.statement(&s)?;
+    changes.statement(&s, outcome);
+    Ok(LogAnswer::Statement(outcome))
 }
 
 /// The invite rules answer each operation with its own kind of answer;

@@ -14,7 +14,7 @@ use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Expiry, Gone, Invite, InviteId,
+    CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Effect, Expiry, Gone, Invite, InviteId,
     ItemOutcome, Quota, Redemption, Removal, Restore, StatementOutcome, Stats, Store,
     StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
@@ -61,6 +61,9 @@ pub struct Config {
     pub faults: Option<Arc<Faults>>,
 }
 
+/// Effects a slow listener may fall behind by before it is told it lagged.
+const EFFECTS_CAPACITY: usize = 4096;
+
 /// The page cache a store gets unless told otherwise.
 pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -96,6 +99,7 @@ pub struct RedbStore {
     requests: Mutex<Option<mpsc::Sender<Queued>>>,
     room: Arc<Semaphore>,
     commits: broadcast::Sender<CommitBatch>,
+    effects: broadcast::Sender<Effect>,
     counters: Arc<Counters>,
     latencies: Option<Arc<Mutex<Vec<u32>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -123,6 +127,7 @@ impl RedbStore {
         let slot = Arc::new(DbSlot::new(path.clone(), options, opened.db));
         let (tx, rx) = mpsc::channel();
         let (commits, _) = broadcast::channel(config.notify_capacity.max(1));
+        let (effects, _) = broadcast::channel(EFFECTS_CAPACITY);
         let counters = Arc::new(Counters::default());
         let latencies = config.record_latencies.then(Arc::default);
         let writer = Writer {
@@ -130,6 +135,7 @@ impl RedbStore {
             requests: rx,
             limits: limits(&config),
             publish: commits.clone(),
+            effects: effects.clone(),
             counters: Arc::clone(&counters),
             latencies: latencies.clone(),
         };
@@ -143,6 +149,7 @@ impl RedbStore {
             requests: Mutex::new(Some(tx)),
             room: Arc::new(Semaphore::new(config.queue_depth.max(1))),
             commits,
+            effects,
             counters,
             latencies,
             writer: Mutex::new(Some(handle)),
@@ -450,6 +457,10 @@ impl Store for RedbStore {
 
     fn subscribe(&self) -> broadcast::Receiver<CommitBatch> {
         self.commits.subscribe()
+    }
+
+    fn effects(&self) -> broadcast::Receiver<Effect> {
+        self.effects.subscribe()
     }
 
     async fn all_streams(&self) -> Result<Vec<StreamHead>, ReadError> {

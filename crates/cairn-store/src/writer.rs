@@ -19,8 +19,8 @@ use redb::Database;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, Committed, Cutoffs, Expiry, ItemOutcome, Quota, Removal, Restore,
-    StatementOutcome,
+    CommitBatch, CommitCounters, Committed, Cutoffs, Effect, Expiry, ItemOutcome, Quota, Removal,
+    Restore, StatementOutcome,
 };
 use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
 use crate::log::{LogAnswer, LogWrite, OutOfOrder};
@@ -151,6 +151,8 @@ pub struct Writer {
     pub limits: GroupLimits,
     /// Where commits are published.
     pub publish: broadcast::Sender<CommitBatch>,
+    /// Where the effects of commits are published.
+    pub effects: broadcast::Sender<Effect>,
     /// Counters.
     pub counters: Arc<Counters>,
     /// Commit latencies in microseconds, if someone measures them.
@@ -229,13 +231,17 @@ impl Writer {
         let outcome = apply_and_commit(&db, requests, &self.limits);
         drop(db);
         match outcome {
-            Ok((applied, committed)) => {
+            Ok((applied, changes)) => {
+                let Changes { committed, effects } = changes;
                 self.record(started, count, committed.len());
                 if !committed.is_empty() {
                     // No receivers is fine: nobody is subscribed.
                     let _ = self
                         .publish
                         .send(committed.into_iter().map(Arc::new).collect());
+                }
+                for effect in effects {
+                    let _ = self.effects.send(effect);
                 }
                 applied.into_iter().for_each(Applied::answer);
             }
@@ -320,16 +326,19 @@ impl Request {
     fn apply(
         self,
         tables: &mut WriteTables<'_>,
-        committed: &mut Vec<Committed>,
+        changes: &mut Changes,
     ) -> Result<Applied, CommitFailed> {
         let failed = |error: redb::Error| CommitFailed(Arc::new(error));
         match self {
-            Self::Append(items, reply) => match append(tables, items, committed) {
+            Self::Append(items, reply) => match append(tables, items, &mut changes.committed) {
                 Ok(outcomes) => Ok(Applied::Append(reply, outcomes)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
             Self::Statement(statement, reply) => match tables.statement(&statement) {
-                Ok(outcome) => Ok(Applied::Statement(reply, outcome)),
+                Ok(outcome) => {
+                    changes.statement(&statement, outcome);
+                    Ok(Applied::Statement(reply, outcome))
+                }
                 Err(e) => Err(failing(reply, failed(e))),
             },
             Self::Ack(device, cursor, reply) => match tables.ack(&device, &cursor) {
@@ -341,7 +350,10 @@ impl Request {
                 Err(e) => Err(failing(reply, failed(e))),
             },
             Self::RemoveUser(user, now_ms, reply) => match tables.remove_user(user, now_ms) {
-                Ok(removal) => Ok(Applied::RemoveUser(reply, removal)),
+                Ok(removal) => {
+                    changes.removal(user, &removal);
+                    Ok(Applied::RemoveUser(reply, removal))
+                }
                 Err(e) => Err(failing(reply, failed(e))),
             },
             Self::Expire(cutoffs, budget, reply) => match tables.expire(cutoffs, budget) {
@@ -352,7 +364,7 @@ impl Request {
                 Ok(outcome) => Ok(Applied::Restore(reply, outcome)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
-            Self::Log(first, writes, reply) => match log(tables, first, writes, committed) {
+            Self::Log(first, writes, reply) => match log(tables, first, writes, changes) {
                 Ok(answers) => Ok(Applied::Log(reply, answers)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
@@ -380,7 +392,7 @@ fn log(
     tables: &mut WriteTables<'_>,
     first: u64,
     writes: Vec<LogWrite>,
-    committed: &mut Vec<Committed>,
+    changes: &mut Changes,
 ) -> Result<Result<Vec<LogAnswer>, OutOfOrder>, redb::Error> {
     let applied = tables.log_applied()?;
     if first != applied.saturating_add(1) || writes.is_empty() {
@@ -389,7 +401,7 @@ fn log(
     let last = first.saturating_add(writes.len() as u64 - 1);
     let mut answers = Vec::with_capacity(writes.len());
     for write in writes {
-        answers.push(write.apply(tables, committed)?);
+        answers.push(write.apply(tables, changes)?);
     }
     tables.set_log_applied(last)?;
     Ok(Ok(answers))
@@ -423,25 +435,25 @@ fn apply_and_commit(
     db: &Database,
     requests: Vec<Request>,
     limits: &GroupLimits,
-) -> Result<(Vec<Applied>, Vec<Committed>), GroupFailed> {
+) -> Result<(Vec<Applied>, Changes), GroupFailed> {
     let mut applied = Vec::with_capacity(requests.len());
     let mut requests = requests.into_iter();
     let engine = |error: redb::Error| CommitFailed(Arc::new(error));
     let outcome = (|| {
         let txn = schema::begin_write(db, limits.durable).map_err(engine)?;
-        let mut committed = Vec::new();
+        let mut changes = Changes::default();
         {
             let mut tables = WriteTables::open(&txn, limits.quota).map_err(engine)?;
             for request in requests.by_ref() {
-                applied.push(request.apply(&mut tables, &mut committed)?);
+                applied.push(request.apply(&mut tables, &mut changes)?);
             }
             tables.finish().map_err(engine)?;
         }
         txn.commit().map_err(|e| engine(e.into()))?;
-        Ok(committed)
+        Ok(changes)
     })();
     match outcome {
-        Ok(committed) => Ok((applied, committed)),
+        Ok(changes) => Ok((applied, changes)),
         Err(failure) => Err(GroupFailed {
             failure,
             applied,
@@ -462,6 +474,49 @@ fn append(
         committed.extend(stored);
     }
     Ok(outcomes)
+}
+
+/// What a group changed, published once it has committed: the entries it
+/// stored, and what its writes mean for connected clients.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Entries stored, in commit order.
+    pub committed: Vec<Committed>,
+    /// Effects, in commit order.
+    pub effects: Vec<Effect>,
+}
+
+impl Changes {
+    /// Notes the effect of `statement` if it was applied.
+    pub fn statement(&mut self, statement: &StatementIn, outcome: StatementOutcome) {
+        if outcome != StatementOutcome::Applied {
+            return;
+        }
+        match statement {
+            StatementIn::DeviceRevocation(revocation) => {
+                let body = revocation.body();
+                self.effects.push(Effect::DeviceRevoked {
+                    user: body.user,
+                    device: body.device,
+                });
+            }
+            StatementIn::FriendRevocation(revocation) => {
+                let body = revocation.body();
+                self.effects.push(Effect::FriendRevoked {
+                    granter: body.granter,
+                    grantee: body.grantee,
+                });
+            }
+            StatementIn::Certificate(_) | StatementIn::Grant(_) => {}
+        }
+    }
+
+    /// Notes a removal that removed someone.
+    pub fn removal(&mut self, user: UserId, removal: &Removal) {
+        if !removal.already {
+            self.effects.push(Effect::UserRemoved(user));
+        }
+    }
 }
 
 /// Size of a group so far.

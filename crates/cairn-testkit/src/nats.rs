@@ -7,9 +7,11 @@
 //! deployment, and is stopped by its PID: killed when the cluster is
 //! dropped, or on purpose with [`NatsCluster::kill`].
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -33,11 +35,24 @@ pub fn nats_server_binary() -> PathBuf {
 }
 
 /// A free TCP port on loopback (free when asked; the server binds it
-/// right after).
+/// right after), never the same twice in one test process, so that
+/// clusters started by tests running side by side do not collide. Another
+/// process may still take it first: [`NatsCluster::start`] then starts
+/// again on other ports.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-    listener.local_addr().expect("a local address").port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        let port = listener.local_addr().expect("a local address").port();
+        let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
+
+/// Attempts at starting a cluster whose ports another process took.
+const START_ATTEMPTS: usize = 3;
 
 /// One server's ports and files.
 #[derive(Debug, Clone)]
@@ -63,6 +78,20 @@ impl NatsCluster {
     /// waits until JetStream is ready on each.
     pub fn start(size: usize) -> Self {
         assert!(size >= 1, "a cluster has a server");
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(size) {
+                Ok(cluster) => return cluster,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!(
+            "no NATS cluster of {size} started:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    fn try_start(size: usize) -> Result<Self, String> {
         let dir = TempDir::new().expect("a temp dir");
         let nodes: Vec<Node> = (0..size)
             .map(|i| Node {
@@ -87,9 +116,9 @@ impl NatsCluster {
             cluster.spawn(i);
         }
         for i in 0..size {
-            cluster.wait_ready(i);
+            cluster.wait_ready(i)?;
         }
-        cluster
+        Ok(cluster)
     }
 
     /// The client URLs of every server, running or not.
@@ -123,7 +152,9 @@ impl NatsCluster {
     pub fn restart(&mut self, i: usize) {
         assert!(self.running[i].is_none(), "server {i} still runs");
         self.spawn(i);
-        self.wait_ready(i);
+        if let Err(failure) = self.wait_ready(i) {
+            panic!("{failure}");
+        }
     }
 
     /// The name of the server that leads JetStream stream `stream`, as
@@ -184,23 +215,28 @@ impl NatsCluster {
     }
 
     /// Waits (up to [`WAIT`]) until server `i` reports JetStream healthy
-    /// and, in a cluster, knows its metadata leader.
-    fn wait_ready(&mut self, i: usize) {
+    /// and, in a cluster, knows its metadata leader; what it logged if it
+    /// does not.
+    fn wait_ready(&mut self, i: usize) -> Result<(), String> {
         let deadline = Instant::now() + WAIT;
         loop {
             if self.is_ready(i) {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.running[i].as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("nats-server n{i} exited with {status}:\n{}", self.log(i));
+                return Err(format!(
+                    "nats-server n{i} exited with {status}:\n{}",
+                    self.log(i)
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server n{i} not ready within {WAIT:?}:\n{}",
-                self.log(i)
-            );
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "nats-server n{i} not ready within {WAIT:?}:\n{}",
+                    self.log(i)
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
