@@ -8,7 +8,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::print_stdout
 )]
 
 mod support;
@@ -25,6 +26,7 @@ async fn node(nats: &NatsCluster, node: &str) -> TestRelay {
     let replicas = nats.size().min(3);
     let node = node.to_owned();
     TestRelay::start_with(move |config| {
+        config.limits.connections_per_ip = 1000;
         config.storage.backend = Backend::Jetstream;
         config.storage.jetstream = Some(JetStream {
             urls,
@@ -154,4 +156,157 @@ async fn a_friend_revoked_through_one_node_loses_its_subscription_on_the_other()
         matches!(event, Some(SubscriptionEvent::End(ref e)) if e.code == ErrorCode::FORBIDDEN),
         "{event:?}"
     );
+}
+
+/// Clients appending at once through the two nodes.
+const CLIENTS: usize = 64;
+/// Envelopes each appends.
+const APPENDS: u64 = 24;
+
+/// What one client saw: each of its envelopes' id and acknowledged
+/// position, the slowest acknowledgement, and how many it had to send
+/// again.
+struct Acked {
+    user: User,
+    ids: Vec<(EnvelopeId, u64)>,
+    slowest: std::time::Duration,
+    resent: u32,
+}
+
+/// Appends `APPENDS` envelopes to the user's private stream, each until
+/// acknowledged, through `first` and, when a request fails, the other
+/// node.
+async fn client(n: usize, relays: [(std::net::SocketAddr, Fingerprint); 2]) -> Acked {
+    let user = User::in_domain(40, u32::try_from(n).unwrap());
+    let device = user.device(0);
+    let mut which = n % 2;
+    let mut connection = connect_to(relays[which], &device).await;
+    let mut acked = Acked {
+        user,
+        ids: Vec::new(),
+        slowest: std::time::Duration::ZERO,
+        resent: 0,
+    };
+    for seq in 1..=APPENDS {
+        let envelope = device.envelope(seq, Scope::Private, &seq.to_le_bytes());
+        let started = std::time::Instant::now();
+        loop {
+            let request = Request::Append(AppendRequest {
+                envelopes: BoundedVec::new(vec![envelope.clone()]).unwrap(),
+            });
+            let answer = tokio::time::timeout(WAIT, connection.request(&request)).await;
+            if let Ok(Ok(Response::Appended(outcomes))) = &answer
+                && let [AppendOutcome::Stored(ack) | AppendOutcome::Duplicate(ack)] =
+                    outcomes.as_slice()
+            {
+                acked.ids.push((envelope.id(), ack.position));
+                break;
+            }
+            assert!(
+                started.elapsed() < 3 * WAIT,
+                "client {n}: no acknowledgement: {answer:?}"
+            );
+            acked.resent += 1;
+            which = 1 - which;
+            connection = connect_to(relays[which], &device).await;
+        }
+        acked.slowest = acked.slowest.max(started.elapsed());
+    }
+    acked
+}
+
+async fn connect_to(
+    (addr, fingerprint): (std::net::SocketAddr, Fingerprint),
+    device: &Device,
+) -> cairn_client::Connection {
+    cairn_testkit::raw::try_connect_to(addr, fingerprint, device, None)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_envelope_is_lost_when_the_logs_leader_is_killed_under_load() {
+    let mut nats = NatsCluster::start(3);
+    let (a, b) = (node(&nats, "a").await, node(&nats, "b").await);
+    let relays = [
+        (a.handle.addr, a.handle.fingerprint),
+        (b.handle.addr, b.handle.fingerprint),
+    ];
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| tokio::spawn(client(n, relays)))
+        .collect();
+    // Once the load runs, kill the server leading the log's stream.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let leader = nats
+        .stream_leader(0, "CAIRN_LOG")
+        .and_then(|name| nats.index_of(&name))
+        .expect("the log's stream has a leader");
+    let killed_at = std::time::Instant::now();
+    nats.kill(leader);
+
+    let mut all = Vec::new();
+    for task in clients {
+        all.push(task.await.unwrap());
+    }
+    let stall = all.iter().map(|a| a.slowest).max().unwrap_or_default();
+    let resent: u32 = all.iter().map(|a| a.resent).sum();
+    println!(
+        "leader n{leader} killed; {} envelopes acknowledged by {CLIENTS} clients; slowest \
+         acknowledgement {stall:?}; {resent} sent again; all done {:?} after the kill",
+        all.len() as u64 * APPENDS,
+        killed_at.elapsed()
+    );
+    // Every acknowledged envelope is at its position on both nodes, and
+    // each stream runs 1..n without a gap.
+    for acked in &all {
+        assert_eq!(acked.ids.len() as u64, APPENDS);
+        let stream = StreamId::new(acked.user.id, Scope::Private);
+        for relay in [&a, &b] {
+            let own = relay.connect(&acked.user.device(0)).await;
+            let page = read(&own, stream, 0).await;
+            let Response::Page(page) = page else {
+                panic!("{page:?}");
+            };
+            let stored: Vec<(EnvelopeId, u64)> = page
+                .entries
+                .iter()
+                .map(|e| (e.envelope.id(), e.position))
+                .collect();
+            assert_eq!(
+                stored, acked.ids,
+                "acknowledged envelopes at their positions, 1..n"
+            );
+            own.close().await;
+        }
+    }
+    assert!(stall < 2 * WAIT);
+    // Both copies check clean and hold the same entries.
+    let (dir_a, dir_b) = (a.dir, b.dir);
+    a.handle.shutdown().await;
+    b.handle.shutdown().await;
+    let file = cairn_relay::config::DATABASE_FILE;
+    let dumps = [
+        checked_dump(&dir_a.path().join(file)).await,
+        checked_dump(&dir_b.path().join(file)).await,
+    ];
+    assert_eq!(dumps[0], dumps[1], "both nodes' copies hold the same log");
+}
+
+/// A stopped node's copy, checked, as text.
+async fn checked_dump(path: &std::path::Path) -> String {
+    use cairn_store::{RedbStore, Store};
+    let store = RedbStore::open(path).unwrap();
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    let mut out = String::new();
+    for head in store.all_streams().await.unwrap() {
+        let read = store.read_stream(head.stream, 0, usize::MAX).await.unwrap();
+        out += &format!("{head:?}\n");
+        for entry in read.entries {
+            out += &format!("  {} {:?}\n", entry.position, entry.envelope.id());
+        }
+    }
+    out += &format!("{:?}\n", store.statements().await.unwrap());
+    store.close().await;
+    out
 }

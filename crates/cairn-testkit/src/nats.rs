@@ -161,7 +161,7 @@ impl NatsCluster {
     /// server `asking` reports it (monitoring endpoint `/jsz`).
     pub fn stream_leader(&self, asking: usize, stream: &str) -> Option<String> {
         let url = format!(
-            "http://127.0.0.1:{}/jsz?streams=true",
+            "http://127.0.0.1:{}/jsz?accounts=true&streams=true",
             self.nodes[asking].monitor
         );
         let body = ureq::get(&url)
