@@ -1,8 +1,10 @@
 //! Property test: random interleavings of appends (duplicates, gaps,
 //! equivocations, foreign and unknown devices), device and friend
-//! statements, acknowledgements and reads, run against the redb store and
-//! against a plain in-memory model of the rules in `spec/storage.md`. Every
-//! outcome and every read must agree, and the store must verify clean.
+//! statements, acknowledgements and reads, run against a plain in-memory
+//! model of the rules in `spec/storage.md` and against both backends: the
+//! redb store, and a cluster node's store on a NATS JetStream log
+//! (`cairn-cluster`, on a real nats-server on loopback). Every outcome and
+//! every read must agree, and the store must verify clean.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +16,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cairn_store::{ItemOutcome, RedbStore, Refusal, StatementOutcome, StatementRefusal, Store};
+use cairn_store::{ItemOutcome, Refusal, StatementOutcome, StatementRefusal, Store};
 use cairn_wire::{
     Cursor, DeviceId, Envelope, EnvelopeId, FIRST_IN_STREAM, Scope, StreamId, UserId,
 };
@@ -301,24 +303,31 @@ impl World {
     }
 }
 
-fn run(ops: Vec<Op>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+fn run(ops: Vec<Op>) {
     let (_dir, store) = temp_store(fast());
-    runtime.block_on(async {
-        let mut world = World::new();
-        let mut model = Model::default();
-        for op in ops {
-            step(&store, &mut world, &mut model, op).await;
-        }
-        compare_everything(&store, &world, &model).await;
+    runtime().block_on(async {
+        run_on(&store, ops).await;
         store.close().await;
     });
 }
 
-async fn step(store: &RedbStore, world: &mut World, model: &mut Model, op: Op) {
+async fn run_on<S: Store>(store: &S, ops: Vec<Op>) {
+    let mut world = World::new();
+    let mut model = Model::default();
+    for op in ops {
+        step(store, &mut world, &mut model, op).await;
+    }
+    compare_everything(store, &world, &model).await;
+}
+
+async fn step<S: Store>(store: &S, world: &mut World, model: &mut Model, op: Op) {
     match op {
         Op::Append(specs) => {
             let (batch, expected) = world.batch(model, &specs);
@@ -386,7 +395,7 @@ async fn step(store: &RedbStore, world: &mut World, model: &mut Model, op: Op) {
     }
 }
 
-async fn compare_everything(store: &RedbStore, world: &World, model: &Model) {
+async fn compare_everything<S: Store>(store: &S, world: &World, model: &Model) {
     let heads: Vec<_> = store.all_streams().await.unwrap();
     assert_eq!(heads.len(), model.streams.len());
     for (stream, envelopes) in &model.streams {
@@ -449,6 +458,49 @@ proptest! {
     #[test]
     fn store_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
         run(ops);
+    }
+}
+
+/// Cases run against a cluster node's store: fewer, since every write is
+/// a round trip to the log.
+const CLUSTER_CASES: u32 = 16;
+
+/// The same property on a cluster node's store: one nats-server for the
+/// whole test, a new log (stream) for each case.
+#[test]
+fn a_cluster_nodes_store_agrees_with_the_model() {
+    use cairn_cluster::{ClusterStore, JetStreamConfig};
+    use proptest::test_runner::{Config, TestRunner};
+
+    let nats = cairn_testkit::nats::NatsCluster::start(1);
+    let mut runner = TestRunner::new(Config {
+        cases: CLUSTER_CASES,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicU32::new(0);
+    let outcome = runner.run(&prop::collection::vec(op(), 1..40), |ops| {
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = tempfile::tempdir().unwrap();
+        let config = JetStreamConfig {
+            urls: nats.urls(),
+            credentials: None,
+            stream: format!("MODEL_{n}"),
+            replicas: 1,
+            log_retention: std::time::Duration::from_secs(3600),
+            node_id: "model".into(),
+            request_timeout: std::time::Duration::from_secs(10),
+        };
+        runtime().block_on(async {
+            let store = ClusterStore::open(&dir.path().join("node.redb"), fast(), config)
+                .await
+                .unwrap();
+            run_on(&store, ops).await;
+            store.close().await;
+        });
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
     }
 }
 
