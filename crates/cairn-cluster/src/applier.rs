@@ -19,6 +19,9 @@ use crate::record::LogRecord;
 const MAX_GROUP_RECORDS: usize = 512;
 /// Most record bytes applied in one transaction.
 const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+/// How long the applier waits for a record before it asks the log whether
+/// one is due (and makes its consumer again if so).
+const STALL_CHECK: Duration = Duration::from_secs(3);
 /// Pause before applying a group again after the copy failed to commit it.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -54,10 +57,17 @@ impl Applier {
 
     async fn apply_all(&self, mut messages: Ordered, mut applied: u64) -> ClusterError {
         loop {
-            let group = match next_group(&mut messages, applied).await {
-                Ok(group) => group,
-                Err(e) => return e,
-            };
+            let group =
+                match tokio::time::timeout(STALL_CHECK, next_group(&mut messages, applied)).await {
+                    Ok(Ok(group)) => group,
+                    Ok(Err(e)) => return e,
+                    Err(_) => {
+                        if let Err(e) = self.unstall(&mut messages, applied).await {
+                            return e;
+                        }
+                        continue;
+                    }
+                };
             let first = applied.saturating_add(1);
             let last = applied.saturating_add(group.len() as u64);
             let writes = match group
@@ -82,6 +92,24 @@ impl Applier {
             applied = last;
             self.applied.send_replace(last);
         }
+    }
+
+    /// Nothing came for a while: if the log holds records past `applied`,
+    /// the consumer is stuck (one made again while the stream elected a
+    /// leader can stay silent), so it is made again from `applied + 1`.
+    async fn unstall(&self, messages: &mut Ordered, applied: u64) -> Result<(), ClusterError> {
+        let Ok((_, last)) = self.log.bounds().await else {
+            return Ok(());
+        };
+        if last > applied {
+            tracing::warn!(
+                applied,
+                last,
+                "the log's consumer delivers nothing; making it again"
+            );
+            *messages = self.log.follow(applied.saturating_add(1)).await?;
+        }
+        Ok(())
     }
 
     /// Applies one group, trying again while the copy fails to commit it

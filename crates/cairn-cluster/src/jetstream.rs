@@ -57,6 +57,9 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// same message id is still being stored.
 const IN_FLIGHT_DUPLICATE: u64 = 10158;
 
+/// How long one pull of the log's consumer waits; its heartbeat follows.
+const FOLLOW_EXPIRES: Duration = Duration::from_secs(2);
+
 /// Pause between two attempts of a request that may succeed later.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -273,6 +276,11 @@ impl JetStreamLog {
                     deliver_policy: DeliverPolicy::ByStartSequence {
                         start_sequence: start,
                     },
+                    // Pulls expire, and heartbeats come, within this: a
+                    // consumer lost with its server (a killed stream
+                    // leader) is noticed and made again in about this long
+                    // rather than the client's default of 30 seconds.
+                    max_expires: FOLLOW_EXPIRES,
                     ..OrderedConfig::default()
                 })
                 .await

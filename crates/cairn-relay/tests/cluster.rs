@@ -16,6 +16,7 @@ mod support;
 
 use cairn_client::Subscription;
 use cairn_relay::config::{Backend, JetStream};
+use cairn_testkit::RelayProcess;
 use cairn_testkit::nats::NatsCluster;
 use cairn_wire::*;
 use support::*;
@@ -309,4 +310,133 @@ async fn checked_dump(path: &std::path::Path) -> String {
     out += &format!("{:?}\n", store.statements().await.unwrap());
     store.close().await;
     out
+}
+
+/// The variables that make a `cairn-relay serve` process node `node` of
+/// the cluster on `nats`.
+fn node_env(nats: &NatsCluster, node: &str) -> Vec<(String, String)> {
+    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    vec![
+        ("CAIRN_RELAY_STORAGE__BACKEND".into(), "jetstream".into()),
+        (
+            "CAIRN_RELAY_STORAGE__JETSTREAM__URLS".into(),
+            format!("[{}]", urls.join(",")),
+        ),
+        (
+            "CAIRN_RELAY_STORAGE__JETSTREAM__NODE_ID".into(),
+            node.into(),
+        ),
+    ]
+}
+
+fn spawn_node(nats: &NatsCluster, dir: &std::path::Path, node: &str) -> RelayProcess {
+    let env = node_env(nats, node);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    RelayProcess::spawn_with_env(dir, "127.0.0.1:0".parse().unwrap(), &env)
+}
+
+/// How long a client waits for an answer from a node before it takes the
+/// node for dead.
+const UNANSWERED: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Appends through `relay` until it stops answering; what each client had
+/// acknowledged, and the envelope it was sending when the relay died.
+async fn append_until_dead(
+    relay: (std::net::SocketAddr, Fingerprint),
+    device: Device,
+    mut seq: u64,
+) -> (u64, Option<Envelope>) {
+    let Ok(connection) = cairn_testkit::raw::try_connect_to(relay.0, relay.1, &device, None).await
+    else {
+        return (seq, None);
+    };
+    loop {
+        let envelope = device.envelope(seq, Scope::Private, b"while the node dies");
+        let request = Request::Append(AppendRequest {
+            envelopes: BoundedVec::new(vec![envelope.clone()]).unwrap(),
+        });
+        // A killed node sends no close: its clients notice by the wait.
+        match tokio::time::timeout(UNANSWERED, connection.request(&request)).await {
+            Ok(Ok(Response::Appended(outcomes)))
+                if matches!(outcomes.as_slice(), [AppendOutcome::Stored(_)]) =>
+            {
+                seq += 1;
+            }
+            _ => return (seq, Some(envelope)),
+        }
+    }
+}
+
+/// A relay node killed (SIGKILL) while its clients append: each client
+/// sends the envelope that got no answer again through the other node,
+/// and gets it stored, or `duplicate` at the position it took when the
+/// dead node had published it. Nothing acknowledged is lost; the killed
+/// node, started again, catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_left_unanswered_by_a_killed_node_is_a_duplicate_through_the_other() {
+    let nats = NatsCluster::start(3);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b = spawn_node(&nats, dir_b.path(), "b");
+    let users: Vec<User> = (0..8).map(|n| User::in_domain(41, n)).collect();
+    let mut next_seq = vec![1u64; users.len()];
+    let mut duplicates = 0;
+    for round in 0..5 {
+        let a = spawn_node(&nats, dir_a.path(), "a");
+        let writers: Vec<_> = users
+            .iter()
+            .zip(&next_seq)
+            .map(|(user, &seq)| {
+                tokio::spawn(append_until_dead(
+                    (a.addr, a.fingerprint),
+                    user.device(0),
+                    seq,
+                ))
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        a.kill9();
+        for (n, writer) in writers.into_iter().enumerate() {
+            let (seq, unanswered) = writer.await.unwrap();
+            next_seq[n] = seq;
+            let Some(envelope) = unanswered else { continue };
+            let device = users[n].device(0);
+            let through_b =
+                cairn_testkit::raw::try_connect_to(b.addr, b.fingerprint, &device, None)
+                    .await
+                    .unwrap();
+            match append(&through_b, vec![envelope]).await.as_slice() {
+                [AppendOutcome::Stored(ack)] => assert_eq!(ack.position, seq),
+                [AppendOutcome::Duplicate(ack)] => {
+                    assert_eq!(ack.position, seq);
+                    duplicates += 1;
+                }
+                other => panic!("round {round}, client {n}: {other:?}"),
+            }
+            next_seq[n] = seq + 1;
+        }
+        if duplicates > 0 {
+            break;
+        }
+    }
+    assert!(
+        duplicates > 0,
+        "no kill left a published append unanswered in 5 rounds"
+    );
+    // Every client's stream runs 1..n on B, and on A once it is back.
+    let a = spawn_node(&nats, dir_a.path(), "a");
+    for relay in [(b.addr, b.fingerprint), (a.addr, a.fingerprint)] {
+        for (user, &next) in users.iter().zip(&next_seq) {
+            let own = cairn_testkit::raw::try_connect_to(relay.0, relay.1, &user.device(0), None)
+                .await
+                .unwrap();
+            let stream = StreamId::new(user.id, Scope::Private);
+            assert_eq!(
+                positions(&read(&own, stream, 0).await),
+                (1..next).collect::<Vec<_>>()
+            );
+            own.close().await;
+        }
+    }
+    drop(a);
+    drop(b);
 }
