@@ -64,3 +64,52 @@ fn the_config_file_comes_from_the_environment_and_the_unit_passes_it() {
         "{exec}"
     );
 }
+
+/// The cluster example (`deploy/cluster/`): each relay node's file parses
+/// into a `jetstream` node with its own name on the three servers, each
+/// server's file is one the pinned nats-server accepts with the settings
+/// the log needs, and the compose file runs them all.
+#[test]
+fn the_cluster_example_parses_and_its_servers_take_their_files() {
+    use cairn_relay::config::Backend;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster");
+    let mut names = Vec::new();
+    for node in ["a", "b"] {
+        let path = dir.join(format!("relay-{node}.toml"));
+        let config = RelayConfig::load(Some(&path), &FlagOverrides::default()).unwrap();
+        assert_eq!(config.storage.backend, Backend::Jetstream);
+        let jetstream = config.storage.jetstream.unwrap();
+        assert_eq!(jetstream.urls.len(), 3);
+        assert_eq!(jetstream.replicas, 3);
+        names.push(jetstream.node_id);
+    }
+    assert_ne!(names[0], names[1], "each node has its own name");
+    let nats = cairn_testkit::nats::nats_server_binary();
+    for server in 1..=3 {
+        let path = dir.join(format!("nats-{server}.conf"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("sync_interval: always"), "{text}");
+        assert!(text.contains("max_payload: 8MB"), "{text}");
+        let checked = std::process::Command::new(&nats)
+            .arg("-t")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    for file in [
+        "nats-1.conf",
+        "nats-2.conf",
+        "nats-3.conf",
+        "relay-a.toml",
+        "relay-b.toml",
+    ] {
+        assert!(compose.contains(file), "compose.yaml does not mount {file}");
+    }
+}
