@@ -24,7 +24,9 @@ use crate::run;
 const BENCHES: &[(&str, &str)] = &[("cairn-crypto", "seal"), ("cairn-store", "ingest")];
 
 /// `cairn-load` scenarios, run in order.
-const SCENARIOS: &[&str] = &["seal", "ingest", "fanout", "sync", "connect", "soak"];
+const SCENARIOS: &[&str] = &[
+    "seal", "ingest", "fanout", "sync", "connect", "cluster", "soak",
+];
 
 /// Hand-written analysis of the figures, included in the report.
 const ANALYSIS: &str = "crates/cairn-bench/ANALYSIS.md";
@@ -32,6 +34,8 @@ const ANALYSIS: &str = "crates/cairn-bench/ANALYSIS.md";
 /// Runs every benchmark and writes `BENCHMARKS.md`.
 pub fn run() -> Result<()> {
     let started = Instant::now();
+    // The cluster scenario runs real NATS servers.
+    crate::tools::nats_server()?;
     let machine = Machine::describe();
     run::step(
         "build relay and load generator",

@@ -12,6 +12,7 @@
 // A measuring program: it prints what it measures.
 #![allow(clippy::print_stdout)]
 
+mod cluster;
 mod connect;
 mod fanout;
 mod ident;
@@ -66,6 +67,9 @@ enum Command {
     Seal,
     /// Minutes of mixed load on a relay process: does its memory grow?
     Soak,
+    /// Two relay nodes on a 3-server JetStream cluster vs. one redb relay;
+    /// the write stall when the log's leader dies.
+    Cluster,
     /// Every scenario, one after the other.
     All,
     /// Run a relay (used as the child process of `connect`).
@@ -99,16 +103,18 @@ enum Scenario {
     Connect,
     Seal,
     Soak,
+    Cluster,
 }
 
 /// Scenarios in the order `all` runs them: the cheap and CPU-bound first,
 /// the soak last.
-const ALL: [Scenario; 6] = [
+const ALL: [Scenario; 7] = [
     Scenario::Seal,
     Scenario::Ingest,
     Scenario::Fanout,
     Scenario::Sync,
     Scenario::Connect,
+    Scenario::Cluster,
     Scenario::Soak,
 ];
 
@@ -148,6 +154,7 @@ fn main() -> Result<()> {
         Command::Connect => vec![Scenario::Connect],
         Command::Seal => vec![Scenario::Seal],
         Command::Soak => vec![Scenario::Soak],
+        Command::Cluster => vec![Scenario::Cluster],
         Command::All | Command::ServeRelay { .. } | Command::ServeBare { .. } => ALL.to_vec(),
     };
     let mut output = Output {
@@ -178,6 +185,9 @@ fn main() -> Result<()> {
 async fn run(scenario: Scenario, smoke: bool, relay_bin: Option<&Path>) -> Result<Report> {
     match scenario {
         Scenario::Ingest => ingest::run(pick(smoke, ingest::Size::FULL, ingest::Size::SMOKE)).await,
+        Scenario::Cluster => {
+            cluster::run(pick(smoke, cluster::Size::FULL, cluster::Size::SMOKE)).await
+        }
         Scenario::Fanout => {
             let mut report =
                 fanout::run(pick(smoke, fanout::Size::FULL_100, fanout::Size::SMOKE)).await?;

@@ -55,7 +55,15 @@ impl InProcess {
 
     /// Starts a relay on `dir`, which may already hold a database.
     pub async fn start_in(dir: TempDir) -> Result<Self> {
-        let handle = start(config_in(dir.path())).await?;
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Starts a relay on `dir` with the benchmark configuration as
+    /// `tweak` changes it.
+    pub async fn start_with(dir: TempDir, tweak: impl FnOnce(&mut RelayConfig)) -> Result<Self> {
+        let mut config = config_in(dir.path());
+        tweak(&mut config);
+        let handle = start(config).await?;
         Ok(Self { handle, _dir: dir })
     }
 

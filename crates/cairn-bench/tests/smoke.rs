@@ -33,7 +33,9 @@ fn every_scenario_reports_sane_figures_at_a_tiny_size() {
         .collect();
     assert_eq!(
         names,
-        ["seal", "ingest", "fanout", "sync", "connect", "soak"]
+        [
+            "seal", "ingest", "fanout", "sync", "connect", "cluster", "soak"
+        ]
     );
     for scenario in scenarios {
         let figures = scenario["figures"].as_array().unwrap();
