@@ -70,20 +70,7 @@ impl Applier {
                 };
             let first = applied.saturating_add(1);
             let last = applied.saturating_add(group.len() as u64);
-            let writes = match group
-                .iter()
-                .zip(first..)
-                .map(|(record, seq)| {
-                    record
-                        .body
-                        .to_write()
-                        .map_err(|e| ClusterError::Record(seq, e.to_string()))
-                })
-                .collect::<Result<Vec<LogWrite>, _>>()
-            {
-                Ok(writes) => writes,
-                Err(e) => return e,
-            };
+            let writes: Vec<LogWrite> = group.iter().map(|record| record.body.to_write()).collect();
             let answers = match self.apply_group(first, writes).await {
                 Ok(answers) => answers,
                 Err(e) => return e,

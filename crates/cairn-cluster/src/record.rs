@@ -81,7 +81,12 @@ pub enum Body {
         budget: u64,
     },
     /// 6: the operator bans a device, on every node.
-    Ban(DeviceId),
+    Ban {
+        /// The device.
+        device: DeviceId,
+        /// When (Unix ms, the publishing node's clock).
+        at_ms: u64,
+    },
     /// 7: and lifts the ban.
     Unban(DeviceId),
     /// 8: the operator's invites.
@@ -126,14 +131,6 @@ pub enum InviteRecord {
     },
 }
 
-/// A record that is not a write of the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NotAStoreWrite {
-    /// A ban or unban (applied by the node, not its store).
-    #[error("a ban is applied by the node, not its store")]
-    Ban,
-}
-
 impl LogRecord {
     /// The record's canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
@@ -149,8 +146,8 @@ impl LogRecord {
 
 impl Body {
     /// The store write this record makes.
-    pub fn to_write(&self) -> Result<LogWrite, NotAStoreWrite> {
-        Ok(match self {
+    pub fn to_write(&self) -> LogWrite {
+        match self {
             Self::Genesis { .. } => LogWrite::Genesis,
             Self::Append {
                 envelopes,
@@ -184,7 +181,8 @@ impl Body {
                 },
                 *budget,
             ),
-            Self::Ban(_) | Self::Unban(_) => return Err(NotAStoreWrite::Ban),
+            Self::Ban { device, at_ms } => LogWrite::Ban(*device, *at_ms),
+            Self::Unban(device) => LogWrite::Unban(*device),
             Self::Invite(InviteRecord::Create {
                 id,
                 uses_left,
@@ -200,6 +198,6 @@ impl Body {
             Self::Invite(InviteRecord::Redeem { id, at_ms }) => {
                 LogWrite::RedeemInvite(InviteId(*id), *at_ms)
             }
-        })
+        }
     }
 }

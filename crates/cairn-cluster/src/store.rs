@@ -536,6 +536,27 @@ impl Store for ClusterStore {
         self.local.removed(user).await
     }
 
+    async fn ban_device(&self, device: DeviceId, at_ms: u64) -> Result<bool, WriteError> {
+        match self.write(Body::Ban { device, at_ms }).await {
+            Ok(LogAnswer::Banned(changed)) => Ok(changed),
+            Ok(other) => Err(mismatched(&other)),
+            Err(e) => Err(write_error(e)),
+        }
+    }
+
+    async fn unban_device(&self, device: DeviceId) -> Result<bool, WriteError> {
+        match self.write(Body::Unban(device)).await {
+            Ok(LogAnswer::Banned(changed)) => Ok(changed),
+            Ok(other) => Err(mismatched(&other)),
+            Err(e) => Err(write_error(e)),
+        }
+    }
+
+    async fn banned_devices(&self) -> Result<Vec<DeviceId>, ReadError> {
+        self.barrier().await?;
+        self.local.banned_devices().await
+    }
+
     fn log_id(&self) -> LogId {
         self.local.log_id()
     }

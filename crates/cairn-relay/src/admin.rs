@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::admin_guard::{self as guard, Guard};
+use crate::config::Backend;
 use crate::invites::{self, InviteError};
 use crate::server::Shared;
 use crate::{ops, removal, retention};
@@ -125,7 +126,7 @@ async fn ban<S: Store>(
         Ok(device) => device,
         Err(refusal) => return *refusal,
     };
-    match shared.bans.add(device) {
+    match ban_everywhere(&shared, device).await {
         Ok(new) => {
             tracing::info!(%device, newly_banned = new, "banned by the operator");
             shared.sessions.close_banned(
@@ -139,8 +140,39 @@ async fn ban<S: Store>(
             })
             .into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
+}
+
+/// Bans `device`: in the ban file of a single relay; in the store of a
+/// cluster node, so that every node refuses it (each acts on the ban as it
+/// applies the log). Whether it was new.
+async fn ban_everywhere<S: Store>(shared: &Shared<S>, device: DeviceId) -> Result<bool, String> {
+    if shared.config.storage.backend != Backend::Jetstream {
+        return shared.bans.add(device).map_err(|e| e.to_string());
+    }
+    let new = shared
+        .store
+        .ban_device(device, crate::clock::now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    shared.bans.set_cluster_ban(device, true);
+    Ok(new)
+}
+
+/// Lifts `device`'s ban: from the ban file, and on a cluster node from the
+/// store too. Whether it was banned.
+async fn unban_everywhere<S: Store>(shared: &Shared<S>, device: DeviceId) -> Result<bool, String> {
+    let mut was = shared.bans.remove(&device).map_err(|e| e.to_string())?;
+    if shared.config.storage.backend == Backend::Jetstream {
+        was |= shared
+            .store
+            .unban_device(device)
+            .await
+            .map_err(|e| e.to_string())?;
+        shared.bans.set_cluster_ban(device, false);
+    }
+    Ok(was)
 }
 
 async fn remove_user<S: Store>(
@@ -230,13 +262,13 @@ async fn unban<S: Store>(
         Ok(device) => device,
         Err(refusal) => return *refusal,
     };
-    match shared.bans.remove(&device) {
+    match unban_everywhere(&shared, device).await {
         Ok(was) => {
             tracing::info!(%device, was_banned = was, "unbanned by the operator");
             Json(serde_json::json!({ "device": device.to_text(), "was_banned": was }))
                 .into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
 

@@ -42,6 +42,9 @@ pub enum OpenStoreError {
     /// The cluster's log, or this node's copy of it.
     #[error("cannot join the cluster's log: {0}")]
     Cluster(#[from] ClusterError),
+    /// Reading what the store holds at start (the cluster's bans).
+    #[error("cannot read the store: {0}")]
+    Read(#[from] ReadError),
     /// `backend = "jetstream"` without what it needs.
     #[error("[storage] backend = \"jetstream\" needs [storage.jetstream] with {0}")]
     Incomplete(&'static str),
@@ -73,6 +76,12 @@ impl RelayStore {
             Self::Redb(store) => store.close().await,
             Self::Cluster(store) => (*store).close().await,
         }
+    }
+
+    /// Whether this is a node of a cluster (whose operator's bans are
+    /// kept in the store, on every node).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
     }
 
     /// The last record of the cluster's log this node applied, if it is
@@ -275,6 +284,18 @@ impl Store for RelayStore {
 
     async fn removed(&self, user: UserId) -> Result<Option<u64>, ReadError> {
         each!(self, s => s.removed(user).await)
+    }
+
+    async fn ban_device(&self, device: DeviceId, at_ms: u64) -> Result<bool, WriteError> {
+        each!(self, s => s.ban_device(device, at_ms).await)
+    }
+
+    async fn unban_device(&self, device: DeviceId) -> Result<bool, WriteError> {
+        each!(self, s => s.unban_device(device).await)
+    }
+
+    async fn banned_devices(&self) -> Result<Vec<DeviceId>, ReadError> {
+        each!(self, s => s.banned_devices().await)
     }
 
     fn log_id(&self) -> LogId {

@@ -17,11 +17,14 @@ use cairn_wire::DeviceId;
 /// File name inside the data directory.
 pub const BANS_FILE: &str = "banned-devices.txt";
 
-/// The set of banned devices, persisted.
+/// The set of banned devices: this relay's own, persisted in its ban
+/// file; and, on a node of a cluster, the cluster's, which the store keeps
+/// on every node (`spec/cluster.md`) and which this holds a copy of.
 #[derive(Debug)]
 pub struct Bans {
     path: PathBuf,
     devices: Mutex<BTreeSet<DeviceId>>,
+    cluster: Mutex<BTreeSet<DeviceId>>,
 }
 
 /// Reading or writing the ban list failed.
@@ -70,12 +73,28 @@ impl Bans {
         Ok(Self {
             path,
             devices: Mutex::new(devices),
+            cluster: Mutex::default(),
         })
     }
 
-    /// Whether `device` is banned.
+    /// Whether `device` is banned, here or on the whole cluster.
     pub fn contains(&self, device: &DeviceId) -> bool {
-        self.lock().contains(device)
+        self.lock().contains(device) || self.lock_cluster().contains(device)
+    }
+
+    /// The cluster's bans are now `devices` (as the store holds them).
+    pub fn set_cluster(&self, devices: impl IntoIterator<Item = DeviceId>) {
+        *self.lock_cluster() = devices.into_iter().collect();
+    }
+
+    /// The cluster banned `device`, or lifted its ban.
+    pub fn set_cluster_ban(&self, device: DeviceId, banned: bool) {
+        let mut cluster = self.lock_cluster();
+        if banned {
+            cluster.insert(device);
+        } else {
+            cluster.remove(&device);
+        }
     }
 
     /// Bans `device` and persists the list; returns whether it was new.
@@ -125,6 +144,12 @@ impl Bans {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<DeviceId>> {
         self.devices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_cluster(&self) -> std::sync::MutexGuard<'_, BTreeSet<DeviceId>> {
+        self.cluster
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -1,7 +1,7 @@
 //! Acting on what committed writes change for connected clients
 //! ([`Effect`]): a revoked device's connections close, a former friend's
 //! subscriptions to the friends stream end, a removed user's devices are
-//! disconnected.
+//! disconnected, a device banned on a cluster is refused by this node too.
 //!
 //! The handler that received a revocation already does this on its own
 //! node, before it answers. This task does it for every write the store
@@ -54,6 +54,15 @@ pub fn act<S: Store>(shared: &Shared<S>, effect: Effect) {
                 "this user was removed from the relay by its operator",
             );
         }
+        Effect::DeviceBanned(device) => {
+            shared.bans.set_cluster_ban(device, true);
+            shared.sessions.close_banned(
+                device,
+                ErrorCode::DEVICE_BANNED,
+                "device banned by the relay operator",
+            );
+        }
+        Effect::DeviceUnbanned(device) => shared.bans.set_cluster_ban(device, false),
     }
 }
 
@@ -61,11 +70,16 @@ pub fn act<S: Store>(shared: &Shared<S>, effect: Effect) {
 /// no longer holds active, and has every subscriber catch up from storage,
 /// where the access rules are asked again.
 async fn recheck<S: Store>(shared: &Shared<S>) {
+    if let Ok(banned) = shared.store.banned_devices().await {
+        shared.bans.set_cluster(banned);
+    }
     for (user, device) in shared.sessions.connected() {
         let active = matches!(shared.store.device(user, device).await, Ok(Some(record)) if record.is_active());
         let removed = matches!(shared.store.removed(user).await, Ok(Some(_)));
         if removed {
             act(shared, Effect::UserRemoved(user));
+        } else if shared.bans.contains(&device) {
+            act(shared, Effect::DeviceBanned(device));
         } else if !active {
             act(shared, Effect::DeviceRevoked { user, device });
         }

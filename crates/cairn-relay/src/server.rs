@@ -274,6 +274,8 @@ async fn start_on(
     };
     let store = RelayStore::open(&config, storage).await?;
     let bans = Bans::load(&config.data_dir)?;
+    // A cluster's bans are in the store, on every node.
+    bans.set_cluster(store.banned_devices().await.map_err(OpenStoreError::from)?);
     let endpoint = bind_quic(&identity, &config)?;
     let addr = endpoint.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,

@@ -440,3 +440,59 @@ async fn an_append_left_unanswered_by_a_killed_node_is_a_duplicate_through_the_o
     drop(a);
     drop(b);
 }
+
+/// Runs `cairn-relay ARGS --data-dir DIR` (an operator command against the
+/// running node on `dir`); its stdout.
+async fn operate(dir: &std::path::Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-relay"));
+    command.args(args).arg("--data-dir").arg(dir);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cairn-relay {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A device the operator bans through one node is disconnected from the
+/// other and refused by both; lifting the ban through the other node lets
+/// it back in everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_banned_through_one_node_is_refused_by_every_node() {
+    let nats = NatsCluster::start(3);
+    let (a, b) = (node(&nats, "a").await, node(&nats, "b").await);
+    let mallory = User::new(6);
+    let device = mallory.device(1);
+    let on_b = b.connect(&device).await;
+    let id = device.id.to_text();
+    operate(a.dir.path(), &["ban", &id]).await;
+    assert_closed_with(on_b.quic(), ErrorCode::DEVICE_BANNED).await;
+    for relay in [&a, &b] {
+        match relay.try_connect(&device, None).await {
+            Err(cairn_client::ConnectError::Refused(e)) => {
+                assert_eq!(e.code, ErrorCode::DEVICE_BANNED);
+            }
+            other => panic!("a banned device connected: {other:?}"),
+        }
+    }
+    operate(b.dir.path(), &["unban", &id]).await;
+    for relay in [&a, &b] {
+        let mut connected = relay.try_connect(&device, None).await;
+        // The other node applies the lifting as it follows the log.
+        for _ in 0..50 {
+            if connected.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            connected = relay.try_connect(&device, None).await;
+        }
+        connected
+            .expect("the ban was lifted on every node")
+            .close()
+            .await;
+    }
+}

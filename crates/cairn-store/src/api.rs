@@ -232,6 +232,24 @@ pub trait Store: Send + Sync + 'static {
     /// When `user` was removed (Unix ms), if they were.
     fn removed(&self, user: UserId) -> impl Future<Output = Result<Option<u64>, ReadError>> + Send;
 
+    /// Bans `device` at `at_ms` in the store, which on a cluster is on
+    /// every node (a single relay keeps its operator's bans in its ban
+    /// file instead); whether it was new.
+    fn ban_device(
+        &self,
+        device: DeviceId,
+        at_ms: u64,
+    ) -> impl Future<Output = Result<bool, WriteError>> + Send;
+
+    /// Lifts a ban [`Store::ban_device`] made; whether there was one.
+    fn unban_device(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<bool, WriteError>> + Send;
+
+    /// The devices [`Store::ban_device`] banned.
+    fn banned_devices(&self) -> impl Future<Output = Result<Vec<DeviceId>, ReadError>> + Send;
+
     /// The log's id: random at creation, new after a restore, so that
     /// clients can tell when positions they read were given again.
     fn log_id(&self) -> LogId;
@@ -672,6 +690,10 @@ pub enum Effect {
     },
     /// The operator removed `user`.
     UserRemoved(UserId),
+    /// The operator banned a device on every node.
+    DeviceBanned(DeviceId),
+    /// And lifted the ban.
+    DeviceUnbanned(DeviceId),
 }
 
 /// The result of [`Store::verify`].

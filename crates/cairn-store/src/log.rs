@@ -16,7 +16,7 @@ use cairn_wire::{
 use crate::api::{
     Cutoffs, Expiry, Invite, InviteId, ItemOutcome, Quota, Redemption, Removal, StatementOutcome,
 };
-use crate::apply::{InviteOp, Prepared, StatementIn, WriteTables};
+use crate::apply::{BanOp, InviteOp, Prepared, StatementIn, WriteTables};
 use crate::writer::Changes;
 
 /// One write of the log.
@@ -53,6 +53,10 @@ pub enum LogWrite {
     RemoveUser(UserId, u64),
     /// Expire what is older than the cutoffs, at most `budget` envelopes.
     Expire(Cutoffs, u64),
+    /// The operator bans a device on every node, at a time (Unix ms).
+    Ban(DeviceId, u64),
+    /// And lifts the ban.
+    Unban(DeviceId),
 }
 
 /// A group of log writes was not the continuation of what this copy has
@@ -88,6 +92,8 @@ pub enum LogAnswer {
     Removed(Removal),
     /// What expiry did.
     Expired(Expiry),
+    /// Whether a ban or unban changed anything.
+    Banned(bool),
 }
 
 impl LogWrite {
@@ -137,6 +143,8 @@ impl LogWrite {
                 LogAnswer::Removed(removal)
             }
             Self::Expire(cutoffs, budget) => LogAnswer::Expired(tables.expire(cutoffs, budget)?),
+            Self::Ban(device, at_ms) => ban(tables, changes, BanOp::Ban(device, at_ms))?,
+            Self::Unban(device) => ban(tables, changes, BanOp::Unban(device))?,
         })
     }
 
@@ -160,6 +168,16 @@ fn statement(
     let outcome = tables.statement(&s)?;
     changes.statement(&s, outcome);
     Ok(LogAnswer::Statement(outcome))
+}
+
+fn ban(
+    tables: &mut WriteTables<'_>,
+    changes: &mut Changes,
+    op: BanOp,
+) -> Result<LogAnswer, redb::Error> {
+    let changed = tables.ban(op)?;
+    changes.ban(op, changed);
+    Ok(LogAnswer::Banned(changed))
 }
 
 /// The invite rules answer each operation with its own kind of answer;

@@ -478,3 +478,17 @@ pub fn log_applied(db: &Database) -> Result<u64, ReadError> {
         None => Ok(0),
     }
 }
+
+/// The devices banned in the store.
+pub fn banned(db: &Database) -> Result<Vec<DeviceId>, ReadError> {
+    let txn = begin(db)?;
+    let bans = table(&txn, schema::BANS)?;
+    let mut devices = Vec::new();
+    for row in bans.iter().map_err(backend)? {
+        let (key, _) = row.map_err(backend)?;
+        let bytes = <[u8; 32]>::try_from(key.value())
+            .map_err(|_| ReadError::Corrupt("a banned device id is 32 bytes".into()))?;
+        devices.push(DeviceId::from_bytes(bytes));
+    }
+    Ok(devices)
+}

@@ -18,7 +18,7 @@ use crate::api::{
     ItemOutcome, Quota, Redemption, Removal, Restore, StatementOutcome, Stats, Store,
     StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
-use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn};
+use crate::apply::{BanOp, InviteAnswer, InviteOp, Prepared, StatementIn};
 use crate::backend::{Faults, SizeLimit};
 use crate::error::{AppendError, BackendError, BackupError, OpenError, ReadError, WriteError};
 use crate::log::{LogAnswer, LogWrite, OutOfOrder};
@@ -244,6 +244,13 @@ impl RedbStore {
     async fn removal(&self, user: UserId, now_ms: u64) -> Result<Removal, WriteError> {
         let (reply, rx) = Replier::new();
         self.submit(Request::RemoveUser(user, now_ms, reply), rx)
+            .await
+            .map_err(Submit::into_write)
+    }
+
+    async fn ban_op(&self, op: BanOp) -> Result<bool, WriteError> {
+        let (reply, rx) = Replier::new();
+        self.submit(Request::Ban(op, reply), rx)
             .await
             .map_err(Submit::into_write)
     }
@@ -484,6 +491,18 @@ impl Store for RedbStore {
 
     async fn verify(&self) -> Result<VerifyReport, ReadError> {
         self.read(maintenance::verify).await
+    }
+
+    async fn ban_device(&self, device: DeviceId, at_ms: u64) -> Result<bool, WriteError> {
+        self.ban_op(BanOp::Ban(device, at_ms)).await
+    }
+
+    async fn unban_device(&self, device: DeviceId) -> Result<bool, WriteError> {
+        self.ban_op(BanOp::Unban(device)).await
+    }
+
+    async fn banned_devices(&self) -> Result<Vec<DeviceId>, ReadError> {
+        self.read(reader::banned).await
     }
 
     fn log_id(&self) -> LogId {

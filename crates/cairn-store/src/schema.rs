@@ -76,8 +76,12 @@ pub const REMOVED_USERS: Def = TableDefinition::new("cairn_removed_users");
 /// are told so that what follows it still checks (`spec/storage.md` 5.5).
 pub const EXPIRED_HEADS: Def = TableDefinition::new("cairn_expired_heads");
 
+/// Devices the operator banned on every node of a cluster: device ->
+/// when (Unix ms, u64 BE). Added to version 4 files when they are opened.
+pub const BANS: Def = TableDefinition::new("cairn_bans");
+
 /// Every table of the schema, in the order `spec/storage.md` lists them.
-pub const TABLES: [Def; 19] = [
+pub const TABLES: [Def; 20] = [
     META,
     ENVELOPES,
     ENVELOPE_IDS,
@@ -97,6 +101,7 @@ pub const TABLES: [Def; 19] = [
     FLOORS,
     REMOVED_USERS,
     EXPIRED_HEADS,
+    BANS,
 ];
 
 /// Meta key of the schema version (u32 BE).
@@ -171,8 +176,35 @@ pub fn open(path: &Path, options: &FileOptions) -> Result<Opened, OpenError> {
 }
 
 /// Creates every table and the schema record in a new file, or checks the
-/// schema record of an existing one.
+/// schema record of an existing one (migrating an older one), then adds
+/// any table the file lacks: tables added within a schema version (such
+/// as `cairn_bans`) start empty.
 pub fn init_or_check(db: &Database, path: &Path) -> Result<(), OpenError> {
+    check_or_create(db, path)?;
+    let backend = |e: redb::Error| OpenError::Backend {
+        path: path.to_path_buf(),
+        source: BackendError::new(e),
+    };
+    let present: Vec<String> = db
+        .begin_read()
+        .map_err(|e| backend(e.into()))?
+        .list_tables()
+        .map_err(|e| backend(e.into()))?
+        .map(|t| t.name().to_owned())
+        .collect();
+    if TABLES.iter().all(|t| present.iter().any(|p| p == t.name())) {
+        return Ok(());
+    }
+    // Written like every other commit, so that a crash right after it
+    // needs no repair on the next open.
+    let txn = begin_write(db, true).map_err(backend)?;
+    for table in TABLES {
+        txn.open_table(table).map_err(|e| backend(e.into()))?;
+    }
+    txn.commit().map_err(|e| backend(e.into()))
+}
+
+fn check_or_create(db: &Database, path: &Path) -> Result<(), OpenError> {
     let backend = |e: redb::Error| OpenError::Backend {
         path: path.to_path_buf(),
         source: BackendError::new(e),

@@ -22,7 +22,7 @@ use crate::api::{
     CommitBatch, CommitCounters, Committed, Cutoffs, Effect, Expiry, ItemOutcome, Quota, Removal,
     Restore, StatementOutcome,
 };
-use crate::apply::{InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
+use crate::apply::{BanOp, InviteAnswer, InviteOp, Prepared, StatementIn, WriteTables};
 use crate::log::{LogAnswer, LogWrite, OutOfOrder};
 use crate::schema;
 use crate::slot::{DbSlot, Failure, classify};
@@ -71,6 +71,8 @@ pub enum Request {
     Expire(Cutoffs, u64, Replier<Expiry>),
     /// Put back what an export says is gone.
     Restore(Restore, Replier<Result<(), &'static str>>),
+    /// A ban or its lifting.
+    Ban(BanOp, Replier<bool>),
     /// Records of a replicated log, the first at the given sequence.
     Log(
         u64,
@@ -290,6 +292,7 @@ enum Applied {
         Replier<Result<Vec<LogAnswer>, OutOfOrder>>,
         Result<Vec<LogAnswer>, OutOfOrder>,
     ),
+    Ban(Replier<bool>, bool),
 }
 
 impl Applied {
@@ -303,6 +306,7 @@ impl Applied {
             Self::Expire(reply, expiry) => reply.answer(expiry),
             Self::Restore(reply, outcome) => reply.answer(outcome),
             Self::Log(reply, answers) => reply.answer(answers),
+            Self::Ban(reply, changed) => reply.answer(changed),
         }
     }
 
@@ -316,6 +320,7 @@ impl Applied {
             Self::Expire(reply, _) => reply.fail(failure),
             Self::Restore(reply, _) => reply.fail(failure),
             Self::Log(reply, _) => reply.fail(failure),
+            Self::Ban(reply, _) => reply.fail(failure),
         }
     }
 }
@@ -364,6 +369,13 @@ impl Request {
                 Ok(outcome) => Ok(Applied::Restore(reply, outcome)),
                 Err(e) => Err(failing(reply, failed(e))),
             },
+            Self::Ban(op, reply) => match tables.ban(op) {
+                Ok(changed) => {
+                    changes.ban(op, changed);
+                    Ok(Applied::Ban(reply, changed))
+                }
+                Err(e) => Err(failing(reply, failed(e))),
+            },
             Self::Log(first, writes, reply) => match log(tables, first, writes, changes) {
                 Ok(answers) => Ok(Applied::Log(reply, answers)),
                 Err(e) => Err(failing(reply, failed(e))),
@@ -381,6 +393,7 @@ impl Request {
             Self::Expire(_, _, reply) => reply.fail(failure),
             Self::Restore(_, reply) => reply.fail(failure),
             Self::Log(_, _, reply) => reply.fail(failure),
+            Self::Ban(_, reply) => reply.fail(failure),
         }
     }
 }
@@ -511,6 +524,16 @@ impl Changes {
         }
     }
 
+    /// Notes a ban or unban that changed something.
+    pub fn ban(&mut self, op: BanOp, changed: bool) {
+        if changed {
+            self.effects.push(match op {
+                BanOp::Ban(device, _) => Effect::DeviceBanned(device),
+                BanOp::Unban(device) => Effect::DeviceUnbanned(device),
+            });
+        }
+    }
+
     /// Notes a removal that removed someone.
     pub fn removal(&mut self, user: UserId, removal: &Removal) {
         if !removal.already {
@@ -545,6 +568,7 @@ impl Weight {
             | Request::Invite(..)
             | Request::RemoveUser(..)
             | Request::Expire(..)
+            | Request::Ban(..)
             | Request::Restore(..) => Self {
                 envelopes: 1,
                 bytes: 256,

@@ -45,6 +45,15 @@ impl Prepared {
     }
 }
 
+/// A change to the devices the operator banned on every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanOp {
+    /// Ban a device, at a time (Unix ms).
+    Ban(DeviceId, u64),
+    /// Lift its ban.
+    Unban(DeviceId),
+}
+
 /// A signed statement to apply.
 #[derive(Debug, Clone)]
 pub enum StatementIn {
@@ -85,6 +94,7 @@ pub struct WriteTables<'t> {
     floors: T<'t>,
     removed_users: T<'t>,
     expired_heads: T<'t>,
+    bans: T<'t>,
     added_bytes: u64,
     removed_bytes: u64,
     quota: Quota,
@@ -116,6 +126,7 @@ impl<'t> WriteTables<'t> {
             floors: txn.open_table(schema::FLOORS)?,
             removed_users: txn.open_table(schema::REMOVED_USERS)?,
             expired_heads: txn.open_table(schema::EXPIRED_HEADS)?,
+            bans: txn.open_table(schema::BANS)?,
             added_bytes: 0,
             removed_bytes: 0,
             quota,
@@ -524,6 +535,21 @@ pub enum InviteAnswer {
 }
 
 impl WriteTables<'_> {
+    /// Bans or unbans a device; whether that changed anything.
+    pub fn ban(&mut self, op: BanOp) -> Result<bool, redb::Error> {
+        match op {
+            BanOp::Ban(device, at_ms) => {
+                if self.bans.get(device.as_bytes().as_slice())?.is_some() {
+                    return Ok(false);
+                }
+                self.bans
+                    .insert(device.as_bytes().as_slice(), at_ms.to_be_bytes().as_slice())?;
+                Ok(true)
+            }
+            BanOp::Unban(device) => Ok(self.bans.remove(device.as_bytes().as_slice())?.is_some()),
+        }
+    }
+
     /// Applies an invite change.
     pub fn invite(&mut self, op: InviteOp) -> Result<InviteAnswer, redb::Error> {
         match op {
