@@ -28,6 +28,7 @@ pub const TARGETS: &[&str] = &[
     "config",
     "store_ops",
     "requests",
+    "log_record",
 ];
 
 /// Seconds per target of a campaign unless `--seconds` says otherwise.
@@ -303,6 +304,16 @@ fn seed_corpora() -> Result<()> {
         )?;
     }
     seed_client(&root, &corpus)?;
+    let records = read_json(&root.join("spec/vectors/cluster/records.json"))?;
+    for section in ["records", "invalid"] {
+        for (i, v) in array(&records[section]).iter().enumerate() {
+            write_seed(
+                &corpus.join("log_record"),
+                &format!("{section}-{i}"),
+                &hex_field(v, "hex")?,
+            )?;
+        }
+    }
     seed_payloads(&root, &corpus)?;
     let config = fs::read(root.join("deploy/relay.example.toml"))?;
     write_seed(&corpus.join("config"), "relay-example", &config)?;

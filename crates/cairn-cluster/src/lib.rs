@@ -15,13 +15,18 @@
 //! - [`store`]: [`ClusterStore`], the node's `Store`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "nats")]
 pub mod applier;
 pub mod error;
+#[cfg(feature = "nats")]
 pub mod jetstream;
 pub mod record;
+#[cfg(feature = "nats")]
 pub mod store;
 
 pub use error::ClusterError;
+#[cfg(feature = "nats")]
 pub use jetstream::{JetStreamConfig, JetStreamLog};
 pub use record::{Body, LogRecord, MAX_RECORD_LEN};
+#[cfg(feature = "nats")]
 pub use store::ClusterStore;
