@@ -67,13 +67,16 @@ pub async fn remove<S: Store>(
         .await
         .map_err(|e| RemoveError::Store(e.to_string()))?;
     // Closed after the commit: a device that logged in meanwhile goes too.
-    let disconnected = sessions.map_or(0, |s| {
+    // The relay's effects task may have closed them first (it acts on
+    // every committed removal): those connected at the removal count.
+    let closed = sessions.map_or(0, |s| {
         s.close_user(
             user,
             ErrorCode::USER_REMOVED,
             "this user was removed from the relay by its operator",
         )
     });
+    let disconnected = connected.max(closed);
     tracing::info!(
         %user,
         envelopes = removal.envelopes,
