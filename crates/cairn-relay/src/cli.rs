@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cairn_relay::admin_file::{ADMIN_FILE, AdminFile};
-use cairn_relay::config::{ConfigSource, FlagOverrides, LogFormat, RelayConfig};
+use cairn_relay::config::{Backend, ConfigSource, FlagOverrides, LogFormat, RelayConfig};
 use cairn_relay::invites::{self, CreateRequest};
 use cairn_relay::ready::Ready;
 use cairn_relay::server::start_with;
@@ -622,10 +622,15 @@ async fn restore(config: &RelayConfig, from: &Path, force: bool) -> Result<ExitC
             report.problems.join("; ")
         );
     }
-    let log = cairn_store::start_new_log(&staging.0)?;
+    let log = match config.storage.backend {
+        // A node of a cluster keeps the log its backup follows, and
+        // catches up from the record after the one it had applied.
+        Backend::Jetstream => "the cluster's log, from the backup's last applied record".to_owned(),
+        Backend::Redb => format!("new log {}", cairn_store::start_new_log(&staging.0)?),
+    };
     std::fs::rename(&staging.0, &target)?;
     say!(
-        "restored {} envelopes in {} streams into {} (new log {log})",
+        "restored {} envelopes in {} streams into {} ({log})",
         report.envelopes,
         report.streams,
         target.display()
@@ -684,6 +689,12 @@ async fn import(
     from: &Path,
     identity_from: Option<&Path>,
 ) -> Result<ExitCode> {
+    if config.storage.backend == Backend::Jetstream {
+        bail!(
+            "a node of a cluster does not import: its data comes from the cluster's log \
+             (spec/cluster.md); import into a single relay instead"
+        );
+    }
     if config.database_path().exists() {
         bail!(
             "{} already has a database; import into an empty data directory",

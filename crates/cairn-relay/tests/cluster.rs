@@ -496,3 +496,20 @@ async fn a_device_banned_through_one_node_is_refused_by_every_node() {
             .await;
     }
 }
+
+/// A node of a cluster refuses to import an export: its data comes from
+/// the log only.
+#[test]
+fn a_cluster_node_refuses_to_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-relay"))
+        .args(["import", "--from", "export.jsonl", "--data-dir"])
+        .arg(dir.path())
+        .env("CAIRN_RELAY_STORAGE__BACKEND", "jetstream")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("does not import"), "{stderr}");
+    assert!(!dir.path().join(cairn_relay::config::DATABASE_FILE).exists());
+}

@@ -85,6 +85,17 @@ pub enum OpenError {
         /// The log it was asked to follow.
         log: cairn_wire::LogId,
     },
+    /// The copy holds data that did not come from the cluster's log (an
+    /// import, or a single relay's backup).
+    #[error(
+        "{path}: holds data that is not from the cluster's log; a node starts empty or from a \
+         backup of another node of the same cluster (clients moved from a single relay to a \
+         cluster send again what they hold when they see the cluster's log id)"
+    )]
+    NotFromTheLog {
+        /// The file.
+        path: PathBuf,
+    },
     /// Another process (or another handle) has the store open.
     #[error("{path}: the store is already open")]
     AlreadyOpen {

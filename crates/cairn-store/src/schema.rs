@@ -418,8 +418,34 @@ pub fn adopt_log(path: &Path, log: LogId) -> Result<(), OpenError> {
             log,
         });
     }
+    // A copy that applied nothing must hold nothing: data imported or
+    // restored from a single relay is not in the cluster's log, and the
+    // other nodes would never have it.
+    if holds_anything(&txn).map_err(backend)? {
+        return Err(OpenError::NotFromTheLog {
+            path: path.to_path_buf(),
+        });
+    }
     write_log_id(&txn, log).map_err(backend)?;
     txn.commit().map_err(|e| backend(e.into()))
+}
+
+/// Whether the store holds any stream, device, grant or invite.
+fn holds_anything(txn: &WriteTransaction) -> Result<bool, redb::Error> {
+    use redb::ReadableTableMetadata;
+    for def in [
+        STREAMS,
+        DEVICE_CERTS,
+        DEVICE_REVOCATIONS,
+        FRIENDS,
+        INVITES,
+        REMOVED_USERS,
+    ] {
+        if !txn.open_table(def)?.is_empty()? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn open_error(path: &Path, err: DatabaseError) -> OpenError {

@@ -498,3 +498,24 @@ async fn a_copy_takes_the_log_id_of_its_cluster_unless_it_follows_another_log() 
     }
     assert_eq!(RedbStore::open(&path).unwrap().log_id(), cluster);
 }
+
+/// A copy that applied nothing of a log but holds data (a single relay's
+/// database) cannot join a cluster: the other nodes would never have it.
+#[tokio::test]
+async fn a_copy_holding_data_from_elsewhere_does_not_take_a_clusters_log_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cairn.redb");
+    let store = RedbStore::open(&path).unwrap();
+    let alice = User::in_domain(21, 9);
+    store
+        .register_device(alice.certify(alice.device(0).id, 1))
+        .await
+        .unwrap();
+    let own = store.log_id();
+    store.close().await;
+    match adopt_log(&path, LogId::from_bytes([7; 16])) {
+        Err(OpenError::NotFromTheLog { .. }) => {}
+        wrong => panic!("{wrong:?}"),
+    }
+    assert_eq!(RedbStore::open(&path).unwrap().log_id(), own);
+}
