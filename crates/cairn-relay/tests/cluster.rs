@@ -14,7 +14,6 @@
 
 mod support;
 
-use cairn_client::Subscription;
 use cairn_relay::config::{Backend, JetStream};
 use cairn_testkit::RelayProcess;
 use cairn_testkit::nats::NatsCluster;
@@ -47,25 +46,6 @@ async fn register(connection: &cairn_client::Connection, device: &Device) {
     )
     .await;
     assert!(matches!(answer, Response::Done), "{answer:?}");
-}
-
-/// Entries a subscription delivers until position `last`, bounded.
-async fn positions_until(subscription: &mut Subscription, last: u64) -> Vec<u64> {
-    let mut seen = Vec::new();
-    while seen.last().copied().unwrap_or(0) < last {
-        let event = tokio::time::timeout(WAIT, subscription.next())
-            .await
-            .expect("the subscriber waited too long")
-            .unwrap();
-        match event {
-            Some(SubscriptionEvent::Entries(entries)) => {
-                seen.extend(entries.iter().map(|e| e.position));
-            }
-            Some(SubscriptionEvent::Live { .. }) => {}
-            other => panic!("unexpected subscription event {other:?}"),
-        }
-    }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,6 @@ mod support;
 
 use std::sync::Arc;
 
-use cairn_client::Subscription;
 use cairn_relay::start_on_faulty_disk;
 use cairn_store::backend::{Failure, Faults, Operation, Rule};
 use cairn_store::{RedbStore, Store};
@@ -54,25 +53,6 @@ async fn check_file(relay: TestRelay) -> Vec<u64> {
         .collect();
     store.close().await;
     heads
-}
-
-/// The positions a live subscription delivers until `last`, bounded.
-async fn positions_until(subscription: &mut Subscription, last: u64) -> Vec<u64> {
-    let mut seen = Vec::new();
-    while seen.last().copied().unwrap_or(0) < last {
-        let event = tokio::time::timeout(WAIT, subscription.next())
-            .await
-            .expect("the subscriber waited too long")
-            .unwrap();
-        match event {
-            Some(SubscriptionEvent::Entries(entries)) => {
-                seen.extend(entries.iter().map(|e| e.position));
-            }
-            Some(SubscriptionEvent::Live { .. }) => {}
-            other => panic!("unexpected subscription event {other:?}"),
-        }
-    }
-    seen
 }
 
 fn refused_code(outcomes: &[AppendOutcome]) -> ErrorCode {

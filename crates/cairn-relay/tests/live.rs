@@ -17,25 +17,6 @@ use cairn_client::Subscription;
 use cairn_wire::*;
 use support::*;
 
-/// Reads events until `count` entries have arrived; returns their positions.
-async fn collect(subscription: &mut Subscription, count: usize) -> Vec<u64> {
-    let mut positions = Vec::new();
-    while positions.len() < count {
-        let event = tokio::time::timeout(WAIT, subscription.next())
-            .await
-            .expect("subscription stalled")
-            .unwrap();
-        match event {
-            Some(SubscriptionEvent::Entries(entries)) => {
-                positions.extend(entries.iter().map(|e| e.position))
-            }
-            Some(SubscriptionEvent::Live { .. }) => {}
-            other => panic!("unexpected subscription event {other:?}"),
-        }
-    }
-    positions
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_stays_gapless_while_eight_writers_race_it() {
     const WRITERS: u32 = 8;

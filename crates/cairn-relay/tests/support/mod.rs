@@ -10,7 +10,7 @@
     clippy::indexing_slicing
 )]
 
-use cairn_client::Connection;
+use cairn_client::{Connection, Subscription};
 use cairn_relay::config::RelayConfig;
 use cairn_relay::{RelayHandle, start};
 pub use cairn_testkit::metrics::Metrics;
@@ -153,4 +153,38 @@ pub async fn assert_closed_with(connection: &quinn::Connection, code: ErrorCode)
         }
         other => panic!("expected an application close with {code}, got {other:?}"),
     }
+}
+
+/// Reads a subscription's entries, skipping its live markers, while
+/// `more` says the positions read so far are not enough; every wait is
+/// bounded, and any other event fails the test.
+pub async fn positions_while(
+    subscription: &mut Subscription,
+    mut more: impl FnMut(&[u64]) -> bool,
+) -> Vec<u64> {
+    let mut positions = Vec::new();
+    while more(&positions) {
+        let event = tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .expect("the subscriber waited too long")
+            .unwrap();
+        match event {
+            Some(SubscriptionEvent::Entries(entries)) => {
+                positions.extend(entries.iter().map(|e| e.position));
+            }
+            Some(SubscriptionEvent::Live { .. }) => {}
+            other => panic!("unexpected subscription event {other:?}"),
+        }
+    }
+    positions
+}
+
+/// The positions of the next `count` entries.
+pub async fn collect(subscription: &mut Subscription, count: usize) -> Vec<u64> {
+    positions_while(subscription, |p| p.len() < count).await
+}
+
+/// The positions of the entries up to position `last`.
+pub async fn positions_until(subscription: &mut Subscription, last: u64) -> Vec<u64> {
+    positions_while(subscription, |p| p.last().copied().unwrap_or(0) < last).await
 }
