@@ -8,6 +8,8 @@
 //! on loopback; the relays run in this process.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -181,44 +183,81 @@ async fn ingest(
     publishers: &[Publisher],
     seqs: std::ops::RangeInclusive<u64>,
 ) -> Result<Ingested> {
+    let connections = connect_all(nodes, publishers).await?;
+    appending(connections, publishers, seqs, &Arc::default())
+        .await
+        .finish()
+        .await
+}
+
+/// A connection per publisher, to its node.
+async fn connect_all(nodes: &[InProcess], publishers: &[Publisher]) -> Result<Vec<Connection>> {
     let mut connections = Vec::with_capacity(publishers.len());
     for ((device, _), node) in publishers.iter().zip(nodes.iter().cycle()) {
         connections.push(open(node.addr(), node.pin(), device).await?);
     }
-    let started = Instant::now();
-    let tasks: Vec<_> = connections
+    Ok(connections)
+}
+
+/// Publishers appending, each in its own task.
+struct Appending {
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<Result<(Latencies, Duration)>>>,
+}
+
+/// Starts every publisher appending its envelopes with seqs in `seqs`;
+/// `acked` counts the acknowledgements as they come.
+async fn appending(
+    connections: Vec<Connection>,
+    publishers: &[Publisher],
+    seqs: std::ops::RangeInclusive<u64>,
+    acked: &Arc<AtomicU64>,
+) -> Appending {
+    let first = usize::try_from(*seqs.start() - 1).unwrap_or(0);
+    let last = usize::try_from(*seqs.end()).unwrap_or(0);
+    let tasks = connections
         .into_iter()
         .zip(publishers)
         .map(|(connection, (_, envelopes))| {
-            let first = usize::try_from(*seqs.start() - 1).unwrap_or(0);
-            let last = usize::try_from(*seqs.end()).unwrap_or(0);
             let mine = envelopes.get(first..last).unwrap_or_default().to_vec();
-            tokio::spawn(append_all(connection, mine))
+            tokio::spawn(append_all(connection, mine, Arc::clone(acked)))
         })
         .collect();
-    let mut latencies = Latencies::default();
-    let mut stall = Duration::ZERO;
-    for task in tasks {
-        let (mine, slowest) = task.await??;
-        latencies.merge(mine);
-        stall = stall.max(slowest);
+    Appending {
+        started: Instant::now(),
+        tasks,
     }
-    Ok(Ingested {
-        elapsed: started.elapsed(),
-        p99_ms: latencies.quantile_ms(P99),
-        stall,
-    })
+}
+
+impl Appending {
+    /// Waits for every publisher; what they measured.
+    async fn finish(self) -> Result<Ingested> {
+        let mut latencies = Latencies::default();
+        let mut stall = Duration::ZERO;
+        for task in self.tasks {
+            let (mine, slowest) = task.await??;
+            latencies.merge(mine);
+            stall = stall.max(slowest);
+        }
+        Ok(Ingested {
+            elapsed: self.started.elapsed(),
+            p99_ms: latencies.quantile_ms(P99),
+            stall,
+        })
+    }
 }
 
 async fn append_all(
     connection: Connection,
     envelopes: Vec<Envelope>,
+    acked: Arc<AtomicU64>,
 ) -> Result<(Latencies, Duration)> {
     let mut latencies = Latencies::with_capacity(envelopes.len());
     let mut slowest = Duration::ZERO;
     for envelope in envelopes {
         let sent = Instant::now();
         append_stored(&connection, vec![envelope]).await?;
+        acked.fetch_add(1, Ordering::Relaxed);
         let took = sent.elapsed();
         latencies.record(took);
         slowest = slowest.max(took);
@@ -250,16 +289,21 @@ async fn ingest_through_a_kill(
     let leader = nats
         .index_of(&killed)
         .context("the leader is not one of the servers")?;
-    let run = ingest(nodes, publishers, first..=last);
-    tokio::pin!(run);
-    // Let the load start, then kill the leader while it runs.
-    let started = tokio::time::timeout(Duration::from_millis(200), &mut run).await;
-    if let Ok(done) = started {
-        bail!(
-            "the run ended before the kill; give it more envelopes ({:?})",
-            done.map(|d| d.elapsed)
-        );
+    // Every publisher connected and appending, a tenth of the run acked:
+    // then the leader dies, with appends in flight.
+    let connections = connect_all(nodes, publishers).await?;
+    let acked = Arc::new(AtomicU64::new(0));
+    let run = appending(connections, publishers, first..=last, &acked).await;
+    let total = u64::try_from(publishers.len())? * size.during_kill;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.load(Ordering::Relaxed) < total / 10 {
+        if Instant::now() > deadline {
+            bail!("the publishers acknowledged nothing for a minute");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let run = run.finish();
+    tokio::pin!(run);
     let killed_at = Instant::now();
     nats.kill(leader);
     let survivor = (leader + 1) % nats.size();
