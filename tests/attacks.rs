@@ -462,6 +462,33 @@ async fn a_flood_of_unauthenticated_connections_costs_bounded_memory() {
     scene.finish().await;
 }
 
+/// QUIC datagrams are the one thing a peer can send that flow control
+/// does not bound and cairn never reads: quinn buffers 1.25 MB of them per
+/// connection unless the server declines them. The relay declines them,
+/// so a stranger before authenticating, and a device after, can park none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_park_datagrams_on_the_relay() {
+    let mut scene = Scene::start().await;
+    let stranger = RawConnection::dial(&scene.relay).await;
+    let (_mallory, device) = mallory();
+    let authenticated = scene.newcomer(&device).await;
+    for (who, raw) in [("a stranger", &stranger), ("a device", &authenticated)] {
+        assert_eq!(
+            raw.quic.max_datagram_size(),
+            None,
+            "the relay offers {who} datagrams"
+        );
+        let sent = raw.quic.send_datagram(bytes::Bytes::from_static(b"junk"));
+        assert!(
+            matches!(sent, Err(quinn::SendDatagramError::UnsupportedByPeer)),
+            "{who} could send a datagram: {sent:?}"
+        );
+    }
+    assert!(stranger.is_open() && authenticated.is_open());
+    scene.assert_honest_served().await;
+    scene.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_from_one_address_are_rate_limited() {
     let mut scene = Scene::start_with(DEFAULT_ADDRESS_LIMITS).await;

@@ -355,11 +355,24 @@ fn client_config(pin: Fingerprint, host: &str) -> Result<quinn::ClientConfig, Co
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = QuicClientConfig::try_from(tls).map_err(|e| ConnectError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport()));
+    Ok(config)
+}
+
+/// The client's transport: keep-alives and the idle timeout, and nothing
+/// the relay could fill that the client never reads. Every stream is the
+/// client's own, so the relay may open none (quinn would buffer up to
+/// 1.25 MB on each of 100 it let the relay open), and no datagrams (1.25
+/// MB more): the relay is not trusted with the client's memory either.
+fn transport() -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
     transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
-    config.transport_config(Arc::new(transport));
-    Ok(config)
+    transport.max_concurrent_bidi_streams(0u32.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.datagram_receive_buffer_size(None);
+    transport.datagram_send_buffer_size(0);
+    transport
 }
 
 fn lost(e: impl Into<LostConnection>) -> RequestError {
@@ -405,5 +418,30 @@ impl From<quinn::WriteError> for LostConnection {
 impl From<quinn::ClosedStream> for LostConnection {
     fn from(_: quinn::ClosedStream) -> Self {
         Self(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// quinn keeps its settings private; its `Debug` output is the one
+    /// place they can be read back.
+    fn setting(transport: &quinn::TransportConfig, name: &str) -> Option<String> {
+        let text = format!("{transport:?}");
+        let rest = text.split(&format!("{name}: ")).nth(1)?;
+        Some(rest.split([',', ' ', '}']).next()?.to_owned())
+    }
+
+    #[test]
+    fn the_relay_can_open_no_stream_and_send_no_datagram_to_a_client() {
+        let transport = transport();
+        for (name, value) in [
+            ("max_concurrent_bidi_streams", "0"),
+            ("max_concurrent_uni_streams", "0"),
+            ("datagram_receive_buffer_size", "None"),
+        ] {
+            assert_eq!(setting(&transport, name).as_deref(), Some(value), "{name}");
+        }
     }
 }

@@ -346,10 +346,16 @@ fn bind_quic(identity: &TlsIdentity, config: &RelayConfig) -> Result<quinn::Endp
 /// unidirectional streams; the idle timeout. What the relay buffers to
 /// send is bounded by the send window (quinn's default, 10 MB, let each
 /// slow reader hold that much of the relay's memory).
+///
+/// No datagrams either way: cairn sends none, and quinn's default would
+/// let any peer, authenticated or not, park 1.25 MB of unread datagrams
+/// on every connection it opens.
 fn transport(limits: &Limits) -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_bidi_streams(1u32.into());
     transport.max_concurrent_uni_streams(0u32.into());
+    transport.datagram_receive_buffer_size(None);
+    transport.datagram_send_buffer_size(0);
     transport.receive_window(window(MAX_AUTH_FRAME_LEN + FRAME_HEADER_LEN));
     transport.stream_receive_window(window(MAX_FRAME_LEN + FRAME_HEADER_LEN));
     transport.send_window(u64::from(limits.send_window_per_connection.max(1)));
@@ -581,5 +587,18 @@ mod tests {
         // quinn's own default is 10 MB per connection.
         let default = transport(&Limits::default());
         assert_eq!(setting(&default, "send_window").as_deref(), Some("2097152"));
+    }
+
+    #[test]
+    fn the_relay_takes_no_datagrams() {
+        let configured = transport(&Limits::default());
+        assert_eq!(
+            setting(&configured, "datagram_receive_buffer_size").as_deref(),
+            Some("None")
+        );
+        assert_eq!(
+            setting(&configured, "datagram_send_buffer_size").as_deref(),
+            Some("0")
+        );
     }
 }
