@@ -296,7 +296,7 @@ impl Report {
                 value_with_metric(figure),
                 baseline(figure),
                 ratio(figure),
-                target(&figure["target"]),
+                target(figure),
                 met(&figure["met"]),
             );
         }
@@ -380,11 +380,14 @@ fn ratio(figure: &Value) -> String {
         .map_or_else(String::new, |r| format!("{r:.2}x"))
 }
 
-fn target(target: &Value) -> String {
+fn target(figure: &Value) -> String {
+    let target = &figure["target"];
     if let Some(bound) = target["at_least"].as_f64() {
         format!(">= {bound}x")
     } else if let Some(bound) = target["at_most"].as_f64() {
         format!("<= {bound}x")
+    } else if let Some(bound) = target["value_at_most"].as_f64() {
+        format!("<= {bound} {}", text(&figure["unit"]))
     } else {
         String::new()
     }

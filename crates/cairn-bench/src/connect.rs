@@ -22,11 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use cairn_relay::config::Limits;
 use tokio::task::JoinSet;
 
 use crate::ident::{Device, User};
 use crate::net;
-use crate::relay::{Child, InProcess, Serves};
+use crate::net::BareTransport;
+use crate::relay::{Child, InProcess, Serves, Setup, bench_limits};
 use crate::report::{Figure, Report, Target, rate};
 
 const SCENARIO: &str = "connect";
@@ -34,6 +36,8 @@ const SCENARIO: &str = "connect";
 const DOMAIN: u8 = 4;
 /// Identity domain of the idle connections' users.
 const IDLE_DOMAIN: u8 = 5;
+/// What an idle authenticated connection may cost the relay, in KiB.
+const IDLE_CONNECTION_KIB: f64 = 40.0;
 
 /// How many connections.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +84,10 @@ impl Size {
 /// Runs the connect-rate comparison and the idle memory measurement.
 pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
     let (authenticated, bare) = connect_rates(size).await?;
-    let relay = idle_memory(size, Serves::Relay(relay_bin)).await?;
-    let quinn = idle_memory(size, Serves::Bare).await?;
+    let relay = idle_memory(size, Serves::Relay(relay_bin), BareTransport::RelayDefault).await?;
+    let quinn = idle_memory(size, Serves::Bare, BareTransport::RelayDefault).await?;
+    let quinn_default = idle_memory(size, Serves::Bare, BareTransport::QuinnDefault).await?;
+    let per_connection = relay.per_connection_kib(size.idle);
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     let figures = vec![
         Figure::plain(
@@ -102,12 +108,24 @@ pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
                 "relay memory per idle authenticated connection, {} open",
                 size.idle
             ),
-            relay.per_connection_kib(size.idle),
+            per_connection,
+            "KiB",
+        )
+        .target(Target::ValueAtMost(IDLE_CONNECTION_KIB))
+        .against(
+            "bare quinn server with the relay's transport settings, per idle connection",
+            quinn.per_connection_kib(size.idle),
+            None,
+        ),
+        Figure::plain(
+            SCENARIO,
+            "relay memory per idle authenticated connection, as above",
+            per_connection,
             "KiB",
         )
         .against(
-            "bare quinn server, per idle connection",
-            quinn.per_connection_kib(size.idle),
+            "bare quinn server with quinn's default transport, per idle connection",
+            quinn_default.per_connection_kib(size.idle),
             None,
         ),
         Figure::plain(
@@ -131,17 +149,23 @@ pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
         format!(
             "memory: {relay_process}, VmRSS {:.1} MiB with one connection open, {:.1} MiB \
              after {} more authenticated connections of new users (each registers its \
-             user), opened {} at a time in {:.1} s, then idle for {:.1} s; the bare quinn \
-             server (`cairn-load serve-bare`, same TLS set-up) went from {:.1} to {:.1} MiB \
-             with the same number of handshakes",
+             user), opened {} at a time in {:.1} s, then idle for {:.1} s; the relay runs \
+             its default transport limits ({} streams per connection, no datagrams); the \
+             bare quinn server (`cairn-load serve-bare`, same TLS set-up) went from {:.1} \
+             to {:.1} MiB with the same number of handshakes with the relay's transport \
+             settings, and from {:.1} to {:.1} MiB with quinn's defaults (100 streams each \
+             way, datagrams on)",
             mib(relay.before),
             mib(relay.total),
             size.idle,
             size.idle_workers,
             relay.opening.as_secs_f64(),
             size.settle.as_secs_f64(),
+            Limits::default().streams_per_connection,
             mib(quinn.before),
             mib(quinn.total),
+            mib(quinn_default.before),
+            mib(quinn_default.total),
         ),
     ];
     Ok(Report { figures, notes })
@@ -239,8 +263,21 @@ impl IdleMemory {
 
 /// Opens one connection, lets the server settle and reads its memory,
 /// opens `size.idle` more, lets it settle and reads it again.
-async fn idle_memory(size: Size, serves: Serves<'_>) -> Result<IdleMemory> {
-    let server = Child::spawn(serves)?;
+async fn idle_memory(size: Size, serves: Serves<'_>, bare: BareTransport) -> Result<IdleMemory> {
+    // The relay's rates stay out of the way, but its transport limits are
+    // the ones it ships with: those are what an operator's relay holds.
+    let defaults = Limits::default();
+    let limits = Limits {
+        streams_per_connection: defaults.streams_per_connection,
+        subscriptions_per_connection: defaults.subscriptions_per_connection,
+        ..bench_limits()
+    };
+    let setup = Setup {
+        limits,
+        bare,
+        ..Setup::default()
+    };
+    let server = Child::spawn_with(serves, setup)?;
     let endpoint = net::client_endpoint(server.pin)?;
     let warm = open_idle(&endpoint, server.addr, serves, 0..1, 1).await?;
     tokio::time::sleep(size.settle).await;

@@ -91,6 +91,9 @@ enum Command {
         /// Where to say that it listens.
         #[arg(long)]
         ready_file: PathBuf,
+        /// How its connections' transport is set up.
+        #[arg(long, value_enum, default_value = "bench")]
+        transport: net::BareTransport,
     },
 }
 
@@ -141,7 +144,10 @@ fn main() -> Result<()> {
             data_dir,
             ready_file,
         } => return relay::serve_in_this_process(config, data_dir.clone(), ready_file),
-        Command::ServeBare { ready_file } => return relay::serve_bare_in_this_process(ready_file),
+        Command::ServeBare {
+            ready_file,
+            transport,
+        } => return relay::serve_bare_in_this_process(ready_file, *transport),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

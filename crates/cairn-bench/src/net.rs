@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_client::connection::{auth_exporter, request_on};
 use cairn_client::pin::PinnedVerifier;
+use cairn_relay::config::Limits;
 use cairn_wire::frames::ALPN;
 use cairn_wire::{AuthRequest, Fingerprint, Request, Response};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -27,8 +28,48 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// relay's benchmark configuration does.
 pub const STREAMS_PER_CONNECTION: u32 = 1024;
 
-/// A bare quinn server endpoint on loopback and the pin of its certificate.
+/// How a bare server sets up its connections' transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BareTransport {
+    /// As the scenarios configure the relay ([`STREAMS_PER_CONNECTION`]
+    /// streams): the baseline of the throughput scenarios.
+    Bench,
+    /// quinn's defaults.
+    QuinnDefault,
+    /// What an authenticated connection gets from a relay with its
+    /// default limits (streams, windows, no datagrams).
+    RelayDefault,
+}
+
+impl BareTransport {
+    fn config(self) -> quinn::TransportConfig {
+        match self {
+            Self::Bench => {
+                let mut transport = quinn::TransportConfig::default();
+                transport.max_concurrent_bidi_streams(STREAMS_PER_CONNECTION.into());
+                transport.max_concurrent_uni_streams(0u32.into());
+                transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+                transport
+            }
+            Self::QuinnDefault => {
+                let mut transport = quinn::TransportConfig::default();
+                transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+                transport
+            }
+            Self::RelayDefault => cairn_relay::server::authenticated_transport(&Limits::default()),
+        }
+    }
+}
+
+/// A bare quinn server endpoint on loopback, set up as the scenarios set
+/// up the relay, and the pin of its certificate.
 pub fn bare_server() -> Result<(quinn::Endpoint, Fingerprint)> {
+    bare_server_with(BareTransport::Bench)
+}
+
+/// A bare quinn server endpoint on loopback with `transport`, and the pin
+/// of its certificate.
+pub fn bare_server_with(transport: BareTransport) -> Result<(quinn::Endpoint, Fingerprint)> {
     let names = vec!["cairn-relay".to_owned(), "localhost".to_owned()];
     let generated =
         rcgen::generate_simple_self_signed(names).context("generating a certificate")?;
@@ -44,11 +85,7 @@ pub fn bare_server() -> Result<(quinn::Endpoint, Fingerprint)> {
         .with_single_cert(vec![der], key)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_concurrent_bidi_streams(STREAMS_PER_CONNECTION.into());
-    transport.max_concurrent_uni_streams(0u32.into());
-    transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
-    server.transport_config(Arc::new(transport));
+    server.transport_config(Arc::new(transport.config()));
     let endpoint = quinn::Endpoint::server(server, loopback())?;
     Ok((endpoint, pin))
 }

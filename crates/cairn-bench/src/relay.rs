@@ -12,8 +12,11 @@ use cairn_relay::ready::Ready;
 use cairn_relay::{RelayHandle, start};
 use cairn_testkit::process::Announced;
 use cairn_wire::Fingerprint;
+use clap::ValueEnum;
 use serde::Serialize;
 use tempfile::TempDir;
+
+use crate::net::BareTransport;
 
 /// Limits high enough that only the machine bounds the load: every
 /// scenario connects from one address, as one or few users, with many
@@ -131,26 +134,42 @@ pub enum Serves<'a> {
     Bare,
 }
 
-impl Child {
-    /// Starts a child process serving on loopback; it says where through
-    /// its ready file.
-    pub fn spawn(serves: Serves<'_>) -> Result<Self> {
-        Self::spawn_with(serves, Retention::default())
-    }
+/// How a child is set up.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// A relay child's limits.
+    pub limits: Limits,
+    /// A relay child's retention policy.
+    pub retention: Retention,
+    /// A bare child's transport.
+    pub bare: BareTransport,
+}
 
-    /// [`Child::spawn`] with a retention policy (a relay child only).
-    pub fn spawn_with(serves: Serves<'_>, retention: Retention) -> Result<Self> {
+impl Default for Setup {
+    /// The benchmark limits, no retention, the benchmark transport.
+    fn default() -> Self {
+        Self {
+            limits: bench_limits(),
+            retention: Retention::default(),
+            bare: BareTransport::Bench,
+        }
+    }
+}
+
+impl Child {
+    /// Starts a child process serving on loopback, set up as `setup`
+    /// says; it says where through its ready file.
+    pub fn spawn_with(serves: Serves<'_>, setup: Setup) -> Result<Self> {
         let dir = TempDir::new()?;
         let config = dir.path().join("relay.toml");
-        let limits = bench_limits();
         let storage = Storage {
             cache_bytes: CHILD_CACHE_BYTES,
             ..Storage::default()
         };
         let file = ConfigFile {
-            limits,
+            limits: setup.limits,
             storage,
-            retention,
+            retention: setup.retention,
         };
         std::fs::write(&config, toml::to_string(&file)?)?;
         let data = dir.path().join("data");
@@ -170,7 +189,14 @@ impl Child {
             }
             Serves::Bare => {
                 let mut own = Command::new(std::env::current_exe()?);
-                own.arg("serve-bare");
+                own.arg("serve-bare").arg("--transport");
+                own.arg(
+                    setup
+                        .bare
+                        .to_possible_value()
+                        .context("a transport")?
+                        .get_name(),
+                );
                 own
             }
         };
@@ -259,12 +285,12 @@ pub fn serve_in_this_process(config_file: &Path, data_dir: PathBuf, ready: &Path
 /// set-up that completes handshakes and holds connections until their
 /// clients close them, for the memory baseline. Its ready file has the
 /// relay's fields, without an admin address.
-pub fn serve_bare_in_this_process(ready: &Path) -> Result<()> {
+pub fn serve_bare_in_this_process(ready: &Path, transport: BareTransport) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let (server, pin) = crate::net::bare_server()?;
+        let (server, pin) = crate::net::bare_server_with(transport)?;
         let announced = serde_json::json!({
             "listen": server.local_addr()?,
             "admin": null,

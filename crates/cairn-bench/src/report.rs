@@ -46,13 +46,20 @@ pub enum Target {
     AtLeast(f64),
     /// The ratio must be at most this.
     AtMost(f64),
+    /// The value itself, in its own unit, must be at most this: for a
+    /// figure whose goal is absolute (memory per connection), with or
+    /// without a baseline beside it.
+    ValueAtMost(f64),
 }
 
 impl Target {
-    fn met_by(self, ratio: f64) -> bool {
+    /// Whether `value` (and `ratio`, its ratio to the baseline if there is
+    /// one) meets the target; unknown for a ratio target without a ratio.
+    fn met_by(self, value: f64, ratio: Option<f64>) -> Option<bool> {
         match self {
-            Self::AtLeast(bound) => ratio >= bound,
-            Self::AtMost(bound) => ratio <= bound,
+            Self::AtLeast(bound) => ratio.map(|r| r >= bound),
+            Self::AtMost(bound) => ratio.map(|r| r <= bound),
+            Self::ValueAtMost(bound) => Some(value <= bound),
         }
     }
 }
@@ -90,14 +97,14 @@ impl Figure {
             value,
             unit: unit.unwrap_or(&self.unit).to_owned(),
         });
-        self.met = self.target.zip(self.ratio).map(|(t, r)| t.met_by(r));
+        self.met = self.target.and_then(|t| t.met_by(self.value, self.ratio));
         self
     }
 
-    /// Sets the target the ratio must meet.
+    /// Sets the target the figure must meet.
     pub fn target(mut self, target: Target) -> Self {
         self.target = Some(target);
-        self.met = self.ratio.map(|r| target.met_by(r));
+        self.met = target.met_by(self.value, self.ratio);
         self
     }
 
@@ -124,6 +131,13 @@ impl Figure {
             }
             (Some(Target::AtMost(t)), Some(met)) => {
                 line.push_str(&format!("  (target <= {t}x: {})", verdict(met)));
+            }
+            (Some(Target::ValueAtMost(t)), Some(met)) => {
+                line.push_str(&format!(
+                    "  (target <= {t} {}: {})",
+                    self.unit,
+                    verdict(met)
+                ));
             }
             _ => {}
         }

@@ -24,7 +24,7 @@ use cairn_wire::{Scope, StreamId, SubscribeRequest, SubscriptionEvent};
 use tokio::task::JoinSet;
 
 use crate::ident::{Device, PAYLOAD_LEN, User};
-use crate::relay::{Child, Serves};
+use crate::relay::{Child, Serves, Setup};
 use crate::report::{Figure, Report, Target};
 use crate::requests;
 
@@ -91,7 +91,11 @@ pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
         direct: None,
         every: EXPIRY_EVERY,
     };
-    let relay = Child::spawn_with(Serves::Relay(relay_bin), retention)?;
+    let setup = Setup {
+        retention,
+        ..Setup::default()
+    };
+    let relay = Child::spawn_with(Serves::Relay(relay_bin), setup)?;
     let stop = Arc::new(AtomicBool::new(false));
     let appends = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));

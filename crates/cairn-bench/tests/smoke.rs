@@ -103,11 +103,17 @@ fn check_figure(figure: &Value) {
         );
     }
     if let Some(target) = figure["target"].as_object() {
-        let ratio = figure["ratio"].as_f64().unwrap();
-        let met = match (target.get("at_least"), target.get("at_most")) {
-            (Some(bound), None) => ratio >= bound.as_f64().unwrap(),
-            (None, Some(bound)) => ratio <= bound.as_f64().unwrap(),
-            _ => panic!("a target is one bound: {figure}"),
+        let ratio = || figure["ratio"].as_f64().unwrap();
+        let bound = |name: &str| target.get(name).and_then(Value::as_f64);
+        assert_eq!(target.len(), 1, "a target is one bound: {figure}");
+        let met = if let Some(bound) = bound("at_least") {
+            ratio() >= bound
+        } else if let Some(bound) = bound("at_most") {
+            ratio() <= bound
+        } else if let Some(bound) = bound("value_at_most") {
+            value <= bound
+        } else {
+            panic!("an unknown target: {figure}")
         };
         assert_eq!(figure["met"].as_bool(), Some(met), "{figure}");
     }

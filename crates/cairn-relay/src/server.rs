@@ -368,12 +368,27 @@ fn transport(limits: &Limits) -> quinn::TransportConfig {
 }
 
 /// Gives an authenticated connection its request streams and its receive
-/// window (never less than one whole frame).
+/// window.
 pub fn open_up(connection: &quinn::Connection, limits: &Limits) {
     connection.set_max_concurrent_bi_streams(limits.streams_per_connection.into());
+    connection.set_receive_window(window(authenticated_receive_window(limits)));
+}
+
+/// What an authenticated connection ends up with: [`transport`] after
+/// [`open_up`]. A bare quinn server set up with it does the QUIC part of
+/// the relay's work, like for like (the benchmarks' baseline).
+pub fn authenticated_transport(limits: &Limits) -> quinn::TransportConfig {
+    let mut transport = transport(limits);
+    transport.max_concurrent_bidi_streams(limits.streams_per_connection.into());
+    transport.receive_window(window(authenticated_receive_window(limits)));
+    transport
+}
+
+/// The configured receive window, never less than one whole frame.
+fn authenticated_receive_window(limits: &Limits) -> usize {
     let floor = MAX_FRAME_LEN + FRAME_HEADER_LEN;
     let bytes = usize::try_from(limits.receive_window_per_connection).unwrap_or(floor);
-    connection.set_receive_window(window(bytes.max(floor)));
+    bytes.max(floor)
 }
 
 fn window(bytes: usize) -> quinn::VarInt {
@@ -484,7 +499,9 @@ async fn connection<S: Store>(
         return;
     };
     metrics::gauge_add(metrics::CONNECTIONS_OPEN, 1.0);
-    let authenticate = Unauthenticated::new(connection.clone()).authenticate(&shared);
+    // Boxed: a task is as large as its largest state for its whole life,
+    // and logging in needs far more room than an idle session does.
+    let authenticate = Box::pin(Unauthenticated::new(connection.clone()).authenticate(&shared));
     // `authenticate` bounds each of its waits itself and says why it gives
     // up; this outer bound only keeps a stuck login from living forever.
     let login_bound = shared.request_timeout() * 3;
@@ -497,7 +514,7 @@ async fn connection<S: Store>(
     match outcome {
         Ok(Some(session)) => {
             let device = session.device();
-            session.serve(shared.clone()).await;
+            Box::pin(session.serve(shared.clone())).await;
             tracing::info!(%device, %ip, "connection closed");
         }
         Ok(None) if shared.shutdown.is_cancelled() => connection.close(
