@@ -473,15 +473,13 @@ async fn a_stranger_cannot_park_datagrams_on_the_relay() {
     let (_mallory, device) = mallory();
     let authenticated = scene.newcomer(&device).await;
     for (who, raw) in [("a stranger", &stranger), ("a device", &authenticated)] {
+        // The relay's own transport parameters, as its peer received
+        // them: no `max_datagram_frame_size`, so a datagram sent anyway
+        // is a protocol violation that closes the connection.
         assert_eq!(
             raw.quic.max_datagram_size(),
             None,
             "the relay offers {who} datagrams"
-        );
-        let sent = raw.quic.send_datagram(bytes::Bytes::from_static(b"junk"));
-        assert!(
-            matches!(sent, Err(quinn::SendDatagramError::UnsupportedByPeer)),
-            "{who} could send a datagram: {sent:?}"
         );
     }
     assert!(stranger.is_open() && authenticated.is_open());

@@ -17,6 +17,8 @@
 //! subscriber, from one task per stream that writes whatever is queued in
 //! one go, as the relay's subscriptions do.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,7 +28,7 @@ use cairn_client::{Connection, Subscription};
 use cairn_wire::frames::FRAME_HEADER_LEN;
 use cairn_wire::limits::MAX_FRAME_LEN;
 use cairn_wire::{
-    BoundedVec, Entry, Envelope, Request, Response, Scope, StreamId, SubscribeRequest,
+    BoundedVec, Entry, Envelope, Fingerprint, Request, Response, Scope, StreamId, SubscribeRequest,
     SubscriptionEvent,
 };
 use tokio::sync::mpsc;
@@ -37,7 +39,7 @@ use crate::ident::{
     Device, PAYLOAD_LEN, User, age_of_stamp, overwrite, stamp_now, stamped_payload,
 };
 use crate::net;
-use crate::relay::InProcess;
+use crate::relay::{Child, InProcess, Serves, Setup};
 use crate::report::{Figure, Latencies, P50, P99, Report, Target, rate};
 use crate::requests::{WAIT, append_stored, grant_friend, open};
 
@@ -48,6 +50,11 @@ const DOMAIN: u8 = 2;
 const SIGNATURE_LEN: usize = 64;
 /// Time between two envelopes of the paced phase.
 const PACE: Duration = Duration::from_millis(20);
+/// What a subscriber of a relay process should wait for a paced envelope
+/// at worst (p99), in ms.
+const PACED_P99_MS: f64 = 10.0;
+/// The most memory a relay process should hold while it fans out, in MiB.
+const PEAK_RSS_MIB: f64 = 64.0;
 /// Batches a raw writer may have queued: 1024 entries, as many as a
 /// relay subscriber's queue holds.
 const RAW_QUEUE: usize = 64;
@@ -117,13 +124,16 @@ struct Run {
     paced: Latencies,
 }
 
-/// Runs the relay fan-out and its raw quinn baseline.
-pub async fn run(size: Size) -> Result<Report> {
-    let mut relay = relay_run(size).await?;
+/// Runs the relay fan-out, in this process and as a process of its own
+/// (`relay_bin`, else this program's `serve-relay`), and its raw quinn
+/// baseline.
+pub async fn run(size: Size, relay_bin: Option<&Path>) -> Result<Report> {
+    let (mut relay, _) = relay_run(size, Placement::InProcess).await?;
+    let (mut process, cost) = relay_run(size, Placement::Process(relay_bin)).await?;
     let mut raw = raw_run(size).await?;
     let deliveries = size.subscribers * size.messages;
     let n = size.subscribers;
-    let figures = vec![
+    let mut figures = vec![
         Figure::plain(
             SCENARIO,
             &format!("fan-out to {n} subscribers, burst"),
@@ -151,7 +161,8 @@ pub async fn run(size: Size) -> Result<Report> {
         )
         .against("raw quinn p99", raw.paced.quantile_ms(P99), None),
     ];
-    let notes = vec![format!(
+    figures.extend(process_figures(size, &mut process, cost, &mut raw));
+    let mut notes = vec![format!(
         "fan-out to {n}: {} connections of {} subscriptions; paced phase: {} envelopes of \
          {PAYLOAD_LEN} B payload, one per append, {} ms apart, latency from making the \
          envelope (before signing and the durable commit) to decoding it at the \
@@ -165,7 +176,65 @@ pub async fn run(size: Size) -> Result<Report> {
         size.messages,
         size.batch
     )];
+    notes.push(format!(
+        "fan-out to {n}, relay as its own process: {} (as deployed), the same phases; its \
+         CPU is what the process used from the first paced append to the last delivery, \
+         its peak resident set the most it held at any time (VmHWM)",
+        match relay_bin {
+            Some(_) => "`cairn-relay serve`",
+            None => "`cairn-load serve-relay`",
+        }
+    ));
     Ok(Report { figures, notes })
+}
+
+/// The figures of the run against a relay process.
+fn process_figures(size: Size, process: &mut Run, cost: Cost, raw: &mut Run) -> Vec<Figure> {
+    let n = size.subscribers;
+    let deliveries = size.subscribers * size.per_subscriber();
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    vec![
+        Figure::plain(
+            SCENARIO,
+            &format!("relay process: fan-out to {n} subscribers, burst"),
+            rate(size.subscribers * size.messages, process.burst),
+            "deliveries/s",
+        )
+        .target(Target::AtLeast(0.5))
+        .against(
+            "raw quinn: same frames, one server stream per subscriber",
+            rate(size.subscribers * size.messages, raw.burst),
+            None,
+        ),
+        Figure::plain(
+            SCENARIO,
+            &format!("relay process: fan-out to {n}, paced: publish-to-delivery p50"),
+            process.paced.quantile_ms(P50),
+            "ms",
+        )
+        .against("raw quinn p50", raw.paced.quantile_ms(P50), None),
+        Figure::plain(
+            SCENARIO,
+            &format!("relay process: fan-out to {n}, paced: publish-to-delivery p99"),
+            process.paced.quantile_ms(P99),
+            "ms",
+        )
+        .target(Target::ValueAtMost(PACED_P99_MS))
+        .against("raw quinn p99", raw.paced.quantile_ms(P99), None),
+        Figure::plain(
+            SCENARIO,
+            &format!("relay process: peak resident set, {n} subscribers"),
+            mib(cost.peak_rss),
+            "MiB",
+        )
+        .target(Target::ValueAtMost(PEAK_RSS_MIB)),
+        Figure::plain(
+            SCENARIO,
+            &format!("relay process: CPU per delivery, {n} subscribers"),
+            cost.cpu_seconds * 1e6 / deliveries.max(1) as f64,
+            "us",
+        ),
+    ]
 }
 
 /// What one subscriber saw.
@@ -246,8 +315,78 @@ async fn gather(readers: Vec<Reader>, started: Instant) -> Result<Run> {
 
 // ---- through the relay ----
 
-async fn relay_run(size: Size) -> Result<Run> {
-    let relay = InProcess::start().await?;
+/// Where the relay under test runs.
+#[derive(Debug, Clone, Copy)]
+enum Placement<'a> {
+    /// In this process, on its runtime.
+    InProcess,
+    /// As a process of its own: this binary, or this program's
+    /// `serve-relay`.
+    Process(Option<&'a Path>),
+}
+
+/// A relay under test.
+enum UnderTest {
+    InProcess(InProcess),
+    Process(Child),
+}
+
+/// What a relay process spent on a run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    cpu_seconds: f64,
+    peak_rss: u64,
+}
+
+impl UnderTest {
+    async fn start(placement: Placement<'_>) -> Result<Self> {
+        Ok(match placement {
+            Placement::InProcess => Self::InProcess(InProcess::start().await?),
+            Placement::Process(bin) => {
+                Self::Process(Child::spawn_with(Serves::Relay(bin), Setup::default())?)
+            }
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::InProcess(relay) => relay.addr(),
+            Self::Process(child) => child.addr,
+        }
+    }
+
+    fn pin(&self) -> Fingerprint {
+        match self {
+            Self::InProcess(relay) => relay.pin(),
+            Self::Process(child) => child.pin,
+        }
+    }
+
+    /// The process's CPU time so far (0 in this process: not told apart).
+    fn cpu_seconds(&self) -> Result<f64> {
+        match self {
+            Self::InProcess(_) => Ok(0.0),
+            Self::Process(child) => child.cpu_seconds(),
+        }
+    }
+
+    fn peak_rss(&self) -> Result<u64> {
+        match self {
+            Self::InProcess(_) => Ok(0),
+            Self::Process(child) => child.peak_rss_bytes(),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Self::InProcess(relay) => relay.stop().await,
+            Self::Process(child) => drop(child),
+        }
+    }
+}
+
+async fn relay_run(size: Size, placement: Placement<'_>) -> Result<(Run, Cost)> {
+    let relay = UnderTest::start(placement).await?;
     let publisher = User::in_domain(DOMAIN, 0);
     let device = publisher.device(0);
     let connection = open(relay.addr(), relay.pin(), &device).await?;
@@ -266,14 +405,19 @@ async fn relay_run(size: Size) -> Result<Run> {
         }
         held.push(subscriber);
     }
+    let cpu = relay.cpu_seconds()?;
     let started = publish(&connection, &device, size, &progress).await?;
     let run = gather(readers, started).await?;
+    let cost = Cost {
+        cpu_seconds: relay.cpu_seconds()? - cpu,
+        peak_rss: relay.peak_rss()?,
+    };
     for subscriber in held {
         subscriber.close().await;
     }
     connection.close().await;
     relay.stop().await;
-    Ok(run)
+    Ok((run, cost))
 }
 
 /// Subscribes from the start of the stream and waits until it is live.

@@ -195,10 +195,10 @@ async fn run(scenario: Scenario, smoke: bool, relay_bin: Option<&Path>) -> Resul
             cluster::run(pick(smoke, cluster::Size::FULL, cluster::Size::SMOKE)).await
         }
         Scenario::Fanout => {
-            let mut report =
-                fanout::run(pick(smoke, fanout::Size::FULL_100, fanout::Size::SMOKE)).await?;
+            let size = pick(smoke, fanout::Size::FULL_100, fanout::Size::SMOKE);
+            let mut report = fanout::run(size, relay_bin).await?;
             if !smoke {
-                let more = fanout::run(fanout::Size::FULL_1000).await?;
+                let more = fanout::run(fanout::Size::FULL_1000, relay_bin).await?;
                 report.figures.extend(more.figures);
                 report.notes.extend(more.notes);
             }

@@ -212,34 +212,51 @@ impl Child {
 
     /// The child process's resident memory now, in bytes.
     pub fn rss_bytes(&self) -> Result<u64> {
-        rss_of(&format!("/proc/{}/status", self.process.child.id()))
+        status_bytes(&self.status_file(), "VmRSS:")
+    }
+
+    /// The most resident memory the child process has had, in bytes.
+    pub fn peak_rss_bytes(&self) -> Result<u64> {
+        status_bytes(&self.status_file(), "VmHWM:")
+    }
+
+    /// CPU time the child process has used so far (user and system).
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.process.child.id()))
+    }
+
+    fn status_file(&self) -> String {
+        format!("/proc/{}/status", self.process.child.id())
     }
 }
 
-/// `VmRSS` of a `/proc/<pid>/status` file, in bytes.
-pub fn rss_of(status: &str) -> Result<u64> {
+/// The field `name` (in kB) of a `/proc/<pid>/status` file, in bytes.
+fn status_bytes(status: &str, name: &str) -> Result<u64> {
     let text = std::fs::read_to_string(status).with_context(|| format!("reading {status}"))?;
     let line = text
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("no VmRSS line")?;
+        .find_map(|l| l.strip_prefix(name))
+        .with_context(|| format!("no {name} line"))?;
     let kib: u64 = line.trim().trim_end_matches("kB").trim().parse()?;
     Ok(kib * 1024)
 }
 
-/// CPU time this process has used (user and system), from
-/// `/proc/self/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ`).
+/// CPU time this process has used (user and system).
 pub fn cpu_seconds() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// CPU time (user and system) from a `/proc/<pid>/stat` file, in clock
+/// ticks of 1/100 s (Linux's `USER_HZ`).
+fn cpu_seconds_of(stat_file: &str) -> Result<f64> {
+    let stat =
+        std::fs::read_to_string(stat_file).with_context(|| format!("reading {stat_file}"))?;
     // Fields after the command name, which is in parentheses and may hold
     // spaces: state is field 3, utime and stime are fields 14 and 15.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = |i: usize| -> Result<f64> {
-        Ok(fields
-            .get(i)
-            .context("short /proc/self/stat")?
-            .parse::<f64>()?)
+        Ok(fields.get(i).context("a short stat file")?.parse::<f64>()?)
     };
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }

@@ -19,41 +19,52 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use cairn_store::{CommitBatch, Committed};
-use cairn_wire::{Entry, StreamId, UserId};
+use cairn_wire::frames::encode_entry;
+use cairn_wire::{StreamId, UserId};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::metrics;
 
-/// One committed entry, shared between all subscribers it goes to.
+/// One committed entry, shared between all subscribers it goes to, with
+/// its wire encoding, made once: each subscriber's frame refers to these
+/// bytes instead of encoding (and holding) a copy of its own, so that what
+/// a thousand subscribers still have to be sent is held once.
 #[derive(Debug, Clone)]
 pub struct LiveEntry {
-    committed: Arc<Committed>,
+    position: u64,
+    encoded: Bytes,
 }
 
 impl LiveEntry {
-    /// Its position in its stream.
-    pub fn position(&self) -> u64 {
-        self.committed.position
+    /// The entry of `committed`, encoded.
+    pub fn new(committed: &Committed) -> Self {
+        Self {
+            position: committed.position,
+            encoded: Bytes::from(encode_entry(committed.position, &committed.envelope)),
+        }
     }
 
-    /// The wire entry (clones the envelope).
-    pub fn to_entry(&self) -> Entry {
-        Entry {
-            position: self.committed.position,
-            envelope: self.committed.envelope.clone(),
-        }
+    /// Its position in its stream.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Its wire encoding (`cairn_wire::frames::encode_entry`).
+    pub fn encoded(&self) -> &Bytes {
+        &self.encoded
     }
 
     /// What it counts against a subscriber's byte budget.
     fn cost(&self) -> usize {
-        self.committed.envelope.payload().len() + ENTRY_COST_OVERHEAD
+        self.encoded.len() + ENTRY_COST_OVERHEAD
     }
 }
 
-/// Bytes counted per queued entry besides its payload: the header, the
-/// signature and the bookkeeping around them.
-const ENTRY_COST_OVERHEAD: usize = 512;
+/// Bytes counted per queued entry besides its encoding: the bookkeeping
+/// around it.
+const ENTRY_COST_OVERHEAD: usize = 256;
 
 /// The registry of live subscribers.
 #[derive(Debug, Default)]
@@ -212,9 +223,7 @@ impl Hub {
             let Some(slots) = streams.get_mut(&committed.stream) else {
                 continue;
             };
-            let entry = LiveEntry {
-                committed: committed.clone(),
-            };
+            let entry = LiveEntry::new(committed);
             slots.retain(|slot| offer(slot, entry.clone()));
             if slots.is_empty() {
                 streams.remove(&committed.stream);

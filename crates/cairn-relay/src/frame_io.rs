@@ -82,6 +82,19 @@ pub async fn write_response(send: &mut SendStream, response: &Response) -> bool 
     }
 }
 
+/// Writes one frame given in parts (e.g. a header and entries encoded
+/// once for many streams), without copying them; false if the peer went
+/// away.
+pub async fn write_parts(send: &mut SendStream, parts: &mut [Bytes]) -> bool {
+    match send.write_all_chunks(parts).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "peer went away before the frame");
+            false
+        }
+    }
+}
+
 /// Writes a final answer and finishes the stream.
 pub async fn answer(send: &mut SendStream, response: &Response) {
     if write_response(send, response).await {

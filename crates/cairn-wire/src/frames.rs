@@ -350,6 +350,48 @@ pub struct Entry {
     pub envelope: Envelope,
 }
 
+/// An [`Entry`] by reference, for encoding without a copy of its envelope.
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    position: u64,
+    envelope: &'a Envelope,
+}
+
+/// The encoding of `Entry { position, envelope }`, made without copying
+/// the envelope: a relay encodes each live entry once, whatever the number
+/// of subscribers it goes to.
+pub fn encode_entry(position: u64, envelope: &Envelope) -> Vec<u8> {
+    codec::encode(&EntryRef { position, envelope })
+}
+
+/// The start of the frame of `Response::Subscription(SubscriptionEvent::
+/// Entries(..))` for `count` entries whose encodings ([`encode_entry`])
+/// take `entries_len` bytes together: the length prefix and the body up to
+/// the first entry. It followed by those encodings, in order, is byte for
+/// byte that frame's `to_frame()`, so that a relay can send entries
+/// encoded once to every subscriber without encoding or copying them for
+/// each. `None` past [`MAX_PAGE_ENTRIES`] entries or [`MAX_FRAME_LEN`]
+/// bytes, which no frame may carry.
+pub fn live_entries_frame_header(count: usize, entries_len: usize) -> Option<Vec<u8>> {
+    if count > MAX_PAGE_ENTRIES {
+        return None;
+    }
+    let none = Response::Subscription(SubscriptionEvent::Entries(BoundedVec::empty()));
+    let mut prefix = codec::encode(&none);
+    // The empty sequence's length, one byte (0); postcard writes a
+    // sequence's length as the varint a u64 of the same value takes.
+    prefix.pop();
+    prefix.extend(codec::encode(&u64::try_from(count).ok()?));
+    let body = prefix.len().checked_add(entries_len)?;
+    if body > MAX_FRAME_LEN {
+        return None;
+    }
+    let mut header = Vec::with_capacity(FRAME_HEADER_LEN + prefix.len());
+    header.extend_from_slice(&u32::try_from(body).ok()?.to_be_bytes());
+    header.extend(prefix);
+    Some(header)
+}
+
 /// Consecutive entries of one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamPage {

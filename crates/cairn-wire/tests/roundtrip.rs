@@ -234,6 +234,29 @@ fn response() -> impl Strategy<Value = Response> {
 }
 
 proptest! {
+    /// Up to 4 varied entries, and up to 300 copies of one (a count past
+    /// one varint byte).
+    #[test]
+    fn a_live_entries_frame_made_from_entries_encoded_once_is_that_frame(
+        varied in entries(),
+        copies in 0usize..300,
+        position in any::<u64>(),
+        env in envelope(),
+    ) {
+        let same = vec![Entry { position, envelope: env }; copies];
+        for list in [varied.into_iter().collect::<Vec<_>>(), same] {
+            let encoded: Vec<Vec<u8>> = list
+                .iter()
+                .map(|e| frames::encode_entry(e.position, &e.envelope))
+                .collect();
+            let len = encoded.iter().map(Vec::len).sum();
+            let mut frame = frames::live_entries_frame_header(list.len(), len).unwrap();
+            encoded.iter().for_each(|e| frame.extend_from_slice(e));
+            let event = SubscriptionEvent::Entries(BoundedVec::new(list).unwrap());
+            prop_assert_eq!(frame, Response::Subscription(event).to_frame());
+        }
+    }
+
     #[test]
     fn envelopes_round_trip(env in envelope()) {
         let bytes = env.encode();
@@ -382,4 +405,13 @@ fn unknown_error_codes_decode_and_name_themselves_unknown() {
     assert_eq!(back, Response::Error(err));
     assert_eq!(ErrorCode(999).name(), "unknown");
     assert_eq!(ErrorCode::SEQ_GAP.name(), "seq_gap");
+}
+
+#[test]
+fn no_live_entries_frame_header_past_a_frames_limits() {
+    let most = limits::MAX_PAGE_ENTRIES;
+    assert!(frames::live_entries_frame_header(most, 1000).is_some());
+    assert!(frames::live_entries_frame_header(most + 1, 1000).is_none());
+    assert!(frames::live_entries_frame_header(1, limits::MAX_FRAME_LEN).is_none());
+    assert!(frames::live_entries_frame_header(1, usize::MAX).is_none());
 }

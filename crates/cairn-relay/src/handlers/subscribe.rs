@@ -6,15 +6,14 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
 use cairn_store::Store;
+use cairn_wire::frames::live_entries_frame_header;
 use cairn_wire::limits::MAX_PAGE_ENTRIES;
-use cairn_wire::{
-    BoundedVec, Entry, ErrorCode, Response, StreamId, SubscribeRequest, SubscriptionEvent,
-    WireError,
-};
+use cairn_wire::{ErrorCode, Response, StreamId, SubscribeRequest, SubscriptionEvent, WireError};
 use quinn::SendStream;
 
-use super::pages::{PAGE_BUDGET, entry_size, read_page};
+use super::pages::{PAGE_BUDGET, read_page};
 use crate::access::can_read;
 use crate::fanout::{LiveEntry, Registration};
 use crate::follow::{Follow, Live, Next};
@@ -184,7 +183,7 @@ impl<S: Store> Follower<'_, S> {
         let mut entries = Vec::with_capacity(self.pending.len());
         while let Some(live) = self.pending.pop_front() {
             match self.follow.live(live.position()) {
-                Live::Send => entries.push(live.to_entry()),
+                Live::Send => entries.push(live),
                 Live::Skip => {}
                 Live::Gap => {
                     self.pending.push_front(live);
@@ -220,9 +219,25 @@ impl<S: Store> Follower<'_, S> {
         Ok(Some(batch))
     }
 
-    async fn send_entries(&mut self, entries: Vec<Entry>) -> Result<(), End> {
+    /// Sends live entries in as few frames as their limits allow, each
+    /// frame a header and the entries' shared encodings.
+    async fn send_entries(&mut self, entries: Vec<LiveEntry>) -> Result<(), End> {
         for chunk in chunk_by_size(entries) {
-            self.send_event(SubscriptionEvent::Entries(chunk)).await?;
+            let len = chunk.iter().map(|e| e.encoded().len()).sum();
+            let Some(header) = live_entries_frame_header(chunk.len(), len) else {
+                tracing::error!(
+                    entries = chunk.len(),
+                    bytes = len,
+                    "live entries cut into a frame past its limits"
+                );
+                return Err(Some(WireError::new(ErrorCode::INTERNAL, "internal error")));
+            };
+            let mut parts = Vec::with_capacity(chunk.len() + 1);
+            parts.push(Bytes::from(header));
+            parts.extend(chunk.iter().map(|e| e.encoded().clone()));
+            if !frame_io::write_parts(self.send, &mut parts).await {
+                return Err(None);
+            }
         }
         Ok(())
     }
@@ -235,58 +250,58 @@ impl<S: Store> Follower<'_, S> {
     }
 }
 
-/// Splits entries into frames within the page budget.
-fn chunk_by_size(entries: Vec<Entry>) -> Vec<BoundedVec<Entry, MAX_PAGE_ENTRIES>> {
+/// Splits entries into frames of at most [`MAX_PAGE_ENTRIES`] entries and
+/// [`PAGE_BUDGET`] bytes (an entry alone always fits: it is far smaller).
+fn chunk_by_size(entries: Vec<LiveEntry>) -> Vec<Vec<LiveEntry>> {
     let mut chunks = Vec::new();
     let mut current = Vec::new();
     let mut budget = PAGE_BUDGET;
     for entry in entries {
-        let size = entry_size(&entry);
+        let size = entry.encoded().len();
         if !current.is_empty() && (size > budget || current.len() == MAX_PAGE_ENTRIES) {
-            seal_chunks(&mut chunks, std::mem::take(&mut current));
+            chunks.push(std::mem::take(&mut current));
             budget = PAGE_BUDGET;
         }
         budget = budget.saturating_sub(size);
         current.push(entry);
     }
-    seal_chunks(&mut chunks, current);
-    chunks
-}
-
-/// Appends `entries` as frames of at most `MAX_PAGE_ENTRIES`: one, as
-/// `chunk_by_size` cuts them, but never dropping any should that change.
-fn seal_chunks(chunks: &mut Vec<BoundedVec<Entry, MAX_PAGE_ENTRIES>>, mut entries: Vec<Entry>) {
-    while !entries.is_empty() {
-        let (chunk, rest) = BoundedVec::take_front(entries);
-        chunks.push(chunk);
-        entries = rest;
+    if !current.is_empty() {
+        chunks.push(current);
     }
+    chunks
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use cairn_store::Committed;
     use cairn_testkit::User;
-    use cairn_wire::{Entry, Scope};
+    use cairn_wire::Scope;
 
     use super::*;
 
-    fn entries(count: usize, payload_len: usize) -> Vec<Entry> {
-        let device = User::new(1).device(1);
+    fn entries(count: usize, payload_len: usize) -> Vec<LiveEntry> {
+        let user = User::new(1);
+        let device = user.device(1);
         let payload = vec![7; payload_len];
         (1..=count as u64)
-            .map(|position| Entry {
-                position,
-                envelope: device.envelope(position, Scope::Private, &payload),
+            .map(|position| {
+                let envelope = device.envelope(position, Scope::Private, &payload);
+                LiveEntry::new(&Committed {
+                    stream: StreamId::new(user.id, Scope::Private),
+                    position,
+                    id: envelope.id(),
+                    envelope,
+                })
             })
             .collect()
     }
 
-    fn positions(chunks: &[BoundedVec<Entry, MAX_PAGE_ENTRIES>]) -> Vec<u64> {
+    fn positions(chunks: &[Vec<LiveEntry>]) -> Vec<u64> {
         chunks
             .iter()
-            .flat_map(|chunk| chunk.iter().map(|e| e.position))
+            .flat_map(|chunk| chunk.iter().map(LiveEntry::position))
             .collect()
     }
 
@@ -307,8 +322,10 @@ mod tests {
             "40 entries of 60 KiB fill more than a frame"
         );
         for chunk in &chunks {
-            let bytes: usize = chunk.iter().map(entry_size).sum();
+            let bytes: usize = chunk.iter().map(|e| e.encoded().len()).sum();
             assert!(chunk.len() == 1 || bytes <= PAGE_BUDGET);
+            let header = live_entries_frame_header(chunk.len(), bytes);
+            assert!(header.is_some(), "a chunk fits in a frame");
         }
         assert_eq!(positions(&chunks), (1..=40).collect::<Vec<_>>());
     }
