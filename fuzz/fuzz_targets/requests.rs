@@ -93,7 +93,9 @@ async fn run(data: &[u8]) {
     for op in data.chunks_exact(4).take(64) {
         let (kind, a, b, c) = (op[0], op[1], op[2], op[3]);
         let (u, d) = (usize::from(a) % USERS, usize::from(b) % DEVICES);
-        let caller = Caller::assumed(cast.users[u].id, cast.devices[u][d].id, ip);
+        // The cast's devices are real keys.
+        let caller = Caller::assumed(cast.users[u].id, cast.devices[u][d].id, ip)
+            .expect("a cast device's key");
         // Statements may be signed by another user than the caller's.
         let signer = usize::from(a >> 4) % USERS;
         let subject = usize::from(b >> 4) % USERS;

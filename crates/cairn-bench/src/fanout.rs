@@ -17,7 +17,6 @@
 //! subscriber, from one task per stream that writes whatever is queued in
 //! one go, as the relay's subscriptions do.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +27,7 @@ use cairn_client::{Connection, Subscription};
 use cairn_wire::frames::FRAME_HEADER_LEN;
 use cairn_wire::limits::MAX_FRAME_LEN;
 use cairn_wire::{
-    BoundedVec, Entry, Envelope, Fingerprint, Request, Response, Scope, StreamId, SubscribeRequest,
+    BoundedVec, Entry, Envelope, Request, Response, Scope, StreamId, SubscribeRequest,
     SubscriptionEvent,
 };
 use tokio::sync::mpsc;
@@ -39,7 +38,7 @@ use crate::ident::{
     Device, PAYLOAD_LEN, User, age_of_stamp, overwrite, stamp_now, stamped_payload,
 };
 use crate::net;
-use crate::relay::{Child, InProcess, Serves, Setup};
+use crate::relay::{Cost, Placement, UnderTest};
 use crate::report::{Figure, Latencies, P50, P99, Report, Target, rate};
 use crate::requests::{WAIT, append_stored, grant_friend, open};
 
@@ -314,76 +313,6 @@ async fn gather(readers: Vec<Reader>, started: Instant) -> Result<Run> {
 }
 
 // ---- through the relay ----
-
-/// Where the relay under test runs.
-#[derive(Debug, Clone, Copy)]
-enum Placement<'a> {
-    /// In this process, on its runtime.
-    InProcess,
-    /// As a process of its own: this binary, or this program's
-    /// `serve-relay`.
-    Process(Option<&'a Path>),
-}
-
-/// A relay under test.
-enum UnderTest {
-    InProcess(InProcess),
-    Process(Child),
-}
-
-/// What a relay process spent on a run.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cost {
-    cpu_seconds: f64,
-    peak_rss: u64,
-}
-
-impl UnderTest {
-    async fn start(placement: Placement<'_>) -> Result<Self> {
-        Ok(match placement {
-            Placement::InProcess => Self::InProcess(InProcess::start().await?),
-            Placement::Process(bin) => {
-                Self::Process(Child::spawn_with(Serves::Relay(bin), Setup::default())?)
-            }
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        match self {
-            Self::InProcess(relay) => relay.addr(),
-            Self::Process(child) => child.addr,
-        }
-    }
-
-    fn pin(&self) -> Fingerprint {
-        match self {
-            Self::InProcess(relay) => relay.pin(),
-            Self::Process(child) => child.pin,
-        }
-    }
-
-    /// The process's CPU time so far (0 in this process: not told apart).
-    fn cpu_seconds(&self) -> Result<f64> {
-        match self {
-            Self::InProcess(_) => Ok(0.0),
-            Self::Process(child) => child.cpu_seconds(),
-        }
-    }
-
-    fn peak_rss(&self) -> Result<u64> {
-        match self {
-            Self::InProcess(_) => Ok(0),
-            Self::Process(child) => child.peak_rss_bytes(),
-        }
-    }
-
-    async fn stop(self) {
-        match self {
-            Self::InProcess(relay) => relay.stop().await,
-            Self::Process(child) => drop(child),
-        }
-    }
-}
 
 async fn relay_run(size: Size, placement: Placement<'_>) -> Result<(Run, Cost)> {
     let relay = UnderTest::start(placement).await?;

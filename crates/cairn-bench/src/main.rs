@@ -190,7 +190,13 @@ fn main() -> Result<()> {
 
 async fn run(scenario: Scenario, smoke: bool, relay_bin: Option<&Path>) -> Result<Report> {
     match scenario {
-        Scenario::Ingest => ingest::run(pick(smoke, ingest::Size::FULL, ingest::Size::SMOKE)).await,
+        Scenario::Ingest => {
+            ingest::run(
+                pick(smoke, ingest::Size::FULL, ingest::Size::SMOKE),
+                relay_bin,
+            )
+            .await
+        }
         Scenario::Cluster => {
             cluster::run(pick(smoke, cluster::Size::FULL, cluster::Size::SMOKE)).await
         }

@@ -320,3 +320,82 @@ pub fn serve_bare_in_this_process(ready: &Path, transport: BareTransport) -> Res
         bail!("the bare server stopped")
     })
 }
+
+/// Where the relay under test runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Placement<'a> {
+    /// In this process, on its runtime.
+    InProcess,
+    /// As a process of its own: this binary, or this program's
+    /// `serve-relay`.
+    Process(Option<&'a Path>),
+}
+
+/// A relay under test.
+pub enum UnderTest {
+    /// In this process.
+    InProcess(InProcess),
+    /// A child process.
+    Process(Child),
+}
+
+/// What a relay process spent on a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cost {
+    /// CPU time, user and system.
+    pub cpu_seconds: f64,
+    /// The most resident memory the process had.
+    pub peak_rss: u64,
+}
+
+impl UnderTest {
+    /// Starts a relay where `placement` says, with the benchmark limits.
+    pub async fn start(placement: Placement<'_>) -> Result<Self> {
+        Ok(match placement {
+            Placement::InProcess => Self::InProcess(InProcess::start().await?),
+            Placement::Process(bin) => {
+                Self::Process(Child::spawn_with(Serves::Relay(bin), Setup::default())?)
+            }
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Self::InProcess(relay) => relay.addr(),
+            Self::Process(child) => child.addr,
+        }
+    }
+
+    /// The pin of its certificate.
+    pub fn pin(&self) -> Fingerprint {
+        match self {
+            Self::InProcess(relay) => relay.pin(),
+            Self::Process(child) => child.pin,
+        }
+    }
+
+    /// The process's CPU time so far (0 in this process: not told apart).
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        match self {
+            Self::InProcess(_) => Ok(0.0),
+            Self::Process(child) => child.cpu_seconds(),
+        }
+    }
+
+    /// The most resident memory the process had (0 in this process).
+    pub fn peak_rss(&self) -> Result<u64> {
+        match self {
+            Self::InProcess(_) => Ok(0),
+            Self::Process(child) => child.peak_rss_bytes(),
+        }
+    }
+
+    /// Stops it.
+    pub async fn stop(self) {
+        match self {
+            Self::InProcess(relay) => relay.stop().await,
+            Self::Process(child) => drop(child),
+        }
+    }
+}

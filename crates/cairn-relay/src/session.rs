@@ -11,8 +11,8 @@ use cairn_store::{StatementOutcome, Store};
 use cairn_wire::frames::{AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
 use cairn_wire::limits::MAX_AUTH_FRAME_LEN;
 use cairn_wire::{
-    AuthOk, AuthRequest, DeviceId, EnrolRequest, Enrolment, ErrorCode, Request, Response, UserId,
-    WireError,
+    AuthOk, AuthRequest, DeviceId, EnrolRequest, Enrolment, ErrorCode, PublicKey, Request,
+    Response, UserId, WireError,
 };
 use tokio::sync::Semaphore;
 
@@ -41,9 +41,7 @@ pub struct Unauthenticated {
 #[derive(Debug)]
 pub struct Session {
     connection: quinn::Connection,
-    user: UserId,
-    device: DeviceId,
-    ip: IpAddr,
+    caller: Caller,
     subscriptions: Arc<Semaphore>,
 }
 
@@ -55,6 +53,8 @@ pub struct Session {
 pub struct Caller {
     user: UserId,
     device: DeviceId,
+    /// The device's key, decoded once for every envelope it sends.
+    key: PublicKey,
     ip: IpAddr,
 }
 
@@ -69,15 +69,27 @@ impl Caller {
         self.device
     }
 
+    /// The authenticated device's key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
     /// The peer's address, for per-IP limits.
     pub fn ip(&self) -> IpAddr {
         self.ip
     }
 
-    /// A caller taken as authenticated, for fuzz targets.
+    /// A caller taken as authenticated, for fuzz targets; `None` if
+    /// `device` is not a key.
     #[cfg(feature = "fuzzing")]
-    pub fn assumed(user: UserId, device: DeviceId, ip: IpAddr) -> Self {
-        Self { user, device, ip }
+    pub fn assumed(user: UserId, device: DeviceId, ip: IpAddr) -> Option<Self> {
+        let key = PublicKey::from_bytes(device.as_bytes()).ok()?;
+        Some(Self {
+            user,
+            device,
+            key,
+            ip,
+        })
     }
 }
 
@@ -129,8 +141,14 @@ impl Unauthenticated {
             )),
             Err(ReadFailure::Gone) => return None,
         };
+        // The proof verified with the device's key, so it decodes; kept
+        // decoded for the session's envelopes.
+        let outcome = outcome.and_then(|(ok, answer)| {
+            let key = PublicKey::from_bytes(ok.device.as_bytes()).map_err(|_| bad_proof())?;
+            Ok((ok, key, answer))
+        });
         match outcome {
-            Ok((ok, answer)) => {
+            Ok((ok, key, answer)) => {
                 // Opened up before the answer, so that the client's next
                 // streams find their credit waiting.
                 crate::server::open_up(&self.connection, &shared.live.limits());
@@ -143,7 +161,7 @@ impl Unauthenticated {
                     ip = %self.ip,
                     "authenticated"
                 );
-                Some(self.into_session(shared, ok))
+                Some(self.into_session(shared, ok, key))
             }
             Err(Fatal(error)) => {
                 tracing::info!(code = %error.code, ip = %self.ip, "authentication refused");
@@ -223,14 +241,17 @@ impl Unauthenticated {
         Ok(exporter)
     }
 
-    fn into_session<S: Store>(self, shared: &Shared<S>, ok: AuthOk) -> Session {
+    fn into_session<S: Store>(self, shared: &Shared<S>, ok: AuthOk, key: PublicKey) -> Session {
         let permits = usize::try_from(shared.live.limits().subscriptions_per_connection)
             .unwrap_or(usize::MAX);
         Session {
             connection: self.connection,
-            user: ok.user,
-            device: ok.device,
-            ip: self.ip,
+            caller: Caller {
+                user: ok.user,
+                device: ok.device,
+                key,
+                ip: self.ip,
+            },
             subscriptions: Arc::new(Semaphore::new(permits)),
         }
     }
@@ -357,26 +378,22 @@ impl Session {
 
     /// The authenticated user.
     pub fn user(&self) -> UserId {
-        self.user
+        self.caller.user
     }
 
     /// The authenticated device.
     pub fn device(&self) -> DeviceId {
-        self.device
+        self.caller.device
     }
 
     /// The peer's address, for per-IP limits.
     pub fn ip(&self) -> IpAddr {
-        self.ip
+        self.caller.ip
     }
 
     /// Who sends this session's requests.
     pub fn caller(&self) -> Caller {
-        Caller {
-            user: self.user,
-            device: self.device,
-            ip: self.ip,
-        }
+        self.caller
     }
 
     /// Permits for concurrent subscriptions.
@@ -458,7 +475,7 @@ pub struct SessionEntry<'a> {
 impl Sessions {
     fn register(&self, session: &Session) -> SessionEntry<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (session.user, session.device);
+        let key = (session.user(), session.device());
         self.lock()
             .entry(key)
             .or_default()

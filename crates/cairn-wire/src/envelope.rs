@@ -9,7 +9,7 @@ use crate::codec::{self, DecodeError, Version};
 use crate::ids::{DeviceId, EnvelopeId, Signature, UserId};
 use crate::limits::{MAX_ENVELOPE_LEN, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::scope::{Scope, StreamId};
-use crate::signing::{self, BadSignature, DOMAIN_ENVELOPE};
+use crate::signing::{self, BadSignature, DOMAIN_ENVELOPE, PublicKey};
 
 /// The opaque, client-encrypted content of an envelope.
 pub type Payload = BoundedBytes<MAX_PAYLOAD_LEN>;
@@ -150,6 +150,19 @@ impl Envelope {
     pub fn verify(&self) -> Result<(), BadSignature> {
         signing::verify(
             self.header.device.as_bytes(),
+            DOMAIN_ENVELOPE,
+            &signing_body(&self.header, &self.payload),
+            &self.signature,
+        )
+    }
+
+    /// [`Envelope::verify`] with the device's key decoded already;
+    /// refused if `key` is not the key of the header's device.
+    pub fn verify_by(&self, key: &PublicKey) -> Result<(), BadSignature> {
+        if key.as_bytes() != self.header.device.as_bytes() {
+            return Err(BadSignature);
+        }
+        key.verify(
             DOMAIN_ENVELOPE,
             &signing_body(&self.header, &self.payload),
             &self.signature,

@@ -34,7 +34,7 @@ pub use frames::{
 };
 pub use ids::{DeviceId, EnvelopeId, ExchangeKey, IdParseError, LogId, Signature, UserId};
 pub use scope::{Scope, StreamId};
-pub use signing::BadSignature;
+pub use signing::{BadSignature, PublicKey};
 pub use statements::{
     DeviceCertificate, DeviceCertificateBody, DeviceRevocation, DeviceRevocationBody, FriendGrant,
     FriendGrantBody, FriendRevocation, FriendRevocationBody, Signed, Statement,

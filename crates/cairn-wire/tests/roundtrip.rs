@@ -415,3 +415,39 @@ fn no_live_entries_frame_header_past_a_frames_limits() {
     assert!(frames::live_entries_frame_header(1, limits::MAX_FRAME_LEN).is_none());
     assert!(frames::live_entries_frame_header(1, usize::MAX).is_none());
 }
+
+#[test]
+fn an_envelope_checked_with_its_devices_decoded_key_verifies_as_it_does_alone() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let device = DeviceId::from_bytes(key.verifying_key().to_bytes());
+    let header = EnvelopeHeader::new(
+        UserId::from_bytes([1; 32]),
+        device,
+        1,
+        FIRST_IN_STREAM,
+        0,
+        Scope::Private,
+    );
+    let envelope = UnsignedEnvelope {
+        header,
+        payload: Payload::new(b"a note".to_vec()).unwrap(),
+    }
+    .sign(&key);
+    let decoded = PublicKey::from_bytes(device.as_bytes()).unwrap();
+    assert_eq!(envelope.verify(), Ok(()));
+    assert_eq!(envelope.verify_by(&decoded), Ok(()));
+
+    // Another device's key, even one that signed the same body, is refused.
+    let other = SigningKey::from_bytes(&[8; 32]);
+    let other_key = PublicKey::from_bytes(&other.verifying_key().to_bytes()).unwrap();
+    assert_eq!(envelope.verify_by(&other_key), Err(BadSignature));
+
+    // A tampered payload fails both ways.
+    let tampered = UnsignedEnvelope {
+        header: envelope.header().clone(),
+        payload: Payload::new(b"a nose".to_vec()).unwrap(),
+    }
+    .with_signature(*envelope.signature());
+    assert_eq!(tampered.verify(), Err(BadSignature));
+    assert_eq!(tampered.verify_by(&decoded), Err(BadSignature));
+}

@@ -3,7 +3,7 @@
 
 use cairn_store::Store;
 use cairn_wire::{
-    AppendOutcome, BoundedVec, DeviceId, Envelope, ErrorCode, UserId, WireError, limits::MAX_BATCH,
+    AppendOutcome, BoundedVec, Envelope, ErrorCode, PublicKey, UserId, WireError, limits::MAX_BATCH,
 };
 
 use crate::metrics;
@@ -18,7 +18,7 @@ pub async fn append<S: Store>(
     envelopes: Vec<Envelope>,
 ) -> BoundedVec<AppendOutcome, MAX_BATCH> {
     let batch_len = envelopes.len();
-    let Some(checked) = prechecked(caller.user(), caller.device(), envelopes).await else {
+    let Some(checked) = prechecked(caller.user(), *caller.key(), envelopes).await else {
         let refused = (0..batch_len).map(|_| internal_refusal()).collect();
         return one_per_envelope(refused);
     };
@@ -66,12 +66,12 @@ const VERIFY_INLINE_AT_MOST: usize = 4;
 type Checked = Vec<(Envelope, Result<(), WireError>)>;
 
 /// Runs [`precheck`] on every envelope; `None` if the check itself failed.
-async fn prechecked(user: UserId, device: DeviceId, envelopes: Vec<Envelope>) -> Option<Checked> {
+async fn prechecked(user: UserId, key: PublicKey, envelopes: Vec<Envelope>) -> Option<Checked> {
     let check = move |envelopes: Vec<Envelope>| -> Checked {
         envelopes
             .into_iter()
             .map(|e| {
-                let verdict = precheck(user, device, &e);
+                let verdict = precheck(user, &key, &e);
                 (e, verdict)
             })
             .collect()
@@ -85,16 +85,16 @@ async fn prechecked(user: UserId, device: DeviceId, envelopes: Vec<Envelope>) ->
         .ok()
 }
 
-/// Checks that need no stored state.
-fn precheck(user: UserId, device: DeviceId, envelope: &Envelope) -> Result<(), WireError> {
+/// Checks that need no stored state, with the caller's device `key`.
+fn precheck(user: UserId, key: &PublicKey, envelope: &Envelope) -> Result<(), WireError> {
     let header = envelope.header();
-    if header.author != user || header.device != device {
+    if header.author != user || header.device.as_bytes() != key.as_bytes() {
         return Err(WireError::new(
             ErrorCode::NOT_AUTHOR,
             "envelope not made by this device",
         ));
     }
-    envelope.verify().map_err(|_| {
+    envelope.verify_by(key).map_err(|_| {
         WireError::new(
             ErrorCode::BAD_SIGNATURE,
             "envelope signature does not verify",
