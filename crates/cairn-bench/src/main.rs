@@ -210,7 +210,9 @@ async fn run(scenario: Scenario, smoke: bool, relay_bin: Option<&Path>) -> Resul
             }
             Ok(report)
         }
-        Scenario::Sync => sync::run(pick(smoke, sync::Size::FULL, sync::Size::SMOKE)).await,
+        Scenario::Sync => {
+            sync::run(pick(smoke, sync::Size::FULL, sync::Size::SMOKE), relay_bin).await
+        }
         Scenario::Connect => {
             connect::run(
                 pick(smoke, connect::Size::FULL, connect::Size::SMOKE),

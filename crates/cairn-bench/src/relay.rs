@@ -117,8 +117,8 @@ struct ConfigFile {
     retention: Retention,
 }
 
-/// The page cache of a child relay: small, so that its resident memory
-/// shows what the relay itself holds rather than redb's cache filling up
+/// The page cache of a child relay unless a scenario says otherwise:
+/// small, so that its resident memory shows what the relay itself holds rather than redb's cache filling up
 /// with the database (256 MiB by default, reached as the soak's database
 /// grows past it).
 pub const CHILD_CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -143,6 +143,10 @@ pub struct Setup {
     pub retention: Retention,
     /// A bare child's transport.
     pub bare: BareTransport,
+    /// A relay child's data directory, if not a new one.
+    pub data_dir: Option<PathBuf>,
+    /// A relay child's page cache.
+    pub cache_bytes: usize,
 }
 
 impl Default for Setup {
@@ -152,6 +156,8 @@ impl Default for Setup {
             limits: bench_limits(),
             retention: Retention::default(),
             bare: BareTransport::Bench,
+            data_dir: None,
+            cache_bytes: CHILD_CACHE_BYTES,
         }
     }
 }
@@ -163,7 +169,7 @@ impl Child {
         let dir = TempDir::new()?;
         let config = dir.path().join("relay.toml");
         let storage = Storage {
-            cache_bytes: CHILD_CACHE_BYTES,
+            cache_bytes: setup.cache_bytes,
             ..Storage::default()
         };
         let file = ConfigFile {
@@ -172,7 +178,10 @@ impl Child {
             retention: setup.retention,
         };
         std::fs::write(&config, toml::to_string(&file)?)?;
-        let data = dir.path().join("data");
+        let data = setup
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let mut command = match serves {
             Serves::Relay(Some(bin)) => {
                 let mut relay = Command::new(bin);

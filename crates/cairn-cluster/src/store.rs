@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use cairn_store::{
     AppendError, BackendError, BackupError, CommitBatch, CommitCounters, Config, Cutoffs,
-    DeviceRecord, Effect, Expiry, Gone, Invite, InviteId, ItemOutcome, LogAnswer, Quota, ReadError,
-    RedbStore, Redemption, Removal, Restore, StatementOutcome, Stats, Store, StoredEnvelope,
-    StoredStatement, StreamHead, StreamRead, Usage, VerifyReport, WriteError, adopt_log,
+    DeviceRecord, Effect, EncodedRead, Expiry, Gone, Invite, InviteId, ItemOutcome, LogAnswer,
+    Quota, ReadError, RedbStore, Redemption, Removal, Restore, StatementOutcome, Stats, Store,
+    StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport, WriteError,
+    adopt_log,
 };
 use cairn_wire::{
     BoundedVec, Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeId,
@@ -327,6 +328,19 @@ impl Store for ClusterStore {
         self.barrier().await?;
         self.local
             .read_stream_within(stream, after, limit, max_bytes)
+            .await
+    }
+
+    async fn read_stream_encoded(
+        &self,
+        stream: StreamId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<EncodedRead, ReadError> {
+        self.barrier().await?;
+        self.local
+            .read_stream_encoded(stream, after, limit, max_bytes)
             .await
     }
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use cairn_cluster::{ClusterError, ClusterStore, JetStreamConfig};
 use cairn_store::{
-    AppendError, BackupError, CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Effect, Expiry,
-    Gone, Invite, InviteId, ItemOutcome, ReadError, RedbStore, Redemption, Removal, Restore,
-    StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage,
-    VerifyReport, WriteError,
+    AppendError, BackupError, CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Effect,
+    EncodedRead, Expiry, Gone, Invite, InviteId, ItemOutcome, ReadError, RedbStore, Redemption,
+    Removal, Restore, StatementOutcome, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
+    StreamRead, Usage, VerifyReport, WriteError,
 };
 use cairn_wire::{
     Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Envelope, EnvelopeId, FriendGrant,
@@ -143,6 +143,16 @@ impl Store for RelayStore {
         max_bytes: usize,
     ) -> Result<StreamRead, ReadError> {
         each!(self, s => s.read_stream_within(stream, after, limit, max_bytes).await)
+    }
+
+    async fn read_stream_encoded(
+        &self,
+        stream: StreamId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<EncodedRead, ReadError> {
+        each!(self, s => s.read_stream_encoded(stream, after, limit, max_bytes).await)
     }
 
     async fn stream_head(&self, stream: StreamId) -> Result<u64, ReadError> {

@@ -46,6 +46,11 @@ impl LiveEntry {
         }
     }
 
+    /// An entry already encoded (read from storage as stored).
+    pub fn from_encoding(position: u64, encoded: Bytes) -> Self {
+        Self { position, encoded }
+    }
+
     /// Its position in its stream.
     pub fn position(&self) -> u64 {
         self.position

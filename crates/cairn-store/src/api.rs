@@ -63,6 +63,28 @@ pub trait Store: Send + Sync + 'static {
         max_bytes: usize,
     ) -> impl Future<Output = Result<StreamRead, ReadError>> + Send;
 
+    /// [`Store::read_stream_within`] with each entry as its wire encoding
+    /// (`cairn_wire::frames::entry_encoding`), made from the stored bytes
+    /// without decoding them: what the relay sends as it is. (The stored
+    /// bytes were checked when they were appended; `verify` checks them
+    /// again, and clients check every signature anyway.) This default
+    /// decodes and encodes again; a store that keeps encodings overrides
+    /// it.
+    fn read_stream_encoded(
+        &self,
+        stream: StreamId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<EncodedRead, ReadError>> + Send {
+        async move {
+            let read = self
+                .read_stream_within(stream, after, limit, max_bytes)
+                .await?;
+            Ok(EncodedRead::from(read))
+        }
+    }
+
     /// The last position of `stream` (0: empty or unknown).
     fn stream_head(&self, stream: StreamId) -> impl Future<Output = Result<u64, ReadError>> + Send;
 
@@ -531,11 +553,12 @@ pub const MAX_DEVICES_PER_USER: usize = cairn_wire::limits::MAX_DEVICES;
 /// Most users one user may grant or revoke (each pair keeps one record).
 pub const MAX_FRIENDS_PER_USER: usize = 4096;
 
-/// One page of a stream.
+/// One page of a stream; its entries decoded ([`Entry`]) or as their wire
+/// encodings ([`EncodedEntry`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamRead {
+pub struct StreamRead<E = Entry> {
     /// Entries in position order, consecutive.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<E>,
     /// The stream's last position when read (0: empty).
     pub head: u64,
     /// Positions `1..=floor` are gone (expired or removed): a read from
@@ -550,6 +573,44 @@ impl StreamRead {
     /// Whether entries past this page exist.
     pub fn more(&self) -> bool {
         self.entries.last().is_some_and(|e| e.position < self.head)
+    }
+}
+
+/// An entry as its wire encoding, `cairn_wire::frames::entry_encoding`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEntry {
+    /// Its position.
+    pub position: u64,
+    /// `Entry { position, envelope }`, encoded.
+    pub encoding: Vec<u8>,
+}
+
+/// A page of a stream whose entries are their wire encodings.
+pub type EncodedRead = StreamRead<EncodedEntry>;
+
+impl EncodedRead {
+    /// Whether entries past this page exist.
+    pub fn more(&self) -> bool {
+        self.entries.last().is_some_and(|e| e.position < self.head)
+    }
+}
+
+impl From<StreamRead> for EncodedRead {
+    fn from(read: StreamRead) -> Self {
+        let entries = read
+            .entries
+            .iter()
+            .map(|e| EncodedEntry {
+                position: e.position,
+                encoding: cairn_wire::frames::encode_entry(e.position, &e.envelope),
+            })
+            .collect();
+        Self {
+            entries,
+            head: read.head,
+            floor: read.floor,
+            expired: read.expired,
+        }
     }
 }
 

@@ -29,10 +29,10 @@ mod writer;
 
 pub use api::{
     CommitBatch, CommitCounters, Committed, Cutoffs, DeviceRecord, ENTRY_OVERHEAD, Effect,
-    ExpiredHead, Expiry, Gone, Invite, InviteId, ItemOutcome, MAX_DEVICES_PER_USER,
-    MAX_FRIENDS_PER_USER, Quota, Redemption, Refusal, Removal, Restore, StatementOutcome,
-    StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead, StreamRead,
-    Tombstone, Usage, VerifyReport,
+    EncodedEntry, EncodedRead, ExpiredHead, Expiry, Gone, Invite, InviteId, ItemOutcome,
+    MAX_DEVICES_PER_USER, MAX_FRIENDS_PER_USER, Quota, Redemption, Refusal, Removal, Restore,
+    StatementOutcome, StatementRefusal, Stats, Store, StoredEnvelope, StoredStatement, StreamHead,
+    StreamRead, Tombstone, Usage, VerifyReport,
 };
 pub use error::{
     AppendError, BackendError, BackupError, OpenError, ReadError, StoreError, WriteError,

@@ -2,6 +2,7 @@
 //! a point lookup or a range scan over a key prefix. They run on tokio's
 //! blocking pool, never on the async runtime.
 
+use cairn_wire::frames::entry_encoding;
 use cairn_wire::{
     Cursor, DeviceCertificate, DeviceId, DeviceRevocation, Entry, Envelope, EnvelopeId,
     FriendGrant, FriendRevocation, Scope, StreamId, UserId,
@@ -12,8 +13,8 @@ use redb::{
 };
 
 use crate::api::{
-    DeviceRecord, ENTRY_OVERHEAD, ExpiredHead, Gone, Invite, Stats, StoredEnvelope,
-    StoredStatement, StreamHead, StreamRead, Tombstone, Usage,
+    DeviceRecord, ENTRY_OVERHEAD, EncodedEntry, EncodedRead, ExpiredHead, Gone, Invite, Stats,
+    StoredEnvelope, StoredStatement, StreamHead, StreamRead, Tombstone, Usage,
 };
 use crate::apply::last_seq;
 use crate::error::{BackendError, ReadError};
@@ -41,7 +42,7 @@ pub fn backend(err: impl Into<redb::Error>) -> ReadError {
     }
 }
 
-/// Entries of a stream after `after`, at most `limit`.
+/// Entries of a stream after `after`, at most `limit`, decoded.
 pub fn read_stream(
     db: &Database,
     stream: &StreamId,
@@ -49,6 +50,42 @@ pub fn read_stream(
     limit: usize,
     max_bytes: usize,
 ) -> Result<StreamRead, ReadError> {
+    read_stream_as(db, stream, after, limit, max_bytes, |position, stored| {
+        Ok(Entry {
+            position,
+            envelope: Envelope::decode(stored)?,
+        })
+    })
+}
+
+/// Entries of a stream after `after`, at most `limit`, as their wire
+/// encodings, from the stored bytes as they are.
+pub fn read_stream_encoded(
+    db: &Database,
+    stream: &StreamId,
+    after: u64,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<EncodedRead, ReadError> {
+    read_stream_as(db, stream, after, limit, max_bytes, |position, stored| {
+        Ok(EncodedEntry {
+            position,
+            encoding: entry_encoding(position, stored),
+        })
+    })
+}
+
+/// Entries of a stream after `after`, at most `limit` and within
+/// `max_bytes` (but at least one), each made by `make` from its position
+/// and stored bytes.
+fn read_stream_as<E>(
+    db: &Database,
+    stream: &StreamId,
+    after: u64,
+    limit: usize,
+    max_bytes: usize,
+    make: impl Fn(u64, &[u8]) -> Result<E, ReadError>,
+) -> Result<StreamRead<E>, ReadError> {
     let txn = begin(db)?;
     let head = head(&table(&txn, schema::STREAMS)?, stream)?;
     let envelopes = table(&txn, schema::ENVELOPES)?;
@@ -70,8 +107,7 @@ pub fn read_stream(
                 break;
             }
             let (_, position) = keys::parse_entry_key(key.value())?;
-            let envelope = Envelope::decode(value.value())?;
-            entries.push(Entry { position, envelope });
+            entries.push(make(position, value.value())?);
         }
     }
     let floor = floor(&table(&txn, schema::FLOORS)?, stream)?;

@@ -14,8 +14,8 @@ use redb::Database;
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::api::{
-    CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Effect, Expiry, Gone, Invite, InviteId,
-    ItemOutcome, Quota, Redemption, Removal, Restore, StatementOutcome, Stats, Store,
+    CommitBatch, CommitCounters, Cutoffs, DeviceRecord, Effect, EncodedRead, Expiry, Gone, Invite,
+    InviteId, ItemOutcome, Quota, Redemption, Removal, Restore, StatementOutcome, Stats, Store,
     StoredEnvelope, StoredStatement, StreamHead, StreamRead, Usage, VerifyReport,
 };
 use crate::apply::{BanOp, InviteAnswer, InviteOp, Prepared, StatementIn};
@@ -322,6 +322,17 @@ impl Store for RedbStore {
         max_bytes: usize,
     ) -> Result<StreamRead, ReadError> {
         self.read(move |db| reader::read_stream(db, &stream, after, limit, max_bytes))
+            .await
+    }
+
+    async fn read_stream_encoded(
+        &self,
+        stream: StreamId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<EncodedRead, ReadError> {
+        self.read(move |db| reader::read_stream_encoded(db, &stream, after, limit, max_bytes))
             .await
     }
 

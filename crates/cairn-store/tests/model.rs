@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cairn_store::{ItemOutcome, Refusal, StatementOutcome, StatementRefusal, Store};
+use cairn_store::{EncodedRead, ItemOutcome, Refusal, StatementOutcome, StatementRefusal, Store};
 use cairn_wire::{
     Cursor, DeviceId, Envelope, EnvelopeId, FIRST_IN_STREAM, Scope, StreamId, UserId,
 };
@@ -377,6 +377,12 @@ async fn step<S: Store>(store: &S, world: &mut World, model: &mut Model, op: Op)
         Op::Read(u, s, after, limit) => {
             let stream = world.stream(u, s);
             let read = store.read_stream(stream, after, limit).await.unwrap();
+            // The same page as stored bytes is the decoded page encoded.
+            let encoded = store
+                .read_stream_encoded(stream, after, limit, usize::MAX)
+                .await
+                .unwrap();
+            assert_eq!(encoded, EncodedRead::from(read.clone()));
             let all = model.streams.get(&stream).cloned().unwrap_or_default();
             let expected: Vec<(u64, Envelope)> = all
                 .into_iter()

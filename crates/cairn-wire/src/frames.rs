@@ -364,6 +364,17 @@ pub fn encode_entry(position: u64, envelope: &Envelope) -> Vec<u8> {
     codec::encode(&EntryRef { position, envelope })
 }
 
+/// The encoding of `Entry { position, envelope }` from the envelope's own
+/// encoding (`Envelope::encode`), without decoding it: a relay serves
+/// stored envelopes as they were stored.
+pub fn entry_encoding(position: u64, envelope_encoding: &[u8]) -> Vec<u8> {
+    let position = codec::encode(&position);
+    let mut out = Vec::with_capacity(position.len() + envelope_encoding.len());
+    out.extend(position);
+    out.extend_from_slice(envelope_encoding);
+    out
+}
+
 /// The start of the frame of `Response::Subscription(SubscriptionEvent::
 /// Entries(..))` for `count` entries whose encodings ([`encode_entry`])
 /// take `entries_len` bytes together: the length prefix and the body up to

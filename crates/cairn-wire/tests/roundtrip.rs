@@ -249,6 +249,10 @@ proptest! {
                 .iter()
                 .map(|e| frames::encode_entry(e.position, &e.envelope))
                 .collect();
+            for (entry, encoding) in list.iter().zip(&encoded) {
+                let stored = entry.envelope.encode();
+                prop_assert_eq!(&frames::entry_encoding(entry.position, &stored), encoding);
+            }
             let len = encoded.iter().map(Vec::len).sum();
             let mut frame = frames::live_entries_frame_header(list.len(), len).unwrap();
             encoded.iter().for_each(|e| frame.extend_from_slice(e));

@@ -6,8 +6,11 @@ use cairn_wire::{
     BoundedVec, Entry, ErrorCode, Expired, ExpiredHead, ReadRequest, Response, StreamPage,
 };
 
+use bytes::Bytes;
+
 use super::{error, internal};
 use crate::access::can_read;
+use crate::fanout::LiveEntry;
 use crate::server::Shared;
 use crate::session::Caller;
 
@@ -77,6 +80,50 @@ pub async fn read_page<S: Store>(
         stream,
         entries,
         more: more || !beyond.is_empty(),
+        expired,
+    })
+}
+
+/// A page of a stream for a subscription: its entries as stored, sent as
+/// they are, each its own frame part ([`LiveEntry`]).
+pub struct EncodedPage {
+    /// Entries in position order, consecutive.
+    pub entries: Vec<LiveEntry>,
+    /// Whether entries past this page exist.
+    pub more: bool,
+    /// What the relay no longer serves, when the read started below it.
+    pub expired: Option<Box<Expired>>,
+}
+
+/// [`read_page`] without decoding: at most `limit` entries after `after`
+/// within `budget` (at least one), as their stored encodings.
+pub async fn read_encoded_page<S: Store>(
+    shared: &Shared<S>,
+    stream: cairn_wire::StreamId,
+    after: u64,
+    limit: usize,
+    budget: usize,
+) -> Result<EncodedPage, cairn_store::ReadError> {
+    let room = budget.saturating_sub(MAX_EXPIRED_LEN);
+    let read = shared
+        .store
+        .read_stream_encoded(stream, after, limit, room)
+        .await?;
+    let more = read.more();
+    let expired = (after < read.floor).then(|| {
+        Box::new(Expired {
+            through: read.floor,
+            heads: BoundedVec::take_front(read.expired.iter().map(wire_head).collect()).0,
+        })
+    });
+    let entries = read
+        .entries
+        .into_iter()
+        .map(|e| LiveEntry::from_encoding(e.position, Bytes::from(e.encoding)))
+        .collect();
+    Ok(EncodedPage {
+        entries,
+        more,
         expired,
     })
 }

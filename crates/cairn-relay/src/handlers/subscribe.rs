@@ -13,7 +13,7 @@ use cairn_wire::limits::MAX_PAGE_ENTRIES;
 use cairn_wire::{ErrorCode, Response, StreamId, SubscribeRequest, SubscriptionEvent, WireError};
 use quinn::SendStream;
 
-use super::pages::{PAGE_BUDGET, read_page};
+use super::pages::{PAGE_BUDGET, read_encoded_page};
 use crate::access::can_read;
 use crate::fanout::{LiveEntry, Registration};
 use crate::follow::{Follow, Live, Next};
@@ -121,15 +121,14 @@ impl<S: Store> Follower<'_, S> {
         Ok(())
     }
 
-    /// Sends one page of storage after `after`.
+    /// Sends one page of storage after `after`, its entries as stored.
     async fn read(&mut self, after: u64) -> Result<(), End> {
-        let mut budget = PAGE_BUDGET;
-        let page = read_page(
+        let page = read_encoded_page(
             self.shared,
             self.stream,
             after,
             MAX_PAGE_ENTRIES,
-            &mut budget,
+            PAGE_BUDGET,
         )
         .await
         .map_err(|e| {
@@ -144,15 +143,14 @@ impl<S: Store> Follower<'_, S> {
                 .await?;
             self.follow.expired(through);
         }
-        let entries = page.entries.as_slice();
-        let range = entries
+        let range = page
+            .entries
             .first()
-            .zip(entries.last())
-            .map(|(f, l)| (f.position, l.position));
+            .zip(page.entries.last())
+            .map(|(f, l)| (f.position(), l.position()));
         let more = page.more;
         if range.is_some() {
-            self.send_event(SubscriptionEvent::Entries(page.entries))
-                .await?;
+            self.send_entries(page.entries).await?;
         }
         self.follow.page(range, more).map_err(|broken| {
             tracing::error!(stream = %self.stream, %broken, "storage does not hold what a subscription is owed");
