@@ -13,6 +13,9 @@ use cairn_relay::{RelayHandle, start};
 use cairn_testkit::process::Announced;
 use cairn_wire::Fingerprint;
 use clap::ValueEnum;
+use nix::sys::time::TimeSpec;
+use nix::time::{ClockId, clock_getcpuclockid};
+use nix::unistd::Pid;
 use serde::Serialize;
 use tempfile::TempDir;
 
@@ -231,7 +234,7 @@ impl Child {
 
     /// CPU time the child process has used so far (user and system).
     pub fn cpu_seconds(&self) -> Result<f64> {
-        cpu_seconds_of(&format!("/proc/{}/stat", self.process.child.id()))
+        cpu_seconds_of(self.process.child.id())
     }
 
     fn status_file(&self) -> String {
@@ -250,24 +253,20 @@ fn status_bytes(status: &str, name: &str) -> Result<u64> {
     Ok(kib * 1024)
 }
 
-/// CPU time this process has used (user and system).
+/// CPU time this process has used (user and system), to the nanosecond.
 pub fn cpu_seconds() -> Result<f64> {
-    cpu_seconds_of("/proc/self/stat")
+    Ok(seconds(ClockId::CLOCK_PROCESS_CPUTIME_ID.now()?))
 }
 
-/// CPU time (user and system) from a `/proc/<pid>/stat` file, in clock
-/// ticks of 1/100 s (Linux's `USER_HZ`).
-fn cpu_seconds_of(stat_file: &str) -> Result<f64> {
-    let stat =
-        std::fs::read_to_string(stat_file).with_context(|| format!("reading {stat_file}"))?;
-    // Fields after the command name, which is in parentheses and may hold
-    // spaces: state is field 3, utime and stime are fields 14 and 15.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<f64> {
-        Ok(fields.get(i).context("a short stat file")?.parse::<f64>()?)
-    };
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+/// CPU time process `pid` has used (user and system), to the nanosecond:
+/// its CPU-time clock.
+fn cpu_seconds_of(pid: u32) -> Result<f64> {
+    let pid = Pid::from_raw(i32::try_from(pid)?);
+    Ok(seconds(clock_getcpuclockid(pid)?.now()?))
+}
+
+fn seconds(time: TimeSpec) -> f64 {
+    time.tv_sec() as f64 + time.tv_nsec() as f64 / 1e9
 }
 
 /// Context switches of every thread of this process so far (voluntary
