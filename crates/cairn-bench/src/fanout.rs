@@ -38,7 +38,7 @@ use crate::ident::{
     Device, PAYLOAD_LEN, User, age_of_stamp, overwrite, stamp_now, stamped_payload,
 };
 use crate::net;
-use crate::relay::{Cost, Placement, UnderTest};
+use crate::relay::{Cost, Placement, Setup, UnderTest};
 use crate::report::{Figure, Latencies, P50, P99, Report, Target, rate};
 use crate::requests::{WAIT, append_stored, grant_friend, open};
 
@@ -74,18 +74,19 @@ pub struct Size {
 }
 
 impl Size {
-    /// 100 subscribers.
+    /// 100 subscribers, each on a connection of its own, as 100 users'
+    /// devices would be.
     pub const FULL_100: Self = Self {
         subscribers: 100,
-        per_connection: 50,
+        per_connection: 1,
         paced: 50,
         messages: 1000,
         batch: 64,
     };
-    /// 1000 subscribers.
+    /// 1000 subscribers, each on a connection of its own.
     pub const FULL_1000: Self = Self {
         subscribers: 1000,
-        per_connection: 50,
+        per_connection: 1,
         paced: 50,
         messages: 200,
         batch: 64,
@@ -229,6 +230,14 @@ fn process_figures(size: Size, process: &mut Run, cost: Cost, raw: &mut Run) -> 
         .target(Target::ValueAtMost(PEAK_RSS_MIB)),
         Figure::plain(
             SCENARIO,
+            &format!(
+                "relay process: resident set with {n} subscribers connected, before publishing"
+            ),
+            mib(cost.ready_rss),
+            "MiB",
+        ),
+        Figure::plain(
+            SCENARIO,
             &format!("relay process: CPU per delivery, {n} subscribers"),
             cost.cpu_seconds * 1e6 / deliveries.max(1) as f64,
             "us",
@@ -315,7 +324,8 @@ async fn gather(readers: Vec<Reader>, started: Instant) -> Result<Run> {
 // ---- through the relay ----
 
 async fn relay_run(size: Size, placement: Placement<'_>) -> Result<(Run, Cost)> {
-    let relay = UnderTest::start(placement).await?;
+    let setup = Setup::shipped_transport(size.per_connection);
+    let relay = UnderTest::start_with(placement, setup).await?;
     let publisher = User::in_domain(DOMAIN, 0);
     let device = publisher.device(0);
     let connection = open(relay.addr(), relay.pin(), &device).await?;
@@ -334,12 +344,13 @@ async fn relay_run(size: Size, placement: Placement<'_>) -> Result<(Run, Cost)> 
         }
         held.push(subscriber);
     }
-    let cpu = relay.cpu_seconds()?;
+    let (cpu, ready_rss) = (relay.cpu_seconds()?, relay.rss()?);
     let started = publish(&connection, &device, size, &progress).await?;
     let run = gather(readers, started).await?;
     let cost = Cost {
         cpu_seconds: relay.cpu_seconds()? - cpu,
         peak_rss: relay.peak_rss()?,
+        ready_rss,
     };
     for subscriber in held {
         subscriber.close().await;

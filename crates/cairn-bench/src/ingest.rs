@@ -178,11 +178,12 @@ async fn ingest(publishers: &[Publisher], placement: Placement<'_>) -> Result<In
         connections.push(open(relay.addr(), relay.pin(), device).await?);
     }
     let envelopes: Vec<Vec<Envelope>> = publishers.iter().map(|(_, e)| e.clone()).collect();
-    let (cpu, own_cpu) = (relay.cpu_seconds()?, cpu_seconds()?);
+    let (cpu, own_cpu, ready_rss) = (relay.cpu_seconds()?, cpu_seconds()?, relay.rss()?);
     let (elapsed, acks) = publish(connections, envelopes).await?;
     let cost = Cost {
         cpu_seconds: relay.cpu_seconds()? - cpu,
         peak_rss: relay.peak_rss()?,
+        ready_rss,
     };
     let load_cpu_seconds = cpu_seconds()? - own_cpu;
     relay.stop().await;

@@ -152,6 +152,26 @@ pub struct Setup {
     pub cache_bytes: usize,
 }
 
+impl Setup {
+    /// The benchmark limits, but the transport limits a relay ships with
+    /// (streams and subscriptions per connection), with room for
+    /// `subscriptions` per connection: what an operator's relay holds per
+    /// connection.
+    pub fn shipped_transport(subscriptions: usize) -> Self {
+        let defaults = Limits::default();
+        let wanted = u32::try_from(subscriptions).unwrap_or(u32::MAX);
+        let subscriptions = defaults.subscriptions_per_connection.max(wanted);
+        Self {
+            limits: Limits {
+                streams_per_connection: defaults.streams_per_connection.max(subscriptions),
+                subscriptions_per_connection: subscriptions,
+                ..bench_limits()
+            },
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Setup {
     /// The benchmark limits, no retention, the benchmark transport.
     fn default() -> Self {
@@ -354,16 +374,26 @@ pub struct Cost {
     pub cpu_seconds: f64,
     /// The most resident memory the process had.
     pub peak_rss: u64,
+    /// Its resident memory once its clients were connected, before the
+    /// work measured.
+    pub ready_rss: u64,
 }
 
 impl UnderTest {
     /// Starts a relay where `placement` says, with the benchmark limits.
     pub async fn start(placement: Placement<'_>) -> Result<Self> {
+        Self::start_with(placement, Setup::default()).await
+    }
+
+    /// Starts a relay where `placement` says, set up as `setup` says.
+    pub async fn start_with(placement: Placement<'_>, setup: Setup) -> Result<Self> {
         Ok(match placement {
-            Placement::InProcess => Self::InProcess(InProcess::start().await?),
-            Placement::Process(bin) => {
-                Self::Process(Child::spawn_with(Serves::Relay(bin), Setup::default())?)
+            Placement::InProcess => {
+                let limits = setup.limits;
+                let dir = TempDir::new()?;
+                Self::InProcess(InProcess::start_with(dir, |c| c.limits = limits).await?)
             }
+            Placement::Process(bin) => Self::Process(Child::spawn_with(Serves::Relay(bin), setup)?),
         })
     }
 
@@ -396,6 +426,14 @@ impl UnderTest {
         match self {
             Self::InProcess(_) => Ok(0),
             Self::Process(child) => child.peak_rss_bytes(),
+        }
+    }
+
+    /// The resident memory of the process now (0 in this process).
+    pub fn rss(&self) -> Result<u64> {
+        match self {
+            Self::InProcess(_) => Ok(0),
+            Self::Process(child) => child.rss_bytes(),
         }
     }
 
