@@ -64,12 +64,7 @@ pub async fn read_page<S: Store>(
         .read_stream_within(stream, after, limit, room)
         .await?;
     let more = read.more();
-    let expired = (after < read.floor).then(|| {
-        Box::new(Expired {
-            through: read.floor,
-            heads: BoundedVec::take_front(read.expired.iter().map(wire_head).collect()).0,
-        })
-    });
+    let expired = expired_below(after, read.floor, &read.expired);
     // The store returns at most `limit` entries; should it return more
     // than a page holds, the page ends there and says more.
     let (entries, beyond) = BoundedVec::take_front(read.entries);
@@ -110,12 +105,7 @@ pub async fn read_encoded_page<S: Store>(
         .read_stream_encoded(stream, after, limit, room)
         .await?;
     let more = read.more();
-    let expired = (after < read.floor).then(|| {
-        Box::new(Expired {
-            through: read.floor,
-            heads: BoundedVec::take_front(read.expired.iter().map(wire_head).collect()).0,
-        })
-    });
+    let expired = expired_below(after, read.floor, &read.expired);
     let entries = read
         .entries
         .into_iter()
@@ -125,6 +115,21 @@ pub async fn read_encoded_page<S: Store>(
         entries,
         more,
         expired,
+    })
+}
+
+/// What a read from `after` is told is gone: nothing unless it started
+/// below the stream's floor.
+fn expired_below(
+    after: u64,
+    floor: u64,
+    heads: &[cairn_store::ExpiredHead],
+) -> Option<Box<Expired>> {
+    (after < floor).then(|| {
+        Box::new(Expired {
+            through: floor,
+            heads: BoundedVec::take_front(heads.iter().map(wire_head).collect()).0,
+        })
     })
 }
 
