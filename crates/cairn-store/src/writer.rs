@@ -456,7 +456,7 @@ fn apply_and_commit(
         let txn = schema::begin_write(db, limits.durable).map_err(engine)?;
         let mut changes = Changes::default();
         {
-            let mut tables = WriteTables::open(&txn, limits.quota).map_err(engine)?;
+            let mut tables = WriteTables::open(&txn, limits.quota);
             for request in requests.by_ref() {
                 applied.push(request.apply(&mut tables, &mut changes)?);
             }

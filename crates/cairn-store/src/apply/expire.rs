@@ -20,7 +20,7 @@ impl WriteTables<'_> {
     pub fn expire(&mut self, cutoffs: Cutoffs, budget: u64) -> Result<Expiry, redb::Error> {
         let mut expiry = Expiry::default();
         let mut streams = Vec::new();
-        for row in self.streams.iter()? {
+        for row in self.streams.read()?.iter()? {
             let (key, head) = row?;
             streams.push((key.value().to_vec(), read_u64(head.value(), "stream head")?));
         }
@@ -45,6 +45,7 @@ impl WriteTables<'_> {
             if moved > floor {
                 expiry.streams += 1;
                 self.floors
+                    .write()?
                     .insert(stream_key.as_slice(), moved.to_be_bytes().as_slice())?;
             }
             if stopped {
@@ -70,7 +71,11 @@ impl WriteTables<'_> {
         let end = keys::entry_key(&stream, u64::MAX);
         let mut due = Vec::new();
         let mut stopped = false;
-        for row in self.envelopes.range(start.as_slice()..=end.as_slice())? {
+        for row in self
+            .envelopes
+            .read()?
+            .range(start.as_slice()..=end.as_slice())?
+        {
             let (key, value) = row?;
             let envelope = Envelope::decode(value.value()).map_err(corrupt)?;
             if envelope.header().timestamp_ms >= cutoff {
@@ -86,10 +91,11 @@ impl WriteTables<'_> {
         for (key, size, envelope) in due {
             let (_, position) = keys::parse_entry_key(&key).map_err(corrupt)?;
             let header = envelope.header();
-            self.envelopes.remove(key.as_slice())?;
+            self.envelopes.write()?.remove(key.as_slice())?;
             let head_key = keys::expired_head_key(&stream, &header.device);
             let value = keys::expired_head_value(header.seq, &envelope.id());
             self.expired_heads
+                .write()?
                 .insert(head_key.as_slice(), value.as_slice())?;
             let used = self.usage_of(header.author)?;
             self.usage.insert(header.author, used.minus(size));
@@ -102,7 +108,7 @@ impl WriteTables<'_> {
     }
 
     fn floor(&self, stream_key: &[u8]) -> Result<u64, redb::Error> {
-        match self.floors.get(stream_key)? {
+        match self.floors.read()?.get(stream_key)? {
             Some(v) => read_u64(v.value(), "stream floor"),
             None => Ok(0),
         }

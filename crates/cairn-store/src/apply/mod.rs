@@ -19,6 +19,7 @@ use crate::api::{
 };
 use crate::keys;
 use crate::schema;
+use lazy::Lazy;
 
 /// An envelope with its encoding and id, computed by the caller's task so
 /// that the writer thread only writes.
@@ -68,33 +69,36 @@ pub enum StatementIn {
 }
 
 mod expire;
+mod lazy;
 mod remove;
 mod restore;
 
 type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
-/// Every table, open in one write transaction.
+/// Every table of the schema in one write transaction, each opened when
+/// first used: a group opens only the tables its requests touch, and redb
+/// stages a root update at commit for every table opened.
 pub struct WriteTables<'t> {
-    meta: T<'t>,
-    envelopes: T<'t>,
-    envelope_ids: T<'t>,
-    streams: T<'t>,
-    direct_streams: T<'t>,
-    device_seqs: T<'t>,
-    device_certs: T<'t>,
-    device_revocations: T<'t>,
-    device_users: T<'t>,
-    users: T<'t>,
-    friends: T<'t>,
-    friends_by_grantee: T<'t>,
-    acks: T<'t>,
-    user_usage: T<'t>,
-    invites: T<'t>,
-    chain_heads: T<'t>,
-    floors: T<'t>,
-    removed_users: T<'t>,
-    expired_heads: T<'t>,
-    bans: T<'t>,
+    meta: Lazy<'t>,
+    envelopes: Lazy<'t>,
+    envelope_ids: Lazy<'t>,
+    streams: Lazy<'t>,
+    direct_streams: Lazy<'t>,
+    device_seqs: Lazy<'t>,
+    device_certs: Lazy<'t>,
+    device_revocations: Lazy<'t>,
+    device_users: Lazy<'t>,
+    users: Lazy<'t>,
+    friends: Lazy<'t>,
+    friends_by_grantee: Lazy<'t>,
+    acks: Lazy<'t>,
+    user_usage: Lazy<'t>,
+    invites: Lazy<'t>,
+    chain_heads: Lazy<'t>,
+    floors: Lazy<'t>,
+    removed_users: Lazy<'t>,
+    expired_heads: Lazy<'t>,
+    bans: Lazy<'t>,
     added_bytes: u64,
     removed_bytes: u64,
     quota: Quota,
@@ -103,35 +107,35 @@ pub struct WriteTables<'t> {
 }
 
 impl<'t> WriteTables<'t> {
-    /// Opens every table of the schema in `txn`; appends are held to
-    /// `quota` per author.
-    pub fn open(txn: &'t WriteTransaction, quota: Quota) -> Result<Self, redb::Error> {
-        Ok(Self {
-            meta: txn.open_table(schema::META)?,
-            envelopes: txn.open_table(schema::ENVELOPES)?,
-            envelope_ids: txn.open_table(schema::ENVELOPE_IDS)?,
-            streams: txn.open_table(schema::STREAMS)?,
-            direct_streams: txn.open_table(schema::DIRECT_STREAMS)?,
-            device_seqs: txn.open_table(schema::DEVICE_SEQS)?,
-            device_certs: txn.open_table(schema::DEVICE_CERTS)?,
-            device_revocations: txn.open_table(schema::DEVICE_REVOCATIONS)?,
-            device_users: txn.open_table(schema::DEVICE_USERS)?,
-            users: txn.open_table(schema::USERS)?,
-            friends: txn.open_table(schema::FRIENDS)?,
-            friends_by_grantee: txn.open_table(schema::FRIENDS_BY_GRANTEE)?,
-            acks: txn.open_table(schema::ACKS)?,
-            user_usage: txn.open_table(schema::USER_USAGE)?,
-            invites: txn.open_table(schema::INVITES)?,
-            chain_heads: txn.open_table(schema::CHAIN_HEADS)?,
-            floors: txn.open_table(schema::FLOORS)?,
-            removed_users: txn.open_table(schema::REMOVED_USERS)?,
-            expired_heads: txn.open_table(schema::EXPIRED_HEADS)?,
-            bans: txn.open_table(schema::BANS)?,
+    /// The schema's tables in `txn`, opened as they are used; appends are
+    /// held to `quota` per author.
+    pub fn open(txn: &'t WriteTransaction, quota: Quota) -> Self {
+        Self {
+            meta: Lazy::new(txn, schema::META),
+            envelopes: Lazy::new(txn, schema::ENVELOPES),
+            envelope_ids: Lazy::new(txn, schema::ENVELOPE_IDS),
+            streams: Lazy::new(txn, schema::STREAMS),
+            direct_streams: Lazy::new(txn, schema::DIRECT_STREAMS),
+            device_seqs: Lazy::new(txn, schema::DEVICE_SEQS),
+            device_certs: Lazy::new(txn, schema::DEVICE_CERTS),
+            device_revocations: Lazy::new(txn, schema::DEVICE_REVOCATIONS),
+            device_users: Lazy::new(txn, schema::DEVICE_USERS),
+            users: Lazy::new(txn, schema::USERS),
+            friends: Lazy::new(txn, schema::FRIENDS),
+            friends_by_grantee: Lazy::new(txn, schema::FRIENDS_BY_GRANTEE),
+            acks: Lazy::new(txn, schema::ACKS),
+            user_usage: Lazy::new(txn, schema::USER_USAGE),
+            invites: Lazy::new(txn, schema::INVITES),
+            chain_heads: Lazy::new(txn, schema::CHAIN_HEADS),
+            floors: Lazy::new(txn, schema::FLOORS),
+            removed_users: Lazy::new(txn, schema::REMOVED_USERS),
+            expired_heads: Lazy::new(txn, schema::EXPIRED_HEADS),
+            bans: Lazy::new(txn, schema::BANS),
             added_bytes: 0,
             removed_bytes: 0,
             quota,
             usage: HashMap::new(),
-        })
+        }
     }
 
     /// Judges one envelope and stores it if accepted.
@@ -187,7 +191,7 @@ impl<'t> WriteTables<'t> {
     /// The last sequence of the replicated log applied to this store (0:
     /// none).
     pub fn log_applied(&self) -> Result<u64, redb::Error> {
-        match self.meta.get(schema::META_LOG_APPLIED)? {
+        match self.meta.read()?.get(schema::META_LOG_APPLIED)? {
             Some(v) => read_u64(v.value(), "log_applied"),
             None => Ok(0),
         }
@@ -196,6 +200,7 @@ impl<'t> WriteTables<'t> {
     /// Records that the replicated log is applied up to `seq`.
     pub fn set_log_applied(&mut self, seq: u64) -> Result<(), redb::Error> {
         self.meta
+            .write()?
             .insert(schema::META_LOG_APPLIED, seq.to_be_bytes().as_slice())?;
         Ok(())
     }
@@ -217,13 +222,14 @@ impl<'t> WriteTables<'t> {
     pub fn ack(&mut self, device: &DeviceId, cursor: &Cursor) -> Result<u64, redb::Error> {
         let head = self.head(&keys::stream_key(&cursor.stream))?;
         let key = keys::ack_key(device, &cursor.stream);
-        let old = match self.acks.get(key.as_slice())? {
+        let old = match self.acks.read()?.get(key.as_slice())? {
             Some(v) => read_u64(v.value(), "acked position")?,
             None => 0,
         };
         let new = old.max(cursor.position.min(head));
         if new > old {
             self.acks
+                .write()?
                 .insert(key.as_slice(), new.to_be_bytes().as_slice())?;
         }
         Ok(new)
@@ -235,10 +241,12 @@ impl<'t> WriteTables<'t> {
             // A user whose last envelope expired has no usage row, as one
             // who never stored anything (what `verify` counts).
             if used == Usage::default() {
-                self.user_usage.remove(user.as_bytes().as_slice())?;
+                self.user_usage
+                    .write()?
+                    .remove(user.as_bytes().as_slice())?;
                 continue;
             }
-            self.user_usage.insert(
+            self.user_usage.write()?.insert(
                 user.as_bytes().as_slice(),
                 keys::usage_value(used).as_slice(),
             )?;
@@ -246,7 +254,7 @@ impl<'t> WriteTables<'t> {
         if self.added_bytes == 0 && self.removed_bytes == 0 {
             return Ok(());
         }
-        let old = match self.meta.get(schema::META_ENVELOPE_BYTES)? {
+        let old = match self.meta.read()?.get(schema::META_ENVELOPE_BYTES)? {
             Some(v) => read_u64(v.value(), "envelope byte count")?,
             None => 0,
         };
@@ -254,6 +262,7 @@ impl<'t> WriteTables<'t> {
             .saturating_add(self.added_bytes)
             .saturating_sub(self.removed_bytes);
         self.meta
+            .write()?
             .insert(schema::META_ENVELOPE_BYTES, new.to_be_bytes().as_slice())?;
         Ok(())
     }
@@ -263,7 +272,7 @@ impl<'t> WriteTables<'t> {
         if let Some(used) = self.usage.get(&author) {
             return Ok(*used);
         }
-        let used = match self.user_usage.get(author.as_bytes().as_slice())? {
+        let used = match self.user_usage.read()?.get(author.as_bytes().as_slice())? {
             Some(v) => keys::parse_usage(v.value()).map_err(corrupt)?,
             None => Usage::default(),
         };
@@ -276,15 +285,21 @@ impl<'t> WriteTables<'t> {
         device: &DeviceId,
     ) -> Result<Option<Refusal>, redb::Error> {
         let key = keys::pair_key(author.as_bytes(), device.as_bytes());
-        if self.device_revocations.get(key.as_slice())?.is_some() {
+        if self
+            .device_revocations
+            .read()?
+            .get(key.as_slice())?
+            .is_some()
+        {
             return Ok(Some(Refusal::DeviceRevoked));
         }
-        if self.device_certs.get(key.as_slice())?.is_some() {
+        if self.device_certs.read()?.get(key.as_slice())?.is_some() {
             return Ok(None);
         }
         let range = keys::prefix_range(device.as_bytes());
         let other_owner = self
             .device_users
+            .read()?
             .range::<&[u8]>(keys::as_slices(&range))?
             .next();
         Ok(Some(match other_owner {
@@ -294,7 +309,7 @@ impl<'t> WriteTables<'t> {
     }
 
     fn position_of(&self, id: &EnvelopeId) -> Result<Option<u64>, redb::Error> {
-        let Some(location) = self.envelope_ids.get(id.as_bytes().as_slice())? else {
+        let Some(location) = self.envelope_ids.read()?.get(id.as_bytes().as_slice())? else {
             return Ok(None);
         };
         let (_, position) = keys::parse_entry_key(location.value()).map_err(corrupt)?;
@@ -307,7 +322,7 @@ impl<'t> WriteTables<'t> {
         device: &DeviceId,
         seq: u64,
     ) -> Result<Option<Refusal>, redb::Error> {
-        let last = last_seq(&self.device_seqs, author, device)?;
+        let last = last_seq(self.device_seqs.read()?, author, device)?;
         let expected = last.saturating_add(1);
         if seq == expected {
             return Ok(None);
@@ -316,7 +331,7 @@ impl<'t> WriteTables<'t> {
             return Ok(Some(Refusal::SeqGap { expected }));
         }
         let key = keys::device_seq_key(author, device, seq);
-        match self.device_seqs.get(key.as_slice())? {
+        match self.device_seqs.read()?.get(key.as_slice())? {
             Some(existing) => Ok(Some(Refusal::Equivocation {
                 existing: keys::parse_envelope_id(existing.value()).map_err(corrupt)?,
             })),
@@ -327,7 +342,7 @@ impl<'t> WriteTables<'t> {
     /// The envelope must follow its device's last one in its stream.
     fn chain_refusal(&self, header: &EnvelopeHeader) -> Result<Option<Refusal>, redb::Error> {
         let key = keys::chain_key(&header.author, &header.device, &header.stream());
-        let last = match self.chain_heads.get(key.as_slice())? {
+        let last = match self.chain_heads.read()?.get(key.as_slice())? {
             Some(id) => keys::parse_envelope_id(id.value()).map_err(corrupt)?,
             None => FIRST_IN_STREAM,
         };
@@ -342,15 +357,20 @@ impl<'t> WriteTables<'t> {
         let entry_key = keys::entry_key(&stream, position);
         let seq_key = keys::device_seq_key(&header.author, &header.device, header.seq);
         self.envelopes
+            .write()?
             .insert(entry_key.as_slice(), item.bytes.as_slice())?;
         self.envelope_ids
+            .write()?
             .insert(item.id.as_bytes().as_slice(), entry_key.as_slice())?;
         self.device_seqs
+            .write()?
             .insert(seq_key.as_slice(), item.id.as_bytes().as_slice())?;
         let chain_key = keys::chain_key(&header.author, &header.device, &stream);
         self.chain_heads
+            .write()?
             .insert(chain_key.as_slice(), item.id.as_bytes().as_slice())?;
         self.streams
+            .write()?
             .insert(stream_key.as_slice(), position.to_be_bytes().as_slice())?;
         if position == 1 {
             self.index_direct(&stream)?;
@@ -367,13 +387,15 @@ impl<'t> WriteTables<'t> {
     fn index_direct(&mut self, stream: &StreamId) -> Result<(), redb::Error> {
         if let Some(recipient) = stream.scope.recipient() {
             let key = keys::pair_key(recipient.as_bytes(), stream.owner.as_bytes());
-            self.direct_streams.insert(key.as_slice(), [].as_slice())?;
+            self.direct_streams
+                .write()?
+                .insert(key.as_slice(), [].as_slice())?;
         }
         Ok(())
     }
 
     fn head(&self, stream_key: &[u8]) -> Result<u64, redb::Error> {
-        match self.streams.get(stream_key)? {
+        match self.streams.read()?.get(stream_key)? {
             Some(v) => read_u64(v.value(), "stream head"),
             None => Ok(0),
         }
@@ -383,17 +405,23 @@ impl<'t> WriteTables<'t> {
         let body = cert.body();
         if self
             .removed_users
+            .read()?
             .get(body.user.as_bytes().as_slice())?
             .is_some()
         {
             return Ok(StatementOutcome::Refused(StatementRefusal::UserRemoved));
         }
         let key = keys::pair_key(body.user.as_bytes(), body.device.as_bytes());
-        if self.device_revocations.get(key.as_slice())?.is_some() {
+        if self
+            .device_revocations
+            .read()?
+            .get(key.as_slice())?
+            .is_some()
+        {
             return Ok(StatementOutcome::Refused(StatementRefusal::DeviceRevoked));
         }
         let encoded = cert.encode();
-        if let Some(stored) = self.device_certs.get(key.as_slice())? {
+        if let Some(stored) = self.device_certs.read()?.get(key.as_slice())? {
             let stored = DeviceCertificate::decode(stored.value()).map_err(corrupt)?;
             if stored == *cert {
                 return Ok(StatementOutcome::Unchanged);
@@ -402,7 +430,7 @@ impl<'t> WriteTables<'t> {
                 return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
             }
         } else if count_prefix(
-            &self.device_certs,
+            self.device_certs.read()?,
             body.user.as_bytes(),
             MAX_DEVICES_PER_USER,
         )? >= MAX_DEVICES_PER_USER
@@ -410,11 +438,14 @@ impl<'t> WriteTables<'t> {
             return Ok(StatementOutcome::Refused(StatementRefusal::TooMany));
         }
         self.device_certs
+            .write()?
             .insert(key.as_slice(), encoded.as_slice())?;
         let owner_key = keys::pair_key(body.device.as_bytes(), body.user.as_bytes());
         self.device_users
+            .write()?
             .insert(owner_key.as_slice(), [].as_slice())?;
         self.users
+            .write()?
             .insert(body.user.as_bytes().as_slice(), [].as_slice())?;
         Ok(StatementOutcome::Applied)
     }
@@ -429,13 +460,19 @@ impl<'t> WriteTables<'t> {
     ) -> Result<StatementOutcome, redb::Error> {
         let body = rev.body();
         let key = keys::pair_key(body.user.as_bytes(), body.device.as_bytes());
-        if self.device_revocations.get(key.as_slice())?.is_some() {
+        if self
+            .device_revocations
+            .read()?
+            .get(key.as_slice())?
+            .is_some()
+        {
             return Ok(StatementOutcome::Unchanged);
         }
-        if self.device_certs.get(key.as_slice())?.is_none() {
+        if self.device_certs.read()?.get(key.as_slice())?.is_none() {
             return Ok(StatementOutcome::Refused(StatementRefusal::UnknownDevice));
         }
         self.device_revocations
+            .write()?
             .insert(key.as_slice(), rev.encode().as_slice())?;
         Ok(StatementOutcome::Applied)
     }
@@ -450,7 +487,7 @@ impl<'t> WriteTables<'t> {
         let key = keys::pair_key(granter.as_bytes(), grantee.as_bytes());
         let mut record = vec![kind.tag()];
         record.extend_from_slice(&statement.encode());
-        if let Some(stored) = self.friends.get(key.as_slice())? {
+        if let Some(stored) = self.friends.read()?.get(key.as_slice())? {
             let stored = stored.value();
             if stored == record.as_slice() {
                 return Ok(StatementOutcome::Unchanged);
@@ -458,20 +495,28 @@ impl<'t> WriteTables<'t> {
             if friend_order(stored)? >= (body.at_ms(), kind) {
                 return Ok(StatementOutcome::Refused(StatementRefusal::Stale));
             }
-        } else if count_prefix(&self.friends, granter.as_bytes(), MAX_FRIENDS_PER_USER)?
-            >= MAX_FRIENDS_PER_USER
+        } else if count_prefix(
+            self.friends.read()?,
+            granter.as_bytes(),
+            MAX_FRIENDS_PER_USER,
+        )? >= MAX_FRIENDS_PER_USER
         {
             return Ok(StatementOutcome::Refused(StatementRefusal::TooMany));
         }
-        self.friends.insert(key.as_slice(), record.as_slice())?;
+        self.friends
+            .write()?
+            .insert(key.as_slice(), record.as_slice())?;
         let reverse = keys::pair_key(grantee.as_bytes(), granter.as_bytes());
         match kind {
             FriendKind::Grant => {
                 self.friends_by_grantee
+                    .write()?
                     .insert(reverse.as_slice(), [].as_slice())?;
             }
             FriendKind::Revocation => {
-                self.friends_by_grantee.remove(reverse.as_slice())?;
+                self.friends_by_grantee
+                    .write()?
+                    .remove(reverse.as_slice())?;
             }
         }
         Ok(StatementOutcome::Applied)
@@ -539,14 +584,24 @@ impl WriteTables<'_> {
     pub fn ban(&mut self, op: BanOp) -> Result<bool, redb::Error> {
         match op {
             BanOp::Ban(device, at_ms) => {
-                if self.bans.get(device.as_bytes().as_slice())?.is_some() {
+                if self
+                    .bans
+                    .read()?
+                    .get(device.as_bytes().as_slice())?
+                    .is_some()
+                {
                     return Ok(false);
                 }
                 self.bans
+                    .write()?
                     .insert(device.as_bytes().as_slice(), at_ms.to_be_bytes().as_slice())?;
                 Ok(true)
             }
-            BanOp::Unban(device) => Ok(self.bans.remove(device.as_bytes().as_slice())?.is_some()),
+            BanOp::Unban(device) => Ok(self
+                .bans
+                .write()?
+                .remove(device.as_bytes().as_slice())?
+                .is_some()),
         }
     }
 
@@ -556,18 +611,19 @@ impl WriteTables<'_> {
             InviteOp::Create(invite) => {
                 let value = keys::invite_value(&invite);
                 self.invites
+                    .write()?
                     .insert(invite.id.0.as_slice(), value.as_slice())?;
                 Ok(InviteAnswer::Created)
             }
             InviteOp::Revoke(id) => Ok(InviteAnswer::Revoked(
-                self.invites.remove(id.0.as_slice())?.is_some(),
+                self.invites.write()?.remove(id.0.as_slice())?.is_some(),
             )),
             InviteOp::Redeem { id, now_ms } => self.redeem(id, now_ms).map(InviteAnswer::Redeemed),
         }
     }
 
     fn redeem(&mut self, id: InviteId, now_ms: u64) -> Result<Redemption, redb::Error> {
-        let stored = match self.invites.get(id.0.as_slice())? {
+        let stored = match self.invites.read()?.get(id.0.as_slice())? {
             Some(v) => keys::parse_invite(id.0.as_slice(), v.value()).map_err(corrupt)?,
             None => return Ok(Redemption::Unknown),
         };
@@ -576,13 +632,14 @@ impl WriteTables<'_> {
         }
         let left = stored.uses_left.saturating_sub(1);
         if left == 0 {
-            self.invites.remove(id.0.as_slice())?;
+            self.invites.write()?.remove(id.0.as_slice())?;
         } else {
             let spent = Invite {
                 uses_left: left,
                 ..stored
             };
             self.invites
+                .write()?
                 .insert(id.0.as_slice(), keys::invite_value(&spent).as_slice())?;
         }
         Ok(Redemption::Spent)

@@ -19,7 +19,7 @@ impl WriteTables<'_> {
     /// is left as is.
     pub fn remove_user(&mut self, user: UserId, now_ms: u64) -> Result<Removal, redb::Error> {
         let owner = user.as_bytes().as_slice();
-        if self.removed_users.get(owner)?.is_some() {
+        if self.removed_users.read()?.get(owner)?.is_some() {
             return Ok(Removal {
                 already: true,
                 ..Removal::default()
@@ -28,15 +28,16 @@ impl WriteTables<'_> {
         let mut removal = self.remove_streams(owner)?;
         removal.devices = self.remove_registry(&user)?;
         self.remove_grants(&user)?;
-        for (key, _) in rows_with_prefix(&self.chain_heads, owner)? {
-            self.chain_heads.remove(key.as_slice())?;
+        for (key, _) in rows_with_prefix(self.chain_heads.read()?, owner)? {
+            self.chain_heads.write()?.remove(key.as_slice())?;
         }
-        self.user_usage.remove(owner)?;
+        self.user_usage.write()?.remove(owner)?;
         // Appends of this commit before the removal must not write a usage
         // row back when the commit finishes.
         self.usage.remove(&user);
         self.removed_bytes = self.removed_bytes.saturating_add(removal.bytes);
         self.removed_users
+            .write()?
             .insert(owner, now_ms.to_be_bytes().as_slice())?;
         Ok(removal)
     }
@@ -45,25 +46,26 @@ impl WriteTables<'_> {
     /// each stream's floor to its head.
     fn remove_streams(&mut self, owner: &[u8]) -> Result<Removal, redb::Error> {
         let mut removal = Removal::default();
-        for (stream_key, head) in rows_with_prefix(&self.streams, owner)? {
+        for (stream_key, head) in rows_with_prefix(self.streams.read()?, owner)? {
             removal.streams += 1;
-            for (entry_key, size) in entry_sizes(&self.envelopes, &stream_key)? {
-                self.envelopes.remove(entry_key.as_slice())?;
+            for (entry_key, size) in entry_sizes(self.envelopes.read()?, &stream_key)? {
+                self.envelopes.write()?.remove(entry_key.as_slice())?;
                 removal.envelopes += 1;
                 removal.bytes = removal.bytes.saturating_add(size);
             }
-            for (key, _) in rows_with_prefix(&self.expired_heads, &stream_key)? {
-                self.expired_heads.remove(key.as_slice())?;
+            for (key, _) in rows_with_prefix(self.expired_heads.read()?, &stream_key)? {
+                self.expired_heads.write()?.remove(key.as_slice())?;
             }
             let head = read_u64(&head, "stream head")?;
             self.floors
+                .write()?
                 .insert(stream_key.as_slice(), head.to_be_bytes().as_slice())?;
         }
         // Every envelope the user's devices stored, expired ones included,
         // is indexed by seq: its id goes with it.
-        for (key, id) in rows_with_prefix(&self.device_seqs, owner)? {
-            self.envelope_ids.remove(id.as_slice())?;
-            self.device_seqs.remove(key.as_slice())?;
+        for (key, id) in rows_with_prefix(self.device_seqs.read()?, owner)? {
+            self.envelope_ids.write()?.remove(id.as_slice())?;
+            self.device_seqs.write()?.remove(key.as_slice())?;
         }
         Ok(removal)
     }
@@ -74,19 +76,20 @@ impl WriteTables<'_> {
     fn remove_registry(&mut self, user: &UserId) -> Result<u64, redb::Error> {
         let owner = user.as_bytes();
         let mut devices = 0;
-        for (key, _) in rows_with_prefix(&self.device_certs, owner)? {
+        for (key, _) in rows_with_prefix(self.device_certs.read()?, owner)? {
             let (_, device) = keys::parse_pair_key(&key).map_err(super::corrupt)?;
-            self.device_certs.remove(key.as_slice())?;
+            self.device_certs.write()?.remove(key.as_slice())?;
             self.device_users
+                .write()?
                 .remove(keys::pair_key(&device, owner).as_slice())?;
             devices += 1;
-            if rows_with_prefix(&self.device_users, &device)?.is_empty() {
-                for (ack, _) in rows_with_prefix(&self.acks, &device)? {
-                    self.acks.remove(ack.as_slice())?;
+            if rows_with_prefix(self.device_users.read()?, &device)?.is_empty() {
+                for (ack, _) in rows_with_prefix(self.acks.read()?, &device)? {
+                    self.acks.write()?.remove(ack.as_slice())?;
                 }
             }
         }
-        self.users.remove(owner.as_slice())?;
+        self.users.write()?.remove(owner.as_slice())?;
         Ok(devices)
     }
 
@@ -94,13 +97,14 @@ impl WriteTables<'_> {
     /// indexed.
     fn remove_grants(&mut self, user: &UserId) -> Result<(), redb::Error> {
         let owner = user.as_bytes();
-        for (key, value) in rows_with_prefix(&self.friends, owner)? {
+        for (key, value) in rows_with_prefix(self.friends.read()?, owner)? {
             let (_, grantee) = keys::parse_pair_key(&key).map_err(super::corrupt)?;
             if value.first() == Some(&keys::FRIEND_GRANT) {
                 self.friends_by_grantee
+                    .write()?
                     .remove(keys::pair_key(&grantee, owner).as_slice())?;
             }
-            self.friends.remove(key.as_slice())?;
+            self.friends.write()?.remove(key.as_slice())?;
         }
         Ok(())
     }

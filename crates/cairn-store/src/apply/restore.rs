@@ -22,8 +22,10 @@ impl WriteTables<'_> {
                 }
                 let position = through.to_be_bytes();
                 self.streams
+                    .write()?
                     .insert(stream_key.as_slice(), position.as_slice())?;
                 self.floors
+                    .write()?
                     .insert(stream_key.as_slice(), position.as_slice())?;
                 self.index_direct(&stream)?;
                 Ok(Ok(()))
@@ -32,6 +34,7 @@ impl WriteTables<'_> {
                 let key = user.as_bytes().as_slice();
                 if self
                     .device_certs
+                    .read()?
                     .range::<&[u8]>(keys::as_slices(&keys::prefix_range(key)))?
                     .next()
                     .is_some()
@@ -39,6 +42,7 @@ impl WriteTables<'_> {
                     return Ok(Err("a removed user holds device certificates"));
                 }
                 self.removed_users
+                    .write()?
                     .insert(key, at_ms.to_be_bytes().as_slice())?;
                 Ok(Ok(()))
             }
@@ -58,33 +62,44 @@ impl WriteTables<'_> {
             return Ok(Err("an expired envelope out of position order"));
         }
         let pair = keys::pair_key(author.as_bytes(), t.device.as_bytes());
-        if self.device_certs.get(pair.as_slice())?.is_none() {
+        if self.device_certs.read()?.get(pair.as_slice())?.is_none() {
             return Ok(Err(
                 "an expired envelope of a device its author never certified",
             ));
         }
-        if last_seq(&self.device_seqs, &author, &t.device)?.saturating_add(1) != t.seq {
+        if last_seq(self.device_seqs.read()?, &author, &t.device)?.saturating_add(1) != t.seq {
             return Ok(Err("an expired envelope out of its device's seq order"));
         }
-        if self.envelope_ids.get(t.id.as_bytes().as_slice())?.is_some() || t.id == FIRST_IN_STREAM {
+        if self
+            .envelope_ids
+            .read()?
+            .get(t.id.as_bytes().as_slice())?
+            .is_some()
+            || t.id == FIRST_IN_STREAM
+        {
             return Ok(Err("an expired envelope whose id is already stored"));
         }
         let entry_key = keys::entry_key(&t.stream, t.position);
         self.envelope_ids
+            .write()?
             .insert(t.id.as_bytes().as_slice(), entry_key.as_slice())?;
         let seq_key = keys::device_seq_key(&author, &t.device, t.seq);
         self.device_seqs
+            .write()?
             .insert(seq_key.as_slice(), t.id.as_bytes().as_slice())?;
         let chain_key = keys::chain_key(&author, &t.device, &t.stream);
         self.chain_heads
+            .write()?
             .insert(chain_key.as_slice(), t.id.as_bytes().as_slice())?;
         let position = t.position.to_be_bytes();
         self.streams
+            .write()?
             .insert(stream_key.as_slice(), position.as_slice())?;
         self.floors
+            .write()?
             .insert(stream_key.as_slice(), position.as_slice())?;
         let head_key = keys::expired_head_key(&t.stream, &t.device);
-        self.expired_heads.insert(
+        self.expired_heads.write()?.insert(
             head_key.as_slice(),
             keys::expired_head_value(t.seq, &t.id).as_slice(),
         )?;
