@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use crate::run;
 
+mod ledger;
+
 /// Every fuzz target in `fuzz/fuzz_targets/`: every parser of foreign
 /// bytes (wire frames, envelopes, statements, ids; records and their
 /// folds; sealed payloads; what users paste; the relay's importer and
@@ -133,7 +135,7 @@ pub fn run(options: &Options) -> Result<()> {
             ),
             false => String::new(),
         };
-        let line = format!(
+        let mut line = format!(
             "{target}: {} executions in {} s ({}/s), coverage {} edges, {} features{kept}",
             stats.runs,
             stats.seconds,
@@ -141,6 +143,13 @@ pub fn run(options: &Options) -> Result<()> {
             stats.coverage,
             stats.features,
         );
+        if options.campaign {
+            let total = ledger::record(target, &stats, options.no_sanitizer)?;
+            line.push_str(&format!(
+                "; {total} executions in every campaign run in {}",
+                ledger::PATH
+            ));
+        }
         // Said at once too, so that a long campaign stopped part way still
         // leaves the figures of the targets it finished.
         println!("==> {line}");
@@ -152,11 +161,11 @@ pub fn run(options: &Options) -> Result<()> {
 
 /// What one run of a target reached.
 #[derive(Debug, Default)]
-struct Stats {
-    runs: u64,
-    seconds: u64,
-    coverage: u64,
-    features: u64,
+pub struct Stats {
+    pub runs: u64,
+    pub seconds: u64,
+    pub coverage: u64,
+    pub features: u64,
 }
 
 /// `cargo fuzz cmin`: keeps the smallest set of inputs that reaches the
@@ -222,6 +231,7 @@ fn fuzz_target(target: &str, options: &Options) -> Result<Stats> {
             &max_time,
             &max_runs,
             "-max_len=70000",
+            "-print_final_stats=1",
         ])
         .current_dir(run::root().join("fuzz"))
         .stdout(Stdio::inherit())
@@ -233,7 +243,13 @@ fn fuzz_target(target: &str, options: &Options) -> Result<Stats> {
         eprintln!("{log}");
         bail!("fuzz target {target} failed; the crashing input is under fuzz/artifacts/{target}/");
     }
-    let (runs, seconds) = executions(&log);
+    let (done, seconds) = executions(&log);
+    // The final statistics count every execution, the corpus's first
+    // reading included; "Done" is the fallback.
+    let runs = match last_stat(&log, "stat::number_of_executed_units:") {
+        0 => done,
+        units => units,
+    };
     Ok(Stats {
         runs,
         seconds,
@@ -410,4 +426,24 @@ fn hex_field(v: &Value, field: &str) -> Result<Vec<u8>> {
 fn write_seed(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     fs::create_dir_all(dir)?;
     fs::write(dir.join(name), bytes).with_context(|| format!("writing seed {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "#4341\tINITED cov: 6465 ft: 28140 corp: 1314/160Kb exec/s: 166 rss: 43Mb
+#9000\tREDUCE cov: 6470 ft: 28200 corp: 1315/160Kb lim: 10581 exec/s: 170 rss: 44Mb
+Done 9000 runs in 53 second(s)
+stat::number_of_executed_units: 9001
+stat::average_exec_per_sec:     169
+";
+
+    #[test]
+    fn a_runs_figures_are_read_from_libfuzzers_last_lines() {
+        assert_eq!(executions(LOG), (9000, 53));
+        assert_eq!(last_stat(LOG, "stat::number_of_executed_units:"), 9001);
+        assert_eq!(last_stat(LOG, "cov:"), 6470);
+        assert_eq!(last_stat(LOG, "ft:"), 28200);
+    }
 }
