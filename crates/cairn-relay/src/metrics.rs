@@ -80,6 +80,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often recorded timings are folded into their histograms' buckets.
+/// The recorder keeps every sample it is given until then (or until a
+/// scrape): without this, a relay nobody scrapes would hold eight bytes
+/// more for every request it ever answered.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Installs the process-wide recorder once, describes every series and
 /// returns its handle.
 pub fn prometheus() -> Option<PrometheusHandle> {
@@ -92,9 +98,26 @@ pub fn prometheus() -> Option<PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe_all();
+            keep_up(handle.clone());
             Some(handle)
         })
         .clone()
+}
+
+/// Folds recorded samples into their buckets every [`UPKEEP_EVERY`], on a
+/// thread of its own for as long as the process (and its recorder) lives.
+fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("cairn-metrics".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "could not start the metrics upkeep thread; timings are kept until a scrape");
+    }
 }
 
 /// The Prometheus text for a scrape, with the process and database
