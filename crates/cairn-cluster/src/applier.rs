@@ -59,7 +59,13 @@ impl Applier {
         loop {
             let group =
                 match tokio::time::timeout(STALL_CHECK, next_group(&mut messages, applied)).await {
-                    Ok(Ok(group)) => group,
+                    Ok(Ok(Next::Group(group))) => group,
+                    Ok(Ok(Next::Rewound(delivered))) => {
+                        if let Err(e) = self.follow_again(&mut messages, applied, delivered).await {
+                            return e;
+                        }
+                        continue;
+                    }
                     Ok(Err(e)) => return e,
                     Err(_) => {
                         if let Err(e) = self.unstall(&mut messages, applied).await {
@@ -99,6 +105,27 @@ impl Applier {
         Ok(())
     }
 
+    /// The consumer delivered record `delivered`, which this copy applied
+    /// already: async-nats makes an ordered consumer that failed before it
+    /// delivered anything again from the log's first record, not from the
+    /// one it was asked to start at. Replaying what is applied would cost
+    /// a read of the whole log, so the consumer is made again from
+    /// `applied + 1`.
+    async fn follow_again(
+        &self,
+        messages: &mut Ordered,
+        applied: u64,
+        delivered: u64,
+    ) -> Result<(), ClusterError> {
+        tracing::warn!(
+            applied,
+            delivered,
+            "the log's consumer started over from a record already applied; making it again"
+        );
+        *messages = self.log.follow(applied.saturating_add(1)).await?;
+        Ok(())
+    }
+
     /// Applies one group, trying again while the copy fails to commit it
     /// (a full or failing disk): the log waits, nothing is skipped.
     async fn apply_group(
@@ -134,9 +161,38 @@ impl Applier {
     }
 }
 
+/// What the consumer delivered next.
+#[derive(Debug)]
+enum Next {
+    /// Records continuing the copy, in order.
+    Group(Vec<LogRecord>),
+    /// A record the copy applied already (its sequence): the consumer
+    /// went back.
+    Rewound(u64),
+}
+
+/// Where a delivered record stands against the next one the copy needs.
+#[derive(Debug, PartialEq, Eq)]
+enum Placement {
+    /// The next one.
+    Next,
+    /// Applied already.
+    Applied,
+    /// Past the next one: records in between were never delivered.
+    Gap,
+}
+
+fn place(seq: u64, expected: u64) -> Placement {
+    match seq.cmp(&expected) {
+        std::cmp::Ordering::Equal => Placement::Next,
+        std::cmp::Ordering::Less => Placement::Applied,
+        std::cmp::Ordering::Greater => Placement::Gap,
+    }
+}
+
 /// The next records: waits for one, then takes those already delivered,
 /// up to a group's limits. Checks that they continue `applied`.
-async fn next_group(messages: &mut Ordered, applied: u64) -> Result<Vec<LogRecord>, ClusterError> {
+async fn next_group(messages: &mut Ordered, applied: u64) -> Result<Next, ClusterError> {
     let mut group = Vec::new();
     let mut bytes = 0;
     let mut expected = applied.saturating_add(1);
@@ -146,7 +202,7 @@ async fn next_group(messages: &mut Ordered, applied: u64) -> Result<Vec<LogRecor
         } else {
             match messages.next().now_or_never() {
                 Some(next) => next,
-                None => return Ok(group),
+                None => return Ok(Next::Group(group)),
             }
         };
         let message = match next {
@@ -158,7 +214,7 @@ async fn next_group(messages: &mut Ordered, applied: u64) -> Result<Vec<LogRecor
                 if group.is_empty() {
                     continue;
                 }
-                return Ok(group);
+                return Ok(Next::Group(group));
             }
             None => return Err(ClusterError::Stopped("the log's consumer ended".into())),
         };
@@ -166,10 +222,17 @@ async fn next_group(messages: &mut Ordered, applied: u64) -> Result<Vec<LogRecor
             .info()
             .map_err(|e| ClusterError::Stopped(e.to_string()))?
             .stream_sequence;
-        if seq != expected {
-            return Err(ClusterError::Stopped(format!(
-                "the log delivered record {seq} where {expected} was next"
-            )));
+        match place(seq, expected) {
+            Placement::Next => {}
+            Placement::Applied if group.is_empty() => return Ok(Next::Rewound(seq)),
+            // What came before it is applied first; the next call sees
+            // the consumer went back.
+            Placement::Applied => return Ok(Next::Group(group)),
+            Placement::Gap => {
+                return Err(ClusterError::Stopped(format!(
+                    "the log delivered record {seq} where {expected} was next"
+                )));
+            }
         }
         let record = LogRecord::decode(&message.payload)
             .map_err(|e| ClusterError::Record(seq, e.to_string()))?;
@@ -177,7 +240,20 @@ async fn next_group(messages: &mut Ordered, applied: u64) -> Result<Vec<LogRecor
         group.push(record);
         expected = expected.saturating_add(1);
         if group.len() >= MAX_GROUP_RECORDS || bytes >= MAX_GROUP_BYTES {
-            return Ok(group);
+            return Ok(Next::Group(group));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Placement, place};
+
+    #[test]
+    fn a_record_is_the_next_one_applied_already_or_past_a_gap() {
+        assert_eq!(place(107, 107), Placement::Next);
+        assert_eq!(place(1, 107), Placement::Applied);
+        assert_eq!(place(106, 107), Placement::Applied);
+        assert_eq!(place(108, 107), Placement::Gap);
     }
 }

@@ -226,3 +226,55 @@ async fn a_node_seeded_from_a_backup_applies_the_log_after_it() {
     assert_eq!(dump(&a).await, dump(&c).await);
     assert!(c.verify().await.unwrap().is_ok());
 }
+
+/// async-nats makes an ordered consumer that failed before it delivered
+/// anything again from the log's first record, not from the record it was
+/// asked to start at: a restarted node whose consumer is deleted under it
+/// goes on from where it was, and applies nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_whose_consumer_is_deleted_goes_on_from_where_it_was() {
+    use futures_util::TryStreamExt;
+
+    let nats = NatsCluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&nats, dir.path(), "a").await;
+    let alice = User::new(6);
+    let phone = alice.device(1);
+    a.register_device(alice.certify(phone.id, 1)).await.unwrap();
+    for seq in 1..=3 {
+        a.append(vec![phone.envelope(seq, Scope::Private, b"before")])
+            .await
+            .unwrap();
+    }
+    a.close().await;
+    let a = node(&nats, dir.path(), "a").await;
+    let applied = a.applied();
+    assert!(applied >= 4, "{applied}");
+
+    let client = async_nats::connect(nats.urls().join(",")).await.unwrap();
+    let log = async_nats::jetstream::new(client)
+        .get_stream("CAIRN_LOG")
+        .await
+        .unwrap();
+    let consumers: Vec<String> = log.consumer_names().try_collect().await.unwrap();
+    assert!(!consumers.is_empty(), "the node follows the log");
+    for consumer in &consumers {
+        log.delete_consumer(consumer).await.unwrap();
+    }
+
+    let appended = tokio::time::timeout(
+        WAIT,
+        a.append(vec![phone.envelope(4, Scope::Private, b"after")]),
+    )
+    .await
+    .expect("the node still applies the log")
+    .unwrap();
+    assert!(
+        matches!(appended[..], [ItemOutcome::Stored { .. }]),
+        "{appended:?}"
+    );
+    assert_eq!(a.applied(), applied + 1, "nothing applied twice");
+    let stream = StreamId::new(alice.id, Scope::Private);
+    assert_eq!(a.stream_head(stream).await.unwrap(), 4);
+    assert!(a.verify().await.unwrap().is_ok());
+}
