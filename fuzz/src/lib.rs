@@ -232,14 +232,17 @@ impl Template {
         self.dir.path().to_owned()
     }
 
-    /// A copy of the empty store, opened without syncs and with a small
-    /// page cache.
+    /// A copy of the empty store, opened without syncs, with a small page
+    /// cache, and writing and reading on this thread: handing each request
+    /// to the writer thread or the blocking pool and back cost more than
+    /// the request.
     pub fn fresh_store(&self) -> RedbStore {
         let path = self.dir.path().join("run.redb");
         std::fs::copy(self.dir.path().join("template.redb"), &path).expect("a copy");
         let config = Config {
             durable: false,
             cache_bytes: 1 << 20,
+            inline: true,
             ..Config::default()
         };
         RedbStore::open_with(&path, config).expect("a store")

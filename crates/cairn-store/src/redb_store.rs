@@ -59,6 +59,14 @@ pub struct Config {
     pub size_limit: Arc<SizeLimit>,
     /// Faults to inject into the file's reads, writes and syncs (tests).
     pub faults: Option<Arc<Faults>>,
+    /// Run every write and read on the caller's thread, without the
+    /// writer thread or tokio's blocking pool (default false). Each call
+    /// then blocks its caller's thread for the whole commit or read, so
+    /// this is only for a caller that has nothing else to do meanwhile: a
+    /// fuzz target, where handing every request to another thread and back
+    /// costs more than the request. Writes still go through the same group
+    /// commit, one caller's queue at a time, and `max_wait` is ignored.
+    pub inline: bool,
 }
 
 /// Effects a slow listener may fall behind by before it is told it lagged.
@@ -81,12 +89,14 @@ impl Default for Config {
             quota: Quota::UNLIMITED,
             size_limit: Arc::default(),
             faults: None,
+            inline: false,
         }
     }
 }
 
 /// The relay's store in one redb file, written by one thread with group
-/// commit and read on tokio's blocking pool.
+/// commit and read on tokio's blocking pool (or, in [`Config::inline`]
+/// mode, written and read on the caller's thread).
 ///
 /// Dropping it stops the writer once queued requests are done; [`close`]
 /// also waits for that.
@@ -102,7 +112,8 @@ pub struct RedbStore {
     effects: broadcast::Sender<Effect>,
     counters: Arc<Counters>,
     latencies: Option<Arc<Mutex<Vec<u32>>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: Mutex<Engine>,
+    inline: bool,
     repaired: bool,
     log: LogId,
 }
@@ -139,10 +150,15 @@ impl RedbStore {
             counters: Arc::clone(&counters),
             latencies: latencies.clone(),
         };
-        let handle = std::thread::Builder::new()
-            .name("cairn-store-writer".into())
-            .spawn(move || writer.run())
-            .map_err(OpenError::Thread)?;
+        let engine = if config.inline {
+            Engine::Inline(Box::new(writer))
+        } else {
+            let handle = std::thread::Builder::new()
+                .name("cairn-store-writer".into())
+                .spawn(move || writer.run())
+                .map_err(OpenError::Thread)?;
+            Engine::Thread(Some(handle))
+        };
         Ok(Self {
             slot,
             path,
@@ -152,7 +168,8 @@ impl RedbStore {
             effects,
             counters,
             latencies,
-            writer: Mutex::new(Some(handle)),
+            writer: Mutex::new(engine),
+            inline: config.inline,
             repaired,
             log,
         })
@@ -184,7 +201,14 @@ impl RedbStore {
         if let Ok(mut requests) = self.requests.lock() {
             requests.take();
         }
-        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        let handle = self
+            .writer
+            .lock()
+            .ok()
+            .and_then(|mut engine| match &mut *engine {
+                Engine::Thread(handle) => handle.take(),
+                Engine::Inline(_) => None,
+            });
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
@@ -227,6 +251,7 @@ impl RedbStore {
             Some(sender) => sender.send(queued).map_err(|_| Submit::Closed)?,
             None => return Err(Submit::Closed),
         }
+        self.write_inline();
         match answer.await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(failure)) => Err(Submit::Failed(failure)),
@@ -262,31 +287,59 @@ impl RedbStore {
             .map_err(Submit::into_write)
     }
 
-    /// Runs a read on the blocking pool with the database. A read that
-    /// meets an I/O failure has the file opened again and is tried once
-    /// more (a failed write elsewhere leaves the handle refusing
-    /// everything until then).
+    /// In inline mode, commits what is queued on this thread; otherwise
+    /// the writer thread does.
+    fn write_inline(&self) {
+        if let Ok(engine) = self.writer.lock()
+            && let Engine::Inline(writer) = &*engine
+        {
+            writer.drain();
+        }
+    }
+
+    /// Runs a read with the database: on the blocking pool, or on this
+    /// thread in inline mode.
     async fn read<R, F>(&self, read: F) -> Result<R, ReadError>
     where
         R: Send + 'static,
         F: Fn(&Database) -> Result<R, ReadError> + Send + 'static,
     {
         let slot = Arc::clone(&self.slot);
-        tokio::task::spawn_blocking(move || {
-            let (db, generation) = slot.get()?;
-            match read(&db) {
-                Err(ReadError::Backend(e)) if classify(&e) != Failure::Other => {
-                    drop(db);
-                    slot.reopen(generation)
-                        .map_err(|open| ReadError::Backend(BackendError::new(open)))?;
-                    let (db, _) = slot.get()?;
-                    read(&db)
-                }
-                outcome => outcome,
-            }
-        })
-        .await
-        .map_err(|e| ReadError::Task(e.to_string()))?
+        if self.inline {
+            return read_once_reopened(&slot, read);
+        }
+        tokio::task::spawn_blocking(move || read_once_reopened(&slot, read))
+            .await
+            .map_err(|e| ReadError::Task(e.to_string()))?
+    }
+}
+
+/// Who runs the writer.
+#[derive(Debug)]
+enum Engine {
+    /// Its own thread, until the store closes.
+    Thread(Option<JoinHandle<()>>),
+    /// Each caller, on its own thread ([`Config::inline`]).
+    Inline(Box<Writer>),
+}
+
+/// Runs `read`. A read that meets an I/O failure has the file opened
+/// again and is tried once more (a failed write elsewhere leaves the
+/// handle refusing everything until then).
+fn read_once_reopened<R>(
+    slot: &DbSlot,
+    read: impl Fn(&Database) -> Result<R, ReadError>,
+) -> Result<R, ReadError> {
+    let (db, generation) = slot.get()?;
+    match read(&db) {
+        Err(ReadError::Backend(e)) if classify(&e) != Failure::Other => {
+            drop(db);
+            slot.reopen(generation)
+                .map_err(|open| ReadError::Backend(BackendError::new(open)))?;
+            let (db, _) = slot.get()?;
+            read(&db)
+        }
+        outcome => outcome,
     }
 }
 
@@ -542,7 +595,11 @@ fn limits(config: &Config) -> GroupLimits {
         max_batch_envelopes: config.max_batch_envelopes.max(1),
         max_batch_bytes: config.max_batch_bytes.max(1),
         quota: config.quota,
-        max_wait: config.max_wait,
+        max_wait: if config.inline {
+            Duration::ZERO
+        } else {
+            config.max_wait
+        },
         durable: config.durable,
     }
 }

@@ -179,6 +179,26 @@ impl Writer {
         }
     }
 
+    /// Commits what is queued now, in groups as [`run`](Self::run) would,
+    /// on the caller's thread, and returns once the queue is empty: the
+    /// store's inline mode, where each caller runs the writer for itself
+    /// (its `max_wait` is zero: nobody else could fill the queue).
+    pub fn drain(&self) {
+        let mut carry = None;
+        loop {
+            let first = match carry.take() {
+                Some(first) => first,
+                None => match self.requests.try_recv() {
+                    Ok(first) => first,
+                    Err(_) => return,
+                },
+            };
+            let (group, next) = self.collect(first);
+            carry = next;
+            self.commit(group);
+        }
+    }
+
     /// Gathers a group after `first`; returns a request that did not fit.
     fn collect(&self, first: Queued) -> (Vec<Queued>, Option<Queued>) {
         let deadline = Instant::now() + self.limits.max_wait;

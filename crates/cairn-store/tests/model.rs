@@ -311,7 +311,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn run(ops: Vec<Op>) {
-    let (_dir, store) = temp_store(fast());
+    run_with(ops, fast());
+}
+
+fn run_with(ops: Vec<Op>, config: cairn_store::Config) {
+    let (_dir, store) = temp_store(config);
     runtime().block_on(async {
         run_on(&store, ops).await;
         store.close().await;
@@ -464,6 +468,13 @@ proptest! {
     #[test]
     fn store_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
         run(ops);
+    }
+
+    /// The same property on a store that writes and reads on the caller's
+    /// thread (`Config::inline`, the fuzz targets' store).
+    #[test]
+    fn an_inline_store_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        run_with(ops, cairn_store::Config { inline: true, ..fast() });
     }
 }
 
