@@ -18,6 +18,7 @@ pub mod limits;
 pub mod scope;
 pub mod signing;
 pub mod statements;
+mod verify_memo;
 
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, TooLong};
 pub use codec::DecodeError;

@@ -8,6 +8,7 @@
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 use crate::ids::Signature;
+use crate::verify_memo::remembered;
 
 /// Domain of envelope signatures (made by the author's device key).
 pub const DOMAIN_ENVELOPE: &str = "cairn/envelope/v1";
@@ -51,7 +52,9 @@ pub fn verify(
     body: &[u8],
     signature: &Signature,
 ) -> Result<(), BadSignature> {
-    PublicKey::from_bytes(signer)?.verify(domain, body, signature)
+    remembered(signer, domain, body, signature, || {
+        PublicKey::from_bytes(signer)?.verify_now(domain, body, signature)
+    })
 }
 
 /// An ed25519 public key, decoded (decompressed) once, for checking many
@@ -76,6 +79,17 @@ impl PublicKey {
     /// Verifies a signature by this key over `body` under `domain`, with
     /// the strict checks [`verify`] makes.
     pub fn verify(
+        &self,
+        domain: &str,
+        body: &[u8],
+        signature: &Signature,
+    ) -> Result<(), BadSignature> {
+        remembered(self.as_bytes(), domain, body, signature, || {
+            self.verify_now(domain, body, signature)
+        })
+    }
+
+    fn verify_now(
         &self,
         domain: &str,
         body: &[u8],
