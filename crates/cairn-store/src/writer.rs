@@ -164,19 +164,7 @@ pub struct Writer {
 impl Writer {
     /// Runs until every sender is gone, then returns.
     pub fn run(self) {
-        let mut carry = None;
-        loop {
-            let first = match carry.take() {
-                Some(first) => first,
-                None => match self.requests.recv() {
-                    Ok(first) => first,
-                    Err(_) => return,
-                },
-            };
-            let (group, next) = self.collect(first);
-            carry = next;
-            self.commit(group);
-        }
+        self.commit_while(|| self.requests.recv().ok());
     }
 
     /// Commits what is queued now, in groups as [`run`](Self::run) would,
@@ -184,17 +172,16 @@ impl Writer {
     /// store's inline mode, where each caller runs the writer for itself
     /// (its `max_wait` is zero: nobody else could fill the queue).
     pub fn drain(&self) {
+        self.commit_while(|| self.requests.try_recv().ok());
+    }
+
+    /// Commits groups, each starting with what `next` gives or with the
+    /// request the last group had no room for, until `next` gives nothing.
+    fn commit_while(&self, mut next: impl FnMut() -> Option<Queued>) {
         let mut carry = None;
-        loop {
-            let first = match carry.take() {
-                Some(first) => first,
-                None => match self.requests.try_recv() {
-                    Ok(first) => first,
-                    Err(_) => return,
-                },
-            };
-            let (group, next) = self.collect(first);
-            carry = next;
+        while let Some(first) = carry.take().or_else(&mut next) {
+            let (group, left) = self.collect(first);
+            carry = left;
             self.commit(group);
         }
     }
