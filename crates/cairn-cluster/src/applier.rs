@@ -81,9 +81,11 @@ impl Applier {
                 Ok(answers) => answers,
                 Err(e) => return e,
             };
-            self.answer(&group, answers);
+            // The watermark moves before anyone is answered: a caller that
+            // has its answer finds `applied` covering its record.
             applied = last;
             self.applied.send_replace(last);
+            self.answer(&group, answers);
         }
     }
 
