@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::run;
 
 mod ledger;
+pub mod uninstrumented;
 
 /// Every fuzz target in `fuzz/fuzz_targets/`: every parser of foreign
 /// bytes (wire frames, envelopes, statements, ids; records and their
@@ -175,7 +176,14 @@ fn minimise(target: &str, options: &Options) -> Result<usize> {
     let mut args = vec!["+nightly", "fuzz", "cmin", "--fuzz-dir", "fuzz"];
     args.extend(build_flags(options, "fuzz/"));
     args.extend([target, &corpus]);
-    run::step(&format!("minimise the {target} corpus"), "cargo", &args)?;
+    let env = uninstrumented::environment()?;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run::step_with_env(
+        &format!("minimise the {target} corpus"),
+        "cargo",
+        &args,
+        &env,
+    )?;
     Ok(fs::read_dir(run::root().join(&corpus))?.count())
 }
 
@@ -233,6 +241,7 @@ fn fuzz_target(target: &str, options: &Options) -> Result<Stats> {
             "-max_len=70000",
             "-print_final_stats=1",
         ])
+        .envs(uninstrumented::environment()?)
         .current_dir(run::root().join("fuzz"))
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())

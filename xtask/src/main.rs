@@ -8,6 +8,8 @@
 //!   targets (nightly + cargo-fuzz, installed when missing) over their
 //!   stored corpora, seeded from the spec vectors; a campaign minimises the
 //!   corpora afterwards, and `--runs` stops each target after N executions.
+//!   Fuzz builds run rustc through `xtask` itself, which leaves redb
+//!   without coverage instrumentation (`fuzz/uninstrumented.rs`).
 //! - `bench`: run the benchmarks and print their ratios.
 //! - `nats-server`: install the pinned nats-server the cluster tests run
 //!   into `.tools/` (`ci` does it first).
@@ -26,6 +28,10 @@ mod tools;
 use anyhow::{Result, bail};
 
 fn main() -> Result<()> {
+    if std::env::var_os(fuzz::uninstrumented::MARK).is_some() {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        std::process::exit(fuzz::uninstrumented::rustc(&args)?);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((task, rest)) = args.split_first() else {
         bail!("usage: cargo xtask <ci|vectors|fuzz|bench|kills|nats-server> [options]");

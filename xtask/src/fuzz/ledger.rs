@@ -21,7 +21,9 @@ run itself. Each run starts from the target's stored corpus under
 `fuzz/corpus/`, so consecutive runs of a target continue one campaign:
 its executions are the sum of its rows. `edges` and `features` are
 libFuzzer's coverage at the end of the run. `build` says whether the
-target ran under AddressSanitizer.
+target ran under AddressSanitizer, and whether redb was left without
+coverage instrumentation (`xtask/src/fuzz/uninstrumented.rs`), so that
+its edges and features count every crate but redb.
 
 | date (UTC) | target | executions | seconds | executions/s | edges | features | build |
 |---|---|---:|---:|---:|---:|---:|---|
@@ -38,7 +40,8 @@ pub fn record(target: &str, stats: &Stats, no_sanitizer: bool) -> Result<u64> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => HEADER.to_owned(),
         Err(e) => return Err(e).with_context(|| format!("reading {PATH}")),
     };
-    let build = if no_sanitizer { "no sanitizer" } else { "ASan" };
+    let sanitizer = if no_sanitizer { "no sanitizer" } else { "ASan" };
+    let build = format!("{sanitizer}, redb uninstrumented");
     text.push_str(&format!(
         "| {} | {target} | {} | {} | {} | {} | {} | {build} |\n",
         today()?,
