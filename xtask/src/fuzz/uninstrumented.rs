@@ -14,7 +14,9 @@
 //! cargo-fuzz sets the coverage flags for every crate through RUSTFLAGS,
 //! and cargo's per-package `rustflags` can only add flags before them, so
 //! the build runs rustc through this program (`RUSTC_WRAPPER`), which
-//! drops those flags for the crates named in [`UNINSTRUMENTED`].
+//! drops those flags for the crates named in [`UNINSTRUMENTED`]. A
+//! `RUSTC_WRAPPER` of the user's own (sccache, say) is not used for fuzz
+//! builds.
 
 use std::ffi::OsString;
 use std::process::Command;
